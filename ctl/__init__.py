@@ -1,0 +1,22 @@
+"""ctl: a daemonless container manager for Linux servers.
+
+``ctl.Client`` is the Python API under the CLI; it is imported lazily so that
+``import ctl`` stays cheap for the CLI's own start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ctl.client import Client
+
+__all__ = ["Client"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from ctl.client import Client
+
+        return Client
+    raise AttributeError(f"module 'ctl' has no attribute {name!r}")

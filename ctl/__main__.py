@@ -1,0 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
+from ctl.main import main
+
+main()

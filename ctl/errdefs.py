@@ -1,0 +1,55 @@
+"""Error classes shared by every layer of ctl.
+
+They follow containerd's errdefs: a closed set of kinds that callers branch on
+with ``except NotFound:``, never by matching message text. Raise them with the
+object in the message (``NotFound(f"image {name!r}")``) and chain the cause
+(``raise ... from err``). The CLI boundary (``ctl.main.cli``) turns any of them
+into one ``ctl: <message>`` line and exit code 125.
+"""
+
+from __future__ import annotations
+
+
+class CtlError(Exception):
+    """CtlError is the base of every error ctl reports to a user."""
+
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class NotFound(CtlError):
+    """NotFound means the named object does not exist."""
+
+
+class AlreadyExists(CtlError):
+    """AlreadyExists means an object with that name or key exists already."""
+
+
+class InvalidArgument(CtlError):
+    """InvalidArgument means the input is malformed; nothing was changed."""
+
+
+class FailedPrecondition(CtlError):
+    """FailedPrecondition means the state does not allow the operation."""
+
+
+class Unavailable(CtlError):
+    """Unavailable means a resource is busy or unreachable; trying again may work."""
+
+
+class Unimplemented(CtlError):
+    """Unimplemented means the operation is not supported here."""
+
+
+class DataCorrupted(CtlError):
+    """DataCorrupted means stored or received bytes do not match their digest."""
+
+
+# Exit codes, as docker and podman use them (SPEC §4).
+EXIT_CTL_FAILURE = 125
+EXIT_CANNOT_INVOKE = 126
+EXIT_COMMAND_NOT_FOUND = 127

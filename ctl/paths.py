@@ -1,0 +1,95 @@
+"""Paths derives every location under the ctl root from one place.
+
+The layout (version 1). Update this drawing, and the README's copy of it, when
+the layout changes::
+
+    <root>/                          mode 0700
+      version                        layout version ("1")
+      content/                       shared by all namespaces, as in containerd
+        blobs/sha256/<hex>           committed blobs, read-only (0444)
+        ingest/<sha256(ref)>/        one in-progress write per ref
+          ref  total  data  startedat  lock
+        labels/sha256/<hex>.json     labels of a blob (absent = none)
+      namespaces/<ns>/
+        images/<sha256(name)>.json   image record: name, target descriptor, labels
+        leases/<id>.json             content a running operation holds against GC
+        containers/<id>.json         container record (issue 4)
+        tasks/<id>/                  task state (issue 4)
+      snapshots/<snapshotter>/       each snapshotter's own store (issue 3)
+      certs.d/<host:port>/ca.crt     a registry's own CA
+      locks/                         lock files for multi-step changes
+
+Nothing else joins paths under the root by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctl import identifiers
+
+LAYOUT_VERSION = "1"
+DEFAULT_ROOT = "/var/lib/ctl"
+DEFAULT_NAMESPACE = "default"
+
+
+def ref_key(ref: str) -> str:
+    """ref_key maps an arbitrary string to a fixed-length safe file name."""
+    return hashlib.sha256(ref.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Paths holds the root and derives each sub-directory from it."""
+
+    root: Path
+
+    @property
+    def version_file(self) -> Path:
+        return self.root / "version"
+
+    @property
+    def content(self) -> Path:
+        return self.root / "content"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def namespaces(self) -> Path:
+        return self.root / "namespaces"
+
+    def namespace(self, namespace: str) -> Path:
+        return self.namespaces / identifiers.validate("namespace", namespace)
+
+    def images(self, namespace: str) -> Path:
+        return self.namespace(namespace) / "images"
+
+    def leases(self, namespace: str) -> Path:
+        return self.namespace(namespace) / "leases"
+
+    def containers(self, namespace: str) -> Path:
+        return self.namespace(namespace) / "containers"
+
+    def tasks(self, namespace: str) -> Path:
+        return self.namespace(namespace) / "tasks"
+
+    def snapshotter(self, name: str) -> Path:
+        return self.root / "snapshots" / identifiers.validate("snapshotter", name)
+
+    def registry_certs(self, host: str) -> Path:
+        return self.root / "certs.d" / host
+
+    def ensure(self) -> None:
+        """ensure creates the root (0700) and writes the layout version once."""
+        if self.version_file.exists():
+            return
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        from ctl.fsutil import atomic_write
+
+        atomic_write(self.version_file, LAYOUT_VERSION.encode())
