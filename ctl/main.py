@@ -158,6 +158,9 @@ def cli(argv: list[str] | None = None) -> int:
         hint = f" ({err.hint})" if err.hint else ""
         sys.stderr.write(f"ctl: {err}{hint}\n")
         return EXIT_CTL_FAILURE
+    except SystemExit as exit_:
+        # argparse's --help and argcomplete end this way; keep cli() returning.
+        return exit_.code if isinstance(exit_.code, int) else 0
     except KeyboardInterrupt:
         sys.stderr.write("ctl: interrupted\n")
         return 130

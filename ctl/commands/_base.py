@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ctl.errdefs import InvalidArgument
@@ -20,7 +21,12 @@ class Parser(argparse.ArgumentParser):
     """Parser reports bad usage as an InvalidArgument (one line, exit 125)."""
 
     def error(self, message: str) -> NoReturn:
-        raise InvalidArgument(f"{self.prog}: {message}", hint=f"see '{self.prog} --help'")
+        choice = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if choice:
+            message = f"{choice.group(1)!r} is not a {self.prog} command"
+        command = self.prog.removeprefix("ctl").strip()
+        where = f"{command}: " if command else ""
+        raise InvalidArgument(f"{where}{message}", hint=f"see '{self.prog} --help'")
 
 
 def add_command(

@@ -1,0 +1,294 @@
+"""The Python API under the CLI, after containerd's Go client.
+
+    client = ctl.Client(root="/var/lib/ctl", namespace="default")
+    image = client.pull("busybox")
+    for image in client.list_images(): ...
+
+Each call is a short operation over the state on disk; there is no daemon.
+Stores are built lazily, so a call touches only what it uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from ctl import fsutil
+from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ctl.images import Image
+from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
+
+if TYPE_CHECKING:
+    from ctl.content.local import LocalStore
+    from ctl.images.store import LocalImageStore
+    from ctl.images.summary import ImageSummary
+    from ctl.oci import Platform
+    from ctl.progress import Progress
+    from ctl.reference import Reference
+    from ctl.remotes.registry import Registry
+
+# A pull waits this long for a running prune to finish, and a prune for pulls.
+GC_LOCK_TIMEOUT = 600.0
+DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
+
+
+class Client:
+    """Client is one namespace of one ctl root."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = DEFAULT_ROOT,
+        namespace: str = DEFAULT_NAMESPACE,
+        snapshotter: str | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.paths = Paths(Path(root).absolute())
+        self.paths.namespace(namespace)  # validates the name before any use
+        self.namespace = namespace
+        self.snapshotter_name = snapshotter
+        self.debug = debug
+
+    # Stores.
+
+    @cached_property
+    def content(self) -> LocalStore:
+        from ctl.content.local import LocalStore
+
+        self.paths.ensure()
+        return LocalStore(self.paths.content)
+
+    @cached_property
+    def images(self) -> LocalImageStore:
+        from ctl.images.store import LocalImageStore
+
+        self.paths.ensure()
+        return LocalImageStore(
+            self.paths.images(self.namespace),
+            self.paths.locks / f"images-{self.namespace}.lock",
+        )
+
+    def lease(self) -> contextlib.AbstractContextManager[Any]:
+        """lease protects content being written from a concurrent prune.
+
+        Every writer holds the GC lock shared; prune takes it exclusively, so
+        it never sweeps a blob whose image record is not written yet. The
+        kernel drops the lock when its holder dies, so a killed pull leaves
+        no lease behind.
+        """
+        return fsutil.FileLock(
+            self.paths.locks / "gc.lock", shared=True, timeout=GC_LOCK_TIMEOUT, what="gc"
+        )
+
+    # Images.
+
+    def registry(self, ref: Reference, insecure: bool = False) -> Registry:
+        from ctl.remotes.auth import DockerCredentials
+        from ctl.remotes.registry import Registry
+
+        return Registry(
+            ref.domain,
+            insecure=insecure,
+            certs_dirs=(self.paths.root / "certs.d", DOCKER_CERTS_DIR),
+            credentials=DockerCredentials(),
+        )
+
+    def fetch(
+        self,
+        ref: str,
+        *,
+        platform: Platform | None = None,
+        insecure: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[Reference, Any]:
+        """fetch copies an image's content into the store without naming it."""
+        from ctl.images.pull import Fetcher
+        from ctl.progress import NoProgress
+        from ctl.reference import host_platform, parse
+
+        parsed = parse(ref)
+        progress = progress or NoProgress()
+        with self.lease():
+            fetcher = Fetcher(
+                self.content,
+                self.registry(parsed, insecure),
+                parsed,
+                platform or host_platform(),
+                progress,
+            )
+            try:
+                target = fetcher.fetch()
+            finally:
+                progress.close()
+        return parsed, target
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        platform: Platform | None = None,
+        insecure: bool = False,
+        progress: Progress | None = None,
+    ) -> Image:
+        """pull fetches an image and records it under its normalised name."""
+        with self.lease():
+            parsed, target = self.fetch(
+                ref, platform=platform, insecure=insecure, progress=progress
+            )
+            return self._put_image(str(parsed), target)
+
+    def _put_image(self, name: str, target: Any) -> Image:
+        try:
+            return self.images.create(Image(name=name, target=target))
+        except AlreadyExists:
+            return self.images.update(Image(name=name, target=target), ["target"])
+
+    def push(self, ref: str, *, insecure: bool = False, progress: Progress | None = None) -> Any:
+        """push uploads an image's content and manifest to its registry."""
+        from ctl.images.push import push_image
+        from ctl.progress import NoProgress
+        from ctl.reference import host_platform, parse
+
+        parsed = parse(ref)
+        image = self.get_image(ref)
+        return push_image(
+            self.content,
+            self.registry(parsed, insecure),
+            parsed,
+            image.target,
+            host_platform(),
+            progress or NoProgress(),
+        )
+
+    def get_image(self, ref: str) -> Image:
+        """get_image finds an image by name, by short name, or by a unique ID prefix."""
+        from ctl.reference import parse
+
+        try:
+            name = str(parse(ref))
+        except InvalidArgument:
+            name = None
+        if name is not None:
+            with contextlib.suppress(NotFound):
+                return self.images.get(name)
+        matches = self._images_by_id(ref)
+        if len(matches) == 1 or (matches and len({m.target.digest for m in matches}) == 1):
+            return matches[0]
+        if matches:
+            raise FailedPrecondition(f"image ID {ref!r} is ambiguous: it matches several images")
+        raise NotFound(f"image {name or ref!r}: not found")
+
+    def _images_by_id(self, prefix: str) -> list[Image]:
+        hex_prefix = prefix.removeprefix("sha256:")
+        if len(hex_prefix) < 3 or not all(c in "0123456789abcdef" for c in hex_prefix):
+            return []
+        out = []
+        for image in self.images.list():
+            summary = self.summarize(image)
+            if summary.id.removeprefix("sha256:").startswith(hex_prefix) or (
+                image.target.digest.removeprefix("sha256:").startswith(hex_prefix)
+            ):
+                out.append(image)
+        return out
+
+    def list_images(self) -> list[Image]:
+        return sorted(self.images.list(), key=lambda i: i.name)
+
+    def summarize(self, image: Image) -> ImageSummary:
+        """summarize reads what listings show of an image: ID, created, size, platform."""
+        from ctl.images.summary import summarize
+        from ctl.reference import host_platform
+
+        return summarize(self.content, image, host_platform())
+
+    def tag(self, source: str, target: str) -> Image:
+        """tag makes ``target`` name the same content as ``source``."""
+        from ctl.reference import parse
+
+        image = self.get_image(source)
+        name = str(parse(target))
+        return self._put_image(name, image.target)
+
+    def remove_image(self, ref: str, *, force: bool = False) -> list[str]:
+        """remove_image deletes image records; returns the names removed.
+
+        A reference by ID that several names share needs ``force``. The content
+        stays until ``prune`` collects what nothing references.
+        """
+        from ctl.reference import parse
+
+        with contextlib.suppress(InvalidArgument):
+            name = str(parse(ref))
+            with contextlib.suppress(NotFound):
+                self.images.delete(name)
+                return [name]
+        matches = self._images_by_id(ref)
+        if not matches:
+            raise NotFound(f"image {ref!r}: not found")
+        if len(matches) > 1 and not force:
+            names = ", ".join(m.name for m in matches)
+            raise FailedPrecondition(
+                f"image {ref!r} is referenced by several names ({names})",
+                hint="remove them by name, or use -f",
+            )
+        for image in matches:
+            self.images.delete(image.name)
+        return [m.name for m in matches]
+
+    def save(self, refs: list[str], out: BinaryIO) -> None:
+        """save writes the images as one OCI archive (with docker's manifest.json)."""
+        from ctl.images.archive import export_archive
+        from ctl.reference import host_platform
+
+        images = [self.get_image(ref) for ref in refs]
+        export_archive(self.content, images, host_platform(), out)
+
+    def load(self, source: BinaryIO) -> list[Image]:
+        """load reads an OCI layout tar or a docker save tar, verifying every blob."""
+        from ctl.images.archive import import_archive
+
+        with self.lease():
+            loaded = import_archive(self.content, source)
+            return [self._put_image(name, target) for name, target in loaded]
+
+    # Namespaces.
+
+    def list_namespaces(self) -> list[str]:
+        try:
+            return sorted(e for e in os.listdir(self.paths.namespaces) if not e.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def create_namespace(self, name: str) -> None:
+        path = self.paths.namespace(name)
+        self.paths.ensure()
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o755)
+        except FileExistsError:
+            raise AlreadyExists(f"namespace {name!r}: already exists") from None
+
+    def remove_namespace(self, name: str) -> None:
+        """remove_namespace removes a namespace that holds nothing, as containerd does."""
+        import shutil
+
+        path = self.paths.namespace(name)
+        if not path.is_dir():
+            raise NotFound(f"namespace {name!r}: not found")
+        with fsutil.FileLock(self.paths.locks / f"images-{name}.lock", what="the image store"):
+            for kind in ("images", "containers"):
+                entries = [e for e in _listdir(path / kind) if not e.startswith(".")]
+                if entries:
+                    raise FailedPrecondition(
+                        f"namespace {name!r} is not empty: it has {len(entries)} {kind}"
+                    )
+            shutil.rmtree(path)
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []

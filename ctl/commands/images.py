@@ -1,0 +1,321 @@
+"""Image commands: pull, push, images, rmi, tag, image inspect|history, save, load."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ctl.commands._base import add_command, add_format, add_group
+from ctl.errdefs import CtlError, InvalidArgument
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ctl.commands._base import SubParsers
+    from ctl.images.summary import ImageSummary
+    from ctl.main import Context
+
+
+def register(subparsers: SubParsers) -> None:
+    pull = add_command(subparsers, "pull", _pull, "Pull an image from a registry")
+    _pull_flags(pull)
+    push = add_command(subparsers, "push", _push, "Push an image to a registry")
+    _push_flags(push)
+    _images_flags(add_command(subparsers, "images", _images, "List images"))
+    _rmi_flags(add_command(subparsers, "rmi", _rmi, "Remove one or more images"))
+    _tag_flags(add_command(subparsers, "tag", _tag, "Create a tag DST that refers to SRC"))
+    _save_flags(add_command(subparsers, "save", _save, "Save images to an OCI archive"))
+    _load_flags(add_command(subparsers, "load", _load, "Load images from an archive"))
+
+    group = add_group(subparsers, "image", "Manage images")
+    _inspect_flags(add_command(group, "inspect", _inspect, "Show images as JSON"))
+    history = add_command(group, "history", _history, "Show the layers of an image")
+    history.add_argument("ref", metavar="REF")
+    add_format(history, quiet=True)
+    history.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    _images_flags(add_command(group, "ls", _images, "List images", aliases=("list",)))
+    _rmi_flags(add_command(group, "rm", _rmi, "Remove images", aliases=("remove",)))
+    _pull_flags(add_command(group, "pull", _pull, "Pull an image from a registry"))
+    _push_flags(add_command(group, "push", _push, "Push an image to a registry"))
+    _tag_flags(add_command(group, "tag", _tag, "Create a tag DST that refers to SRC"))
+    _save_flags(add_command(group, "save", _save, "Save images to an OCI archive"))
+    _load_flags(add_command(group, "load", _load, "Load images from an archive"))
+
+
+def _pull_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ref", metavar="REF", help="image reference, e.g. busybox or host/repo:tag")
+    parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
+    parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
+
+
+def _push_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ref", metavar="REF")
+    parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+
+
+def _images_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="filter")
+    add_format(parser)
+    parser.add_argument("--digests", action="store_true", help="show digests")
+    parser.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
+
+
+def _rmi_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("refs", nargs="+", metavar="REF")
+    parser.add_argument("-f", "--force", action="store_true", help="remove every name of an ID")
+
+
+def _tag_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SRC")
+    parser.add_argument("target", metavar="DST")
+
+
+def _save_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("refs", nargs="+", metavar="REF")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default stdout)")
+
+
+def _load_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--input", metavar="FILE", default="-", help="archive (- = stdin)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only image names")
+
+
+def _inspect_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("refs", nargs="+", metavar="REF")
+
+
+# Handlers.
+
+
+def _platform(text: str | None) -> Any:
+    if not text:
+        return None
+    from ctl.reference import parse_platform
+
+    return parse_platform(text)
+
+
+def _pull(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.progress import for_stream
+
+    platform = _platform(args.platform)
+    image = ctx.client.pull(
+        args.ref,
+        platform=platform,
+        insecure=args.insecure,
+        progress=for_stream(args.quiet),
+    )
+    if args.quiet:
+        print(image.target.digest)
+    else:
+        print(f"Digest: {image.target.digest}")
+        print(image.name)
+    return 0
+
+
+def _push(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.progress import for_stream
+
+    pushed = ctx.client.push(args.ref, insecure=args.insecure, progress=for_stream(args.quiet))
+    print(pushed.digest if args.quiet else f"Digest: {pushed.digest}")
+    return 0
+
+
+def _split_name(name: str) -> tuple[str, str, str]:
+    """_split_name gives the REPOSITORY, TAG and digest columns of an image name."""
+    if name.startswith("sha256:"):
+        return "<none>", "<none>", name
+    from ctl.reference import parse
+
+    ref = parse(name)
+    return ref.name, ref.tag or "<none>", ref.digest or ""
+
+
+def _short_id(digest: str, no_trunc: bool) -> str:
+    return digest if no_trunc else digest.removeprefix("sha256:")[:12]
+
+
+def _image_row(summary: ImageSummary, no_trunc: bool) -> dict[str, Any]:
+    from ctl.progress import human_size
+    from ctl.timefmt import ago, parse_rfc3339
+
+    repo, tag, digest = _split_name(summary.image.name)
+    created = parse_rfc3339(summary.created)
+    return {
+        "Repository": repo,
+        "Tag": tag,
+        "ID": _short_id(summary.id, no_trunc),
+        "Digest": digest or summary.image.target.digest,
+        "CreatedAt": summary.created,
+        "CreatedSince": ago(created),
+        "Size": human_size(summary.size),
+        "Platform": summary.platform,
+        "Name": summary.image.name,
+    }
+
+
+def _images(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import check_format, print_ids, print_listing
+
+    fmt = check_format(args.format)
+    client = ctx.client
+    images = client.list_images()
+    if args.repository:
+        images = [i for i in images if _matches(i.name, args.repository)]
+    summaries = [client.summarize(i) for i in images]
+    if args.quiet:
+        print_ids(dict.fromkeys(_short_id(s.id, args.no_trunc) for s in summaries))
+        return 0
+    rows = [_image_row(s, args.no_trunc) for s in summaries]
+    headers = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
+    columns = ["Repository", "Tag", "ID", "CreatedSince", "Size"]
+    if args.digests:
+        headers.insert(2, "DIGEST")
+        columns.insert(2, "Digest")
+    print_listing(fmt, headers, rows, columns=columns)
+    return 0
+
+
+def _matches(name: str, pattern: str) -> bool:
+    from ctl.reference import parse
+
+    if name.startswith("sha256:"):
+        return False
+    try:
+        want = parse(pattern)
+    except CtlError:
+        return False
+    have = parse(name)
+    if have.name != want.name:
+        return False
+    return ":" not in pattern.rsplit("/", 1)[-1] or have.tag == want.tag
+
+
+def _rmi(args: argparse.Namespace, ctx: Context) -> int:
+    failed = None
+    for ref in args.refs:
+        try:
+            for name in ctx.client.remove_image(ref, force=args.force):
+                print(f"Untagged: {name}")
+        except CtlError as err:
+            if len(args.refs) == 1:
+                raise
+            sys.stderr.write(f"ctl: {err}\n")
+            failed = err
+    if failed is not None:
+        return 125
+    return 0
+
+
+def _tag(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.client.tag(args.source, args.target)
+    return 0
+
+
+def _save(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
+    from ctl import fsutil
+
+    if args.output in (None, "-"):
+        if sys.stdout.isatty():
+            raise InvalidArgument("refusing to write an archive to a terminal: use -o FILE")
+        sys.stdout.flush()
+        ctx.client.save(args.refs, sys.stdout.buffer)
+        return 0
+    with fsutil.atomic_file(Path(args.output)) as out:
+        ctx.client.save(args.refs, out)
+    return 0
+
+
+def _load(args: argparse.Namespace, ctx: Context) -> int:
+    if args.input == "-":
+        if sys.stdin.isatty():
+            raise InvalidArgument("no archive on stdin: use -i FILE or pipe one in")
+        images = ctx.client.load(sys.stdin.buffer)
+    else:
+        try:
+            source = open(args.input, "rb")  # noqa: SIM115 - closed below
+        except OSError as err:
+            raise InvalidArgument(f"load: cannot open {args.input}: {err.strerror}") from err
+        with source:
+            images = ctx.client.load(source)
+    for image in images:
+        print(image.name if args.quiet else f"Loaded image: {image.name}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import print_json
+
+    client = ctx.client
+    print_json([_inspect_doc(client.summarize(client.get_image(ref))) for ref in args.refs])
+    return 0
+
+
+def _inspect_doc(summary: ImageSummary) -> dict[str, Any]:
+    image = summary.image
+    repo, tag, _ = _split_name(image.name)
+    config = summary.config
+    return {
+        "Id": summary.id,
+        "Name": image.name,
+        "RepoTags": [f"{repo}:{tag}"] if tag != "<none>" else [],
+        "RepoDigests": [f"{repo}@{image.target.digest}"] if repo != "<none>" else [],
+        "Created": summary.created,
+        "Architecture": config.get("architecture", ""),
+        "Os": config.get("os", ""),
+        "Variant": config.get("variant", ""),
+        "Size": summary.size,
+        "Author": config.get("author", ""),
+        "Config": config.get("config", {}),
+        "RootFS": config.get("rootfs", {}),
+        "History": config.get("history", []),
+        "Target": image.target.to_json(),
+        "Manifest": summary.manifest.descriptor.to_json() if summary.manifest else None,
+        "Labels": image.labels,
+    }
+
+
+def _history(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import check_format, print_ids, print_listing
+    from ctl.progress import human_size
+    from ctl.timefmt import ago, parse_rfc3339
+
+    fmt = check_format(args.format)
+    client = ctx.client
+    summary = client.summarize(client.get_image(args.ref))
+    layers = list(summary.manifest.layers) if summary.manifest else []
+    rows = []
+    index = len(layers)
+    for entry in reversed(summary.config.get("history") or []):
+        empty = bool(entry.get("empty_layer"))
+        size = 0
+        if not empty and index > 0:
+            index -= 1
+            size = layers[index].size
+        created_by = str(entry.get("created_by", ""))
+        if not args.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append(
+            {
+                "ID": _short_id(summary.id, args.no_trunc) if not rows else "<missing>",
+                "CreatedAt": entry.get("created", ""),
+                "CreatedSince": ago(parse_rfc3339(str(entry.get("created", "")))),
+                "CreatedBy": created_by,
+                "Size": human_size(size),
+                "Comment": entry.get("comment", ""),
+            }
+        )
+    if args.quiet:
+        print_ids(r["ID"] for r in rows)
+        return 0
+    print_listing(
+        fmt,
+        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        rows,
+        columns=["ID", "CreatedSince", "CreatedBy", "Size", "Comment"],
+    )
+    return 0

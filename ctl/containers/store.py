@@ -1,0 +1,138 @@
+"""The on-disk container store: ``<dir>/<id>.json`` records and a ``names/`` index."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ctl import fsutil
+from ctl.containers import Container
+from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+_ID = re.compile(r"[0-9a-f]{64}")
+# docker's rule for container names.
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+UPDATABLE = ("labels", "spec", "config", "snapshot_key")
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidArgument(
+            f"invalid container name {name!r}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+        )
+    return name
+
+
+class LocalContainerStore:
+    """LocalContainerStore keeps one JSON record a container and one name file a name.
+
+    Every change holds the store's lock, so that 50 concurrent creates get
+    distinct names; reads take no lock, as records are replaced atomically.
+    A name file whose record is gone (a crash between the two writes) counts
+    as free.
+    """
+
+    def __init__(self, directory: Path, lock_path: Path) -> None:
+        self._dir = directory
+        self._names = directory / "names"
+        self._lock_path = lock_path
+
+    def _path(self, container_id: str) -> Path:
+        if not _ID.fullmatch(container_id):
+            raise InvalidArgument(f"invalid container id {container_id!r}")
+        return self._dir / f"{container_id}.json"
+
+    def _lock(self) -> fsutil.FileLock:
+        return fsutil.FileLock(self._lock_path, what="the container store")
+
+    def _load(self, container_id: str) -> Container:
+        try:
+            return Container.from_record(fsutil.read_json(self._path(container_id)))
+        except FileNotFoundError:
+            raise NotFound(f"container {container_id!r}: no such container") from None
+
+    def _ids(self) -> list[str]:
+        try:
+            entries = os.listdir(self._dir)
+        except FileNotFoundError:
+            return []
+        return sorted(e[:-5] for e in entries if e.endswith(".json") and _ID.fullmatch(e[:-5]))
+
+    def _id_for_name(self, name: str) -> str | None:
+        if not _NAME.fullmatch(name):
+            return None
+        try:
+            container_id = (self._names / name).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return container_id if (self._dir / f"{container_id}.json").exists() else None
+
+    def get(self, ref: str) -> Container:
+        if _ID.fullmatch(ref):
+            return self._load(ref)
+        by_name = self._id_for_name(ref)
+        if by_name is not None:
+            return self._load(by_name)
+        if re.fullmatch(r"[0-9a-f]+", ref):
+            matches = [i for i in self._ids() if i.startswith(ref)]
+            if len(matches) == 1:
+                return self._load(matches[0])
+            if len(matches) > 1:
+                raise InvalidArgument(f"container id prefix {ref!r} is ambiguous")
+        raise NotFound(f"container {ref!r}: no such container")
+
+    def list(self) -> Iterator[Container]:
+        for container_id in self._ids():
+            try:
+                yield self._load(container_id)
+            except NotFound:
+                continue  # removed meanwhile
+
+    def create(self, container: Container) -> Container:
+        validate_name(container.name)
+        path = self._path(container.id)
+        now = time.time()
+        created = replace(container, created_at=now, updated_at=now)
+        with self._lock():
+            if path.exists():
+                raise AlreadyExists(f"container id {container.id}: already exists")
+            if self._id_for_name(container.name) is not None:
+                raise AlreadyExists(
+                    f"container name {container.name!r} is already in use",
+                    hint="remove that container or choose another --name",
+                )
+            fsutil.atomic_write(self._names / container.name, container.id.encode())
+            fsutil.atomic_write_json(path, created.to_record())
+        return created
+
+    def update(self, container: Container, fieldpaths: list[str] | None = None) -> Container:
+        paths = fieldpaths or list(UPDATABLE)
+        for fieldpath in paths:
+            if fieldpath not in UPDATABLE:
+                raise InvalidArgument(f"cannot update field {fieldpath!r} of a container")
+        with self._lock():
+            current = self._load(container.id)
+            changes = {p: getattr(container, p) for p in paths}
+            updated = replace(current, **changes, updated_at=time.time())
+            fsutil.atomic_write_json(self._path(container.id), updated.to_record())
+        return updated
+
+    def delete(self, container_id: str) -> None:
+        path = self._path(container_id)
+        with self._lock():
+            current = self._load(container_id)
+            path.unlink()
+            name_file = self._names / current.name
+            try:
+                if name_file.read_text().strip() == container_id:
+                    name_file.unlink()
+            except FileNotFoundError:
+                pass
+            fsutil.fsync_dir(self._dir)

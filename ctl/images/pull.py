@@ -1,0 +1,125 @@
+"""Fetching an image from a registry into the content store.
+
+The order makes an interrupted pull safe to repeat: children are committed
+before their parents, and the image record is written last, so a record
+never points at content that is not there. Blobs already committed are
+skipped without a request; a blob cut off midway resumes from the bytes in
+its ingest (HTTP Range) on the next pull.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from ctl.content.helpers import exists
+from ctl.errdefs import AlreadyExists, Unavailable
+from ctl.images import manifests
+
+if TYPE_CHECKING:
+    from ctl.content import ContentStore, Writer
+    from ctl.oci import Descriptor, Platform
+    from ctl.progress import Progress
+    from ctl.reference import Reference
+    from ctl.remotes.registry import Registry
+
+# Layers fetched at once: containerd and docker default to 3.
+MAX_CONCURRENT_DOWNLOADS = 3
+# Fresh connections tried for one blob when a transfer drops midway.
+BLOB_ATTEMPTS = 4
+
+
+class Fetcher:
+    """Fetcher copies one image's content from a registry into a content store."""
+
+    def __init__(
+        self,
+        store: ContentStore,
+        registry: Registry,
+        ref: Reference,
+        platform: Platform,
+        progress: Progress,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._repo = ref.path
+        self._ref = ref
+        self._platform = platform
+        self._progress = progress
+        # Documents fetched but not yet committed: they are committed after their children.
+        self._pending: dict[str, bytes] = {}
+
+    def fetch(self) -> Descriptor:
+        """fetch resolves the reference and fetches its content; returns the target."""
+        target = self._registry.resolve(self._ref)
+        manifest_desc = target
+        if manifests.is_index(target):
+            data = self._fetch_document(target, "index")
+            listed = manifests.index_manifests(target, data)
+            manifest_desc = manifests.select_platform(listed, self._platform)
+        manifest = manifests.Manifest.parse(
+            manifest_desc, self._fetch_document(manifest_desc, "manifest")
+        )
+        blobs = [(manifest.config, "config")] + [(layer, "layer") for layer in manifest.layers]
+        with ThreadPoolExecutor(MAX_CONCURRENT_DOWNLOADS) as pool:
+            for future in [pool.submit(self._fetch_blob, d, kind) for d, kind in blobs]:
+                future.result()
+        # Children first, parents last: a committed manifest implies its blobs.
+        self._commit_document(manifest_desc, "manifest")
+        if target is not manifest_desc:
+            self._commit_document(target, "index")
+        return target
+
+    def _fetch_document(self, desc: Descriptor, kind: str) -> bytes:
+        if exists(self._store, desc.digest):
+            return manifests.read_document(self._store, desc)
+        data = self._registry.fetch_manifest(self._repo, desc)
+        self._pending[desc.digest] = data
+        return data
+
+    def _commit_document(self, desc: Descriptor, kind: str) -> None:
+        data = self._pending.pop(desc.digest, None)
+        if data is None:
+            return
+        try:
+            with self._store.writer(f"{kind}-{desc.digest}", desc) as writer:
+                writer.truncate(0)
+                writer.write(data)
+                writer.commit(desc.size, desc.digest)
+        except AlreadyExists:
+            pass
+
+    def _fetch_blob(self, desc: Descriptor, kind: str) -> None:
+        try:
+            writer = self._store.writer(f"{kind}-{desc.digest}", desc)
+        except AlreadyExists:
+            self._progress.finished(desc, "exists")
+            return
+        with writer:
+            offset = writer.status().offset
+            self._progress.started(desc, kind, offset)
+            for attempt in range(BLOB_ATTEMPTS):
+                try:
+                    self._download(writer, desc)
+                    break
+                except Unavailable:
+                    if attempt == BLOB_ATTEMPTS - 1:
+                        self._progress.finished(desc, "failed")
+                        raise
+            writer.commit(desc.size, desc.digest)
+        self._progress.finished(desc, "done")
+
+    def _download(self, writer: Writer, desc: Descriptor) -> None:
+        offset = writer.status().offset
+        if desc.size and offset >= desc.size:
+            return
+        stream = self._registry.open_blob(self._repo, desc, offset)
+        try:
+            if stream.offset != offset:
+                writer.truncate(0)
+                self._progress.advanced(desc, -offset)
+            for chunk in stream:
+                writer.write(chunk)
+                self._progress.advanced(desc, len(chunk))
+        finally:
+            stream.close()

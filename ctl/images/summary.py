@@ -1,0 +1,54 @@
+"""What listings and inspect show of an image, read from its manifest and config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ctl.errdefs import CtlError
+from ctl.images import manifests
+
+if TYPE_CHECKING:
+    from ctl.content import Provider
+    from ctl.images import Image
+    from ctl.oci import Platform
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """ImageSummary is an image with its resolved platform manifest and config.
+
+    ``id`` is the config digest, as docker and podman show it; an image whose
+    platform manifest is not in the store (a multi-platform index loaded
+    without the host's platform) falls back to its target digest.
+    """
+
+    image: Image
+    id: str
+    created: str
+    size: int
+    platform: str
+    manifest: manifests.Manifest | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def summarize(provider: Provider, image: Image, platform: Platform) -> ImageSummary:
+    try:
+        manifest = manifests.platform_manifest(provider, image.target, platform)
+        config = manifests.read_config(provider, manifest)
+    except CtlError:
+        return ImageSummary(image, image.target.digest, "", image.target.size, "")
+    size = (
+        manifest.descriptor.size
+        + manifest.config.size
+        + sum(layer.size for layer in manifest.layers)
+    )
+    return ImageSummary(
+        image=image,
+        id=manifest.config.digest,
+        created=str(config.get("created", "")),
+        size=size,
+        platform=str(manifests.config_platform(config)),
+        manifest=manifest,
+        config=config,
+    )

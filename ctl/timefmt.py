@@ -1,0 +1,62 @@
+"""Times as people and programs read them: docker's "2 days ago" and RFC 3339."""
+
+from __future__ import annotations
+
+import re
+import time
+
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?(Z|z|[+-]\d\d:\d\d)?")
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """parse_rfc3339 reads an image config's ``created``; None if absent or malformed."""
+    import calendar
+
+    m = _RFC3339.match(text or "")
+    if not m:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    fraction = float(m.group(7) or 0)
+    offset = m.group(8) or "Z"
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    return seconds + fraction
+
+
+def format_rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def human_duration(seconds: float) -> str:
+    """human_duration follows docker's go-units HumanDuration."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 2:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def ago(ts: float | None, now: float | None = None) -> str:
+    if ts is None:
+        return "N/A"
+    return human_duration(max(0.0, (now or time.time()) - ts)) + " ago"
