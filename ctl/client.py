@@ -85,14 +85,12 @@ class Client:
     # Images.
 
     def registry(self, ref: Reference, insecure: bool = False) -> Registry:
-        from ctl.remotes.auth import DockerCredentials
         from ctl.remotes.registry import Registry
 
         return Registry(
             ref.domain,
             insecure=insecure,
             certs_dirs=(self.paths.root / "certs.d", DOCKER_CERTS_DIR),
-            credentials=DockerCredentials(),
         )
 
     def fetch(

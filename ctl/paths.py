@@ -8,7 +8,8 @@ the layout changes::
       content/                       shared by all namespaces, as in containerd
         blobs/sha256/<hex>           committed blobs, read-only (0444)
         ingest/<sha256(ref)>/        one in-progress write per ref
-          ref  total  data  startedat  lock
+          ref  total  expected  startedat  data
+        ingest/<sha256(ref)>.lock    the ref's writer lock (flock)
         labels/sha256/<hex>.json     labels of a blob (absent = none)
       namespaces/<ns>/
         images/<sha256(name)>.json   image record: name, target descriptor, labels
@@ -27,9 +28,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctl import identifiers
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LAYOUT_VERSION = "1"
 DEFAULT_ROOT = "/var/lib/ctl"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ctl.oci import Descriptor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 RECORD_VERSION = 1
 
@@ -72,7 +72,7 @@ class ImageStore(Protocol):
         """create records a new image, setting created_at/updated_at."""
         ...
 
-    def update(self, image: Image, fieldpaths: list[str] | None = None) -> Image:
+    def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
         """update changes ``target`` and/or ``labels`` (all when fieldpaths is None)."""
         ...
 

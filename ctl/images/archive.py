@@ -21,7 +21,7 @@ import json
 import os
 import posixpath
 import tarfile
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from ctl import oci
 from ctl.content.helpers import exists
@@ -60,8 +60,10 @@ def export_archive(
         repo_tag = None
         if not image.name.startswith("sha256:"):
             ref = parse(image.name)
+            # The full name, not just the tag, so that one archive can hold
+            # several images skopeo can tell apart (oci-archive:FILE:NAME).
+            annotations[oci.ANNOTATION_REF_NAME] = image.name
             if ref.tag:
-                annotations[oci.ANNOTATION_REF_NAME] = ref.tag
                 repo_tag = ref.familiar
         entry = top.to_json()
         entry["annotations"] = {**entry.get("annotations", {}), **annotations}
@@ -181,7 +183,7 @@ class _ArchiveReader:
         else:
             self.files[name] = self._store_unnamed(name, stream)
 
-    def _store_blob(self, name: str, stream: BinaryIO, desc: Descriptor) -> None:
+    def _store_blob(self, name: str, stream: IO[bytes], desc: Descriptor) -> None:
         try:
             writer = self.store.writer(f"load-{desc.digest}", desc)
         except AlreadyExists:
@@ -198,7 +200,7 @@ class _ArchiveReader:
                     f"archive blob {name}: content does not match its digest"
                 ) from err
 
-    def _store_unnamed(self, name: str, stream: BinaryIO) -> Descriptor:
+    def _store_unnamed(self, name: str, stream: IO[bytes]) -> Descriptor:
         ref = f"load-{os.getpid()}-{hashlib.sha256(name.encode()).hexdigest()}"
         with self.store.writer(ref) as writer:
             writer.truncate(0)
@@ -238,7 +240,7 @@ def _clean(name: str) -> str:
     return posixpath.normpath("/" + name).lstrip("/")
 
 
-def _copy(stream: BinaryIO, writer: Any) -> int:
+def _copy(stream: IO[bytes], writer: Any) -> int:
     total = 0
     while chunk := stream.read(CHUNK):
         writer.write(chunk)

@@ -12,12 +12,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ctl.content.helpers import exists
+from ctl.content.helpers import copy_from, exists
 from ctl.errdefs import AlreadyExists, Unavailable
 from ctl.images import manifests
 
 if TYPE_CHECKING:
-    from ctl.content import ContentStore, Writer
+    from collections.abc import Iterator
+
+    from ctl.content import ContentStore
     from ctl.oci import Descriptor, Platform
     from ctl.progress import Progress
     from ctl.reference import Reference
@@ -96,30 +98,27 @@ class Fetcher:
             self._progress.finished(desc, "exists")
             return
         with writer:
-            offset = writer.status().offset
-            self._progress.started(desc, kind, offset)
             for attempt in range(BLOB_ATTEMPTS):
                 try:
-                    self._download(writer, desc)
+                    copy_from(writer, lambda offset: self._open(desc, kind, offset), desc)
                     break
                 except Unavailable:
+                    # The bytes so far stay in the ingest; a fresh request resumes from them.
                     if attempt == BLOB_ATTEMPTS - 1:
                         self._progress.finished(desc, "failed")
                         raise
-            writer.commit(desc.size, desc.digest)
         self._progress.finished(desc, "done")
 
-    def _download(self, writer: Writer, desc: Descriptor) -> None:
-        offset = writer.status().offset
-        if desc.size and offset >= desc.size:
-            return
+    def _open(self, desc: Descriptor, kind: str, offset: int) -> tuple[int, Iterator[bytes]]:
         stream = self._registry.open_blob(self._repo, desc, offset)
-        try:
-            if stream.offset != offset:
-                writer.truncate(0)
-                self._progress.advanced(desc, -offset)
-            for chunk in stream:
-                writer.write(chunk)
-                self._progress.advanced(desc, len(chunk))
-        finally:
-            stream.close()
+        self._progress.started(desc, kind, stream.offset)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                for chunk in stream:
+                    self._progress.advanced(desc, len(chunk))
+                    yield chunk
+            finally:
+                stream.close()
+
+        return stream.offset, chunks()

@@ -13,7 +13,7 @@ from ctl.images import Image
 from ctl.paths import ref_key
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 
@@ -66,7 +66,7 @@ class LocalImageStore:
             fsutil.atomic_write_json(path, created.to_record())
         return created
 
-    def update(self, image: Image, fieldpaths: list[str] | None = None) -> Image:
+    def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
         with self._lock():
             current = self.get(image.name)
             target = current.target

@@ -1,0 +1,269 @@
+"""Issue 2: pull, images, inspect, tag, rmi, save and load against real registries.
+
+The real registry is Debian's docker-registry (the ``registry`` fixture);
+faults a real registry cannot be made to produce (a tampered blob, a
+dropped connection, a token server) come from ``tests.fakeregistry``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fakeregistry import FakeRegistry, digest_of
+from tests.helpers import ctl_proc, run_ctl
+from tests.images import CanonicalImages, Image
+
+pytestmark = pytest.mark.needs_root
+
+
+def _serve(reg: FakeRegistry, image: Image, repo: str = "test/app", tag: str = "latest") -> str:
+    for blob in (*image.layers, image.config):
+        reg.add_blob(blob.read())
+    reg.add_manifest(repo, tag, image.manifest.media_type, image.manifest.read())
+    return f"{reg.domain}/{repo}:{tag}"
+
+
+def _blobs(root: Path) -> set[str]:
+    result = run_ctl("content", "ls", "-q", root=root).assert_success()
+    return set(result.stdout.split())
+
+
+def test_pull_single_platform_image(root: Path, images: CanonicalImages) -> None:
+    result = run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    assert images.busybox.digest in result.stdout
+    expected = {b.digest for b in images.busybox.blobs()}
+    assert _blobs(root) == expected
+    listing = run_ctl("images", "--format", "json", root=root).assert_success()
+    rows = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert len(rows) == 1
+    assert rows[0]["Repository"] == images.busybox_ref.rsplit(":", 1)[0]
+    assert rows[0]["Tag"] == "latest"
+    assert rows[0]["ID"] == images.busybox.config.digest[7:19]
+    table = run_ctl("images", root=root).assert_success()
+    assert table.stdout.splitlines()[0].split() == [
+        "REPOSITORY",
+        "TAG",
+        "IMAGE",
+        "ID",
+        "CREATED",
+        "SIZE",
+    ]
+
+
+def test_pull_quiet_prints_only_the_digest(root: Path, images: CanonicalImages) -> None:
+    result = run_ctl("pull", "-q", images.busybox_ref, root=root).assert_success()
+    assert result.stdout == images.busybox.digest + "\n"
+
+
+def test_pull_selects_the_host_platform_of_an_index(root: Path, images: CanonicalImages) -> None:
+    result = run_ctl("pull", "-q", images.multi_ref, root=root).assert_success()
+    assert result.stdout.strip() == images.multi.digest
+    stored = _blobs(root)
+    assert {b.digest for b in images.multi_host.blobs()} <= stored
+    other_only = {b.digest for b in images.multi_other.blobs()} - {
+        b.digest for b in images.multi_host.blobs()
+    }
+    assert not other_only & stored
+    inspect = json.loads(run_ctl("image", "inspect", images.multi_ref, root=root).stdout)
+    assert inspect[0]["Id"] == images.multi_host.config.digest
+    assert inspect[0]["Target"]["digest"] == images.multi.digest
+
+
+def test_pull_other_platform(root: Path, images: CanonicalImages) -> None:
+    run_ctl(
+        "pull", "--platform", images.other_platform, images.multi_ref, root=root
+    ).assert_success()
+    assert images.multi_other.manifest.digest in _blobs(root)
+
+
+def test_pull_missing_platform_is_a_clear_error(root: Path, images: CanonicalImages) -> None:
+    run_ctl("pull", "--platform", "linux/s390x", images.multi_ref, root=root).assert_failure(
+        125, stderr_re="platform linux/s390x"
+    )
+    assert _blobs(root) == set()
+
+
+def test_pull_by_digest(root: Path, images: CanonicalImages) -> None:
+    name = images.busybox_ref.rsplit(":", 1)[0]
+    ref = f"{name}@{images.busybox.digest}"
+    run_ctl("pull", ref, root=root).assert_success()
+    rows = run_ctl("images", "--format", "json", root=root).json_lines()
+    assert rows[0]["Tag"] == "<none>" and rows[0]["Digest"] == images.busybox.digest
+
+
+def test_second_pull_downloads_nothing(root: Path, images: CanonicalImages) -> None:
+    with FakeRegistry() as reg:
+        ref = _serve(reg, images.busybox)
+        run_ctl("pull", ref, root=root).assert_success()
+        first = len(reg.requests_to("/blobs/"))
+        assert first == len(images.busybox.layers) + 1
+        run_ctl("pull", ref, root=root).assert_success()
+        assert len(reg.requests_to("/blobs/")) == first
+
+
+def test_tampered_blob_is_refused_and_not_stored(root: Path, images: CanonicalImages) -> None:
+    with FakeRegistry() as reg:
+        ref = _serve(reg, images.busybox)
+        layer = images.busybox.layers[0]
+        data = bytearray(layer.read())
+        data[len(data) // 2] ^= 0xFF
+        reg.blobs[layer.digest] = bytes(data)
+        run_ctl("pull", ref, root=root).assert_failure(125, stderr_re=layer.digest[:20])
+    assert layer.digest not in _blobs(root)
+    assert run_ctl("images", "-q", root=root).stdout == ""
+    active = run_ctl("content", "active", "--format", "json", root=root).json_lines()
+    assert active == []
+
+
+def test_wrong_size_is_refused(root: Path, images: CanonicalImages) -> None:
+    with FakeRegistry() as reg:
+        image = images.busybox
+        for blob in (*image.layers, image.config):
+            reg.add_blob(blob.read())
+        manifest = image.manifest.json()
+        manifest["layers"][0]["size"] += 1
+        body = json.dumps(manifest).encode()
+        reg.add_manifest("test/app", "latest", image.manifest.media_type, body)
+        run_ctl("pull", f"{reg.domain}/test/app:latest", root=root).assert_failure(125)
+    assert image.layers[0].digest not in _blobs(root)
+
+
+def test_cut_off_download_resumes(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
+    from tests.images import big_layer
+
+    big = big_layer(tmp_path / "big.tar.gz", size_mb=2)
+    image = images.factory.image(big)
+    with FakeRegistry() as reg:
+        ref = _serve(reg, image)
+        reg.drop_after = 64 * 1024
+        run_ctl("pull", ref, root=root).assert_failure(125)
+        active = run_ctl("content", "active", "--format", "json", root=root).json_lines()
+        partial = {a["Expected"]: a["Offset"] for a in active}
+        assert 0 < partial[big.digest] < big.size
+        reg.drop_after = None
+        run_ctl("pull", ref, root=root).assert_success()
+        ranges = [s.headers.get("Range") for s in reg.requests_to(big.digest)]
+        assert ranges[-1] == f"bytes={partial[big.digest]}-"
+    assert big.digest in _blobs(root)
+
+
+def test_token_auth_with_docker_config(
+    root: Path, images: CanonicalImages, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeRegistry(auth="bearer", users={"alice": "s3cret"}) as reg:
+        ref = _serve(reg, images.busybox)
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+        (tmp_path / "config.json").write_text("{}")
+        run_ctl("pull", ref, root=root).assert_failure(125, stderr_re="(?i)auth")
+        auth = base64.b64encode(b"alice:s3cret").decode()
+        (tmp_path / "config.json").write_text(json.dumps({"auths": {reg.domain: {"auth": auth}}}))
+        run_ctl("pull", ref, root=root).assert_success()
+        assert any("Bearer" in s.headers.get("Authorization", "") for s in reg.seen)
+
+
+def test_tag_rmi_and_unknown_image(root: Path, images: CanonicalImages) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    run_ctl("tag", images.busybox_ref, "example.com/mine:v1", root=root).assert_success()
+    names = {r["Name"] for r in run_ctl("images", "--format", "json", root=root).json_lines()}
+    assert names == {images.busybox_ref, "example.com/mine:v1"}
+    run_ctl("rmi", "example.com/mine:v1", root=root).assert_success()
+    run_ctl("rmi", "example.com/mine:v1", root=root).assert_failure(125, stderr_re="not found")
+    run_ctl("image", "inspect", "nope", root=root).assert_failure(125, stderr_re="not found")
+    run_ctl("pull", "Busybox", root=root).assert_failure(125, stderr_re="(?i)invalid")
+
+
+def test_save_then_load_into_a_fresh_root(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    run_ctl("pull", images.multi_ref, root=root).assert_success()
+    archive = tmp_path / "images.tar"
+    run_ctl("save", "-o", str(archive), images.busybox_ref, images.multi_ref, root=root)
+    fresh = tmp_path / "fresh"
+    loaded = run_ctl("load", "-i", str(archive), root=fresh).assert_success()
+    assert images.busybox_ref in loaded.stdout
+    before = run_ctl("images", "--format", "json", root=root).json_lines()
+    after = run_ctl("images", "--format", "json", root=fresh).json_lines()
+    assert [(r["Name"], r["ID"]) for r in before] == [(r["Name"], r["ID"]) for r in after]
+    # What ctl writes, skopeo reads as an OCI archive and as a docker archive.
+    for source in (f"oci-archive:{archive}:{images.busybox_ref}", f"docker-archive:{archive}:@0"):
+        subprocess.run(["skopeo", "inspect", source], check=True, capture_output=True)
+
+
+def test_load_from_stdin_through_the_binary(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    archive = tmp_path / "busybox.tar"
+    run_ctl("save", "-o", str(archive), images.busybox_ref, root=root).assert_success()
+    result = ctl_proc("load", root=tmp_path / "other", input=archive.read_bytes())
+    result.assert_success(stdout_re="Loaded image")
+
+
+@pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
+def test_load_archives_made_by_skopeo(
+    root: Path, images: CanonicalImages, tmp_path: Path, transport: str
+) -> None:
+    archive = tmp_path / f"{transport}.tar"
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--src-tls-verify=false",
+            f"docker://{images.busybox_ref}",
+            f"{transport}:{archive}:example.com/skopeo/busybox:v1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    run_ctl("load", "-i", str(archive), root=root).assert_success()
+    rows = run_ctl("images", "--format", "json", root=root).json_lines()
+    assert [r["Name"] for r in rows] == ["example.com/skopeo/busybox:v1"]
+    assert rows[0]["ID"] == images.busybox.config.digest[7:19]
+
+
+def test_load_refuses_malformed_archives(root: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"this is not a tar archive" * 100)
+    run_ctl("load", "-i", str(junk), root=root).assert_failure(125)
+    import tarfile
+
+    empty = tmp_path / "empty.tar"
+    with tarfile.open(empty, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        tar.addfile(info)
+    run_ctl("load", "-i", str(empty), root=root).assert_failure(125, stderr_re="index.json")
+    run_ctl("load", "-i", str(tmp_path / "missing.tar"), root=root).assert_failure(125)
+
+
+def test_load_refuses_a_tampered_blob(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    archive = tmp_path / "a.tar"
+    run_ctl("save", "-o", str(archive), images.busybox_ref, root=root).assert_success()
+    bad = tmp_path / "bad.tar"
+    layer = images.busybox.layers[0].digest[7:]
+    with tarfile.open(archive) as src, tarfile.open(bad, "w") as dst:
+        for member in src:
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith(layer):
+                data = b"X" + data[1:]
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    fresh = tmp_path / "fresh"
+    run_ctl("load", "-i", str(bad), root=fresh).assert_failure(125, stderr_re=layer[:12])
+    assert images.busybox.layers[0].digest not in _blobs(fresh)
+    assert run_ctl("images", "-q", root=fresh).stdout == ""
+
+
+def test_blob_digest_helper_matches() -> None:
+    assert (
+        digest_of(b"")
+        == "sha256:" + "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )
