@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ctl.progress import Progress
     from ctl.reference import Reference
     from ctl.remotes.registry import Registry
+    from ctl.snapshots.namespaced import NamespacedSnapshotter
 
 # A pull waits this long for a running prune to finish, and a prune for pulls.
 GC_LOCK_TIMEOUT = 600.0
@@ -69,6 +70,25 @@ class Client:
             self.paths.images(self.namespace),
             self.paths.locks / f"images-{self.namespace}.lock",
         )
+
+    @cached_property
+    def snapshotter(self) -> NamespacedSnapshotter:
+        """snapshotter is this namespace's view of the chosen snapshotter."""
+        from ctl.snapshots import new_snapshotter
+        from ctl.snapshots.namespaced import NamespacedSnapshotter
+
+        self.paths.ensure()
+        name = self.snapshotter_name = self.snapshotter_name or self.default_snapshotter()
+        return NamespacedSnapshotter(
+            new_snapshotter(name, self.paths.snapshotter(name)), self.namespace
+        )
+
+    def default_snapshotter(self) -> str:
+        """default_snapshotter is overlayfs where the root's filesystem can mount it."""
+        from ctl.snapshots import overlay
+
+        self.paths.ensure()
+        return "overlayfs" if overlay.supported(self.paths.snapshotter("overlayfs")) else "native"
 
     def lease(self) -> contextlib.AbstractContextManager[Any]:
         """lease protects content being written from a concurrent prune.
@@ -129,13 +149,29 @@ class Client:
         platform: Platform | None = None,
         insecure: bool = False,
         progress: Progress | None = None,
+        unpack: bool = True,
     ) -> Image:
-        """pull fetches an image and records it under its normalised name."""
+        """pull fetches an image, records it under its normalised name and unpacks it."""
         with self.lease():
             parsed, target = self.fetch(
                 ref, platform=platform, insecure=insecure, progress=progress
             )
-            return self._put_image(str(parsed), target)
+            image = self._put_image(str(parsed), target)
+            if unpack:
+                self.unpack(image, platform)
+            return image
+
+    def unpack(self, image: Image, platform: Platform | None = None) -> str:
+        """unpack applies the image's layers as snapshots; returns the top chain ID."""
+        from ctl.images import manifests
+        from ctl.images.unpack import unpack
+        from ctl.reference import host_platform
+
+        manifest = manifests.platform_manifest(
+            self.content, image.target, platform or host_platform()
+        )
+        with self.lease():
+            return unpack(self.content, self.snapshotter, manifest)
 
     def _put_image(self, name: str, target: Any) -> Image:
         try:

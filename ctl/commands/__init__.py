@@ -20,6 +20,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "load": ("images", "Load images from an OCI or docker archive"),
     # lower layers
     "content": ("content", "Manage the content store"),
+    "snapshots": ("snapshots", "Manage snapshots"),
     "namespaces": ("namespaces", "Manage namespaces"),
     # system
     "version": ("system", "Show the ctl and runc versions"),

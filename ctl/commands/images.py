@@ -40,6 +40,9 @@ def register(subparsers: SubParsers) -> None:
     _tag_flags(add_command(group, "tag", _tag, "Create a tag DST that refers to SRC"))
     _save_flags(add_command(group, "save", _save, "Save images to an OCI archive"))
     _load_flags(add_command(group, "load", _load, "Load images from an archive"))
+    unpack = add_command(group, "unpack", _unpack, "Unpack a fetched image into snapshots")
+    unpack.add_argument("ref", metavar="REF")
+    unpack.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
 
 
 def _pull_flags(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +115,14 @@ def _pull(args: argparse.Namespace, ctx: Context) -> int:
     else:
         print(f"Digest: {image.target.digest}")
         print(image.name)
+    return 0
+
+
+def _unpack(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    image = client.get_image(args.ref)
+    top = client.unpack(image, _platform(args.platform))
+    print(f"unpacked {image.name} into {client.snapshotter_name}: {top}")
     return 0
 
 
@@ -288,7 +299,7 @@ def _history(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
     summary = client.summarize(client.get_image(args.ref))
     layers = list(summary.manifest.layers) if summary.manifest else []
-    rows = []
+    rows: list[dict[str, Any]] = []
     index = len(layers)
     for entry in reversed(summary.config.get("history") or []):
         empty = bool(entry.get("empty_layer"))
