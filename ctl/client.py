@@ -22,6 +22,9 @@ from ctl.images import Image
 from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 
 if TYPE_CHECKING:
+    from ctl.containers import Container
+    from ctl.containers.create import ContainerOptions
+    from ctl.containers.store import LocalContainerStore
     from ctl.content.local import LocalStore
     from ctl.images.store import LocalImageStore
     from ctl.images.summary import ImageSummary
@@ -29,7 +32,10 @@ if TYPE_CHECKING:
     from ctl.progress import Progress
     from ctl.reference import Reference
     from ctl.remotes.registry import Registry
+    from ctl.runtime.runc import Stdio
+    from ctl.runtime.supervisor import Spawned
     from ctl.snapshots.namespaced import NamespacedSnapshotter
+    from ctl.tasks import TaskService
 
 # A pull waits this long for a running prune to finish, and a prune for pulls.
 GC_LOCK_TIMEOUT = 600.0
@@ -286,6 +292,156 @@ class Client:
         with self.lease():
             loaded = import_archive(self.content, source)
             return [self._put_image(name, target) for name, target in loaded]
+
+    # Containers and tasks.
+
+    @cached_property
+    def containers(self) -> LocalContainerStore:
+        from ctl.containers.store import LocalContainerStore
+
+        self.paths.ensure()
+        return LocalContainerStore(
+            self.paths.containers(self.namespace),
+            self.paths.locks / f"containers-{self.namespace}.lock",
+        )
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        from ctl.runtime.runc import Runc
+        from ctl.tasks import TaskService
+
+        return TaskService(
+            self.paths.tasks(self.namespace),
+            Runc(self.paths.root / "runc" / self.namespace, debug=self.debug),
+            self.snapshotter,
+            self.containers.delete,
+        )
+
+    def ensure_image(
+        self,
+        ref: str,
+        policy: str = "missing",
+        platform: Platform | None = None,
+        progress: Progress | None = None,
+    ) -> Image:
+        """ensure_image finds ``ref`` locally or pulls it, as ``--pull`` says."""
+        if policy == "always":
+            return self.pull(ref, platform=platform, progress=progress)
+        try:
+            return self.get_image(ref)
+        except NotFound:
+            if policy == "never":
+                raise NotFound(
+                    f"image {ref!r}: not found locally", hint="pull it, or use --pull missing"
+                ) from None
+        return self.pull(ref, platform=platform, progress=progress)
+
+    def create_container(
+        self,
+        image_ref: str,
+        options: ContainerOptions,
+        progress: Progress | None = None,
+    ) -> Container:
+        """create_container makes a container: a snapshot of the image and a record with its spec.
+
+        Its rootfs stays mounted, ready for a task to start.
+        """
+        import secrets
+
+        from ctl.containers import Container
+        from ctl.containers.create import container_spec, write_host_files
+        from ctl.containers.names import random_name
+        from ctl.containers.store import validate_name
+        from ctl.images import manifests
+        from ctl.images.unpack import unpack
+        from ctl.reference import host_platform
+
+        name = validate_name(options.name) if options.name else None
+        if name is not None:
+            with contextlib.suppress(NotFound):
+                self.containers.get(name)
+                raise AlreadyExists(
+                    f"container name {name!r} is already in use",
+                    hint="remove that container or choose another --name",
+                )
+        image = self.ensure_image(image_ref, options.pull, options.platform, progress)
+        platform = options.platform or host_platform()
+        with self.lease():
+            manifest = manifests.platform_manifest(self.content, image.target, platform)
+            top = unpack(self.content, self.snapshotter, manifest)
+            image_config = manifests.read_config(self.content, manifest)
+            container_id = secrets.token_hex(32)
+            self.snapshotter.prepare(container_id, top, labels={"ctl.container": container_id})
+        tasks = self.tasks
+        files_dir = tasks.task_dir(container_id)
+        try:
+            files_dir.mkdir(mode=0o700, parents=True)
+            write_host_files(files_dir, options, container_id)
+            draft = Container(
+                id=container_id,
+                name=name or "",
+                image=image.name,
+                snapshotter=self.snapshotter_name or "",
+                snapshot_key=container_id,
+                spec={},
+                config=options.runtime_config(),
+                labels=dict(options.labels),
+            )
+            rootfs = tasks.mount_rootfs(draft)
+            spec = container_spec(
+                options, image_config, rootfs, container_id, self.namespace, files_dir
+            )
+            for attempt in range(8):
+                try:
+                    return self.containers.create(
+                        draft.updated(name=name or random_name(), spec=spec)
+                    )
+                except AlreadyExists:
+                    if name is not None or attempt == 7:
+                        raise
+            raise AssertionError("unreachable")
+        except BaseException:
+            tasks.unmount_rootfs(container_id)
+            with contextlib.suppress(NotFound):
+                self.snapshotter.remove(container_id)
+            import shutil
+
+            shutil.rmtree(files_dir, ignore_errors=True)
+            raise
+
+    def get_container(self, ref: str) -> Container:
+        return self.containers.get(ref)
+
+    def list_containers(self) -> list[Container]:
+        return sorted(self.containers.list(), key=lambda c: c.created_at, reverse=True)
+
+    def start_task(
+        self, container: Container, attach: Stdio | None = None, start: bool = True
+    ) -> Spawned:
+        """start_task runs the container's task; a ``--rm`` container goes when it exits."""
+        on_exit = None
+        if container.config.get("rm"):
+
+            def on_exit(status: Any) -> None:
+                self.remove_container(container.id, force=True)
+
+        return self.tasks.start(container, attach=attach, on_exit=on_exit, start=start)
+
+    def remove_container(self, ref: str, force: bool = False) -> Container:
+        """remove_container deletes the task, snapshot, files and record of a container."""
+        container = self.containers.get(ref)
+        lock = self.paths.locks / f"container-{self.namespace}-{container.id}.lock"
+        with fsutil.FileLock(lock, what=f"container {container.name}"):
+            self.tasks.delete(container, force)
+        lock.unlink(missing_ok=True)
+        return container
+
+    def stop_container(self, ref: str, timeout: float = 10.0) -> Container:
+        from ctl.runtime.spec import stop_signal
+
+        container = self.containers.get(ref)
+        self.tasks.stop(container, timeout, stop_signal(container.spec))
+        return container
 
     # Namespaces.
 

@@ -56,7 +56,11 @@ def render_table(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
     if not table:
         return "   ".join(headers).rstrip() + "\n"
     # An empty listing is the common case in scripts; it skips tabulate's import.
+    import tabulate as tabulate_module
     from tabulate import DataRow, TableFormat, tabulate
+
+    # tabulate pads headers by two more spaces than the widest cell; docker does not.
+    tabulate_module.MIN_PADDING = 0
 
     row = DataRow("", "   ", "")
     docker_style = TableFormat(None, None, None, None, row, row, padding=0, with_header_hide=None)

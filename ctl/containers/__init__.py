@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 RECORD_VERSION = 1
 
@@ -85,7 +85,7 @@ class ContainerStore(Protocol):
 
     def create(self, container: Container) -> Container: ...
 
-    def update(self, container: Container, fieldpaths: list[str] | None = None) -> Container:
+    def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
         """update changes ``labels``, ``spec``, ``config`` or ``snapshot_key``."""
         ...
 

@@ -13,7 +13,7 @@ from ctl.containers import Container
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 _ID = re.compile(r"[0-9a-f]{64}")
@@ -112,7 +112,7 @@ class LocalContainerStore:
             fsutil.atomic_write_json(path, created.to_record())
         return created
 
-    def update(self, container: Container, fieldpaths: list[str] | None = None) -> Container:
+    def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
         paths = fieldpaths or list(UPDATABLE)
         for fieldpath in paths:
             if fieldpath not in UPDATABLE:

@@ -1,0 +1,570 @@
+"""Container and task commands: create, run, start, ps, stop, kill, pause, resume, rm,
+logs, exec, wait, inspect, top; and ctr's containers ls|info|rm and tasks ls|ps|metrics."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ctl.commands._base import add_command, add_format, add_group
+from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ctl.commands._base import SubParsers
+    from ctl.containers import Container
+    from ctl.containers.create import ContainerOptions
+    from ctl.main import Context
+    from ctl.runtime.state import TaskState
+
+
+def register(subparsers: SubParsers) -> None:
+    _create_flags(add_command(subparsers, "create", _create, "Create a container"))
+    run = add_command(subparsers, "run", _run, "Run a command in a new container")
+    _create_flags(run)
+    run.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    start = add_command(subparsers, "start", _start, "Start stopped or created containers")
+    start.add_argument("containers", nargs="+", metavar="CONTAINER")
+    start.add_argument("-a", "--attach", action="store_true", help="attach output, wait")
+    start.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    ps = add_command(subparsers, "ps", _ps, "List containers")
+    add_format(ps)
+    ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    ps.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    stop = add_command(subparsers, "stop", _stop, "Stop running containers")
+    stop.add_argument("containers", nargs="+", metavar="CONTAINER")
+    stop.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
+    kill = add_command(subparsers, "kill", _kill, "Send a signal to running containers")
+    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
+    kill.add_argument("-s", "--signal", default="KILL", help="signal (default KILL)")
+    pause = add_command(subparsers, "pause", _pause, "Pause running containers")
+    pause.add_argument("containers", nargs="+", metavar="CONTAINER")
+    resume = add_command(
+        subparsers, "resume", _resume, "Resume paused containers", aliases=("unpause",)
+    )
+    resume.add_argument("containers", nargs="+", metavar="CONTAINER")
+    rm = add_command(subparsers, "rm", _rm, "Remove containers")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
+    rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    logs = add_command(subparsers, "logs", _logs, "Print a container's logs")
+    logs.add_argument("container", metavar="CONTAINER")
+    logs.add_argument("-f", "--follow", action="store_true", help="follow new output")
+    logs.add_argument("--tail", default="all", help="only the last N lines")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    exec_ = add_command(subparsers, "exec", _exec, "Run a command in a running container")
+    exec_.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    exec_.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    exec_.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    exec_.add_argument("-e", "--env", action="append", default=[], help="set K=V")
+    exec_.add_argument("-w", "--workdir", help="working directory")
+    exec_.add_argument("-u", "--user", help="user[:group]")
+    exec_.add_argument("container", metavar="CONTAINER")
+    exec_.add_argument("command", nargs="...", metavar="COMMAND")
+    wait = add_command(subparsers, "wait", _wait, "Wait for containers to stop; print exit codes")
+    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
+    inspect = add_command(subparsers, "inspect", _inspect, "Show containers as JSON")
+    inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
+    top = add_command(subparsers, "top", _top, "Show the processes of a container")
+    top.add_argument("container", metavar="CONTAINER")
+
+    group = add_group(subparsers, "containers", "Manage container records", ("container",))
+    ls = add_command(group, "ls", _containers_ls, "List containers", aliases=("list",))
+    add_format(ls)
+    info = add_command(group, "info", _containers_info, "Show a container record as JSON")
+    info.add_argument("container", metavar="CONTAINER")
+    crm = add_command(group, "rm", _rm, "Remove containers", aliases=("delete", "remove"))
+    crm.add_argument("containers", nargs="+", metavar="CONTAINER")
+    crm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+
+    tasks = add_group(subparsers, "tasks", "Manage tasks", ("task",))
+    tls = add_command(tasks, "ls", _tasks_ls, "List tasks", aliases=("list",))
+    add_format(tls)
+    tps = add_command(tasks, "ps", _tasks_ps, "List a task's processes")
+    tps.add_argument("container", metavar="CONTAINER")
+    metrics = add_command(tasks, "metrics", _tasks_metrics, "Show a task's cgroup metrics")
+    metrics.add_argument("container", metavar="CONTAINER")
+
+
+def _create_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--name", help="container name")
+    add("--rm", action="store_true", help="remove the container when it exits")
+    add("-i", "--interactive", action="store_true", help="keep stdin open")
+    add("-t", "--tty", action="store_true", help="allocate a terminal")
+    add("-e", "--env", action="append", default=[], metavar="K=V", help="set an variable")
+    add("--env-file", action="append", default=[], metavar="FILE", help="read K=V lines")
+    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
+    add("--mount", action="append", default=[], metavar="SPEC", help="type=bind|tmpfs,...")
+    add("-w", "--workdir", help="working directory inside the container")
+    add("-u", "--user", help="user[:group] (name or id)")
+    add("--entrypoint", help="override the image's entrypoint")
+    add("--hostname", help="container host name")
+    add("--net", "--network", dest="network", default="none", help="none, host or bridge")
+    add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]")
+    add("--memory", "-m", help="memory limit (e.g. 512m)")
+    add("--cpus", help="number of CPUs (e.g. 1.5)")
+    add("--pids-limit", type=int, help="maximum number of processes")
+    add("--read-only", action="store_true", help="mount the root filesystem read-only")
+    add("--cap-add", action="append", default=[], help="add a capability")
+    add("--cap-drop", action="append", default=[], help="drop a capability")
+    add("--privileged", action="store_true", help="give the container every capability")
+    add("--security-opt", action="append", default=[], help="no-new-privileges, seccomp=...")
+    add("-l", "--label", action="append", default=[], metavar="K=V", help="set a label")
+    add("--init", action="store_true", help="run an init that reaps zombies as PID 1")
+    add("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
+    add("--platform", help="os/arch[/variant] of the image")
+    add("--pull", default="missing", help="missing, always or never")
+    add("image", metavar="IMAGE")
+    add("command", nargs="...", metavar="COMMAND")
+
+
+def _options(args: argparse.Namespace) -> ContainerOptions:
+    """_options turns create/run flags into ContainerOptions; bad values are InvalidArgument."""
+    from ctl.containers.create import NETWORK_MODES, PULL_POLICIES, ContainerOptions
+    from ctl.runtime import runopts
+
+    if args.pull not in PULL_POLICIES:
+        raise InvalidArgument(f"invalid --pull {args.pull!r}: use missing, always or never")
+    if args.network not in NETWORK_MODES:
+        raise InvalidArgument(f"invalid --net {args.network!r}: use none, host or bridge")
+    if args.publish and args.network != "bridge":
+        raise InvalidArgument("-p needs --net bridge")
+    env: list[str] = []
+    for path in args.env_file:
+        env += runopts.parse_env_file(path)
+    env += runopts.parse_env(args.env)
+    mounts = [runopts.parse_volume(v) for v in args.volume]
+    mounts += [runopts.parse_mount(m) for m in args.mount]
+    restart = runopts.parse_restart(args.restart)
+    if restart.name != "no" and args.rm:
+        raise InvalidArgument("--restart and --rm cannot be used together")
+    if args.platform:
+        from ctl.reference import parse_platform
+
+        platform = parse_platform(args.platform)
+    else:
+        platform = None
+    return ContainerOptions(
+        name=args.name,
+        args=tuple(args.command),
+        entrypoint=(tuple(args.entrypoint.split()) if args.entrypoint else ())
+        if args.entrypoint is not None
+        else None,
+        env=tuple(env),
+        mounts=tuple(mounts),
+        workdir=args.workdir,
+        user=args.user,
+        hostname=args.hostname,
+        network=args.network,
+        publish=tuple(runopts.parse_publish(p) for p in args.publish),
+        memory=runopts.parse_memory(args.memory) if args.memory else None,
+        cpus=runopts.parse_cpus(args.cpus) if args.cpus else None,
+        pids_limit=args.pids_limit,
+        read_only=args.read_only,
+        cap_add=tuple(args.cap_add),
+        cap_drop=tuple(args.cap_drop),
+        privileged=args.privileged,
+        security=runopts.parse_security_opt(args.security_opt),
+        labels=runopts.parse_labels(args.label),
+        init=args.init,
+        restart=restart if restart.name != "no" else None,
+        tty=args.tty,
+        stdin=args.interactive,
+        rm=args.rm,
+        platform=platform,
+        pull=args.pull,
+    )
+
+
+def _create(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.progress import for_stream
+
+    container = ctx.client.create_container(args.image, _options(args), for_stream(False))
+    print(container.id)
+    return 0
+
+
+def _attached(container: Container, interactive: bool) -> Any:
+    from ctl.runtime.runc import Stdio
+
+    return Stdio(stdin=0 if interactive else None, stdout=1, stderr=2)
+
+
+def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
+    """_run_attached starts a task attached to this terminal and returns its exit code."""
+    from ctl.runtime.runc import ExecFailed
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        spawned = ctx.client.start_task(container, attach=_attached(container, interactive))
+    except ExecFailed as err:
+        sys.stderr.write(f"ctl: {err}\n")
+        _cleanup_failed(ctx, container)
+        return err.exit_code
+    with spawned, spawned.forwarding_signals():
+        status = spawned.wait()
+    if status.exit_code is None:
+        sys.stderr.write(f"ctl: container {container.name}: its supervisor was lost\n")
+        return EXIT_CTL_FAILURE
+    return status.exit_code
+
+
+def _cleanup_failed(ctx: Context, container: Container) -> None:
+    if container.config.get("rm"):
+        try:
+            ctx.client.remove_container(container.id, force=True)
+        except CtlError as err:
+            sys.stderr.write(f"ctl: {err}\n")
+
+
+def _run(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.progress import for_stream
+    from ctl.runtime.runc import ExecFailed
+
+    options = _options(args)
+    container = ctx.client.create_container(args.image, options, for_stream(args.detach))
+    if not args.detach:
+        return _run_attached(ctx, container, options.stdin)
+    try:
+        with ctx.client.start_task(container):
+            pass
+    except ExecFailed as err:
+        sys.stderr.write(f"ctl: {err}\n")
+        _cleanup_failed(ctx, container)
+        return err.exit_code
+    print(container.id)
+    return 0
+
+
+def _start(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    if args.attach and len(args.containers) > 1:
+        raise InvalidArgument("start -a takes one container")
+    for ref in args.containers:
+        container = client.get_container(ref)
+        if args.attach:
+            return _run_attached(ctx, container, args.interactive)
+        with client.start_task(container):
+            pass
+        print(ref)
+    return 0
+
+
+# Listings.
+
+
+def status_text(task: TaskState | None, now: float | None = None) -> str:
+    """status_text is docker's STATUS column: Created, Up 3 minutes, Exited (0) 2 seconds ago."""
+    from ctl.runtime.state import Status
+    from ctl.timefmt import ago, human_duration
+
+    if task is None or task.status is Status.CREATED:
+        return "Created"
+    if task.status in (Status.RUNNING, Status.PAUSED):
+        import time
+
+        up = human_duration((now or time.time()) - (task.started_at or task.created_at))
+        return f"Up {up}" + (" (Paused)" if task.status is Status.PAUSED else "")
+    if task.status is Status.STOPPED and task.exit is not None:
+        finished = task.exit.finished_at
+        return f"{task.exit.describe()} {ago(finished)}" if finished else task.exit.describe()
+    return str(task.status.value).capitalize()
+
+
+def _state_name(task: TaskState | None) -> str:
+    from ctl.runtime.state import Status
+
+    if task is None:
+        return "created"
+    return "exited" if task.status is Status.STOPPED else task.status.value
+
+
+def _command_text(container: Container, no_trunc: bool) -> str:
+    import shlex
+
+    text = shlex.join(container.spec.get("process", {}).get("args", []))
+    if not no_trunc and len(text) > 20:
+        text = text[:19] + "…"
+    return f'"{text}"'
+
+
+def _ports_text(container: Container) -> str:
+    ports = container.config.get("publish") or []
+    return ", ".join(
+        f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
+        for p in ports
+    )
+
+
+def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
+    from ctl.timefmt import ago, format_rfc3339
+
+    return {
+        "ID": container.id if no_trunc else container.id[:12],
+        "Image": container.image,
+        "Command": _command_text(container, no_trunc),
+        "CreatedAt": format_rfc3339(container.created_at),
+        "RunningFor": ago(container.created_at),
+        "Status": status_text(task),
+        "State": _state_name(task),
+        "Ports": _ports_text(container),
+        "Names": container.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(container.labels.items())),
+    }
+
+
+def _ps(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import check_format, print_ids, print_listing
+    from ctl.runtime.state import Status
+
+    fmt = check_format(args.format)
+    client = ctx.client
+    rows = []
+    for container in client.list_containers():
+        task = client.tasks.load(container.id)
+        live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
+        if args.all or live:
+            rows.append(_ps_row(container, task, args.no_trunc))
+    if args.quiet:
+        print_ids(r["ID"] for r in rows)
+        return 0
+    print_listing(
+        fmt,
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+        rows,
+        columns=["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"],
+    )
+    return 0
+
+
+def _each(refs: list[str], action: Any) -> int:
+    """_each applies ``action`` to every container; errors are reported, the rest go on."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            print(ref)
+        except CtlError as err:
+            if len(refs) == 1:
+                raise
+            hint = f" ({err.hint})" if err.hint else ""
+            sys.stderr.write(f"ctl: {err}{hint}\n")
+            failed = True
+    return EXIT_CTL_FAILURE if failed else 0
+
+
+def _stop(args: argparse.Namespace, ctx: Context) -> int:
+    if args.time < 0:
+        raise InvalidArgument("stop -t must not be negative")
+    return _each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
+
+
+def _kill(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.runtime.runopts import parse_signal
+
+    sig = parse_signal(args.signal)
+    client = ctx.client
+    return _each(args.containers, lambda ref: client.tasks.kill(client.get_container(ref), sig))
+
+
+def _pause(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    return _each(args.containers, lambda ref: client.tasks.pause(client.get_container(ref)))
+
+
+def _resume(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    return _each(args.containers, lambda ref: client.tasks.resume(client.get_container(ref)))
+
+
+def _rm(args: argparse.Namespace, ctx: Context) -> int:
+    return _each(args.containers, lambda ref: ctx.client.remove_container(ref, args.force))
+
+
+def _logs(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    container = client.get_container(args.container)
+    tail = None
+    if args.tail != "all":
+        try:
+            tail = int(args.tail)
+        except ValueError:
+            raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
+    streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    for stream, text, when in client.tasks.logs(container, follow=args.follow, tail=tail):
+        out = streams.get(stream, sys.stdout)
+        out.write(f"{when} {text}" if args.timestamps else text)
+        if args.follow:
+            out.flush()
+    return 0
+
+
+def _exec(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.runtime.runc import Stdio
+    from ctl.runtime.runopts import parse_env
+
+    import os
+
+    client = ctx.client
+    container = client.get_container(args.container)
+    sys.stdout.flush()
+    # Without -i the process reads nothing, as with docker: stdin is /dev/null.
+    null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
+    try:
+        return client.tasks.exec(
+            container,
+            list(args.command),
+            tty=args.tty,
+            detach=args.detach,
+            env=parse_env(args.env),
+            workdir=args.workdir,
+            user=args.user,
+            stdio=Stdio(stdin=null),
+        )
+    finally:
+        if null is not None:
+            os.close(null)
+
+
+def _wait(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    code = 0
+    for ref in args.containers:
+        container = client.get_container(ref)
+        status = client.tasks.wait(container.id)
+        code = EXIT_CTL_FAILURE if status.exit_code is None else status.exit_code
+        print(code if status.exit_code is not None else "unknown")
+    return code
+
+
+def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
+    from ctl.runtime.state import Status
+    from ctl.timefmt import format_rfc3339
+
+    task = ctx.client.tasks.load(container.id)
+    process = container.spec.get("process", {})
+    args = process.get("args", [])
+    exit_ = task.exit if task else None
+    return {
+        "Id": container.id,
+        "Name": container.name,
+        "Created": format_rfc3339(container.created_at),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": _state_name(task),
+            "Running": bool(task and task.status is Status.RUNNING),
+            "Paused": bool(task and task.status is Status.PAUSED),
+            "Pid": task.pid if task and task.status is not Status.STOPPED else 0,
+            "ExitCode": exit_.exit_code if exit_ else 0,
+            "StartedAt": format_rfc3339(task.started_at) if task and task.started_at else "",
+            "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
+            "OOMKilled": bool(exit_ and exit_.oom),
+        },
+        "Image": container.image,
+        "LogPath": str(ctx.client.tasks.log_path(container.id)),
+        "Snapshotter": container.snapshotter,
+        "SnapshotKey": container.snapshot_key,
+        "Config": {
+            "Hostname": container.spec.get("hostname", ""),
+            "Env": process.get("env", []),
+            "Cmd": args,
+            "WorkingDir": process.get("cwd", "/"),
+            "Tty": bool(process.get("terminal")),
+            "Labels": container.labels,
+        },
+        "HostConfig": container.config,
+        "Mounts": container.spec.get("mounts", []),
+        "Spec": container.spec,
+    }
+
+
+def _inspect(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import print_json
+
+    client = ctx.client
+    print_json([_inspect_doc(ctx, client.get_container(ref)) for ref in args.containers])
+    return 0
+
+
+def _top(args: argparse.Namespace, ctx: Context) -> int:
+    import subprocess
+
+    client = ctx.client
+    pids = client.tasks.pids(client.get_container(args.container))
+    if not pids:
+        return 0
+    result = subprocess.run(
+        ["ps", "-o", "uid,pid,ppid,c,stime,tty,time,cmd", "-p", ",".join(map(str, pids))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sys.stdout.write(result.stdout)
+    return 0
+
+
+def _containers_ls(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import check_format, print_ids, print_listing
+
+    fmt = check_format(args.format)
+    containers = ctx.client.list_containers()
+    if args.quiet:
+        print_ids(c.id for c in containers)
+        return 0
+    rows = [
+        {"ID": c.id, "Name": c.name, "Image": c.image, "Snapshotter": c.snapshotter}
+        for c in containers
+    ]
+    print_listing(
+        fmt,
+        ["CONTAINER", "NAME", "IMAGE", "SNAPSHOTTER"],
+        rows,
+        columns=["ID", "Name", "Image", "Snapshotter"],
+    )
+    return 0
+
+
+def _containers_info(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import print_json
+
+    print_json(ctx.client.get_container(args.container).to_record())
+    return 0
+
+
+def _tasks_ls(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import check_format, print_ids, print_listing
+
+    fmt = check_format(args.format)
+    client = ctx.client
+    rows: list[dict[str, Any]] = []
+    for container in client.list_containers():
+        task = client.tasks.load(container.id)
+        if task is not None:
+            rows.append(
+                {"Task": container.id, "Pid": task.pid, "Status": task.status.value.upper()}
+            )
+    if args.quiet:
+        print_ids(r["Task"] for r in rows)
+        return 0
+    print_listing(fmt, ["TASK", "PID", "STATUS"], rows, columns=["Task", "Pid", "Status"])
+    return 0
+
+
+def _tasks_ps(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client
+    pids = client.tasks.pids(client.get_container(args.container))
+    print("PID")
+    for pid in pids:
+        print(pid)
+    return 0
+
+
+def _tasks_metrics(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import print_json
+
+    client = ctx.client
+    print_json(client.tasks.metrics(client.get_container(args.container)))
+    return 0

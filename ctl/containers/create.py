@@ -1,0 +1,182 @@
+"""What ``ctl create`` and ``ctl run`` turn their flags into: options, then an OCI spec."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ctl.runtime import spec as oci_spec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ctl.oci import Platform
+    from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy, SecurityOptions
+
+NETWORK_MODES = ("none", "host", "bridge")
+PULL_POLICIES = ("missing", "always", "never")
+# Host files ctl writes for each container and binds over the rootfs's own.
+HOSTS_FILE, HOSTNAME_FILE, RESOLV_FILE = "hosts", "hostname", "resolv.conf"
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """ContainerOptions are the parsed flags of ``create``/``run``."""
+
+    name: str | None = None
+    args: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    network: str = "none"
+    publish: tuple[PortMapping, ...] = ()
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    read_only: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    security: SecurityOptions | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    init: bool = False
+    restart: RestartPolicy | None = None
+    tty: bool = False
+    stdin: bool = False
+    rm: bool = False
+    platform: Platform | None = None
+    pull: str = "missing"
+
+    def runtime_config(self) -> dict[str, Any]:
+        """runtime_config is what the container record keeps for starting its task."""
+        return {
+            "tty": self.tty,
+            "stdin": self.stdin,
+            "rm": self.rm,
+            "restart": asdict(self.restart) if self.restart else None,
+            "network": self.network,
+            "publish": [asdict(p) for p in self.publish],
+            "hostname": self.hostname,
+            "args": list(self.args),
+            "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
+        }
+
+
+def hostname_for(options: ContainerOptions, container_id: str) -> str:
+    if options.hostname:
+        return options.hostname
+    if options.network == "host":
+        return socket.gethostname()
+    return container_id[:12]
+
+
+def container_spec(
+    options: ContainerOptions,
+    image_config: dict[str, Any],
+    rootfs: Path,
+    container_id: str,
+    namespace: str,
+    files_dir: Path,
+) -> oci_spec.Spec:
+    """container_spec builds the OCI runtime spec; ``rootfs`` must be mounted (user lookup)."""
+    opts: list[oci_spec.SpecOpt] = [
+        oci_spec.with_image_config(
+            image_config,
+            rootfs,
+            args=options.args,
+            entrypoint=options.entrypoint,
+            user=options.user or "",
+        ),
+        oci_spec.with_hostname(hostname_for(options, container_id)),
+        oci_spec.with_cgroups_path(f"/ctl/{namespace}/{container_id}"),
+        oci_spec.with_hosts_files(
+            hosts=files_dir / HOSTS_FILE,
+            hostname=files_dir / HOSTNAME_FILE,
+            resolv_conf=files_dir / RESOLV_FILE,
+        ),
+    ]
+    if options.env:
+        opts.append(oci_spec.with_env(options.env))
+    if options.workdir:
+        opts.append(oci_spec.with_cwd(options.workdir))
+    if options.tty:
+        opts.append(oci_spec.with_tty)
+    if options.mounts:
+        opts.append(oci_spec.with_mounts(options.mounts))
+    if options.read_only:
+        opts.append(oci_spec.with_readonly_rootfs)
+    if options.privileged:
+        opts.append(oci_spec.with_privileged)
+    if options.cap_add or options.cap_drop:
+        opts.append(oci_spec.with_capabilities(options.cap_add, options.cap_drop))
+    if options.security and options.security.no_new_privileges:
+        opts.append(oci_spec.with_no_new_privileges)
+    if options.security and options.security.seccomp_unconfined:
+        opts.append(oci_spec.with_seccomp_unconfined)
+    if options.memory is not None:
+        opts.append(oci_spec.with_memory_limit(options.memory))
+    if options.cpus is not None:
+        opts.append(oci_spec.with_cpus(options.cpus))
+    if options.pids_limit is not None:
+        opts.append(oci_spec.with_pids_limit(options.pids_limit))
+    if options.network == "host":
+        opts.append(oci_spec.with_host_network)
+    if options.init:
+        opts.append(oci_spec.with_init(oci_spec.find_init_binary()))
+    if options.labels:
+        opts.append(oci_spec.with_annotations(options.labels))
+    return oci_spec.generate_spec(*opts)
+
+
+def write_host_files(
+    files_dir: Path, options: ContainerOptions, container_id: str, address: str | None = None
+) -> None:
+    """write_host_files writes /etc/hosts, /etc/hostname and /etc/resolv.conf for a container."""
+    from ctl import fsutil
+
+    hostname = hostname_for(options, container_id)
+    if options.network == "host":
+        hosts = _read_host_file("/etc/hosts") or f"127.0.0.1\tlocalhost {hostname}\n"
+    else:
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        hosts += f"{address or '127.0.1.1'}\t{hostname}\n"
+    fsutil.atomic_write(files_dir / HOSTS_FILE, hosts.encode())
+    fsutil.atomic_write(files_dir / HOSTNAME_FILE, f"{hostname}\n".encode())
+    fsutil.atomic_write(files_dir / RESOLV_FILE, resolv_conf(options.network).encode())
+
+
+def resolv_conf(network: str) -> str:
+    """resolv_conf is the host's, with loopback resolvers replaced as docker does.
+
+    A container outside the host's network namespace cannot reach the host's
+    127.0.0.x resolver (systemd-resolved, dnsmasq), so those lines give way
+    to public resolvers when nothing else is left.
+    """
+    text = _read_host_file("/etc/resolv.conf")
+    if network == "host":
+        return text
+    lines = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1 and _is_loopback(words[1]):
+            continue
+        lines.append(line)
+    if not any(line.split()[:1] == ["nameserver"] for line in lines):
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
+
+
+def _read_host_file(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""

@@ -1,0 +1,123 @@
+"""Cgroups: where supervisors live, and the container cgroup files ctl reads.
+
+A supervisor moves itself into its own cgroup, ``ctl/sup-<key>``, so that
+stopping the service, session or Makefile job that ran ``ctl run -d`` (which
+kills every process of *its* cgroup) leaves the supervisor, and through it the
+container, alone. On cgroup v2 that is ``/sys/fs/cgroup/ctl/sup-<key>``; on
+v1 it is the same path in the hierarchies a service manager tracks processes
+by: ``name=systemd`` and, on hybrid systems, the ``unified`` v2 mount.
+Resource controllers are left as they were: a supervisor uses next to nothing.
+
+Everything here is best effort. A supervisor that cannot move keeps running
+where it is; the only cost is that it shares its starter's fate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SUPERVISOR_PARENT = "ctl"
+_V1_TRACKING = ("systemd", "unified")
+
+
+def is_v2(root: Path = CGROUP_ROOT) -> bool:
+    """is_v2 is whether ``root`` is a pure cgroup v2 (unified) mount."""
+    return (root / "cgroup.controllers").exists()
+
+
+def supervisor_cgroups(key: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """supervisor_cgroups are the directories of the supervisor of ``key``, one per hierarchy."""
+    if is_v2(root):
+        hierarchies = [root]
+    else:
+        hierarchies = [root / h for h in _V1_TRACKING if (root / h / "cgroup.procs").exists()]
+    return [h / SUPERVISOR_PARENT / f"sup-{key}" for h in hierarchies]
+
+
+def _move(pid: int, cgroup: Path) -> None:
+    with open(cgroup / "cgroup.procs", "w") as f:
+        f.write(str(pid))
+
+
+def enter_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """enter_supervisor_cgroup moves the calling process into its own cgroups.
+
+    It returns the cgroups it joined (possibly none).
+    """
+    joined = []
+    for cgroup in supervisor_cgroups(key, root):
+        try:
+            cgroup.mkdir(parents=True, exist_ok=True)
+            _move(os.getpid(), cgroup)
+        except OSError:
+            continue
+        joined.append(cgroup)
+    return joined
+
+
+def leave_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> None:
+    """leave_supervisor_cgroup moves the caller up to ``ctl/`` and removes its own cgroup."""
+    for cgroup in supervisor_cgroups(key, root):
+        with contextlib.suppress(OSError):
+            _move(os.getpid(), cgroup.parent)
+            cgroup.rmdir()
+
+
+def remove_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> None:
+    """remove_supervisor_cgroup removes what a supervisor killed by SIGKILL left behind.
+
+    A cgroup that still has processes is not removed (the kernel refuses).
+    """
+    for cgroup in supervisor_cgroups(key, root):
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
+
+
+def _own_cgroup(controller: str) -> str:
+    """_own_cgroup is the caller's cgroup path in the hierarchy of ``controller``."""
+    with contextlib.suppress(OSError), open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                return path
+    return "/"
+
+
+def container_cgroup(cgroups_path: str, controller: str, root: Path = CGROUP_ROOT) -> Path | None:
+    """container_cgroup is the directory of a container's cgroup in one hierarchy.
+
+    ``cgroups_path`` is the spec's ``linux.cgroupsPath``; as for runc, a
+    relative path is relative to the caller's own cgroup. systemd-style
+    ``slice:prefix:name`` paths are not resolved (None).
+    """
+    if not cgroups_path or ":" in cgroups_path:
+        return None
+    if is_v2(root):
+        base, own = root, _own_cgroup("")
+    else:
+        base, own = root / controller, _own_cgroup(controller)
+    path = cgroups_path if cgroups_path.startswith("/") else f"{own}/{cgroups_path}"
+    return base / path.lstrip("/")
+
+
+def oom_killed(cgroups_path: str, root: Path = CGROUP_ROOT) -> bool:
+    """oom_killed is whether the kernel's OOM killer killed a process of the container.
+
+    Read it after the container exited and before ``runc delete`` removes the cgroup.
+    """
+    cgroup = container_cgroup(cgroups_path, "memory", root)
+    if cgroup is None:
+        return False
+    name = "memory.events" if is_v2(root) else "memory.oom_control"
+    try:
+        text = (cgroup / name).read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            return value.strip() not in ("", "0")
+    return False

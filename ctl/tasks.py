@@ -1,0 +1,313 @@
+"""Tasks: the live side of a container, over the runtime layer.
+
+A container's task directory (``Paths.tasks(ns)/<id>/``) lives as long as
+the container and holds its bundle (``config.json`` and the ``rootfs``
+mount point), the files bound over /etc/hosts, /etc/hostname and
+/etc/resolv.conf, the json-file log, and the supervisor's records
+(``state.json``, ``exit.json``; see ``ctl.runtime.state``).
+
+``TaskService`` turns client calls into runc calls and supervisor spawns.
+Status is read without running runc (``state.load_task``), so ``ps`` stays
+cheap; commands that change a task run runc and then record the change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from ctl import fsutil
+from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ctl.runtime import state
+from ctl.runtime.state import ExitStatus, Status, TaskState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from ctl.containers import Container
+    from ctl.runtime.runc import Runc, Stdio
+    from ctl.runtime.supervisor import Spawned
+    from ctl.snapshots import Snapshotter
+
+# How often waiting commands look at a task's records.
+POLL_INTERVAL = 0.02
+# After SIGKILL, a task this slow to exit is reported, not waited for forever.
+KILL_GRACE = 10.0
+LIVE = (Status.CREATED, Status.RUNNING, Status.PAUSED)
+
+
+class TaskService:
+    """TaskService runs and controls the tasks of one namespace."""
+
+    def __init__(
+        self,
+        tasks_dir: Path,
+        runc: Runc,
+        snapshotter: Snapshotter,
+        remove_record: Callable[[str], None],
+    ) -> None:
+        self._tasks_dir = tasks_dir
+        self.runc = runc
+        self._snapshotter = snapshotter
+        self._remove_record = remove_record
+
+    # Paths.
+
+    def task_dir(self, container_id: str) -> Path:
+        return self._tasks_dir / container_id
+
+    def bundle(self, container_id: str) -> Path:
+        return self.task_dir(container_id) / "bundle"
+
+    def rootfs(self, container_id: str) -> Path:
+        return self.bundle(container_id) / "rootfs"
+
+    def log_path(self, container_id: str) -> Path:
+        return self.task_dir(container_id) / f"{container_id}-json.log"
+
+    # Root filesystem.
+
+    def mount_rootfs(self, container: Container) -> Path:
+        """mount_rootfs mounts the container's snapshot on its bundle's rootfs, once."""
+        from ctl.snapshots.mount import mount_all
+
+        rootfs = self.rootfs(container.id)
+        rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if not os.path.ismount(rootfs):
+            mount_all(self._snapshotter.mounts(container.snapshot_key), rootfs)
+        return rootfs
+
+    def unmount_rootfs(self, container_id: str) -> None:
+        from ctl.snapshots.mount import unmount
+
+        rootfs = self.rootfs(container_id)
+        while os.path.ismount(rootfs):
+            try:
+                unmount(rootfs)
+            except Exception:
+                unmount(rootfs, detach=True)
+
+    # Status.
+
+    def load(self, container_id: str) -> TaskState | None:
+        return state.load_task(self.task_dir(container_id))
+
+    def status(self, container_id: str) -> Status | None:
+        task = self.load(container_id)
+        return task.status if task else None
+
+    # Lifecycle.
+
+    def start(
+        self,
+        container: Container,
+        attach: Stdio | None = None,
+        on_exit: Callable[[ExitStatus], None] | None = None,
+        start: bool = True,
+    ) -> Spawned:
+        """start runs the container's task under a new supervisor and returns once it runs.
+
+        With ``start`` False the task is only created (``runc create``) and
+        ``start_created`` starts it later.
+        """
+        from ctl.runtime.runopts import RestartPolicy
+        from ctl.runtime.supervisor import TaskSpec, spawn
+
+        task = self.load(container.id)
+        if task is not None and task.status in LIVE:
+            raise FailedPrecondition(f"container {container.name} is already {task.status.value}")
+        config = container.config
+        restart = config.get("restart")
+        task_dir = self.task_dir(container.id)
+        task_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.mount_rootfs(container)
+        fsutil.atomic_write_json(self.bundle(container.id) / "config.json", container.spec)
+        spec = TaskSpec(
+            runc_id=container.id,
+            bundle=self.bundle(container.id),
+            task_dir=task_dir,
+            log_path=self.log_path(container.id),
+            tty=bool(config.get("tty")),
+            stdin=bool(config.get("stdin")),
+            attach=attach,
+            restart=RestartPolicy(**restart) if restart else None,
+            start=start,
+        )
+
+        def exited(status: ExitStatus) -> None:
+            # Runs in the supervisor, after runc delete: release the rootfs,
+            # then whatever the caller asked (--rm, network teardown).
+            self.unmount_rootfs(container.id)
+            if on_exit is not None:
+                on_exit(status)
+
+        try:
+            return spawn(self.runc, spec, on_exit=exited)
+        except BaseException:
+            if self.status(container.id) not in LIVE:
+                self.unmount_rootfs(container.id)
+            raise
+
+    def start_created(self, container: Container) -> None:
+        """start_created starts a task that ``start(start=False)`` created."""
+        task = self._require_live(container, "start")
+        state.transition(task.status, "start")
+        self.runc.start(container.id)
+        state.set_status(self.task_dir(container.id), "start")
+
+    def _require_live(self, container: Container, op: str) -> TaskState:
+        task = self.load(container.id)
+        if task is None or task.status not in LIVE:
+            raise FailedPrecondition(f"cannot {op} container {container.name}: it is not running")
+        return task
+
+    def kill(self, container: Container, sig: int) -> None:
+        """kill signals the container's init; a fatal signal also cancels restarts."""
+        task = self._require_live(container, "kill")
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            state.mark_stopping(self.task_dir(container.id))
+        self.runc.kill(container.id, sig)
+        if task.status is Status.PAUSED and sig == signal.SIGKILL:
+            # A frozen process cannot die until it is thawed.
+            with contextlib.suppress(Exception):
+                self.runc.resume(container.id)
+
+    def pause(self, container: Container) -> None:
+        task = self._require_live(container, "pause")
+        state.transition(task.status, "pause")
+        self.runc.pause(container.id)
+        state.set_status(self.task_dir(container.id), "pause")
+
+    def resume(self, container: Container) -> None:
+        task = self._require_live(container, "resume")
+        state.transition(task.status, "resume")
+        self.runc.resume(container.id)
+        state.set_status(self.task_dir(container.id), "resume")
+
+    def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
+        """wait blocks until the task has stopped and returns how it exited."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            task = self.load(container_id)
+            if task is None:
+                raise NotFound(f"container {container_id[:12]} has no task")
+            if task.status is Status.STOPPED:
+                return task.exit or ExitStatus(exit_code=None)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Unavailable(f"container {container_id[:12]} did not stop in time")
+            time.sleep(POLL_INTERVAL)
+
+    def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
+        """stop sends the stop signal, then SIGKILL after ``timeout`` seconds."""
+        task = self.load(container.id)
+        if task is None or task.status not in LIVE:
+            return
+        task_dir = self.task_dir(container.id)
+        state.mark_stopping(task_dir)
+        with contextlib.suppress(NotFound):
+            self.runc.kill(container.id, stop_signal)
+            if task.status is Status.PAUSED:
+                self.runc.resume(container.id)
+        try:
+            self.wait(container.id, timeout)
+            return
+        except Unavailable:
+            pass
+        with contextlib.suppress(NotFound):
+            self.runc.kill(container.id, signal.SIGKILL, all=True)
+        self.wait(container.id, KILL_GRACE)
+
+    def delete(self, container: Container, force: bool) -> None:
+        """delete removes the task and what the container owns: mount, snapshot, files.
+
+        A live task needs ``force`` (it is killed first). A task whose
+        supervisor was lost is cleaned through ``runc delete --force``.
+        """
+        from ctl.runtime.supervisor import cleanup_lost_task
+
+        task_dir = self.task_dir(container.id)
+        task = self.load(container.id)
+        if task is not None and task.status in LIVE:
+            if not force:
+                raise FailedPrecondition(
+                    f"container {container.name} is {task.status.value}",
+                    hint="stop it first, or use rm -f",
+                )
+            self.stop(container, 0, signal.SIGKILL)
+            task = self.load(container.id)
+        if task is not None and (task.exit is None or task.exit.exit_code is None):
+            cleanup_lost_task(self.runc, container.id)
+        self.unmount_rootfs(container.id)
+        with contextlib.suppress(NotFound):
+            self._snapshotter.remove(container.snapshot_key)
+        shutil.rmtree(task_dir, ignore_errors=True)
+        with contextlib.suppress(NotFound):
+            self._remove_record(container.id)
+
+    # Inside a running task.
+
+    def exec(
+        self,
+        container: Container,
+        args: list[str],
+        *,
+        tty: bool,
+        detach: bool,
+        env: list[str],
+        workdir: str | None,
+        user: str | None,
+        stdio: Stdio,
+    ) -> int:
+        """exec runs ``args`` in the running container; returns its exit code."""
+        from pathlib import Path
+
+        from ctl.runtime.runc import ExecOpts
+        from ctl.runtime.runopts import parse_user
+        from ctl.runtime.spec import merge_env
+        from ctl.runtime.users import resolve_user
+
+        task = self._require_live(container, "exec in")
+        if task.status is Status.PAUSED:
+            raise FailedPrecondition(f"container {container.name} is paused: resume it first")
+        if not args:
+            raise InvalidArgument("exec needs a command")
+        process: dict[str, Any] = dict(container.spec.get("process", {}))
+        process["args"] = list(args)
+        process["terminal"] = tty
+        process["env"] = merge_env(process.get("env", []), env)
+        if workdir:
+            process["cwd"] = workdir
+        if user:
+            who = resolve_user(Path(f"/proc/{task.pid}/root"), parse_user(user))
+            process["user"] = {
+                "uid": who.uid,
+                "gid": who.gid,
+                "additionalGids": list(who.additional_gids),
+            }
+        return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+
+    def pids(self, container: Container) -> list[int]:
+        self._require_live(container, "list the processes of")
+        return self.runc.ps(container.id)
+
+    def metrics(self, container: Container) -> dict[str, Any]:
+        self._require_live(container, "read the metrics of")
+        return self.runc.events_stats(container.id)
+
+    def logs(
+        self, container: Container, *, follow: bool, tail: int | None
+    ) -> Iterator[tuple[str, str, str]]:
+        """logs yields (stream, text, time) from the container's json-file log."""
+        from ctl.runtime.logs import read_logs
+
+        def stopped() -> bool:
+            task = self.load(container.id)
+            return task is None or task.status is Status.STOPPED
+
+        for entry in read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped):
+            yield entry.stream, entry.text, entry.time
