@@ -336,11 +336,28 @@ class Client:
                 ) from None
         return self.pull(ref, platform=platform, progress=progress)
 
+    def new_container(
+        self,
+        name: str,
+        image: Image | str,
+        snapshot: str | None = None,
+        options: ContainerOptions | None = None,
+    ) -> ContainerHandle:
+        """new_container is containerd's NewContainer: a container whose task is started apart."""
+        from dataclasses import replace
+
+        from ctl.containers.create import ContainerOptions
+
+        ref = image.name if isinstance(image, Image) else image
+        options = replace(options or ContainerOptions(), name=name)
+        return ContainerHandle(self, self.create_container(ref, options, snapshot=snapshot))
+
     def create_container(
         self,
         image_ref: str,
         options: ContainerOptions,
         progress: Progress | None = None,
+        snapshot: str | None = None,
     ) -> Container:
         """create_container makes a container: a snapshot of the image and a record with its spec.
 
@@ -371,7 +388,8 @@ class Client:
             top = unpack(self.content, self.snapshotter, manifest)
             image_config = manifests.read_config(self.content, manifest)
             container_id = secrets.token_hex(32)
-            self.snapshotter.prepare(container_id, top, labels={"ctl.container": container_id})
+            snapshot_key = snapshot or container_id
+            self.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
         tasks = self.tasks
         files_dir = tasks.task_dir(container_id)
         try:
@@ -382,7 +400,7 @@ class Client:
                 name=name or "",
                 image=image.name,
                 snapshotter=self.snapshotter_name or "",
-                snapshot_key=container_id,
+                snapshot_key=snapshot_key,
                 spec={},
                 config=options.runtime_config(),
                 labels=dict(options.labels),
@@ -403,7 +421,7 @@ class Client:
         except BaseException:
             tasks.unmount_rootfs(container_id)
             with contextlib.suppress(NotFound):
-                self.snapshotter.remove(container_id)
+                self.snapshotter.remove(snapshot_key)
             import shutil
 
             shutil.rmtree(files_dir, ignore_errors=True)
@@ -475,6 +493,75 @@ class Client:
                         f"namespace {name!r} is not empty: it has {len(entries)} {kind}"
                     )
             shutil.rmtree(path)
+
+
+class ContainerHandle:
+    """ContainerHandle is a container as the Python API hands it out (containerd's Container)."""
+
+    def __init__(self, client: Client, record: Container) -> None:
+        self.client = client
+        self.record = record
+        self.id = record.id
+        self.name = record.name
+
+    def new_task(self, stdio: Stdio | None = None) -> TaskHandle:
+        """new_task creates the task (runc create) under its supervisor; ``start`` runs it."""
+        spawned = self.client.start_task(self.record, attach=stdio, start=False)
+        return TaskHandle(self.client, self.record, spawned)
+
+    def task(self) -> TaskHandle:
+        """task is a handle on the container's existing task."""
+        return TaskHandle(self.client, self.record, None)
+
+    def delete(self) -> None:
+        """delete removes the container, its snapshot and files; its task must have stopped."""
+        self.client.remove_container(self.id)
+
+
+class TaskHandle:
+    """TaskHandle is a container's task (containerd's Task)."""
+
+    def __init__(self, client: Client, record: Container, spawned: Spawned | None) -> None:
+        self.client = client
+        self.record = record
+        self.spawned = spawned
+
+    @property
+    def pid(self) -> int:
+        task = self.client.tasks.load(self.record.id)
+        return task.pid if task else 0
+
+    def status(self) -> str:
+        """status is created, running, paused or stopped."""
+        status = self.client.tasks.status(self.record.id)
+        return status.value if status else "created"
+
+    def start(self) -> None:
+        self.client.tasks.start_created(self.record)
+
+    def pause(self) -> None:
+        self.client.tasks.pause(self.record)
+
+    def resume(self) -> None:
+        self.client.tasks.resume(self.record)
+
+    def kill(self, sig: int) -> None:
+        self.client.tasks.kill(self.record, sig)
+
+    def pids(self) -> list[int]:
+        return self.client.tasks.pids(self.record)
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """wait returns the ExitStatus once the task has stopped."""
+        return self.client.tasks.wait(self.record.id, timeout)
+
+    def delete(self) -> Any:
+        """delete removes a stopped task's records and releases its rootfs; returns its exit."""
+        status = self.wait(0)
+        if self.spawned is not None:
+            self.spawned.close()
+        self.client.tasks.delete_task(self.record.id)
+        return status
 
 
 def _listdir(path: Path) -> list[str]:

@@ -222,6 +222,15 @@ class TaskService:
             self.runc.kill(container.id, signal.SIGKILL, all=True)
         self.wait(container.id, KILL_GRACE)
 
+    def delete_task(self, container_id: str) -> None:
+        """delete_task forgets a stopped task and releases its rootfs; the container stays."""
+        task = self.load(container_id)
+        if task is not None and task.status in LIVE:
+            raise FailedPrecondition(f"task {container_id[:12]} is {task.status.value}")
+        self.unmount_rootfs(container_id)
+        for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE):
+            (self.task_dir(container_id) / name).unlink(missing_ok=True)
+
     def delete(self, container: Container, force: bool) -> None:
         """delete removes the task and what the container owns: mount, snapshot, files.
 

@@ -96,7 +96,9 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _REGULAR = frozenset({b"0", b"\0", b"7"})
-_DEVICES = {b"3": stat.S_IFCHR, b"4": stat.S_IFBLK, b"6": stat.S_IFIFO}
+# Made by mknod: character and block devices, fifos.
+_NODES = {b"3": stat.S_IFCHR, b"4": stat.S_IFBLK, b"6": stat.S_IFIFO}
+_APPLIED = _REGULAR | _NODES.keys() | {b"1", b"2", b"5", b"D"}
 _KNOWN_LAYER_SUFFIXES = (".tar", ".tar+gzip", ".tar+zstd", ".tar.gzip")
 
 
@@ -123,11 +125,11 @@ def apply_layer(
     covers every byte of the tar. ``whiteouts`` says what ``target`` is (see
     the module docstring). ``media_type``, when given, must name a layer.
 
-    Raises InvalidArgument for a malformed tar or a member that would escape
-    ``target``, DataCorrupted when the stream is damaged or its diff_id is not
-    ``expected_diff_id``, Unimplemented for unsupported media types and tar
-    features (sparse files, multi-volume archives), FailedPrecondition when
-    the file system refuses a write.
+    Raises InvalidArgument for a malformed tar, an unknown member type or a
+    member that would escape ``target``; DataCorrupted when the stream is
+    damaged or its diff_id is not ``expected_diff_id``; Unimplemented for
+    other media types and for sparse files; Unavailable when reading
+    ``stream`` fails; FailedPrecondition when the file system refuses a write.
     """
     if media_type is not None and not media_type.endswith(_KNOWN_LAYER_SUFFIXES):
         raise Unimplemented(f"layer media type {media_type!r}")
@@ -368,7 +370,7 @@ class _Member:
         self.uid = numbers[1]
         self.gid = numbers[2]
         self.mtime = numbers[4] * _NS
-        self.dev = (_num(fields[12]), _num(fields[13])) if kind in _DEVICES else (0, 0)
+        self.dev = (_num(fields[12]), _num(fields[13])) if kind in _NODES else (0, 0)
         self.xattrs: list[tuple[str, bytes]] = []
         if pax:
             self._apply_pax(pax)
@@ -466,11 +468,19 @@ class _Applier:
             name = _text(raw_name)
             if kind == b"\0" and name.endswith("/"):
                 kind = b"5"
+            if kind not in _APPLIED:
+                if kind == b"V":  # a volume label: no file
+                    source.skip(size + (-size % _BLOCK))
+                    pax, long_name, long_link = {}, b"", b""
+                    continue
+                if kind == b"S":
+                    raise Unimplemented(f"layer member {name!r} is a sparse file")
+                raise InvalidArgument(f"layer member {name!r} has unknown type {kind!r}")
             member = _Member(kind, name, _text(raw_link), numbers, fields, pax)
             pax = {}
             long_name = long_link = b""
             # Other types have no data, whatever their size field says (as tarfile, Go).
-            if kind not in _REGULAR and kind not in (b"D", b"V"):
+            if kind not in _REGULAR and kind != b"D":
                 size = 0
             written = self._member(member, source, size)
             source.skip((0 if written else size) + (-size % _BLOCK))
@@ -501,14 +511,8 @@ class _Applier:
                 self._symlink(m, pfd, base)
             elif kind == b"1":
                 self._hardlink(m, pfd, base, rel)
-            elif kind in _DEVICES:
-                self._device(m, pfd, base)
-            elif kind == b"V":
-                return False
-            elif kind == b"S":
-                raise Unimplemented(f"layer member {m.name!r} is a sparse file")
             else:
-                raise InvalidArgument(f"layer member {m.name!r} has unknown type {kind!r}")
+                self._device(m, pfd, base)
             self._mark_unpacked(real)
             return written
         except OSError as err:
@@ -575,7 +579,7 @@ class _Applier:
         self._path_metadata(m, pfd, base, chmod=False)
 
     def _device(self, m: _Member, pfd: int, base: str) -> None:
-        mode = _DEVICES[m.kind] | m.mode
+        mode = _NODES[m.kind] | m.mode
         device = os.makedev(*m.dev)
         try:
             os.mknod(base, mode, device, dir_fd=pfd)
@@ -757,6 +761,9 @@ class _Applier:
                 os.mkdir(part, 0o755, dir_fd=fd)
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as err:
+                if create and key in self._whited_out:
+                    stack.append((self._reopen_whiteout(fd, part, key), key))
+                    continue
                 try:
                     target = os.readlink(part, dir_fd=fd)
                 except OSError:
@@ -776,6 +783,14 @@ class _Applier:
         result = stack[-1]
         self._dirs[rel] = result
         return result
+
+    def _reopen_whiteout(self, pfd: int, name: str, real: str) -> int:
+        """_reopen_whiteout turns this layer's whiteout into an opaque directory for new files."""
+        os.unlink(name, dir_fd=pfd)
+        os.mkdir(name, 0o755, dir_fd=pfd)
+        fd = self._keep_dir(os.open(name, _DIR_FLAGS, dir_fd=pfd), real, real)
+        os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
+        return fd
 
     def _set_dir_times(self) -> None:
         self._forget_dirs()

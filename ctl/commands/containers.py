@@ -119,6 +119,14 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("command", nargs="...", metavar="COMMAND")
 
 
+def _flag(flag: str, parse: Any, value: Any) -> Any:
+    """_flag parses one flag's value, naming the flag in the error."""
+    try:
+        return parse(value)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
+
+
 def _options(args: argparse.Namespace) -> ContainerOptions:
     """_options turns create/run flags into ContainerOptions; bad values are InvalidArgument."""
     from ctl.containers.create import NETWORK_MODES, PULL_POLICIES, ContainerOptions
@@ -132,11 +140,11 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
         raise InvalidArgument("-p needs --net bridge")
     env: list[str] = []
     for path in args.env_file:
-        env += runopts.parse_env_file(path)
-    env += runopts.parse_env(args.env)
-    mounts = [runopts.parse_volume(v) for v in args.volume]
-    mounts += [runopts.parse_mount(m) for m in args.mount]
-    restart = runopts.parse_restart(args.restart)
+        env += _flag("--env-file", runopts.parse_env_file, path)
+    env += _flag("-e", runopts.parse_env, args.env)
+    mounts = [_flag("-v", runopts.parse_volume, v) for v in args.volume]
+    mounts += [_flag("--mount", runopts.parse_mount, m) for m in args.mount]
+    restart = _flag("--restart", runopts.parse_restart, args.restart)
     if restart.name != "no" and args.rm:
         raise InvalidArgument("--restart and --rm cannot be used together")
     if args.platform:
@@ -157,16 +165,16 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
         user=args.user,
         hostname=args.hostname,
         network=args.network,
-        publish=tuple(runopts.parse_publish(p) for p in args.publish),
-        memory=runopts.parse_memory(args.memory) if args.memory else None,
-        cpus=runopts.parse_cpus(args.cpus) if args.cpus else None,
+        publish=tuple(_flag("-p", runopts.parse_publish, p) for p in args.publish),
+        memory=_flag("--memory", runopts.parse_memory, args.memory) if args.memory else None,
+        cpus=_flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None,
         pids_limit=args.pids_limit,
         read_only=args.read_only,
         cap_add=tuple(args.cap_add),
         cap_drop=tuple(args.cap_drop),
         privileged=args.privileged,
-        security=runopts.parse_security_opt(args.security_opt),
-        labels=runopts.parse_labels(args.label),
+        security=_flag("--security-opt", runopts.parse_security_opt, args.security_opt),
+        labels=_flag("--label", runopts.parse_labels, args.label),
         init=args.init,
         restart=restart if restart.name != "no" else None,
         tty=args.tty,
@@ -402,10 +410,10 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _exec(args: argparse.Namespace, ctx: Context) -> int:
+    import os
+
     from ctl.runtime.runc import Stdio
     from ctl.runtime.runopts import parse_env
-
-    import os
 
     client = ctx.client
     container = client.get_container(args.container)

@@ -1,0 +1,336 @@
+"""Issue 4: real containers through runc on overlayfs, via the CLI and the Python API."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import ctl
+from tests.helpers import ctl_command, ctl_proc
+from tests.images import CanonicalImages
+
+pytestmark = pytest.mark.needs_root
+
+
+@pytest.fixture(scope="module")
+def croot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Path:
+    root = tmp_path_factory.mktemp("containers") / "root"
+    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
+    yield root
+    # Leave no container running behind the tests.
+    for cid in ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split():
+        ctl_proc("rm", "-f", cid, root=root)
+
+
+@pytest.fixture
+def image(images: CanonicalImages) -> str:
+    return images.busybox_ref
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_lifecycle_through_the_python_api(croot: Path, image: str) -> None:
+    client = ctl.Client(root=croot)
+    container = client.new_container("api-life", image, options=_opts(["sleep", "60"]))
+    task = container.new_task()
+    assert task.status() == "created"
+    task.start()
+    assert task.status() == "running"
+    task.pause()
+    assert task.status() == "paused"
+    assert _process_state(task.pid) == "frozen"
+    task.resume()
+    assert task.status() == "running"
+    task.kill(signal.SIGKILL)
+    status = task.wait(10)
+    assert status.exit_code == 137
+    task.delete()
+    container.delete()
+    assert ctl_proc("ps", "-a", "-q", root=croot).stdout.find(container.id[:12]) == -1
+
+
+def _opts(args: list[str]):
+    from ctl.containers.create import ContainerOptions
+
+    return ContainerOptions(args=tuple(args))
+
+
+def _process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("State:"):
+                # A frozen cgroup's tasks sleep in the freezer (D or S); check the cgroup.
+                break
+    for path in ("/sys/fs/cgroup/freezer", "/sys/fs/cgroup"):
+        for line in open(f"/proc/{pid}/cgroup"):
+            parts = line.strip().split(":", 2)
+            if parts[1] in ("freezer", "") and os.path.isdir(path):
+                state_file = Path(path + parts[2]) / (
+                    "freezer.state" if parts[1] == "freezer" else "cgroup.freeze"
+                )
+                if state_file.exists():
+                    value = state_file.read_text().strip()
+                    return "frozen" if value in ("FROZEN", "1") else value
+    return "unknown"
+
+
+def test_lifecycle_through_the_cli(croot: Path, image: str) -> None:
+    cid = (
+        ctl_proc(
+            "run",
+            "-d",
+            "--name",
+            "cli-life",
+            image,
+            "sh",
+            "-c",
+            "while true; do echo tick; sleep 0.1; done",
+            root=croot,
+        )
+        .assert_success()
+        .stdout.strip()
+    )
+    assert len(cid) == 64
+    assert "cli-life" in ctl_proc("ps", root=croot).assert_success().stdout
+    ctl_proc("pause", "cli-life", root=croot).assert_success()
+    assert "Paused" in ctl_proc("ps", root=croot).stdout
+    ctl_proc("resume", "cli-life", root=croot).assert_success()
+    ctl_proc("unpause", "cli-life", root=croot).assert_failure(125)
+    _wait_for(lambda: "tick" in ctl_proc("logs", "cli-life", root=croot).stdout)
+    ctl_proc("exec", "cli-life", "sh", "-c", "exit 4", root=croot).assert_failure(4)
+    assert ctl_proc("exec", "cli-life", "echo", "hi", root=croot).stdout == "hi\n"
+    ctl_proc("rm", "cli-life", root=croot).assert_failure(125, stderr_re="running")
+    ctl_proc("stop", "-t", "1", "cli-life", root=croot).assert_success()
+    ps = ctl_proc("ps", "-a", "--format", "json", root=croot).json_lines()
+    row = next(r for r in ps if r["Names"] == "cli-life")
+    assert row["Status"].startswith("Exited (137)")
+    ctl_proc("wait", "cli-life", root=croot).assert_failure(137, stderr_re=None)
+    ctl_proc("rm", "cli-life", root=croot).assert_success()
+    ctl_proc("inspect", "cli-life", root=croot).assert_failure(125, stderr_re="no such container")
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["sh", "-c", "exit 3"], 3),
+        (["/etc/passwd"], 126),
+        (["no-such-command"], 127),
+        (["sh", "-c", "sleep 30 & kill -9 $!; wait $!"], 137),
+    ],
+)
+def test_exit_codes(croot: Path, image: str, command: list[str], code: int) -> None:
+    result = ctl_proc("run", "--rm", image, *command, root=croot)
+    assert result.code == code, result
+    assert "Traceback" not in result.stderr
+
+
+def test_foreground_output_is_logged_and_rm_removes(croot: Path, image: str) -> None:
+    result = ctl_proc(
+        "run", "--name", "fg-log", image, "sh", "-c", "echo out; echo err >&2", root=croot
+    )
+    assert result.code == 0 and result.stdout == "out\n" and result.stderr == "err\n"
+    logs = ctl_proc("logs", "fg-log", root=croot)
+    assert logs.stdout == "out\n" and logs.stderr == "err\n"
+    ctl_proc("rm", "fg-log", root=croot).assert_success()
+    ctl_proc("run", "--rm", "--name", "gone", image, "true", root=croot).assert_success()
+    assert "gone" not in ctl_proc("ps", "-a", root=croot).stdout
+
+
+def test_detached_rm_removes_after_exit(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run", "-d", "--rm", "--name", "drm", image, "sleep", "0.3", root=croot
+    ).assert_success()
+    _wait_for(lambda: "drm" not in ctl_proc("ps", "-a", root=croot).stdout)
+
+
+def test_tty_gets_a_pty(croot: Path, image: str) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(
+            ctl_command()[0],
+            [*ctl_command(), "--root", str(croot), "run", "--rm", "-t", image, "tty"],
+        )
+    out = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 20)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, wait_status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(wait_status) == 0, out
+    assert b"/dev/pts/" in out
+
+
+def test_logs_follow(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run",
+        "-d",
+        "--name",
+        "follow",
+        image,
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.2; done",
+        root=croot,
+    ).assert_success()
+    result = ctl_proc("logs", "-f", "follow", root=croot, timeout=20)
+    assert result.stdout == "line1\nline2\nline3\n"
+    tail = ctl_proc("logs", "--tail", "1", "-t", "follow", root=croot).stdout
+    assert tail.endswith("line3\n") and tail.count("\n") == 1 and "T" in tail.split()[0]
+    ctl_proc("rm", "follow", root=croot).assert_success()
+
+
+def test_stop_kills_a_process_that_ignores_sigterm(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        image,
+        "sh",
+        "-c",
+        "trap '' TERM; while true; do sleep 0.1; done",
+        root=croot,
+    ).assert_success()
+    start = time.monotonic()
+    ctl_proc("stop", "-t", "1", "stubborn", root=croot).assert_success()
+    assert 0.9 < time.monotonic() - start < 8
+    assert ctl_proc("wait", "stubborn", root=croot).stdout.strip() == "137"
+    ctl_proc("rm", "stubborn", root=croot).assert_success()
+
+
+def test_bind_mounts_and_read_only(croot: Path, image: str, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("from host\n")
+    result = ctl_proc(
+        "run",
+        "--rm",
+        "-v",
+        f"{tmp_path}:/data",
+        image,
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo back > /data/out.txt",
+        root=croot,
+    )
+    assert result.assert_success().stdout == "from host\n"
+    assert (tmp_path / "out.txt").read_text() == "back\n"
+    ro = ctl_proc(
+        "run",
+        "--rm",
+        "-v",
+        f"{tmp_path}:/data:ro",
+        image,
+        "sh",
+        "-c",
+        "echo x > /data/no.txt",
+        root=croot,
+    )
+    assert ro.code != 0 and not (tmp_path / "no.txt").exists()
+    rofs = ctl_proc("run", "--rm", "--read-only", image, "sh", "-c", "touch /x", root=croot)
+    assert rofs.code != 0
+    ctl_proc("run", "--rm", "--read-only", image, "sh", "-c", "touch /tmp/ok || true", root=croot)
+
+
+def test_memory_limit_is_in_the_cgroup(croot: Path, image: str) -> None:
+    result = ctl_proc(
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        image,
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null"
+        " || cat /sys/fs/cgroup/memory.max",
+        root=croot,
+    )
+    # The container sees its own cgroup only where /sys/fs/cgroup is mounted; fall back
+    # to the host's view of it through the spec's cgroupsPath otherwise.
+    if result.stdout.strip():
+        assert result.stdout.strip() == str(64 << 20)
+    else:
+        cid = ctl_proc(
+            "run", "-d", "--memory", "64m", image, "sleep", "30", root=croot
+        ).stdout.strip()
+        spec = json.loads(ctl_proc("inspect", cid, root=croot).stdout)[0]["Spec"]
+        path = spec["linux"]["cgroupsPath"]
+        candidates = [
+            Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.limit_in_bytes",
+            Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.max",
+        ]
+        value = next(p.read_text().strip() for p in candidates if p.exists())
+        ctl_proc("rm", "-f", cid, root=croot).assert_success()
+        assert value == str(64 << 20)
+
+
+def test_default_capabilities(croot: Path, image: str) -> None:
+    out = ctl_proc("run", "--rm", image, "grep", "CapBnd", "/proc/self/status", root=croot).stdout
+    assert out.split()[1] == "00000000a80425fb"
+
+
+def test_twenty_concurrent_runs(croot: Path, image: str) -> None:
+    def one(i: int):
+        return ctl_proc("run", "--rm", image, "sh", "-c", f"exit {i % 5}", root=croot, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert [r.code for r in results] == [i % 5 for i in range(20)], [r.stderr for r in results]
+    assert ctl_proc("ps", "-a", "-q", root=croot).stdout.strip() == ""
+
+
+def test_killed_supervisor_leaves_a_task_rm_cleans(croot: Path, image: str) -> None:
+    ctl_proc("run", "-d", "--name", "orphan", image, "sleep", "60", root=croot).assert_success()
+    record = json.loads(ctl_proc("inspect", "orphan", root=croot).stdout)[0]
+    state_file = Path(record["LogPath"]).parent / "state.json"
+    supervisor = json.loads(state_file.read_text())["supervisor_pid"]
+    os.kill(supervisor, signal.SIGKILL)
+    _wait_for(lambda: "Exited (unknown)" in ctl_proc("ps", "-a", root=croot).stdout)
+    ctl_proc("rm", "orphan", root=croot).assert_success()
+    assert "orphan" not in ctl_proc("ps", "-a", root=croot).stdout
+
+
+def test_killed_init_exits_137(croot: Path, image: str) -> None:
+    ctl_proc("run", "-d", "--name", "killed", image, "sleep", "60", root=croot).assert_success()
+    ctl_proc("kill", "killed", root=croot).assert_success()
+    assert ctl_proc("wait", "killed", root=croot).stdout.strip() == "137"
+    ctl_proc("rm", "killed", root=croot).assert_success()
+
+
+def test_detached_run_returns_at_once_in_a_pipe(croot: Path, image: str) -> None:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [*ctl_command(), "--root", str(croot), "run", "-d", "--rm", image, "sleep", "3"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0 and time.monotonic() - start < 2.5
+    ctl_proc("rm", "-f", proc.stdout.strip(), root=croot)
+
+
+def test_bad_input_is_one_line_and_125(croot: Path, image: str) -> None:
+    ctl_proc("run", "--memory", "lots", image, root=croot).assert_failure(125, stderr_re="memory")
+    ctl_proc("run", "-v", "relative:/x", image, root=croot).assert_failure(125)
+    ctl_proc("stop", "no-such", root=croot).assert_failure(125, stderr_re="no such container")
+    ctl_proc("run", "--pull", "never", "example.com/none:1", root=croot).assert_failure(125)
+    ctl_proc("run", "--name", "bad/name", image, root=croot).assert_failure(125)
