@@ -70,21 +70,17 @@ def _opts(args: list[str]):
 
 
 def _process_state(pid: int) -> str:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("State:"):
-                # A frozen cgroup's tasks sleep in the freezer (D or S); check the cgroup.
-                break
-    for path in ("/sys/fs/cgroup/freezer", "/sys/fs/cgroup"):
-        for line in open(f"/proc/{pid}/cgroup"):
-            parts = line.strip().split(":", 2)
-            if parts[1] in ("freezer", "") and os.path.isdir(path):
-                state_file = Path(path + parts[2]) / (
-                    "freezer.state" if parts[1] == "freezer" else "cgroup.freeze"
-                )
-                if state_file.exists():
-                    value = state_file.read_text().strip()
-                    return "frozen" if value in ("FROZEN", "1") else value
+    """_process_state reads the freezer state of the cgroup ``pid`` is in (v1 or v2)."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "freezer":
+            state = Path("/sys/fs/cgroup/freezer") / path.lstrip("/") / "freezer.state"
+            return "frozen" if state.read_text().strip() == "FROZEN" else "thawed"
+        if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            state = Path("/sys/fs/cgroup") / path.lstrip("/") / "cgroup.freeze"
+            return "frozen" if state.read_text().strip() == "1" else "thawed"
     return "unknown"
 
 
