@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# test.sh runs every check CI runs: ruff, ruff format, mypy, then the whole pytest suite with
+# subprocess tests going through the built dist/ctl.pex. It installs what is missing first
+# (scripts/setup.sh --deps-only) so that it also works on a fresh machine.
+#
+#   bash scripts/test.sh [PYTEST ARGS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh --deps-only
+export CTL_TEST_BINARY=$PWD/dist/ctl.pex
+
+# Every check runs even after one fails, so one CI run reports them all; pytest goes last
+# so that its summary is the closing line.
+failed=()
+check() {
+	echo "test.sh: $*"
+	"$@" || failed+=("$*")
+}
+check bash scripts/build_pex.sh
+check .venv/bin/ruff check ctl tests
+check .venv/bin/ruff format --check ctl tests
+check .venv/bin/mypy
+
+status=0
+.venv/bin/python -m pytest -p no:cacheprovider "$@" </dev/null || status=$?
+if [ "$status" = 5 ]; then
+	echo "test.sh: FAIL: pytest ran no tests" >&2
+	exit 1
+fi
+if [ "${#failed[@]}" != 0 ]; then
+	printf 'test.sh: FAIL: %s\n' "${failed[@]}" >&2
+	exit 1
+fi
+exit "$status"
