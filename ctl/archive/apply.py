@@ -793,19 +793,23 @@ class _Applier:
         return fd
 
     def _set_dir_times(self) -> None:
-        self._forget_dirs()
+        if self._stale:
+            self._forget_dirs()
         for real, times in sorted(
             self._dir_times.items(), key=lambda item: item[0].count("/"), reverse=True
         ):
+            hit = self._dirs.get(real)
             if not real:
                 os.utime(self._root, ns=times)
-                continue
-            fd = self._open_real(real)
-            if fd is not None:
-                try:
-                    os.utime(fd, ns=times)
-                finally:
-                    os.close(fd)
+            elif hit is not None and hit[1] == real:
+                os.utime(hit[0], ns=times)
+            else:
+                fd = self._open_real(real)
+                if fd is not None:
+                    try:
+                        os.utime(fd, ns=times)
+                    finally:
+                        os.close(fd)
 
     def _open_real(self, real: str) -> int | None:
         """_open_real opens directory ``real`` with no symlink on the way, or returns None."""

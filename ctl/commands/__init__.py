@@ -42,6 +42,10 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     # system
     "version": ("system", "Show the ctl and runc versions"),
     "info": ("system", "Show system-wide information"),
+    "prune": ("system", "Remove what nothing references"),
+    "system": ("system", "Manage the ctl root as a whole"),
+    "completion": ("system", "Print a shell completion script"),
+    "generate": ("system", "Generate files for other tools"),
 }
 
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in TOP_LEVEL.values()))

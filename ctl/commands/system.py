@@ -6,7 +6,7 @@ import platform
 import sys
 from typing import TYPE_CHECKING
 
-from ctl.commands._base import add_command, add_format
+from ctl.commands._base import add_command, add_format, add_group
 
 if TYPE_CHECKING:
     import argparse
@@ -19,6 +19,31 @@ def register(subparsers: SubParsers) -> None:
     add_command(subparsers, "version", _version, "Show the ctl and runc versions")
     info = add_command(subparsers, "info", _info, "Show system-wide information")
     add_format(info, quiet=False)
+    _prune_flags(add_command(subparsers, "prune", _prune, "Remove what nothing references"))
+
+    group = add_group(subparsers, "system", "Manage the ctl root as a whole")
+    _prune_flags(add_command(group, "prune", _prune, "Remove what nothing references"))
+    df = add_command(group, "df", _df, "Show disk usage")
+    add_format(df, quiet=False)
+    add_command(group, "check", _check, "Verify every blob, snapshot and record")
+    add_command(group, "boot", _boot, "Start the containers whose restart policy says so")
+    info2 = add_command(group, "info", _info, "Show system-wide information")
+    add_format(info2, quiet=False)
+
+    completion = add_command(
+        subparsers, "completion", _completion, "Print a shell completion script"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL")
+    generate = add_group(subparsers, "generate", "Generate files for other tools")
+    systemd = add_command(generate, "systemd", _systemd, "Print a systemd unit for a container")
+    systemd.add_argument("container", metavar="NAME")
+
+
+def _prune_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="also remove images no container uses"
+    )
+    parser.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
 
 
 def runc_version() -> str:
@@ -69,4 +94,76 @@ def _info(args: argparse.Namespace, ctx: Context) -> int:
     else:
         for key, value in info.items():
             print(f"{key}: {value}")
+    return 0
+
+
+def _prune(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.errdefs import FailedPrecondition
+    from ctl.gc import collect
+    from ctl.progress import human_size
+
+    if not args.force and sys.stdin.isatty():
+        what = "images no container uses and all" if args.all else "all"
+        answer = input(f"This removes {what} unreferenced content and snapshots. Continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise FailedPrecondition("prune cancelled")
+    result = collect(ctx.client, unused_images=args.all)
+    for name in result.images:
+        print(f"Untagged: {name}")
+    for digest in result.blobs:
+        print(f"Deleted: {digest}")
+    for key in result.snapshots:
+        print(f"Deleted snapshot: {key}")
+    print(f"Total reclaimed space: {human_size(result.reclaimed)}")
+    return 0
+
+
+def _df(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import print_listing
+    from ctl.system import disk_usage
+
+    rows = disk_usage(ctx.client)
+    print_listing(
+        args.format,
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        rows,
+        columns=["Type", "TotalCount", "Active", "Size", "Reclaimable"],
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.system import check
+
+    problems = 0
+    checked = 0
+    for finding in check(ctx.client):
+        checked += 1
+        if finding.problem:
+            problems += 1
+            print(f"{finding.what}: {finding.problem}")
+    print(f"checked {checked} objects: {problems} problem{'s' if problems != 1 else ''}")
+    # fsck's convention: non-zero when something is wrong.
+    return 1 if problems else 0
+
+
+def _boot(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.system import boot
+
+    for name in boot(ctx.client):
+        print(name)
+    return 0
+
+
+def _completion(args: argparse.Namespace, ctx: Context) -> int:
+    from argcomplete.shell_integration import shellcode
+
+    sys.stdout.write(shellcode(["ctl"], shell=args.shell))
+    return 0
+
+
+def _systemd(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.system import systemd_unit
+
+    sys.stdout.write(systemd_unit(ctx.client, args.container))
     return 0

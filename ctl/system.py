@@ -1,0 +1,218 @@
+"""Whole-root operations: disk usage, the fsck-like check, boot-time restarts, systemd units."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ctl.errdefs import CtlError, NotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ctl.client import Client
+
+
+def _namespaces(client: Client) -> Iterator[Client]:
+    from ctl.client import Client as ClientType
+
+    for namespace in client.list_namespaces():
+        yield ClientType(client.paths.root, namespace, debug=client.debug)
+
+
+def disk_usage(client: Client) -> list[dict[str, Any]]:
+    """disk_usage is ``system df``: images, containers, content and snapshots."""
+    from ctl.progress import human_size
+    from ctl.runtime.state import Status
+
+    images = containers = running = 0
+    used_images: set[str] = set()
+    for ns in _namespaces(client):
+        ns_images = list(ns.images.list())
+        images += len(ns_images)
+        for container in ns.containers.list():
+            containers += 1
+            used_images.add(container.image)
+            if ns.tasks.status(container.id) in (Status.RUNNING, Status.PAUSED):
+                running += 1
+    blobs = list(client.content.walk())
+    content_size = sum(b.size for b in blobs)
+    snapshot_size = 0
+    snapshot_count = 0
+    with contextlib.suppress(CtlError):
+        backend = client.snapshotter.backend
+        for info in backend.walk():
+            snapshot_count += 1
+            with contextlib.suppress(CtlError):
+                snapshot_size += backend.usage(info.name).size
+
+    def row(kind: str, total: int, active: int, size: int, reclaimable: str) -> dict[str, Any]:
+        return {
+            "Type": kind,
+            "TotalCount": total,
+            "Active": active,
+            "Size": human_size(size),
+            "Reclaimable": reclaimable,
+        }
+
+    return [
+        row("Images", images, len(used_images), content_size, "-"),
+        row("Containers", containers, running, 0, "-"),
+        row("Content", len(blobs), len(blobs), content_size, "-"),
+        row("Snapshots", snapshot_count, snapshot_count, snapshot_size, "-"),
+    ]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Finding is one checked object; ``problem`` is empty when it is sound."""
+
+    what: str
+    problem: str = ""
+
+
+def check(client: Client) -> Iterator[Finding]:
+    """check verifies every blob's digest, every record, and what records point at."""
+    store = client.content
+    for info in store.walk():
+        what = f"blob {info.digest}"
+        try:
+            yield Finding(what, _verify_blob(client, info.digest, info.size))
+        except OSError as err:
+            yield Finding(what, f"unreadable: {err.strerror}")
+    for status in store.list_statuses():
+        yield Finding(f"ingest {status.ref}", "")
+    for ns in _namespaces(client):
+        for image in ns.images.list():
+            what = f"image {ns.namespace}/{image.name}"
+            try:
+                missing = _missing(ns, image.target)
+                yield Finding(what, f"missing content {', '.join(missing)}" if missing else "")
+            except CtlError as err:
+                yield Finding(what, str(err))
+        snapshotter = ns.snapshotter
+        for container in ns.containers.list():
+            what = f"container {ns.namespace}/{container.name}"
+            try:
+                snapshotter.stat(container.snapshot_key)
+                yield Finding(what)
+            except NotFound:
+                yield Finding(what, f"its snapshot {container.snapshot_key!r} is missing")
+        for snap in snapshotter.walk():
+            yield _check_snapshot(snapshotter, f"snapshot {ns.namespace}/{snap.name}", snap)
+
+
+def _check_snapshot(snapshotter: Any, what: str, snap: Any) -> Finding:
+    """_check_snapshot checks that the directories a snapshot stands on exist."""
+    from ctl.snapshots import Kind
+
+    try:
+        if snap.kind is Kind.COMMITTED:
+            # Committed snapshots do not mount; their usage walk reads their directory.
+            snapshotter.usage(snap.name)
+            return Finding(what)
+        mounts = snapshotter.mounts(snap.name)
+    except (CtlError, OSError) as err:
+        return Finding(what, str(err))
+    dirs = [m.source for m in mounts if m.type == "bind"]
+    for m in mounts:
+        for opt in m.options:
+            if opt.startswith(("lowerdir=", "upperdir=")):
+                dirs += opt.split("=", 1)[1].split(":")
+    gone = [d for d in dirs if d and not os.path.isdir(d)]
+    return Finding(what, f"missing directory {gone[0]}" if gone else "")
+
+
+def _verify_blob(client: Client, digest: str, size: int) -> str:
+    path = client.paths.content / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    hasher = hashlib.sha256()
+    actual = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            hasher.update(chunk)
+            actual += len(chunk)
+    if "sha256:" + hasher.hexdigest() != digest:
+        return f"content does not match its digest (sha256:{hasher.hexdigest()})"
+    if actual != size:
+        return f"size {actual} differs from the recorded {size}"
+    return ""
+
+
+def _missing(client: Client, desc: Any) -> list[str]:
+    from ctl.images import manifests
+
+    try:
+        client.content.info(desc.digest)
+    except NotFound:
+        return [desc.digest]
+    if manifests.is_index(desc):
+        # An index needs only the platforms that were pulled: at least one manifest.
+        children = manifests.children(client.content, desc)
+        present = [c for c in children if not _missing(client, c)]
+        return [] if present else [desc.digest + " (no platform manifest)"]
+    out: list[str] = []
+    for child in manifests.children(client.content, desc):
+        out += _missing(client, child)
+    return out
+
+
+def boot(client: Client) -> list[str]:
+    """boot starts, once after a reboot, every container whose restart policy asks for it.
+
+    A task recorded before this boot has no process any more; containers with
+    ``--restart always`` (or ``unless-stopped`` and ``on-failure`` that were
+    not stopped by the user) are started again, in every namespace.
+    """
+    from ctl.runtime import state
+
+    started = []
+    for ns in _namespaces(client):
+        for container in ns.containers.list():
+            policy = (container.config.get("restart") or {}).get("name")
+            if policy not in ("always", "unless-stopped", "on-failure"):
+                continue
+            task_dir = ns.tasks.task_dir(container.id)
+            record = state.read_record(task_dir)
+            if record is None or record.get("boot_id") == state.boot_id():
+                continue
+            if policy != "always" and state.is_stopping(task_dir):
+                continue
+            try:
+                ns.tasks.delete_task(container.id)
+                with ns.start_task(container):
+                    pass
+                started.append(f"{ns.namespace}/{container.name}")
+            except CtlError as err:
+                sys.stderr.write(f"ctl: boot: {container.name}: {err}\n")
+    return started
+
+
+def systemd_unit(client: Client, ref: str) -> str:
+    """systemd_unit is a unit that runs the container under the server's init."""
+    container = client.get_container(ref)
+    binary = os.environ.get("PEX") or shutil.which("ctl") or "ctl"
+    base = [binary, "--root", str(client.paths.root), "-n", client.namespace]
+    start = shlex.join([*base, "start", "-a", container.name])
+    stop = shlex.join([*base, "stop", "-t", "10", container.name])
+    return f"""# Generated by ctl for container {container.name} ({container.id[:12]}).
+[Unit]
+Description=ctl container {container.name}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Restart=on-failure
+ExecStart={start}
+ExecStop={stop}
+KillMode=process
+TimeoutStopSec=20
+
+[Install]
+WantedBy=multi-user.target
+"""
