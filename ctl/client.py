@@ -14,18 +14,21 @@ import contextlib
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ctl import fsutil
 from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from ctl.images import Image
 from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ctl.containers import Container
+    from typing import Any, BinaryIO
+
+    from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.containers.store import LocalContainerStore
     from ctl.content.local import LocalStore
+    from ctl.images.image import Image
     from ctl.images.store import LocalImageStore
     from ctl.images.summary import ImageSummary
     from ctl.oci import Platform
@@ -180,6 +183,8 @@ class Client:
             return unpack(self.content, self.snapshotter, manifest)
 
     def _put_image(self, name: str, target: Any) -> Image:
+        from ctl.images.image import Image
+
         try:
             return self.images.create(Image(name=name, target=target))
         except AlreadyExists:
@@ -348,7 +353,7 @@ class Client:
 
         from ctl.containers.create import ContainerOptions
 
-        ref = image.name if isinstance(image, Image) else image
+        ref = image if isinstance(image, str) else image.name
         options = replace(options or ContainerOptions(), name=name)
         return ContainerHandle(self, self.create_container(ref, options, snapshot=snapshot))
 
@@ -365,7 +370,7 @@ class Client:
         """
         import secrets
 
-        from ctl.containers import Container
+        from ctl.containers.container import Container
         from ctl.containers.create import container_spec, write_host_files
         from ctl.containers.names import random_name
         from ctl.containers.store import validate_name

@@ -15,14 +15,17 @@ import fcntl
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ctl.errdefs import Unavailable
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
     from types import TracebackType
+    from typing import Any, BinaryIO
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse

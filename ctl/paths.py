@@ -25,13 +25,12 @@ Nothing else joins paths under the root by hand.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ctl import identifiers
 
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -42,14 +41,22 @@ DEFAULT_NAMESPACE = "default"
 
 def ref_key(ref: str) -> str:
     """ref_key maps an arbitrary string to a fixed-length safe file name."""
+    import hashlib
+
     return hashlib.sha256(ref.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
 class Paths:
-    """Paths holds the root and derives each sub-directory from it."""
+    """Paths holds the root and derives each sub-directory from it.
 
-    root: Path
+    A plain class, not a dataclass: every call builds one, and ``dataclasses``
+    costs more start-up time than the rest of a listing command.
+    """
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
     @property
     def version_file(self) -> Path:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from ctl.containers import Container
+    from ctl.containers.container import Container
     from ctl.runtime.runc import Runc, Stdio
     from ctl.runtime.supervisor import Spawned
     from ctl.snapshots import Snapshotter

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
-from typing import TYPE_CHECKING, Any, NoReturn
+import sys
 
 from ctl.errdefs import InvalidArgument
 
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any, NoReturn
 
     from ctl.main import Context
 
@@ -17,8 +22,36 @@ if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
+class _Formatter(argparse.HelpFormatter):
+    """_Formatter sizes help to the terminal without ``shutil``.
+
+    argparse builds a formatter for every ``add_argument`` and would import
+    shutil (and with it bz2 and lzma) to ask for the terminal width: a few
+    milliseconds of every call, for help that is rarely printed.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno() if sys.__stdout__ else 1)
+                width = columns.columns - 2
+            except (OSError, ValueError):
+                width = int(os.environ.get("COLUMNS", "80") or 80) - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class Parser(argparse.ArgumentParser):
     """Parser reports bad usage as an InvalidArgument (one line, exit 125)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         choice = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)

@@ -4,16 +4,19 @@ logs, exec, wait, inspect, top; and ctr's containers ls|info|rm and tasks ls|ps|
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from ctl.commands._base import add_command, add_format, add_group
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from ctl.commands._base import SubParsers
-    from ctl.containers import Container
+    from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.main import Context
     from ctl.runtime.state import TaskState

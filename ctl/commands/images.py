@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from ctl.commands._base import add_command, add_format, add_group
 from ctl.errdefs import CtlError, InvalidArgument
 
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from ctl.commands._base import SubParsers
     from ctl.images.summary import ImageSummary

@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from ctl import fsutil
-from ctl.containers import Container
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
+
+    from ctl.containers.container import Container
 
 _ID = re.compile(r"[0-9a-f]{64}")
 # docker's rule for container names.
@@ -30,6 +32,8 @@ def validate_name(name: str) -> str:
     return name
 
 
+# The record classes are imported where used, not at the top: a listing of an
+# empty root then never imports dataclasses, which costs more than the listing.
 class LocalContainerStore:
     """LocalContainerStore keeps one JSON record a container and one name file a name.
 
@@ -53,6 +57,8 @@ class LocalContainerStore:
         return fsutil.FileLock(self._lock_path, what="the container store")
 
     def _load(self, container_id: str) -> Container:
+        from ctl.containers.container import Container
+
         try:
             return Container.from_record(fsutil.read_json(self._path(container_id)))
         except FileNotFoundError:
@@ -96,6 +102,8 @@ class LocalContainerStore:
                 continue  # removed meanwhile
 
     def create(self, container: Container) -> Container:
+        from dataclasses import replace
+
         validate_name(container.name)
         path = self._path(container.id)
         now = time.time()
@@ -113,6 +121,8 @@ class LocalContainerStore:
         return created
 
     def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
+        from dataclasses import replace
+
         paths = fieldpaths or list(UPDATABLE)
         for fieldpath in paths:
             if fieldpath not in UPDATABLE:

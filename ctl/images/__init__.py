@@ -1,79 +1,8 @@
 """Images: names that point at a target descriptor (an OCI index or manifest).
 
-``ImageStore`` is containerd's ``images.Store``: a per-namespace map from a
-normalised reference (``docker.io/library/busybox:latest``) to an ``Image``.
-The bytes the target points at live in the content store; the functions in
-``ctl.images.manifests`` walk from a target to its platform manifest, config
-and layers.
+``image`` holds the record and the ``ImageStore`` protocol, ``store`` the
+on-disk store, ``manifests`` the walk from a target to its platform manifest,
+config and layers, ``pull``/``push``/``unpack``/``archive`` the operations.
+This package module is empty on purpose: importing ``ctl.images.store`` for a
+listing must not import dataclasses.
 """
-
-from __future__ import annotations
-
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
-
-from ctl.oci import Descriptor
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-
-RECORD_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Image:
-    """Image names a target descriptor, with labels and timestamps."""
-
-    name: str
-    target: Descriptor
-    labels: dict[str, str] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    def with_target(self, target: Descriptor) -> Image:
-        return replace(self, target=target)
-
-    def to_record(self) -> dict[str, Any]:
-        return {
-            "version": RECORD_VERSION,
-            "name": self.name,
-            "target": self.target.to_json(),
-            "labels": dict(self.labels),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Image:
-        return cls(
-            name=str(record["name"]),
-            target=Descriptor.from_json(record["target"]),
-            labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
-            created_at=float(record.get("created_at", 0.0)),
-            updated_at=float(record.get("updated_at", 0.0)),
-        )
-
-
-class ImageStore(Protocol):
-    """ImageStore keeps the images of one namespace.
-
-    Names are unique: ``create`` of an existing name raises AlreadyExists,
-    ``get``/``update``/``delete`` of a missing one raise NotFound. Each call
-    is atomic on its own; a reader never sees a half-written record.
-    """
-
-    def get(self, name: str) -> Image: ...
-
-    def list(self) -> Iterator[Image]:
-        """list yields every image of the namespace, in no particular order."""
-        ...
-
-    def create(self, image: Image) -> Image:
-        """create records a new image, setting created_at/updated_at."""
-        ...
-
-    def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
-        """update changes ``target`` and/or ``labels`` (all when fieldpaths is None)."""
-        ...
-
-    def delete(self, name: str) -> None: ...

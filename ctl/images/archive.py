@@ -31,7 +31,7 @@ from ctl.oci import Descriptor
 
 if TYPE_CHECKING:
     from ctl.content import ContentStore, Provider
-    from ctl.images import Image
+    from ctl.images.image import Image
     from ctl.oci import Platform
 
 CHUNK = 1 << 20

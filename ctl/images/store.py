@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from ctl import fsutil
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
-from ctl.images import Image
 from ctl.paths import ref_key
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
 
+    from ctl.images.image import Image
 
+
+# The record classes are imported where used, not at the top: a listing of an
+# empty root then never imports dataclasses, which costs more than the listing.
 class LocalImageStore:
     """LocalImageStore keeps records at ``<dir>/<sha256(name)>.json``.
 
@@ -36,6 +40,8 @@ class LocalImageStore:
         return fsutil.FileLock(self._lock_path, what="the image store")
 
     def get(self, name: str) -> Image:
+        from ctl.images.image import Image
+
         try:
             return Image.from_record(fsutil.read_json(self._path(name)))
         except FileNotFoundError:
@@ -46,6 +52,8 @@ class LocalImageStore:
             entries = os.listdir(self._dir)
         except FileNotFoundError:
             return
+        from ctl.images.image import Image
+
         for entry in sorted(entries):
             if entry.startswith(".") or not entry.endswith(".json"):
                 continue
@@ -55,6 +63,8 @@ class LocalImageStore:
                 continue  # deleted by a concurrent rmi
 
     def create(self, image: Image) -> Image:
+        from dataclasses import replace
+
         if not image.name:
             raise InvalidArgument("image name must not be empty")
         now = time.time()
@@ -67,6 +77,8 @@ class LocalImageStore:
         return created
 
     def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
+        from dataclasses import replace
+
         with self._lock():
             current = self.get(image.name)
             target = current.target

@@ -10,7 +10,7 @@ from ctl.images import manifests
 
 if TYPE_CHECKING:
     from ctl.content import Provider
-    from ctl.images import Image
+    from ctl.images.image import Image
     from ctl.oci import Platform
 
 

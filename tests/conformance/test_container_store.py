@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctl.containers import Container, ContainerStore
+from ctl.containers.container import Container, ContainerStore
 from ctl.containers.store import LocalContainerStore
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
 

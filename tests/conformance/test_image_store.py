@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
-from ctl.images import Image, ImageStore
+from ctl.images.image import Image, ImageStore
 from ctl.images.store import LocalImageStore
 from ctl.oci import MEDIA_TYPE_OCI_MANIFEST, Descriptor
 

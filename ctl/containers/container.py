@@ -1,0 +1,92 @@
+"""Containers: the static configuration of a container, apart from any running task.
+
+``ContainerStore`` is containerd's ``containers.Store`` plus docker's names:
+each container has a 64-hex id and a name unique in its namespace, and can
+be found by either, or by a unique prefix of its id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+RECORD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Container:
+    """Container is one container record.
+
+    ``spec`` is the OCI runtime spec (config.json) generated at create time;
+    ``config`` holds what the supervisor needs that the spec does not carry
+    (tty, stdin, --rm, --restart, published ports, network); ``snapshot_key``
+    names its active snapshot in ``snapshotter``.
+    """
+
+    id: str
+    name: str
+    image: str
+    snapshotter: str
+    snapshot_key: str
+    spec: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def updated(self, **changes: Any) -> Container:
+        return replace(self, **changes)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "id": self.id,
+            "name": self.name,
+            "image": self.image,
+            "snapshotter": self.snapshotter,
+            "snapshot_key": self.snapshot_key,
+            "spec": self.spec,
+            "config": self.config,
+            "labels": self.labels,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Container:
+        return cls(
+            id=str(record["id"]),
+            name=str(record["name"]),
+            image=str(record.get("image", "")),
+            snapshotter=str(record.get("snapshotter", "")),
+            snapshot_key=str(record.get("snapshot_key", "")),
+            spec=dict(record.get("spec") or {}),
+            config=dict(record.get("config") or {}),
+            labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
+            created_at=float(record.get("created_at", 0.0)),
+            updated_at=float(record.get("updated_at", 0.0)),
+        )
+
+
+class ContainerStore(Protocol):
+    """ContainerStore keeps the container records of one namespace.
+
+    ``create`` raises AlreadyExists for a taken id or name; ``get`` takes an
+    id, a name or a unique id prefix and raises NotFound, or InvalidArgument
+    when a prefix is ambiguous; ``delete`` frees the name.
+    """
+
+    def get(self, ref: str) -> Container: ...
+
+    def list(self) -> Iterator[Container]: ...
+
+    def create(self, container: Container) -> Container: ...
+
+    def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
+        """update changes ``labels``, ``spec``, ``config`` or ``snapshot_key``."""
+        ...
+
+    def delete(self, container_id: str) -> None: ...

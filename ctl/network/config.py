@@ -1,0 +1,357 @@
+"""Network definitions: CNI conflists under ``<root>/networks``, and how they are made.
+
+Every ctl network is a bridge network, one conflist file each::
+
+    <root>/networks/<name>.conflist
+
+    {"cniVersion": "1.0.0", "name": "ctl",
+     "ctl": {"id": "<64 hex>", "created": "<RFC 3339>", "subnet": ..., "gateway": ...,
+             "bridge": "ctl0"},
+     "plugins": [
+       {"type": "bridge", "bridge": "ctl0", "isGateway": true, "ipMasq": true,
+        "hairpinMode": true,
+        "ipam": {"type": "host-local", "dataDir": "<root>/cni/ipam",
+                 "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]],
+                 "routes": [{"dst": "0.0.0.0/0"}]}},
+       {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}},
+       {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"}]}
+
+The ``ctl`` key is ours (CNI ignores keys it does not know, and plugins only
+ever see their own entry of ``plugins``). ``portmap`` with ``snat`` marks
+the bridge ``route_localnet`` so that published ports answer on 127.0.0.1;
+``firewall`` with ``same-bridge`` keeps networks apart, as docker does.
+
+The default network ``ctl`` (bridge ``ctl0``) is written on first use; other
+networks get the next free ``ctlN`` bridge. A subnet not given is the first
+/16 of ``CANDIDATE_SUBNETS`` that overlaps none of the host's routes and
+addresses, other CNI configurations' subnets (podman's 10.88.0.0/16, say)
+and ctl's other networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ctl import fsutil, identifiers
+from ctl.errdefs import AlreadyExists, DataCorrupted, InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+
+DEFAULT_NETWORK = "ctl"
+DEFAULT_BRIDGE = "ctl0"
+DRIVER = "bridge"
+# ``--net`` words that are not network names.
+RESERVED_NAMES = frozenset({"bridge", "host", "none", "default", "container"})
+CANDIDATE_SUBNETS = tuple(ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(88, 255))
+# Where other CNI users keep their networks; their subnets are taken.
+SYSTEM_CNI_DIRS = ("/etc/cni/net.d",)
+LOOPBACK_NAME = "ctl-loopback"
+SUFFIX = ".conflist"
+IFNAMSIZ = 15
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """NetworkInfo is one network as ``network ls`` shows it."""
+
+    id: str
+    name: str
+    driver: str
+    subnet: str
+    gateway: str
+    bridge: str
+    created: str
+
+
+def info_of(conflist: dict[str, Any]) -> NetworkInfo:
+    """info_of reads our summary of a stored conflist."""
+    meta = conflist.get("ctl") or {}
+    try:
+        return NetworkInfo(
+            id=str(meta["id"]),
+            name=str(conflist["name"]),
+            driver=DRIVER,
+            subnet=str(meta["subnet"]),
+            gateway=str(meta["gateway"]),
+            bridge=str(meta["bridge"]),
+            created=str(meta.get("created", "")),
+        )
+    except KeyError as err:
+        raise DataCorrupted(
+            f"network {conflist.get('name')!r}: conflist lacks ctl.{err.args[0]}"
+        ) from err
+
+
+def bridge_conflist(
+    name: str,
+    bridge: str,
+    subnet: ipaddress.IPv4Network,
+    gateway: ipaddress.IPv4Address,
+    ipam_dir: Path,
+    cni_version: str,
+    created: str,
+) -> dict[str, Any]:
+    """bridge_conflist is the CNI configuration of one ctl bridge network."""
+    return {
+        "cniVersion": cni_version,
+        "name": name,
+        "ctl": {
+            "id": secrets.token_hex(32),
+            "created": created,
+            "subnet": str(subnet),
+            "gateway": str(gateway),
+            "bridge": bridge,
+        },
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": bridge,
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": str(ipam_dir),
+                    "ranges": [[{"subnet": str(subnet), "gateway": str(gateway)}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            },
+            {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
+            {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"},
+        ],
+    }
+
+
+def loopback_config(cni_version: str) -> dict[str, Any]:
+    """loopback_config brings up ``lo`` in a container's namespace."""
+    return {"cniVersion": cni_version, "name": LOOPBACK_NAME, "type": "loopback"}
+
+
+# Subnets.
+
+
+def parse_route_table(text: str) -> list[ipaddress.IPv4Network]:
+    """parse_route_table reads /proc/net/route: the destinations, default route left out.
+
+    Addresses there are hexadecimal in host byte order (little-endian on the
+    machines ctl runs on).
+    """
+    networks = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            destination = int(fields[1], 16).to_bytes(4, "little")
+            mask = int(fields[7], 16).to_bytes(4, "little")
+        except ValueError:
+            continue
+        network = ipaddress.IPv4Network(
+            (ipaddress.IPv4Address(destination), str(ipaddress.IPv4Address(mask))), strict=False
+        )
+        if network.prefixlen > 0:
+            networks.append(network)
+    return networks
+
+
+def parse_ip_addr(text: str) -> list[ipaddress.IPv4Network]:
+    """parse_ip_addr reads the IPv4 networks of ``ip -j addr``'s output."""
+    networks = []
+    for link in json.loads(text or "[]"):
+        for addr in link.get("addr_info", []):
+            if addr.get("family") == "inet":
+                networks.append(
+                    ipaddress.IPv4Network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
+                )
+    return networks
+
+
+def cni_subnets(conflists: Iterable[dict[str, Any]]) -> list[ipaddress.IPv4Network]:
+    """cni_subnets finds every IPv4 subnet in host-local ranges (or ``subnet``) of conflists."""
+    found = []
+    for conflist in conflists:
+        plugins = conflist.get("plugins") or [conflist]
+        for plugin in plugins:
+            ipam = plugin.get("ipam") if isinstance(plugin, dict) else None
+            if not isinstance(ipam, dict):
+                continue
+            ranges = [r for rs in ipam.get("ranges", []) for r in rs]
+            subnets = [r.get("subnet") for r in ranges] + [ipam.get("subnet")]
+            for subnet in subnets:
+                try:
+                    network = ipaddress.ip_network(str(subnet), strict=False)
+                except ValueError:
+                    continue
+                if isinstance(network, ipaddress.IPv4Network):
+                    found.append(network)
+    return found
+
+
+def host_networks() -> list[ipaddress.IPv4Network]:
+    """host_networks are the IPv4 networks the host routes to or has addresses in."""
+    taken: list[ipaddress.IPv4Network] = []
+    try:
+        with open("/proc/net/route") as f:
+            taken += parse_route_table(f.read())
+    except OSError:
+        pass
+    try:
+        out = subprocess.run(
+            ["ip", "-j", "addr"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+        taken += parse_ip_addr(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return taken
+
+
+def system_cni_conflists(dirs: Iterable[str] = SYSTEM_CNI_DIRS) -> Iterator[dict[str, Any]]:
+    for directory in dirs:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".conflist", ".conf", ".json")):
+                continue
+            try:
+                with open(os.path.join(directory, name)) as f:
+                    value = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(value, dict):
+                yield value
+
+
+def pick_subnet(
+    taken: Iterable[ipaddress.IPv4Network],
+    candidates: Iterable[ipaddress.IPv4Network] = CANDIDATE_SUBNETS,
+) -> ipaddress.IPv4Network:
+    """pick_subnet is the first candidate that overlaps nothing in ``taken``."""
+    busy = list(taken)
+    for candidate in candidates:
+        if not any(candidate.overlaps(t) for t in busy):
+            return candidate
+    raise AlreadyExists(
+        "no free private subnet left for a network", hint="give one with --subnet CIDR"
+    )
+
+
+def parse_subnet(value: str) -> ipaddress.IPv4Network:
+    """parse_subnet reads ``--subnet``: an IPv4 CIDR with room for a gateway and containers."""
+    try:
+        subnet = ipaddress.ip_network(value, strict=True)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid subnet {value!r}: {err}") from None
+    if not isinstance(subnet, ipaddress.IPv4Network):
+        raise InvalidArgument(f"invalid subnet {value!r}: only IPv4 networks are supported")
+    if subnet.prefixlen > 30:
+        raise InvalidArgument(f"invalid subnet {value!r}: /30 or larger is needed")
+    return subnet
+
+
+def parse_gateway(value: str | None, subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """parse_gateway reads ``--gateway`` (default: the subnet's first address)."""
+    if value is None:
+        return subnet.network_address + 1
+    try:
+        gateway = ipaddress.IPv4Address(value)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid gateway {value!r}: {err}") from None
+    if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"invalid gateway {value}: not a host address of {subnet}")
+    return gateway
+
+
+# Names.
+
+
+def validate_name(name: str) -> str:
+    """validate_name accepts a network name: an identifier, not a ``--net`` keyword."""
+    identifiers.validate("network name", name)
+    if name in RESERVED_NAMES:
+        raise InvalidArgument(f"network name {name!r} is reserved")
+    return name
+
+
+def next_bridge(used: Iterable[str]) -> str:
+    """next_bridge is the first ``ctlN`` (N >= 1) that no network or host interface uses."""
+    taken = set(used)
+    try:
+        taken.update(os.listdir("/sys/class/net"))
+    except OSError:
+        pass
+    n = 1
+    while f"ctl{n}" in taken:
+        n += 1
+    name = f"ctl{n}"
+    if len(name) > IFNAMSIZ:
+        raise AlreadyExists("no free bridge name left")
+    return name
+
+
+class NetworkStore:
+    """NetworkStore reads and writes the conflists in one directory.
+
+    It takes no lock: the caller (``NetworkManager``) holds the network lock
+    around every change.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{identifiers.validate('network name', name)}{SUFFIX}"
+
+    def get(self, name: str) -> dict[str, Any]:
+        path = self.path(name)
+        try:
+            value = fsutil.read_json(path)
+        except FileNotFoundError:
+            raise NotFound(f"network {name!r}: no such network") from None
+        except ValueError as err:
+            raise DataCorrupted(f"network {name!r}: {path} is not valid JSON") from err
+        if not isinstance(value, dict) or value.get("name") != name:
+            raise DataCorrupted(f"network {name!r}: {path} is not its conflist")
+        return value
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        names = []
+        for entry in entries:
+            name = entry.removesuffix(SUFFIX)
+            with contextlib.suppress(InvalidArgument):
+                if entry.endswith(SUFFIX) and identifiers.validate("network name", name):
+                    names.append(name)
+        return sorted(names)
+
+    def list(self) -> list[dict[str, Any]]:
+        found = []
+        for name in self.names():
+            try:
+                found.append(self.get(name))
+            except NotFound:
+                continue  # removed meanwhile
+        return found
+
+    def put(self, conflist: dict[str, Any]) -> None:
+        fsutil.atomic_write_json(self.path(conflist["name"]), conflist)
+
+    def delete(self, name: str) -> None:
+        try:
+            self.path(name).unlink()
+        except FileNotFoundError:
+            raise NotFound(f"network {name!r}: no such network") from None
+        fsutil.fsync_dir(self.directory)
