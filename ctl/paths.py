@@ -13,12 +13,20 @@ the layout changes::
         labels/sha256/<hex>.json     labels of a blob (absent = none)
       namespaces/<ns>/
         images/<sha256(name)>.json   image record: name, target descriptor, labels
-        leases/<id>.json             content a running operation holds against GC
-        containers/<id>.json         container record (issue 4)
-        tasks/<id>/                  task state (issue 4)
-      snapshots/<snapshotter>/       each snapshotter's own store (issue 3)
+        containers/<id>.json         container record: spec, snapshot key, run config
+        containers/names/<name>      the id a container name belongs to
+        tasks/<id>/                  the container's task, kept until rm:
+          bundle/config.json         OCI runtime spec handed to runc
+          bundle/rootfs/             mount point of the container's snapshot
+          hosts hostname resolv.conf bound over the container's /etc files
+          <id>-json.log[.N]          output, docker's json-file format, rotated
+          state.json exit.json       supervisor's records (ctl.runtime.state)
+          stopping supervisor.log    stop marker; the supervisor's own errors
+      snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
+      runc/<ns>/                     runc's own state (runc --root)
       certs.d/<host:port>/ca.crt     a registry's own CA
-      locks/                         lock files for multi-step changes
+      locks/                         flock files: gc.lock (pulls shared, prune
+                                     exclusive), per-namespace store locks
 
 Nothing else joins paths under the root by hand.
 """
@@ -79,9 +87,6 @@ class Paths:
 
     def images(self, namespace: str) -> Path:
         return self.namespace(namespace) / "images"
-
-    def leases(self, namespace: str) -> Path:
-        return self.namespace(namespace) / "leases"
 
     def containers(self, namespace: str) -> Path:
         return self.namespace(namespace) / "containers"
