@@ -92,4 +92,23 @@ ctl load -i "$tmp/busybox.tar"
 ctl images | tee "$tmp/images.txt"
 grep -q "demo/busybox" "$tmp/images.txt" || die "ctl load did not bring demo/busybox back"
 
-step "PASS: pull, images, image inspect, save, load against $registry"
+# Containers: a foreground exit code, then a detached container through its lifecycle.
+set +e
+ctl run --rm "$ref" sh -c 'echo hello from a container; exit 3'
+code=$?
+set -e
+[ "$code" = 3 ] || die "ctl run --rm ... exit 3 exited $code"
+id=$(ctl run -d --name demo "$ref" sh -c 'while true; do echo tick; sleep 0.2; done')
+[ ${#id} = 64 ] || die "ctl run -d printed '$id', not a container id"
+ctl ps | grep -q demo || die "ctl ps does not list the demo container"
+ctl pause demo
+ctl ps | grep -q Paused || die "ctl ps does not show the demo container paused"
+ctl resume demo
+[ "$(ctl exec demo echo inside)" = inside ] || die "ctl exec did not run in the container"
+sleep 0.5
+ctl logs --tail 1 demo | grep -q tick || die "ctl logs shows no output of the demo container"
+ctl stop -t 2 demo
+ctl rm demo
+ctl ps -a | grep -q demo && die "ctl rm left the demo container"
+
+step "PASS: pull, images, image inspect, save, load, run, ps, pause, resume, exec, logs, stop, rm against $registry"
