@@ -109,7 +109,7 @@ class LocalStore:
         try:
             return open(path, "rb")
         except FileNotFoundError as err:
-            raise NotFound(f"content {desc.digest}") from err
+            raise NotFound(f"content {desc.digest}: not found") from err
 
     # InfoProvider and Manager
 
@@ -118,7 +118,7 @@ class LocalStore:
         try:
             st = path.stat()
         except FileNotFoundError as err:
-            raise NotFound(f"content {digest}") from err
+            raise NotFound(f"content {digest}: not found") from err
         labels, labels_mtime = self._read_labels(digest)
         # The rename at commit sets ctime; nothing touches a blob's inode after that.
         return Info(
@@ -153,13 +153,13 @@ class LocalStore:
     def delete(self, digest: str) -> None:
         path = self._blob_path(digest)
         if not path.exists():
-            raise NotFound(f"content {digest}")
+            raise NotFound(f"content {digest}: not found")
         # Under the labels lock so that a concurrent update cannot leave labels behind.
         with FileLock(self._labels_lock_path(), what="content labels"):
             try:
                 path.unlink()
             except FileNotFoundError as err:
-                raise NotFound(f"content {digest}") from err
+                raise NotFound(f"content {digest}: not found") from err
             self._labels_path(digest).unlink(missing_ok=True)
 
     # Ingester
@@ -199,7 +199,7 @@ class LocalStore:
         try:
             return _ingest_status(self._ingest_dir(ref))
         except (FileNotFoundError, NotADirectoryError) as err:
-            raise NotFound(f"ingest {ref!r}") from err
+            raise NotFound(f"ingest {ref!r}: not found") from err
 
     def list_statuses(self) -> list[Status]:
         directory = self.root / "ingest"
@@ -220,7 +220,7 @@ class LocalStore:
     def abort(self, ref: str) -> None:
         ingest = self._ingest_dir(ref)
         if not ingest.is_dir():
-            raise NotFound(f"ingest {ref!r}")  # before the lock creates any file
+            raise NotFound(f"ingest {ref!r}: not found")  # before the lock creates any file
         lock = self._ref_lock(ref, 0)
         lock.acquire()
         try:
@@ -229,7 +229,7 @@ class LocalStore:
         finally:
             lock.release()
         if not found:
-            raise NotFound(f"ingest {ref!r}")
+            raise NotFound(f"ingest {ref!r}: not found")
 
     # Paths. Digests are validated before any join.
 

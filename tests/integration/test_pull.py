@@ -8,6 +8,7 @@ dropped connection, a token server) come from ``tests.fakeregistry``.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import subprocess
 from pathlib import Path
@@ -267,3 +268,67 @@ def test_blob_digest_helper_matches() -> None:
         digest_of(b"")
         == "sha256:" + "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
+
+
+def test_two_concurrent_pulls_download_each_blob_once(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    from tests.images import big_layer
+
+    image = images.factory.image(big_layer(tmp_path / "big.tar.gz", size_mb=4))
+    with FakeRegistry() as reg:
+        ref = _serve(reg, image)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            pulls = [pool.submit(ctl_proc, "pull", ref, root=root, timeout=60) for _ in "ab"]
+            for pull in pulls:
+                pull.result().assert_success()
+        gets = [s for s in reg.requests_to("/blobs/") if s.method == "GET"]
+        assert sorted(s.path.rsplit("/", 1)[1] for s in gets) == sorted(
+            b.digest for b in (*image.layers, image.config)
+        )
+
+
+def test_push_then_pull_back(root: Path, images: CanonicalImages, registry, tmp_path: Path) -> None:
+    run_ctl("pull", images.multi_ref, root=root).assert_success()
+    target = f"{registry.host}/pushed/multi:v2"
+    run_ctl("tag", images.multi_ref, target, root=root).assert_success()
+    run_ctl("push", target, root=root).assert_success(stdout_re="Digest: sha256:")
+    fresh = tmp_path / "fresh"
+    run_ctl("pull", target, root=fresh).assert_success()
+    rows = run_ctl("images", "--format", "json", root=fresh).json_lines()
+    assert rows[0]["ID"] == images.multi_host.config.digest[7:19]
+
+
+def test_content_commands(root: Path, images: CanonicalImages) -> None:
+    digest = run_ctl("content", "fetch", "-q", images.busybox_ref, root=root).assert_success()
+    assert digest.stdout.strip() == images.busybox.digest
+    assert run_ctl("images", "-q", root=root).stdout == ""
+    config = images.busybox.config
+    got = ctl_proc("content", "get", config.digest, root=root).assert_success()
+    assert got.stdout.encode() == config.read()
+    rows = run_ctl("content", "ls", "--format", "json", root=root).json_lines()
+    assert {r["Digest"] for r in rows} == {b.digest for b in images.busybox.blobs()}
+    run_ctl("content", "rm", config.digest, root=root).assert_success()
+    run_ctl("content", "rm", config.digest, root=root).assert_failure(125, stderr_re="not found")
+    run_ctl("content", "get", "sha256:xyz", root=root).assert_failure(125, stderr_re="digest")
+
+
+def test_namespaces_keep_images_apart(root: Path, images: CanonicalImages) -> None:
+    run_ctl("-n", "team", "pull", images.busybox_ref, root=root).assert_success()
+    assert run_ctl("images", "-q", root=root).stdout == ""
+    assert run_ctl("-n", "team", "images", "-q", root=root).stdout.strip()
+    run_ctl("namespaces", "create", "empty", root=root).assert_success()
+    run_ctl("namespaces", "create", "empty", root=root).assert_failure(125, stderr_re="exists")
+    names = run_ctl("namespaces", "ls", "-q", root=root).stdout.split()
+    assert {"team", "empty"} <= set(names)
+    run_ctl("namespaces", "rm", "team", root=root).assert_failure(125, stderr_re="not empty")
+    run_ctl("namespaces", "rm", "empty", root=root).assert_success()
+    run_ctl("-n", "../x", "images", root=root).assert_failure(125, stderr_re="namespace")
+
+
+def test_image_history_and_version(root: Path, images: CanonicalImages) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    history = run_ctl("image", "history", images.busybox_ref, root=root).assert_success()
+    assert history.stdout.startswith("IMAGE")
+    version = run_ctl("--version", root=root).assert_success()
+    assert version.stdout.startswith("ctl version") and "runc version" in version.stdout
