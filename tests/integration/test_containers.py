@@ -330,3 +330,22 @@ def test_bad_input_is_one_line_and_125(croot: Path, image: str) -> None:
     ctl_proc("stop", "no-such", root=croot).assert_failure(125, stderr_re="no such container")
     ctl_proc("run", "--pull", "never", "example.com/none:1", root=croot).assert_failure(125)
     ctl_proc("run", "--name", "bad/name", image, root=croot).assert_failure(125)
+
+
+def test_fifty_concurrent_detached_runs(croot: Path, image: str) -> None:
+    """SPEC §5: 50 ``ctl run -d`` at once all succeed with distinct containers."""
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        runs = list(
+            pool.map(
+                lambda i: ctl_proc("run", "-d", image, "sleep", "60", root=croot, timeout=300),
+                range(50),
+            )
+        )
+    assert [r.code for r in runs] == [0] * 50, [r.stderr for r in runs if r.code]
+    ids = {r.stdout.strip() for r in runs}
+    assert len(ids) == 50
+    assert len(ctl_proc("ps", "-q", root=croot).stdout.split()) == 50
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        removed = list(pool.map(lambda cid: ctl_proc("rm", "-f", cid, root=croot), ids))
+    assert [r.code for r in removed] == [0] * 50
+    assert ctl_proc("ps", "-a", "-q", root=croot).stdout == ""
