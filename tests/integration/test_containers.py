@@ -349,3 +349,56 @@ def test_fifty_concurrent_detached_runs(croot: Path, image: str) -> None:
         removed = list(pool.map(lambda cid: ctl_proc("rm", "-f", cid, root=croot), ids))
     assert [r.code for r in removed] == [0] * 50
     assert ctl_proc("ps", "-a", "-q", root=croot).stdout == ""
+
+
+def test_restart_policies(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run",
+        "-d",
+        "--name",
+        "retry",
+        "--restart",
+        "on-failure:2",
+        image,
+        "sh",
+        "-c",
+        "echo run; exit 1",
+        root=croot,
+    ).assert_success()
+    _wait_for(lambda: ctl_proc("logs", "retry", root=croot).stdout.count("run") == 3)
+    _wait_for(lambda: "Exited (1)" in ctl_proc("ps", "-a", root=croot).stdout)
+    time.sleep(0.5)
+    assert ctl_proc("logs", "retry", root=croot).stdout.count("run") == 3
+    ctl_proc(
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        image,
+        "sh",
+        "-c",
+        "echo up; sleep 0.2",
+        root=croot,
+    ).assert_success()
+    _wait_for(lambda: ctl_proc("logs", "again", root=croot).stdout.count("up") >= 3)
+    ctl_proc("stop", "again", root=croot).assert_success()
+    time.sleep(0.5)
+    count = ctl_proc("logs", "again", root=croot).stdout.count("up")
+    time.sleep(0.6)
+    assert ctl_proc("logs", "again", root=croot).stdout.count("up") == count
+    ctl_proc("rm", "retry", "again", root=croot).assert_success()
+
+
+def test_start_attached_runs_an_exited_container_again(croot: Path, image: str) -> None:
+    ctl_proc(
+        "create", "--name", "twice", image, "sh", "-c", "echo once; exit 2", root=croot
+    ).assert_success()
+    assert "Created" in ctl_proc("ps", "-a", root=croot).stdout
+    first = ctl_proc("start", "-a", "twice", root=croot)
+    assert first.code == 2 and first.stdout == "once\n"
+    second = ctl_proc("start", "-a", "twice", root=croot)
+    assert second.code == 2
+    assert ctl_proc("logs", "twice", root=croot).stdout == "once\nonce\n"
+    ctl_proc("rm", "twice", root=croot).assert_success()
