@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ctl.images.image import Image
     from ctl.images.store import LocalImageStore
     from ctl.images.summary import ImageSummary
+    from ctl.network.manager import NetworkManager
     from ctl.oci import Platform
     from ctl.progress import Progress
     from ctl.reference import Reference
@@ -311,6 +312,13 @@ class Client:
         )
 
     @cached_property
+    def networks(self) -> NetworkManager:
+        from ctl.network.manager import NetworkManager
+
+        self.paths.ensure()
+        return NetworkManager(self.paths.root, self.namespace)
+
+    @cached_property
     def tasks(self) -> TaskService:
         from ctl.runtime.runc import Runc
         from ctl.tasks import TaskService
@@ -320,6 +328,7 @@ class Client:
             Runc(self.paths.root / "runc" / self.namespace, debug=self.debug),
             self.snapshotter,
             self.containers.delete,
+            self.networks,
         )
 
     def ensure_image(
@@ -371,7 +380,7 @@ class Client:
         import secrets
 
         from ctl.containers.container import Container
-        from ctl.containers.create import container_spec, write_host_files
+        from ctl.containers.create import container_spec, hostname_for, write_host_files
         from ctl.containers.names import random_name
         from ctl.containers.store import validate_name
         from ctl.images import manifests
@@ -379,6 +388,9 @@ class Client:
         from ctl.reference import host_platform
 
         name = validate_name(options.name) if options.name else None
+        if options.network not in ("none", "host"):
+            # A missing network fails before anything is pulled or prepared.
+            self.networks.get(options.network)
         if name is not None:
             with contextlib.suppress(NotFound):
                 self.containers.get(name)
@@ -399,7 +411,7 @@ class Client:
         files_dir = tasks.task_dir(container_id)
         try:
             files_dir.mkdir(mode=0o700, parents=True)
-            write_host_files(files_dir, options, container_id)
+            write_host_files(files_dir, options.network, hostname_for(options, container_id))
             draft = Container(
                 id=container_id,
                 name=name or "",

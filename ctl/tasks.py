@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ctl.containers.container import Container
+    from ctl.network.manager import NetworkManager
     from ctl.runtime.runc import Runc, Stdio
     from ctl.runtime.supervisor import Spawned
     from ctl.snapshots import Snapshotter
@@ -50,11 +51,13 @@ class TaskService:
         runc: Runc,
         snapshotter: Snapshotter,
         remove_record: Callable[[str], None],
+        networks: NetworkManager,
     ) -> None:
         self._tasks_dir = tasks_dir
         self.runc = runc
         self._snapshotter = snapshotter
         self._remove_record = remove_record
+        self._networks = networks
 
     # Paths.
 
@@ -126,7 +129,12 @@ class TaskService:
         task_dir = self.task_dir(container.id)
         task_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.mount_rootfs(container)
-        fsutil.atomic_write_json(self.bundle(container.id) / "config.json", container.spec)
+        try:
+            runtime_spec = self._attach_network(container)
+        except BaseException:
+            self.unmount_rootfs(container.id)
+            raise
+        fsutil.atomic_write_json(self.bundle(container.id) / "config.json", runtime_spec)
         spec = TaskSpec(
             runc_id=container.id,
             bundle=self.bundle(container.id),
@@ -140,8 +148,10 @@ class TaskService:
         )
 
         def exited(status: ExitStatus) -> None:
-            # Runs in the supervisor, after runc delete: release the rootfs,
-            # then whatever the caller asked (--rm, network teardown).
+            # Runs in the supervisor, after runc delete and when no restart
+            # follows: release the network and the rootfs, then what the
+            # caller asked (--rm).
+            self._networks.detach(container.id)
             self.unmount_rootfs(container.id)
             if on_exit is not None:
                 on_exit(status)
@@ -150,8 +160,38 @@ class TaskService:
             return spawn(self.runc, spec, on_exit=exited)
         except BaseException:
             if self.status(container.id) not in LIVE:
+                self._networks.detach(container.id)
                 self.unmount_rootfs(container.id)
             raise
+
+    def _attach_network(self, container: Container) -> dict[str, Any]:
+        """_attach_network joins the task to its network; returns the spec to run.
+
+        A bridge network gets a named network namespace, set up by the CNI
+        plugins before runc runs, and /etc/hosts names the container's address.
+        """
+        from ctl.containers.create import write_host_files
+        from ctl.runtime.runopts import PortMapping
+
+        config = container.config
+        network = config.get("network") or "none"
+        if network in ("none", "host"):
+            return container.spec
+        hostname = str(container.spec.get("hostname") or container.id[:12])
+        publish = [PortMapping(**p) for p in config.get("publish") or []]
+        attachment = self._networks.attach(container.id, network, publish, hostname)
+        try:
+            write_host_files(self.task_dir(container.id), network, hostname, attachment.address)
+        except BaseException:
+            self._networks.detach(container.id)
+            raise
+        spec = dict(container.spec)
+        linux = dict(spec.get("linux", {}))
+        namespaces = [n for n in linux.get("namespaces", []) if n.get("type") != "network"]
+        namespaces.append({"type": "network", "path": str(attachment.netns_path)})
+        linux["namespaces"] = namespaces
+        spec["linux"] = linux
+        return spec
 
     def start_created(self, container: Container) -> None:
         """start_created starts a task that ``start(start=False)`` created."""
@@ -218,8 +258,15 @@ class TaskService:
             return
         except Unavailable:
             pass
-        with contextlib.suppress(NotFound):
+        from ctl.runtime.runc import RuncError
+
+        try:
             self.runc.kill(container.id, signal.SIGKILL, all=True)
+        except RuncError:
+            # The task may have died between the wait and the kill (runc then
+            # fails on the vanished cgroup): only a live task is an error.
+            if self.status(container.id) in LIVE:
+                raise
         self.wait(container.id, KILL_GRACE)
 
     def delete_task(self, container_id: str) -> None:
@@ -232,25 +279,23 @@ class TaskService:
             (self.task_dir(container_id) / name).unlink(missing_ok=True)
 
     def delete(self, container: Container, force: bool) -> None:
-        """delete removes the task and what the container owns: mount, snapshot, files.
+        """delete removes the task and what the container owns: network, mount, snapshot, files.
 
-        A live task needs ``force`` (it is killed first). A task whose
-        supervisor was lost is cleaned through ``runc delete --force``.
+        A live task needs ``force`` (it is killed first). It waits for the
+        supervisor to finish its own clean-up, and a task whose supervisor
+        was lost is cleaned through ``runc delete --force``.
         """
-        from ctl.runtime.supervisor import cleanup_lost_task
+        from ctl.runtime.supervisor import delete_task
 
         task_dir = self.task_dir(container.id)
         task = self.load(container.id)
-        if task is not None and task.status in LIVE:
-            if not force:
-                raise FailedPrecondition(
-                    f"container {container.name} is {task.status.value}",
-                    hint="stop it first, or use rm -f",
-                )
-            self.stop(container, 0, signal.SIGKILL)
-            task = self.load(container.id)
-        if task is not None and (task.exit is None or task.exit.exit_code is None):
-            cleanup_lost_task(self.runc, container.id)
+        if task is not None and task.status in LIVE and not force:
+            raise FailedPrecondition(
+                f"container {container.name} is {task.status.value}",
+                hint="stop it first, or use rm -f",
+            )
+        delete_task(self.runc, container.id, task_dir)
+        self._networks.detach(container.id)
         self.unmount_rootfs(container.id)
         with contextlib.suppress(NotFound):
             self._snapshotter.remove(container.snapshot_key)
@@ -298,7 +343,14 @@ class TaskService:
                 "gid": who.gid,
                 "additionalGids": list(who.additional_gids),
             }
-        return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+        # A Ctrl-C reaches runc too, which passes it to the process: ctl waits
+        # for the exit code rather than dying first. A handler, unlike SIG_IGN,
+        # is not inherited by runc.
+        previous = signal.signal(signal.SIGINT, lambda sig, frame: None)
+        try:
+            return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def pids(self, container: Container) -> list[int]:
         self._require_live(container, "list the processes of")

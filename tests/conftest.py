@@ -16,7 +16,7 @@ import pytest
 # ctl is not installed into the venv: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import DOCKER_REGISTRY, RegistryServer
+from tests.helpers import DOCKER_REGISTRY, RegistryServer, remove_bridges
 from tests.images import CanonicalImages, ImageFactory, push_canonical
 
 if TYPE_CHECKING:
@@ -38,9 +38,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """root is a ``--root`` for ctl that does not exist yet (ctl creates it, mode 0700)."""
-    return tmp_path / "root"
+def root(tmp_path: Path) -> Iterator[Path]:
+    """root is a ``--root`` for ctl that does not exist yet (ctl creates it, mode 0700).
+
+    Bridges outlive a root (the CNI bridge plugin never deletes them), so the
+    ones a test's root made go with it.
+    """
+    yield tmp_path / "root"
+    remove_bridges(tmp_path / "root")
 
 
 @pytest.fixture(scope="session")

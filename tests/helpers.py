@@ -271,3 +271,21 @@ class RegistryServer:
         """push uploads image ``ref_name`` of ``layout`` as ``repo:tag``; returns its reference."""
         push_layout(self.url, layout, repo, tag, ref_name=ref_name)
         return f"{self.host}/{repo}:{tag}"
+
+
+def remove_bridges(root: Path) -> None:
+    """remove_bridges detaches what a root left attached and deletes its networks' bridges.
+
+    Bridges outlive a root (the bridge plugin never deletes them), so a
+    test root must take its own with it.
+    """
+    attachments = root / "cni" / "attachments"
+    for ns_dir in sorted(attachments.glob("*")):
+        from ctl.network.manager import NetworkManager
+
+        manager = NetworkManager(root, ns_dir.name)
+        for record in sorted(ns_dir.glob("*.json")):
+            manager.detach(record.stem)
+    for conflist in sorted((root / "networks").glob("*.conflist")):
+        bridge = json.loads(conflist.read_text())["ctl"]["bridge"]
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)

@@ -39,6 +39,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "content": ("content", "Manage the content store"),
     "snapshots": ("snapshots", "Manage snapshots"),
     "namespaces": ("namespaces", "Manage namespaces"),
+    "network": ("network", "Manage networks"),
     # system
     "version": ("system", "Show the ctl and runc versions"),
     "info": ("system", "Show system-wide information"),

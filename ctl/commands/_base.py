@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from ctl.errdefs import InvalidArgument
+from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -96,3 +96,19 @@ def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
     )
     if quiet:
         parser.add_argument("-q", "--quiet", action="store_true", help="print only IDs")
+
+
+def each(refs: list[str], action: Any) -> int:
+    """each applies ``action`` to every name and prints it; errors are reported, the rest go on."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            print(ref)
+        except CtlError as err:
+            if len(refs) == 1:
+                raise
+            hint = f" ({err.hint})" if err.hint else ""
+            sys.stderr.write(f"ctl: {err}{hint}\n")
+            failed = True
+    return EXIT_CTL_FAILURE if failed else 0

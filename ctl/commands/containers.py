@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ctl.commands._base import add_command, add_format, add_group
+from ctl.commands._base import add_command, add_format, add_group, each
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -103,7 +103,13 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("-u", "--user", help="user[:group] (name or id)")
     add("--entrypoint", help="override the image's entrypoint")
     add("--hostname", help="container host name")
-    add("--net", "--network", dest="network", default="none", help="none, host or bridge")
+    add(
+        "--net",
+        "--network",
+        dest="network",
+        default="bridge",
+        help="bridge (default), none, host, or a network's name",
+    )
     add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]")
     add("--memory", "-m", help="memory limit (e.g. 512m)")
     add("--cpus", help="number of CPUs (e.g. 1.5)")
@@ -138,9 +144,11 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
     if args.pull not in PULL_POLICIES:
         raise InvalidArgument(f"invalid --pull {args.pull!r}: use missing, always or never")
     if args.network not in NETWORK_MODES:
-        raise InvalidArgument(f"invalid --net {args.network!r}: use none, host or bridge")
-    if args.publish and args.network != "bridge":
-        raise InvalidArgument("-p needs --net bridge")
+        from ctl import identifiers
+
+        _flag("--net", lambda name: identifiers.validate("network name", name), args.network)
+    if args.publish and args.network in ("none", "host"):
+        raise InvalidArgument(f"-p needs a bridge network, not --net {args.network}")
     env: list[str] = []
     for path in args.env_file:
         env += _flag("--env-file", runopts.parse_env_file, path)
@@ -350,26 +358,10 @@ def _ps(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _each(refs: list[str], action: Any) -> int:
-    """_each applies ``action`` to every container; errors are reported, the rest go on."""
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-            print(ref)
-        except CtlError as err:
-            if len(refs) == 1:
-                raise
-            hint = f" ({err.hint})" if err.hint else ""
-            sys.stderr.write(f"ctl: {err}{hint}\n")
-            failed = True
-    return EXIT_CTL_FAILURE if failed else 0
-
-
 def _stop(args: argparse.Namespace, ctx: Context) -> int:
     if args.time < 0:
         raise InvalidArgument("stop -t must not be negative")
-    return _each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
+    return each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
 
 
 def _kill(args: argparse.Namespace, ctx: Context) -> int:
@@ -377,21 +369,21 @@ def _kill(args: argparse.Namespace, ctx: Context) -> int:
 
     sig = parse_signal(args.signal)
     client = ctx.client
-    return _each(args.containers, lambda ref: client.tasks.kill(client.get_container(ref), sig))
+    return each(args.containers, lambda ref: client.tasks.kill(client.get_container(ref), sig))
 
 
 def _pause(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
-    return _each(args.containers, lambda ref: client.tasks.pause(client.get_container(ref)))
+    return each(args.containers, lambda ref: client.tasks.pause(client.get_container(ref)))
 
 
 def _resume(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
-    return _each(args.containers, lambda ref: client.tasks.resume(client.get_container(ref)))
+    return each(args.containers, lambda ref: client.tasks.resume(client.get_container(ref)))
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
-    return _each(args.containers, lambda ref: ctx.client.remove_container(ref, args.force))
+    return each(args.containers, lambda ref: ctx.client.remove_container(ref, args.force))
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
@@ -487,9 +479,25 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "Labels": container.labels,
         },
         "HostConfig": container.config,
+        "NetworkSettings": _network_settings(ctx, container),
         "Mounts": container.spec.get("mounts", []),
         "Spec": container.spec,
     }
+
+
+def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
+    network = container.config.get("network") or "none"
+    settings: dict[str, Any] = {"Network": network, "IPAddress": "", "Gateway": ""}
+    if network not in ("none", "host"):
+        attachment = ctx.client.networks.attachment(container.id)
+        if attachment is not None:
+            settings.update(
+                IPAddress=attachment.address,
+                Gateway=attachment.gateway,
+                SandboxKey=str(attachment.netns_path),
+            )
+    settings["Ports"] = container.config.get("publish") or []
+    return settings
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:

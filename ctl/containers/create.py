@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ctl.oci import Platform
     from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy, SecurityOptions
 
+# --net takes these, or the name of a network made with `ctl network create`.
 NETWORK_MODES = ("none", "host", "bridge")
 PULL_POLICIES = ("missing", "always", "never")
 # Host files ctl writes for each container and binds over the rootfs's own.
@@ -32,7 +33,7 @@ class ContainerOptions:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "bridge"
     publish: tuple[PortMapping, ...] = ()
     memory: int | None = None
     cpus: float | None = None
@@ -133,20 +134,23 @@ def container_spec(
 
 
 def write_host_files(
-    files_dir: Path, options: ContainerOptions, container_id: str, address: str | None = None
+    files_dir: Path, network: str, hostname: str, address: str | None = None
 ) -> None:
-    """write_host_files writes /etc/hosts, /etc/hostname and /etc/resolv.conf for a container."""
+    """write_host_files writes /etc/hosts, /etc/hostname and /etc/resolv.conf for a container.
+
+    They are replaced by rename, so call it before the task starts: a running
+    container's bind mounts keep the old files.
+    """
     from ctl import fsutil
 
-    hostname = hostname_for(options, container_id)
-    if options.network == "host":
+    if network == "host":
         hosts = _read_host_file("/etc/hosts") or f"127.0.0.1\tlocalhost {hostname}\n"
     else:
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         hosts += f"{address or '127.0.1.1'}\t{hostname}\n"
     fsutil.atomic_write(files_dir / HOSTS_FILE, hosts.encode())
     fsutil.atomic_write(files_dir / HOSTNAME_FILE, f"{hostname}\n".encode())
-    fsutil.atomic_write(files_dir / RESOLV_FILE, resolv_conf(options.network).encode())
+    fsutil.atomic_write(files_dir / RESOLV_FILE, resolv_conf(network).encode())
 
 
 def resolv_conf(network: str) -> str:

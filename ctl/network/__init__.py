@@ -1,0 +1,96 @@
+"""Container networking through the standard CNI plugins.
+
+A container started with ``--net bridge`` (the default) or ``--net NAME``
+gets a network namespace of its own, joined to a bridge network by the CNI
+plugins (``bridge`` with ``host-local`` IPAM, ``portmap``, ``firewall``;
+``loopback`` for ``lo``). ``ctl.network.manager.NetworkManager`` does it::
+
+    manager = NetworkManager(root, namespace)
+    att = manager.attach(container_id, "bridge", publish, hostname)
+    # runc joins att.netns_path; /etc/hosts gets att.address
+    manager.detach(container_id)     # when the task exits, and on rm
+
+On disk, under the ctl root (shared by all namespaces, like the bridges and
+ports they stand for)::
+
+    networks/<name>.conflist            a network's CNI configuration (``config``)
+    netns/<ns>/<id>                     a container's namespace: an nsfs bind mount
+    cni/attachments/<ns>/<id>.json      what attach did: config, ports, ADD's result
+    cni/ipam/<network>/                 host-local's address leases
+    locks/network.lock                  held around every change of the above
+
+The modules: ``cni`` runs plugins per the CNI specification, ``netns`` makes
+and removes named namespaces, ``config`` keeps network definitions and picks
+subnets, ``manager`` puts them together.
+"""
+
+from __future__ import annotations
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class _Value:
+    """_Value gives a plain class a frozen dataclass's equality, hash and repr.
+
+    Not a dataclass: ``dataclasses`` costs more start-up time than ``network
+    ls`` spends on anything else.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Value)
+            and type(other) is type(self)
+            and (other._values() == self._values())
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Attachment(_Value):
+    """Attachment is a container's place on a network.
+
+    ``netns_path`` is the namespace for the spec's ``linux.namespaces``;
+    ``address`` (IPv4, no prefix) goes in the container's /etc/hosts;
+    ``interface`` is its name inside the namespace (``eth0``).
+    """
+
+    __slots__ = ("address", "gateway", "interface", "netns_path", "network")
+
+    def __init__(
+        self, netns_path: Path, address: str, gateway: str, network: str, interface: str
+    ) -> None:
+        self.netns_path = netns_path
+        self.address = address
+        self.gateway = gateway
+        self.network = network
+        self.interface = interface
+
+
+class NetworkInfo(_Value):
+    """NetworkInfo is one network as ``network ls`` shows it."""
+
+    __slots__ = ("bridge", "created", "driver", "gateway", "id", "name", "subnet")
+
+    def __init__(
+        self, id: str, name: str, driver: str, subnet: str, gateway: str, bridge: str, created: str
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.driver = driver
+        self.subnet = subnet
+        self.gateway = gateway
+        self.bridge = bridge
+        self.created = created

@@ -11,21 +11,25 @@ Every ctl network is a bridge network, one conflist file each::
        {"type": "bridge", "bridge": "ctl0", "isGateway": true, "ipMasq": true,
         "hairpinMode": true,
         "ipam": {"type": "host-local", "dataDir": "<root>/cni/ipam",
-                 "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]],
+                 "ranges": [[{"subnet": "10.90.0.0/16", "gateway": "10.90.0.1"}]],
                  "routes": [{"dst": "0.0.0.0/0"}]}},
        {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}},
-       {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"}]}
+       {"type": "firewall", "backend": "iptables"}]}
 
 The ``ctl`` key is ours (CNI ignores keys it does not know, and plugins only
 ever see their own entry of ``plugins``). ``portmap`` with ``snat`` marks
 the bridge ``route_localnet`` so that published ports answer on 127.0.0.1;
-``firewall`` with ``same-bridge`` keeps networks apart, as docker does.
+``firewall`` lets the container's traffic through the host's FORWARD chain.
+Networks are not isolated from each other (as with podman's CNI networks):
+the firewall plugin's ``ingressPolicy: same-bridge`` would, but leaves rules
+behind for every bridge that ever existed.
 
-The default network ``ctl`` (bridge ``ctl0``) is written on first use; other
-networks get the next free ``ctlN`` bridge. A subnet not given is the first
-/16 of ``CANDIDATE_SUBNETS`` that overlaps none of the host's routes and
-addresses, other CNI configurations' subnets (podman's 10.88.0.0/16, say)
-and ctl's other networks.
+The default network ``ctl`` is written on first use. Its bridge is ``ctl0``
+in the default root; every other network's bridge is named after the
+network's id (``bridge_name``). A subnet not given is the first /16 of
+``CANDIDATE_SUBNETS`` that overlaps none of the host's routes and addresses,
+other CNI configurations' subnets (in /etc/cni/net.d) and ctl's other
+networks.
 """
 
 from __future__ import annotations
@@ -34,42 +38,31 @@ import contextlib
 import ipaddress
 import json
 import os
-import secrets
-import subprocess
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ctl import fsutil, identifiers
 from ctl.errdefs import AlreadyExists, DataCorrupted, InvalidArgument, NotFound
+from ctl.network import NetworkInfo
 
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
+    from typing import Any
 
 DEFAULT_NETWORK = "ctl"
 DEFAULT_BRIDGE = "ctl0"
 DRIVER = "bridge"
 # ``--net`` words that are not network names.
 RESERVED_NAMES = frozenset({"bridge", "host", "none", "default", "container"})
-CANDIDATE_SUBNETS = tuple(ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(88, 255))
+# 10.88.0.0/16 is podman's default network and 10.89.0.0/16 the pool of its other networks;
+# they have no route while podman runs no container, so the host's routes cannot tell.
+CANDIDATE_SUBNETS = tuple(ipaddress.IPv4Network(f"10.{n}.0.0/16") for n in range(90, 255))
 # Where other CNI users keep their networks; their subnets are taken.
 SYSTEM_CNI_DIRS = ("/etc/cni/net.d",)
 LOOPBACK_NAME = "ctl-loopback"
 SUFFIX = ".conflist"
 IFNAMSIZ = 15
-
-
-@dataclass(frozen=True)
-class NetworkInfo:
-    """NetworkInfo is one network as ``network ls`` shows it."""
-
-    id: str
-    name: str
-    driver: str
-    subnet: str
-    gateway: str
-    bridge: str
-    created: str
 
 
 def info_of(conflist: dict[str, Any]) -> NetworkInfo:
@@ -93,6 +86,7 @@ def info_of(conflist: dict[str, Any]) -> NetworkInfo:
 
 def bridge_conflist(
     name: str,
+    network_id: str,
     bridge: str,
     subnet: ipaddress.IPv4Network,
     gateway: ipaddress.IPv4Address,
@@ -105,7 +99,7 @@ def bridge_conflist(
         "cniVersion": cni_version,
         "name": name,
         "ctl": {
-            "id": secrets.token_hex(32),
+            "id": network_id,
             "created": created,
             "subnet": str(subnet),
             "gateway": str(gateway),
@@ -126,9 +120,23 @@ def bridge_conflist(
                 },
             },
             {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
-            {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"},
+            {"type": "firewall", "backend": "iptables"},
         ],
     }
+
+
+def for_container(conflist: dict[str, Any], publishes: bool) -> dict[str, Any]:
+    """for_container is the conflist that one container's ADD and DEL run.
+
+    A container that publishes no port goes without ``portmap``: its ADD
+    would do nothing, and its DEL still spends longer than any other plugin
+    looking for the container's chains. DEL runs the recorded conflist, so
+    it matches what ADD did.
+    """
+    if publishes:
+        return conflist
+    plugins = [p for p in conflist["plugins"] if p.get("type") != "portmap"]
+    return {**conflist, "plugins": plugins}
 
 
 def loopback_config(cni_version: str) -> dict[str, Any]:
@@ -198,6 +206,8 @@ def cni_subnets(conflists: Iterable[dict[str, Any]]) -> list[ipaddress.IPv4Netwo
 
 def host_networks() -> list[ipaddress.IPv4Network]:
     """host_networks are the IPv4 networks the host routes to or has addresses in."""
+    import subprocess
+
     taken: list[ipaddress.IPv4Network] = []
     try:
         with open("/proc/net/route") as f:
@@ -283,20 +293,16 @@ def validate_name(name: str) -> str:
     return name
 
 
-def next_bridge(used: Iterable[str]) -> str:
-    """next_bridge is the first ``ctlN`` (N >= 1) that no network or host interface uses."""
-    taken = set(used)
-    try:
-        taken.update(os.listdir("/sys/class/net"))
-    except OSError:
-        pass
-    n = 1
-    while f"ctl{n}" in taken:
-        n += 1
-    name = f"ctl{n}"
-    if len(name) > IFNAMSIZ:
-        raise AlreadyExists("no free bridge name left")
-    return name
+def bridge_name(network_id: str, default_bridge: bool) -> str:
+    """bridge_name is ``ctl0`` for the default root's default network, else ``ctl-<id>``.
+
+    Bridges are the host's, while networks belong to a root: a name taken
+    from the network's random id keeps two roots (a test's and the
+    system's, say) from claiming one bridge with two subnets.
+    """
+    if default_bridge:
+        return DEFAULT_BRIDGE
+    return f"ctl-{network_id[: IFNAMSIZ - 4]}"
 
 
 class NetworkStore:

@@ -42,8 +42,8 @@ def _move(pid: int, cgroup: Path) -> None:
         f.write(str(pid))
 
 
-def enter_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    """enter_supervisor_cgroup moves the calling process into its own cgroups.
+def enter_supervisor_cgroup(key: str, pid: int, root: Path = CGROUP_ROOT) -> list[Path]:
+    """enter_supervisor_cgroup moves the supervisor ``pid`` into its own cgroups.
 
     It returns the cgroups it joined (possibly none).
     """
@@ -51,7 +51,7 @@ def enter_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> list[Path]:
     for cgroup in supervisor_cgroups(key, root):
         try:
             cgroup.mkdir(parents=True, exist_ok=True)
-            _move(os.getpid(), cgroup)
+            _move(pid, cgroup)
         except OSError:
             continue
         joined.append(cgroup)

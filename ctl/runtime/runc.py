@@ -17,10 +17,10 @@ the path of every ``ctl run``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
-import shlex
 import signal
 import sys
 from dataclasses import dataclass
@@ -196,7 +196,13 @@ def runc_error(what: str, status: int, log: bytes, stderr: bytes = b"") -> RuncE
 
 
 def _memfd(name: str) -> int:
-    return os.memfd_create(name, os.MFD_CLOEXEC)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    if fd < 3:
+        # A caller with a closed stdio slot: keep clear of the numbers runc's
+        # stdio is dup'ed onto.
+        fd, old = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3), fd
+        os.close(old)
+    return fd
 
 
 def _read_all(fd: int) -> bytes:
@@ -252,7 +258,7 @@ class Runc:
         # dup2 of a descriptor onto itself clears close-on-exec in the child only.
         actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in (log_fd, *keep)]
         if self.debug:
-            print(f"+ {shlex.join(argv)}", file=sys.stderr, flush=True)
+            print(f"+ {' '.join(argv)}", file=sys.stderr, flush=True)
         try:
             pid = os.posix_spawnp(
                 argv[0],

@@ -43,6 +43,8 @@ STOPPING_FILE: Final = "stopping"
 LOCK_FILE: Final = "lock"
 PID_FILE: Final = "init.pid"
 SUPERVISOR_LOG: Final = "supervisor.log"
+# RECORD_FILES are what the runtime keeps in a task directory (delete_task removes them).
+RECORD_FILES: Final = (STATE_FILE, EXIT_FILE, STOPPING_FILE, PID_FILE, SUPERVISOR_LOG, LOCK_FILE)
 
 
 class Status(Enum):

@@ -10,8 +10,9 @@ then:
 
 1. resets signal handlers and the signal mask, makes itself child subreaper
    and names itself ``ctl-sup-<id7>`` (python-prctl);
-2. moves into its own cgroup (``cgroups.enter_supervisor_cgroup``), so that
-   stopping the shell, job or service that ran ``ctl run -d`` leaves it be;
+2. is moved into its own cgroup (``cgroups.enter_supervisor_cgroup``, by the
+   first child, while the supervisor goes on), so that stopping the shell,
+   job or service that ran ``ctl run -d`` leaves it be;
 3. points every inherited descriptor at /dev/null, except the caller's
    stdio when attached, so ``x=$(ctl run -d ...)`` returns at once; its own
    stderr goes to ``<task_dir>/supervisor.log``;
@@ -36,7 +37,7 @@ Losing the supervisor: the container's init is *not* tied to the supervisor
 its babysitter). A supervisor killed with SIGKILL therefore leaves a
 container that nobody watches, logs or reaps; ``state.load_task`` reports
 the task STOPPED with an unknown exit code, and removing it must go through
-``runc delete --force`` (``cleanup_lost_task``), which kills what is left.
+``runc delete --force`` (``delete_task``), which kills what is left.
 
 Example (what ``ctl run --rm -it IMAGE sh`` does)::
 
@@ -57,7 +58,6 @@ import json
 import os
 import select
 import signal
-import socket
 import struct
 import sys
 import termios
@@ -83,6 +83,7 @@ from ctl.runtime.runc import (
 from ctl.runtime.state import ExitStatus, Status
 
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Iterator
     from types import TracebackType
 
@@ -108,6 +109,8 @@ RESTART_BACKOFF_MAX = 60.0
 # A task that ran this long restarts after the first backoff again.
 RESTART_RESET_AFTER = 10.0
 _CHUNK = 65536
+# How long a new task, or a deletion, waits for a supervisor to finish.
+SUPERVISOR_EXIT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -223,8 +226,13 @@ class _Messages:
         self.fd = fd
         self._buf = b""
 
-    def next(self) -> dict[str, Any] | None:
+    def next(self, deadline: float | None = None) -> dict[str, Any] | None:
+        """next returns the next message; TimeoutError once ``deadline`` (monotonic) passed."""
         while b"\n" not in self._buf:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                    raise TimeoutError("no message from the supervisor in time")
             chunk = os.read(self.fd, 4096)
             if not chunk:
                 return None
@@ -294,16 +302,17 @@ class Spawned:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def wait(self, cleanup: bool = True) -> ExitStatus:
+    def wait(self, cleanup: bool = True, timeout: float | None = None) -> ExitStatus:
         """wait returns how the task exited (exit code None if the supervisor was lost).
 
         With ``cleanup`` it also waits until the supervisor finished its
         work after the exit (``runc delete``, ``on_exit``), unless the task
-        is going to restart.
+        is going to restart. After ``timeout`` seconds it raises TimeoutError.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while self.exit_status is None:
-                message = self._messages.next()
+                message = self._messages.next(deadline)
                 if message is None:
                     self.exit_status = ExitStatus(exit_code=None)
                     return self.exit_status
@@ -312,7 +321,7 @@ class Spawned:
                     if message.get("restarting"):
                         return self.exit_status
             if cleanup:
-                while self._messages.next() is not None:
+                while self._messages.next(deadline) is not None:
                     pass
             return self.exit_status
         finally:
@@ -357,12 +366,75 @@ def _bundle_config(spec: TaskSpec) -> dict[str, Any]:
 
 
 def _reset_task_dir(task_dir: Path) -> None:
-    with state.task_lock(task_dir):
-        task = state.load_task(task_dir)
-        if task is not None and task.status is not Status.STOPPED:
-            raise errdefs.AlreadyExists(f"task {task.id} is {task.status.value}")
-        for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE, state.PID_FILE):
-            (task_dir / name).unlink(missing_ok=True)
+    """_reset_task_dir clears the records of an earlier task in ``task_dir``.
+
+    The supervisor of a stopped task may still be finishing (``on_exit``
+    tears down its network, say): a new task waits for it to be gone.
+    """
+    deadline = time.monotonic() + SUPERVISOR_EXIT_TIMEOUT
+    while True:
+        with state.task_lock(task_dir):
+            task = state.load_task(task_dir)
+            if task is not None and task.status is not Status.STOPPED:
+                raise errdefs.AlreadyExists(f"task {task.id} is {task.status.value}")
+            record = state.read_record(task_dir)
+            if record is None or not state.supervisor_alive(record):
+                for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE):
+                    (task_dir / name).unlink(missing_ok=True)
+                return
+        if time.monotonic() > deadline:
+            raise errdefs.Unavailable(
+                f"task {record['id']}: the supervisor of its last run is still finishing"
+            )
+        time.sleep(0.01)
+
+
+def cleanup_lost_task(runc: Runc, runc_id: str) -> None:
+    """cleanup_lost_task removes what a lost supervisor left: the runc container and its cgroup.
+
+    It kills the container if it still runs. Nothing left is not an error.
+    """
+    with contextlib.suppress(RuncNotFound):
+        runc.delete(runc_id, force=True)
+    cgroups.remove_supervisor_cgroup(runc_id)
+
+
+def delete_task(
+    runc: Runc, runc_id: str, task_dir: Path, timeout: float = SUPERVISOR_EXIT_TIMEOUT
+) -> None:
+    """delete_task gets rid of a task in any state: ``rm -f``, or ``rm`` after trouble.
+
+    It marks the task stopping (so it is not restarted), kills and deletes the
+    runc container if there is one, waits for the supervisor to finish
+    (unless the caller *is* the supervisor: an ``on_exit`` doing ``--rm``),
+    then runs ``cleanup_lost_task`` and removes the task's records.
+    Files it does not own (the log, a bundle) stay: ``task_dir`` itself is
+    removed only if that leaves it empty. Nothing to delete is not an error;
+    a supervisor that does not finish within ``timeout`` raises Unavailable.
+    """
+    record = state.read_record(task_dir)
+    if task_dir.is_dir():
+        state.mark_stopping(task_dir)
+    deadline = time.monotonic() + timeout
+    while True:
+        # Again while waiting: a supervisor in the middle of a restart may have
+        # started a new init after the first kill.
+        with contextlib.suppress(RuncNotFound):
+            runc.delete(runc_id, force=True)
+        if (
+            record is None
+            or record["supervisor_pid"] == os.getpid()
+            or not state.supervisor_alive(record)
+        ):
+            break
+        if time.monotonic() > deadline:
+            raise errdefs.Unavailable(f"task {runc_id}: its supervisor does not finish")
+        time.sleep(0.02)
+    cleanup_lost_task(runc, runc_id)
+    for name in state.RECORD_FILES:
+        (task_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        task_dir.rmdir()
 
 
 def spawn(
@@ -380,6 +452,9 @@ def spawn(
     task directory holds a task that has not stopped.
     """
     prctl.load()
+    if spec.tty:
+        # The supervisor needs it for the console socket; import before the fork.
+        import socket  # noqa: F401
     config = _bundle_config(spec)
     spec.task_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _reset_task_dir(spec.task_dir)
@@ -398,13 +473,17 @@ def spawn(
         if child == 0:
             _detach_and_supervise(runc, spec, config, write_fd, on_exit, prepare)
         os.close(write_fd)
-        os.waitpid(child, 0)
         messages = _Messages(read_fd)
         try:
             first = messages.next()
         except BaseException:
             os.close(read_fd)
             raise
+        finally:
+            # After the first message, so that its cgroup move overlaps with runc.
+            # (A caller that ignores SIGCHLD, or reaps every child, has no child to wait.)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
         if first is None or "error" in first:
             os.close(read_fd)
             if first is None:
@@ -418,16 +497,6 @@ def spawn(
         if tty_fd is not None and tty_attrs is not None:
             termios.tcsetattr(tty_fd, termios.TCSADRAIN, tty_attrs)
         raise
-
-
-def cleanup_lost_task(runc: Runc, runc_id: str) -> None:
-    """cleanup_lost_task removes what a lost supervisor left: the runc container and its cgroup.
-
-    It kills the container if it still runs. Nothing left is not an error.
-    """
-    with contextlib.suppress(RuncNotFound):
-        runc.delete(runc_id, force=True)
-    cgroups.remove_supervisor_cgroup(runc_id)
 
 
 # --- the supervisor's side ------------------------------------------------------
@@ -448,8 +517,13 @@ def _detach_and_supervise(
         # The second fork leaves the supervisor without a parent to reap it
         # (init adopts it), and, not being a session leader, it can never
         # acquire a controlling terminal.
-        if os.fork() == 0:
+        supervisor = os.fork()
+        if supervisor == 0:
             _Supervisor(runc, spec, config, status_fd, on_exit, prepare).run()
+        # Moving a process between cgroups takes milliseconds (the kernel waits
+        # for an RCU grace period): done from here, it overlaps with the
+        # supervisor's runc call instead of delaying it.
+        cgroups.enter_supervisor_cgroup(spec.runc_id, supervisor)
         code = 0
     finally:
         os._exit(code)
@@ -538,6 +612,10 @@ class _Supervisor:
         os.dup2(log_fd, 2)
         os.close(log_fd)
         self.null = null
+        # The caller's sys.stdout and sys.stderr may be anything (a test runner's
+        # capture buffer): the supervisor's own messages go to its log.
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
     def _setup(self) -> None:
         self._reset_signals()
@@ -546,7 +624,6 @@ class _Supervisor:
         os.set_blocking(self.status_fd, False)
         prctl.set_child_subreaper()
         prctl.set_name(supervisor_name(self.spec.runc_id))
-        cgroups.enter_supervisor_cgroup(self.spec.runc_id)
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wakeup_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda sig, frame: None)
@@ -596,6 +673,8 @@ class _Supervisor:
         return outputs, stdin
 
     def _start_with_console(self, opts: CreateOpts) -> int:
+        import socket  # loaded by spawn before the fork
+
         name = f"ctl-console-{os.getpid()}-{self.spec.runc_id[:16]}"
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
@@ -625,6 +704,8 @@ class _Supervisor:
         return master
 
     def _receive_master(self, listener: socket.socket) -> int:
+        import socket  # loaded by spawn before the fork
+
         # runc has exited successfully: its connection and message are queued.
         listener.settimeout(5)
         conn, _ = listener.accept()
@@ -824,6 +905,8 @@ class _Supervisor:
                 print(f"ctl-sup {self.spec.runc_id}: {err}", file=sys.stderr)
         finally:
             sys.stderr.flush()
+            # EOF for a waiting caller now; leaving the cgroup is slow and ours alone.
+            os.close(self.status_fd)
             with contextlib.suppress(Exception):
                 cgroups.leave_supervisor_cgroup(self.spec.runc_id)
             os._exit(code)

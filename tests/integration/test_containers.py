@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import ctl
-from tests.helpers import ctl_command, ctl_proc
+from tests.helpers import ctl_command, ctl_proc, remove_bridges
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -29,6 +29,7 @@ def croot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> 
     # Leave no container running behind the tests.
     for cid in ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split():
         ctl_proc("rm", "-f", cid, root=root)
+    remove_bridges(root)
 
 
 @pytest.fixture

@@ -1,0 +1,519 @@
+"""Issue 5: containers on CNI bridge networks, at the NetworkManager level.
+
+Real plugins, real namespaces, veths, bridges and iptables rules on this
+machine; the "containers" are busybox processes started in the namespaces
+with nsenter, so no runc is needed. Traffic stays on this host: loopback,
+the bridges and a veth into a namespace made here.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, NotFound
+from ctl.network import netns
+from ctl.network.config import DEFAULT_NETWORK
+from ctl.network.manager import NetworkManager
+from ctl.runtime.runopts import PortMapping
+from tests.helpers import free_port, remove_bridges, run_ctl
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.needs_root
+
+BUSYBOX = "/bin/busybox"
+CNI_DIR = "/usr/lib/cni"
+
+
+@pytest.fixture(scope="module")
+def nroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("network") / "root"
+    yield root
+    remove_bridges(root)
+
+
+@pytest.fixture(scope="module")
+def manager(nroot: Path) -> NetworkManager:
+    return NetworkManager(nroot, "default")
+
+
+@pytest.fixture
+def cid(manager: NetworkManager) -> Iterator[str]:
+    """cid is a fresh container id, detached after the test whatever happened."""
+    container_id = secrets.token_hex(32)
+    yield container_id
+    manager.detach(container_id)
+
+
+def _new_id() -> str:
+    return secrets.token_hex(32)
+
+
+def in_netns(path: Path, *argv: str, timeout: float = 15) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nsenter", f"--net={path}", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _ip_json(path: Path, *argv: str) -> list[dict[str, object]]:
+    proc = in_netns(path, "ip", "-j", *argv)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+class Httpd:
+    """Httpd is busybox httpd serving ``hello from NAME`` inside a namespace."""
+
+    def __init__(self, path: Path, docroot: Path, name: str) -> None:
+        docroot.mkdir(parents=True, exist_ok=True)
+        (docroot / "index.html").write_text(f"hello from {name}\n")
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net={path}", BUSYBOX, "httpd", "-f", "-p", "80", "-h", str(docroot)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _get(url: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()  # type: ignore[no-any-return]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+# What a container may leave behind on the host.
+
+
+def _iptables_lines() -> list[str]:
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line.startswith(("-A", ":"))]
+
+
+def _chains() -> set[str]:
+    return {line.split()[0][1:] for line in _iptables_lines() if line.startswith(":")}
+
+
+def _veths() -> set[str]:
+    return {n for n in os.listdir("/sys/class/net") if n.startswith("veth")}
+
+
+def _files(directory: Path) -> list[str]:
+    if not directory.exists():
+        return []
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def _leases(root: Path) -> list[str]:
+    """_leases are host-local's address files (not its lock and last-reserved bookkeeping)."""
+    return [
+        f
+        for f in _files(root / "cni" / "ipam")
+        if not f.endswith("/lock") and "/last_reserved_ip" not in f
+    ]
+
+
+def _mentions(lines: list[str], ids: set[str], subnet: ipaddress.IPv4Network) -> list[str]:
+    """_mentions are the rules that name one of ``ids`` or a container address in ``subnet``."""
+    gateway = subnet.network_address + 1
+    found = []
+    for line in lines:
+        addresses = [
+            ipaddress.IPv4Address(address)
+            for address, prefix in re.findall(r"(\d+\.\d+\.\d+\.\d+)(/\d+)?", line)
+            if prefix in ("", "/32")
+        ]
+        if any(i in line for i in ids) or any(a in subnet and a != gateway for a in addresses):
+            found.append(line)
+    return found
+
+
+def assert_nothing_left(
+    root: Path, ids: set[str], subnet: str, veths_before: set[str], chains_before: set[str]
+) -> None:
+    network = ipaddress.IPv4Network(subnet)
+    assert _veths() - veths_before == set(), "veths left over"
+    assert _mentions(_iptables_lines(), ids, network) == [], "iptables rules left over"
+    assert _chains() - chains_before == set(), "iptables chains left over"
+    assert _leases(root) == [], "addresses left over"
+    assert _files(root / "netns") == [], "netns files left over"
+    assert _files(root / "cni" / "attachments") == [], "attachment records left over"
+
+
+# Attaching.
+
+
+def test_attach_gives_an_address_a_default_route_and_lo(manager: NetworkManager, cid: str) -> None:
+    att = manager.attach(cid, "bridge", [], "web")
+    try:
+        info = manager.get(DEFAULT_NETWORK)
+        assert att.network == DEFAULT_NETWORK and att.interface == "eth0"
+        assert att.netns_path == manager.netns_path(cid) and netns.is_netns(att.netns_path)
+        assert ipaddress.IPv4Address(att.address) in ipaddress.IPv4Network(info.subnet)
+        assert att.gateway == info.gateway
+        routes = _ip_json(att.netns_path, "route")
+        assert {"dst": "default", "gateway": info.gateway} in [
+            {"dst": r["dst"], "gateway": r.get("gateway")} for r in routes
+        ]
+        links = {link["ifname"]: link for link in _ip_json(att.netns_path, "link")}
+        assert set(links) == {"lo", "eth0"}
+        assert "UP" in links["lo"]["flags"]  # type: ignore[operator]
+        addrs = _ip_json(att.netns_path, "-4", "addr", "show", "eth0")
+        assert addrs[0]["addr_info"][0]["local"] == att.address  # type: ignore[index]
+        assert manager.attachment(cid) == att
+        # The gateway (the host's end of the bridge) answers.
+        ping = in_netns(att.netns_path, BUSYBOX, "ping", "-c", "1", "-W", "2", att.gateway)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    finally:
+        manager.detach(cid)
+    assert manager.attachment(cid) is None
+    assert not att.netns_path.exists()
+
+
+def test_default_network_is_written_on_first_use_and_stays(nroot: Path) -> None:
+    manager = NetworkManager(nroot, "default")
+    infos = manager.list_networks()
+    assert infos[0].name == DEFAULT_NETWORK and infos[0].driver == "bridge"
+    subnet = ipaddress.IPv4Network(infos[0].subnet)
+    assert subnet.prefixlen == 16 and subnet.is_private
+    # It does not collide with the host's routes (made before it, or by it).
+    routes = subprocess.run(["ip", "-j", "route"], capture_output=True, text=True, check=True)
+    for route in json.loads(routes.stdout):
+        if route["dst"] != "default" and route.get("dev") != infos[0].bridge:
+            assert not ipaddress.ip_network(route["dst"], strict=False).overlaps(subnet)
+    with pytest.raises(FailedPrecondition):
+        manager.remove(DEFAULT_NETWORK)
+    with pytest.raises(FailedPrecondition):
+        manager.remove("bridge")
+    assert (nroot / "networks" / f"{DEFAULT_NETWORK}.conflist").is_file()
+
+
+def test_containers_on_a_user_network_reach_each_other(manager: NetworkManager) -> None:
+    info = manager.create("talk")
+    assert info.bridge.startswith("ctl-") and len(info.bridge) <= 15
+    a, b = _new_id(), _new_id()
+    try:
+        att_a = manager.attach(a, "talk", [], "a")
+        att_b = manager.attach(b, "talk", [], "b")
+        subnet = ipaddress.IPv4Network(info.subnet)
+        assert ipaddress.IPv4Address(att_a.address) in subnet
+        assert ipaddress.IPv4Address(att_b.address) in subnet
+        assert att_a.address != att_b.address
+        for src, dst in ((att_a, att_b), (att_b, att_a)):
+            ping = in_netns(src.netns_path, BUSYBOX, "ping", "-c", "1", "-W", "2", dst.address)
+            assert ping.returncode == 0, ping.stdout + ping.stderr
+        doc = manager.inspect("talk")
+        assert set(doc["Containers"]) == {a, b}
+        assert doc["Containers"][a]["IPv4Address"] == f"{att_a.address}/{subnet.prefixlen}"
+        with pytest.raises(FailedPrecondition, match="attached containers"):
+            manager.remove("talk")
+    finally:
+        manager.detach(a)
+        manager.detach(b)
+    manager.remove("talk")
+    assert not Path("/sys/class/net", info.bridge).exists()
+    with pytest.raises(NotFound):
+        manager.inspect("talk")
+    assert not (manager.root / "cni" / "ipam" / "talk").exists()
+
+
+def test_published_port_answers_on_127_0_0_1_and_from_outside(
+    manager: NetworkManager, cid: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    att = manager.attach(cid, "bridge", [PortMapping("", port, 80, "tcp")], "web")
+    httpd = Httpd(att.netns_path, tmp_path / "www", "web")
+    peer = tmp_path / "peer-netns"
+    try:
+        assert _get(f"http://127.0.0.1:{port}/") == "hello from web\n"
+        url = f"http://198.51.100.1:{port}/"
+        # Another host: a namespace joined to this one by a veth pair. Its
+        # requests come in through PREROUTING, as from a real neighbour.
+        netns.create(peer)
+        host_if = f"ctlt{secrets.token_hex(3)}"
+        made = in_netns(
+            peer, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", host_if,
+            "netns", str(os.getpid()),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        subprocess.run(["ip", "addr", "add", "198.51.100.1/30", "dev", host_if], check=True)
+        subprocess.run(["ip", "link", "set", host_if, "up"], check=True)
+        for command in ("addr add 198.51.100.2/30 dev eth0", "link set eth0 up", "link set lo up"):
+            assert in_netns(peer, "ip", *command.split()).returncode == 0
+        # (busybox wget crashes on this machine; Python's client does not.)
+        fetch = f"import urllib.request as u; print(u.urlopen({url!r}).read().decode(), end='')"
+        fetched = in_netns(peer, sys.executable, "-c", fetch)
+        assert fetched.stdout == "hello from web\n", fetched.stderr
+    finally:
+        httpd.stop()
+        netns.remove(peer)
+        manager.detach(cid)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def test_published_port_on_one_address(manager: NetworkManager, cid: str, tmp_path: Path) -> None:
+    port = free_port()
+    att = manager.attach(cid, "bridge", [PortMapping("127.0.0.1", port, 80, "tcp")], "one")
+    httpd = Httpd(att.netns_path, tmp_path / "www", "one")
+    try:
+        assert _get(f"http://127.0.0.1:{port}/") == "hello from one\n"
+    finally:
+        httpd.stop()
+        manager.detach(cid)
+
+
+def test_a_published_host_port_is_taken(nroot: Path, manager: NetworkManager) -> None:
+    port = free_port()
+    first = _new_id()
+    manager.attach(first, "bridge", [PortMapping("", port, 80, "tcp")], "first")
+    other_ns = NetworkManager(nroot, "other")
+    second = _new_id()
+    try:
+        with pytest.raises(AlreadyExists, match=rf"host port {port}/tcp .* container {first[:12]}"):
+            manager.attach(second, "bridge", [PortMapping("", port, 8080, "tcp")], "x")
+        with pytest.raises(AlreadyExists, match="namespace default"):
+            other_ns.attach(second, "bridge", [PortMapping("127.0.0.1", port, 80, "tcp")], "x")
+        # Nothing was set up for the refused container.
+        assert not manager.netns_path(second).exists()
+        assert not other_ns.netns_path(second).exists()
+        # Another protocol is another socket.
+        other_ns.attach(second, "bridge", [PortMapping("", port, 80, "udp")], "x")
+    finally:
+        other_ns.detach(second)
+        manager.detach(first)
+    manager.attach(second, "bridge", [PortMapping("", port, 80, "tcp")], "x")
+    manager.detach(second)
+
+
+def test_concurrent_attaches_get_distinct_addresses_and_one_port_owner(
+    nroot: Path, manager: NetworkManager
+) -> None:
+    ids = [_new_id() for _ in range(10)]
+    port = free_port()
+
+    def attach(i: int) -> str:
+        # Each thread a manager of its own, as each ctl run is a process of its own.
+        mine = NetworkManager(nroot, "default")
+        publish = [PortMapping("", port, 80, "tcp")] if i % 2 else []
+        try:
+            return mine.attach(ids[i], "bridge", publish, f"c{i}").address
+        except AlreadyExists:
+            return "port taken"
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(attach, range(10)))
+        addresses = [r for r in results if r != "port taken"]
+        # Five wanted the port: one got it.
+        assert results.count("port taken") == 4
+        assert len(addresses) == 6 and len(set(addresses)) == 6
+        subnet = ipaddress.IPv4Network(manager.get(DEFAULT_NETWORK).subnet)
+        assert all(ipaddress.IPv4Address(a) in subnet for a in addresses)
+    finally:
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            list(pool.map(NetworkManager(nroot, "default").detach, ids))
+
+
+@pytest.mark.slow
+def test_100_cycles_leave_nothing_behind(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    manager = NetworkManager(root, "default")
+    try:
+        info = manager.create("cycles")
+        port = free_port()
+        publish = [PortMapping("", port, 80, "tcp")]
+        # A first cycle makes what the plugins share (bridge, CNI-HOSTPORT-* chains).
+        warm = _new_id()
+        manager.attach(warm, "cycles", publish, "warm")
+        manager.detach(warm)
+        veths, chains = _veths(), _chains()
+        ids = {_new_id() for _ in range(100)}
+        for container_id in ids:
+            manager.attach(container_id, "cycles", publish, "c")
+            manager.detach(container_id)
+        assert_nothing_left(root, ids | {warm}, info.subnet, veths, chains)
+    finally:
+        remove_bridges(root)
+
+
+def test_detach_after_the_namespace_is_gone(nroot: Path, manager: NetworkManager) -> None:
+    veths, chains = _veths(), _chains()
+    subnet = manager.get(DEFAULT_NETWORK).subnet
+    gone, stale = _new_id(), _new_id()
+    port = free_port()
+    manager.attach(gone, "bridge", [PortMapping("", port, 80, "tcp")], "gone")
+    manager.attach(stale, "bridge", [PortMapping("127.0.0.1", port, 53, "udp")], "stale")
+    # One namespace unmounted and deleted by hand; the other only unmounted,
+    # as a reboot leaves it.
+    netns.remove(manager.netns_path(gone))
+    subprocess.run(["umount", str(manager.netns_path(stale))], check=True)
+    assert manager.netns_path(stale).exists()
+    manager.detach(gone)
+    manager.detach(stale)
+    manager.detach(stale)  # again: nothing left to do
+    assert_nothing_left(nroot, {gone, stale}, subnet, veths, chains)
+
+
+def test_detach_after_a_reboot(tmp_path: Path) -> None:
+    # A reboot takes the namespace's mount, the veth and the iptables rules
+    # and leaves the files: the namespace file, the record, host-local's lease.
+    # Here the rules go by DEL as usual, except the bridge plugin's masquerade
+    # rules, which it finds only on the interface: the network has none.
+    root = tmp_path / "root"
+    manager = NetworkManager(root, "default")
+    try:
+        info = manager.create("rebooted")
+        conflist_path = root / "networks" / "rebooted.conflist"
+        conflist = json.loads(conflist_path.read_text())
+        conflist["plugins"][0]["ipMasq"] = False
+        conflist_path.write_text(json.dumps(conflist))
+        warm = _new_id()
+        manager.attach(warm, "rebooted", [], "warm")
+        manager.detach(warm)
+        veths, chains = _veths(), _chains()
+        container_id = _new_id()
+        att = manager.attach(
+            container_id, "rebooted", [PortMapping("", free_port(), 80, "tcp")], "x"
+        )
+        record_path = root / "cni" / "attachments" / "default" / f"{container_id}.json"
+        record = json.loads(record_path.read_text())
+        record["boot_id"] = "a boot before this one"
+        record_path.write_text(json.dumps(record))
+        subprocess.run(["umount", str(att.netns_path)], check=True)
+        subprocess.run(["ip", "link", "delete", f"{info.bridge}"], check=True)
+        manager.detach(container_id)
+        assert_nothing_left(root, {container_id}, info.subnet, veths, chains)
+    finally:
+        remove_bridges(root)
+
+
+def test_detach_of_a_container_never_attached(manager: NetworkManager) -> None:
+    manager.detach(_new_id())
+
+
+def test_detach_after_the_interface_is_gone(nroot: Path, manager: NetworkManager, cid: str) -> None:
+    veths, chains = _veths(), _chains()
+    port = free_port()
+    att = manager.attach(cid, "bridge", [PortMapping("", port, 80, "tcp")], "x")
+    # What a privileged container can do to itself.
+    assert in_netns(att.netns_path, "ip", "link", "delete", "eth0").returncode == 0
+    manager.detach(cid)
+    assert_nothing_left(nroot, {cid}, manager.get(DEFAULT_NETWORK).subnet, veths, chains)
+
+
+def test_a_failing_plugin_leaves_nothing_attached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The firewall plugin fails ADD (after bridge and portmap did their part)
+    # and passes DEL on to the real one.
+    plugins = tmp_path / "cni"
+    plugins.mkdir()
+    for name in os.listdir(CNI_DIR):
+        (plugins / name).symlink_to(Path(CNI_DIR, name))
+    (plugins / "firewall").unlink()
+    (plugins / "firewall").write_text(
+        "#!/bin/sh\n"
+        'if [ "$CNI_COMMAND" = ADD ]; then\n'
+        "  cat >/dev/null\n"
+        """  echo '{"code": 100, "msg": "firewall says no", "details": "by design"}'\n"""
+        "  exit 1\n"
+        "fi\n"
+        f"exec {CNI_DIR}/firewall\n"
+    )
+    (plugins / "firewall").chmod(0o755)
+    monkeypatch.setenv("CTL_CNI_PATH", str(plugins))
+    root = tmp_path / "root"
+    manager = NetworkManager(root, "default")
+    try:
+        info = manager.create("failing")
+        warm = _new_id()
+        monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
+        NetworkManager(root, "default").attach(warm, "failing", [], "warm")
+        NetworkManager(root, "default").detach(warm)
+        veths, chains = _veths(), _chains()
+        monkeypatch.setenv("CTL_CNI_PATH", str(plugins))
+        container_id = _new_id()
+        port = free_port()
+        with pytest.raises(CtlError, match="CNI plugin firewall ADD: firewall says no: by design"):
+            manager.attach(container_id, "failing", [PortMapping("", port, 80, "tcp")], "x")
+        assert_nothing_left(root, {container_id, warm}, info.subnet, veths, chains)
+    finally:
+        monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
+        remove_bridges(root)
+
+
+# The CLI.
+
+
+def test_network_commands(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    try:
+        listing = run_ctl("network", "ls", root=root).assert_success()
+        header, default, host, none = listing.stdout.splitlines()
+        assert header.split() == ["NETWORK", "ID", "NAME", "DRIVER", "SUBNET"]
+        assert default.split()[1:3] == [DEFAULT_NETWORK, "bridge"]
+        assert host.split() == ["host", "host"] and none.split() == ["none", "null"]
+
+        created = run_ctl(
+            "network", "create", "web", "--subnet", "10.201.7.0/24", "--gateway", "10.201.7.254",
+            root=root,
+        ).assert_success()  # fmt: skip
+        network_id = created.stdout.strip()
+        assert re.fullmatch(r"[0-9a-f]{64}", network_id)
+        run_ctl("network", "create", "web", root=root).assert_failure(
+            code=125, stderr_re="already exists"
+        )
+        run_ctl("network", "create", "host", root=root).assert_failure(
+            code=125, stderr_re="reserved"
+        )
+        rows = run_ctl("network", "ls", "--format", "json", root=root).assert_success().json_lines()
+        web = next(r for r in rows if isinstance(r, dict) and r["Name"] == "web")
+        assert (web["ID"], web["Subnet"], web["Gateway"]) == (
+            network_id[:12],
+            "10.201.7.0/24",
+            "10.201.7.254",
+        )
+        quiet = run_ctl("network", "ls", "-q", "--no-trunc", root=root).assert_success()
+        assert network_id in quiet.stdout.split()
+
+        doc = json.loads(run_ctl("network", "inspect", "web", "ctl", root=root).stdout)
+        assert [d["Name"] for d in doc] == ["web", DEFAULT_NETWORK]
+        assert doc[0]["IPAM"]["Config"] == [{"Subnet": "10.201.7.0/24", "Gateway": "10.201.7.254"}]
+        assert doc[0]["CNI"]["plugins"][0]["type"] == "bridge"
+        run_ctl("network", "inspect", "nope", root=root).assert_failure(
+            code=125, stderr_re="network 'nope': no such network"
+        )
+
+        removed = run_ctl("network", "rm", "web", "ctl", root=root)
+        assert removed.code == 125 and removed.stdout == "web\n"
+        assert "default network" in removed.stderr
+        run_ctl("network", "rm", "web", root=root).assert_failure(code=125, stderr_re="no such")
+    finally:
+        remove_bridges(root)

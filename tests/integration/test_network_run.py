@@ -1,0 +1,175 @@
+"""Issue 5 through the CLI: bridge networks, published ports, teardown."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ctl_proc, free_port, remove_bridges
+from tests.images import CanonicalImages, LayerBuilder
+
+pytestmark = pytest.mark.needs_root
+
+
+@pytest.fixture(scope="module")
+def nroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages):
+    root = tmp_path_factory.mktemp("netrun") / "root"
+    yield root
+    for cid in ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split():
+        ctl_proc("rm", "-f", cid, root=root)
+    remove_bridges(root)
+
+
+@pytest.fixture(scope="module")
+def httpd_image(images: CanonicalImages) -> str:
+    page = LayerBuilder().dir("www").file("www/index.html", "hello from ctl\n").build("gzip")
+    image = images.factory.image(page, cmd=["httpd", "-f", "-v", "-p", "80", "-h", "/www"])
+    return images.factory.push(image, "test/httpd")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 8080)) != 0:
+            return 8080
+    return free_port()
+
+
+def _get(url: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _address(root: Path, name: str) -> str:
+    doc = json.loads(ctl_proc("inspect", name, root=root).assert_success().stdout)[0]
+    return doc["NetworkSettings"]["IPAddress"]
+
+
+def test_published_port_answers_on_localhost(nroot: Path, httpd_image: str) -> None:
+    port = _port()
+    ctl_proc(
+        "run", "-d", "--name", "web", "-p", f"{port}:80", httpd_image, root=nroot
+    ).assert_success()
+    assert _get(f"http://127.0.0.1:{port}/") == "hello from ctl\n"
+    ps = ctl_proc("ps", root=nroot).stdout
+    assert f"0.0.0.0:{port}->80/tcp" in ps
+    clash = ctl_proc("run", "-d", "-p", f"{port}:80", httpd_image, root=nroot)
+    clash.assert_failure(125, stderr_re=str(port))
+    ctl_proc("rm", "-f", "web", root=nroot).assert_success()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+
+
+def test_containers_on_a_user_network_reach_each_other(nroot: Path, httpd_image: str) -> None:
+    ctl_proc("network", "create", "backend", root=nroot).assert_success()
+    ctl_proc(
+        "run", "-d", "--net", "backend", "--name", "server", httpd_image, root=nroot
+    ).assert_success()
+    address = _address(nroot, "server")
+    assert address
+    # busybox's wget crashes on a refused connection; nc retried until the server listens.
+    fetch = (
+        "for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
+        f"nc {address} 80 && exit 0; sleep 0.1; done; exit 1"
+    )
+    got = ctl_proc("run", "--rm", "--net", "backend", httpd_image, "sh", "-c", fetch, root=nroot)
+    assert got.assert_success().stdout.endswith("hello from ctl\n")
+    hosts = ctl_proc("exec", "server", "cat", "/etc/hosts", root=nroot).stdout
+    assert address in hosts
+    ctl_proc("network", "rm", "backend", root=nroot).assert_failure(125, stderr_re="attached")
+    ctl_proc("rm", "-f", "server", root=nroot).assert_success()
+    ctl_proc("network", "rm", "backend", root=nroot).assert_success()
+    ctl_proc("run", "--rm", "--net", "backend", httpd_image, "true", root=nroot).assert_failure(
+        125, stderr_re="backend"
+    )
+
+
+def test_net_none_has_only_loopback(nroot: Path, httpd_image: str) -> None:
+    out = (
+        ctl_proc("run", "--rm", "--net", "none", httpd_image, "cat", "/proc/net/dev", root=nroot)
+        .assert_success()
+        .stdout
+    )
+    interfaces = {line.split(":")[0].strip() for line in out.splitlines()[2:]}
+    assert interfaces == {"lo"}
+
+
+def test_bridge_gets_a_default_route_and_dns(nroot: Path, httpd_image: str) -> None:
+    out = (
+        ctl_proc(
+            "run", "--rm", httpd_image, "sh", "-c", "ip route; cat /etc/resolv.conf", root=nroot
+        )
+        .assert_success()
+        .stdout
+    )
+    assert "default via" in out
+    assert "nameserver" in out and "nameserver 127." not in out
+
+
+def test_ten_concurrent_runs_get_distinct_addresses(nroot: Path, httpd_image: str) -> None:
+    def one(i: int) -> str:
+        result = ctl_proc(
+            "run",
+            "--rm",
+            httpd_image,
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0",
+            root=nroot,
+            timeout=120,
+        )
+        result.assert_success()
+        return result.stdout.split()[3]
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        addresses = list(pool.map(one, range(10)))
+    assert len(set(addresses)) == 10, addresses
+
+
+def _leftovers(root: Path) -> dict[str, object]:
+    veths = sorted(n for n in os.listdir("/sys/class/net") if n.startswith("veth"))
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    ipam = sorted(
+        str(p.relative_to(root))
+        for p in (root / "cni" / "ipam").rglob("*")
+        if p.is_file() and not p.name.startswith(("last_reserved_ip", "lock"))
+    )
+    netns = sorted(str(p) for p in (root / "netns").rglob("*") if p.is_file())
+    cni_rules = sorted(
+        line
+        for line in rules.splitlines()
+        if "CNI-" in line
+        and "-A CNI-" in line
+        and ("CNI-DN-" in line or "dport" in line or "comment" in line)
+    )
+    return {"veths": veths, "ipam": ipam, "netns": netns, "rules": cni_rules}
+
+
+def test_no_leftovers_after_100_run_rm_cycles(nroot: Path, httpd_image: str) -> None:
+    ctl_proc("run", "--rm", httpd_image, "true", root=nroot).assert_success()
+    before = _leftovers(nroot)
+
+    def cycle(i: int) -> int:
+        port = 20000 + i
+        return ctl_proc(
+            "run", "--rm", "-p", f"{port}:80", httpd_image, "true", root=nroot, timeout=120
+        ).code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(cycle, range(100)))
+    assert codes == [0] * 100
+    assert _leftovers(nroot) == before

@@ -1,0 +1,705 @@
+"""The runtime layer with real runc and real processes: Runc, the supervisor, task state.
+
+Bundles are written by hand from ``runc spec`` (ctl's own spec generation is
+tested elsewhere) over a read-only busybox rootfs shared by the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import termios
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ctl.runtime import cgroups, state
+from ctl.runtime.logs import read_logs
+from ctl.runtime.runc import CreateOpts, ExecFailed, ExecOpts, Runc, RuncNotFound, Stdio
+from ctl.runtime.runopts import RestartPolicy
+from ctl.runtime.state import ExitStatus, Status
+from ctl.runtime.supervisor import (
+    Spawned,
+    TaskSpec,
+    cleanup_lost_task,
+    delete_task,
+    restart_delay,
+    should_restart,
+    spawn,
+    supervisor_name,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+pytestmark = pytest.mark.needs_root
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APPLETS = ("sh", "sleep", "echo", "cat", "true", "tty", "stty", "head", "yes")
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+def alive(pid: int) -> bool:
+    return state.process_start_time(pid) is not None
+
+
+@pytest.fixture(scope="session")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rootfs")
+    for d in ("bin", "proc", "dev", "sys", "tmp", "etc"):
+        (root / d).mkdir()
+    shutil.copy2("/bin/busybox", root / "bin" / "busybox")
+    for applet in APPLETS:
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "bin" / "noexec").write_text("#!/bin/sh\necho never\n")
+    (root / "bin" / "noexec").chmod(0o644)
+    return root
+
+
+@pytest.fixture(scope="session")
+def base_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    spec_dir = tmp_path_factory.mktemp("spec")
+    subprocess.run(["runc", "spec", "--bundle", str(spec_dir)], check=True)
+    config: dict[str, Any] = json.loads((spec_dir / "config.json").read_text())
+    return config
+
+
+@dataclass
+class Env:
+    """Env makes bundles and task specs for one test, under its own runc root."""
+
+    runc: Runc
+    tmp: Path
+    rootfs: Path
+    base_config: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.ids: list[str] = []
+
+    def bundle(
+        self,
+        *args: str,
+        tty: bool = False,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[str, Path]:
+        runc_id = f"t{uuid.uuid4().hex[:12]}"
+        self.ids.append(runc_id)
+        bundle = self.tmp / "bundles" / runc_id
+        bundle.mkdir(parents=True)
+        config = json.loads(json.dumps(self.base_config))
+        config["process"]["args"] = list(args)
+        config["process"]["terminal"] = tty
+        config["root"] = {"path": str(self.rootfs), "readonly": True}
+        config["linux"]["cgroupsPath"] = f"/ctl-test/{runc_id}"
+        if edit is not None:
+            edit(config)
+        (bundle / "config.json").write_text(json.dumps(config))
+        return runc_id, bundle
+
+    def task(self, *args: str, tty: bool = False, **kwargs: Any) -> TaskSpec:
+        edit = kwargs.pop("edit", None)
+        runc_id, bundle = self.bundle(*args, tty=tty, edit=edit)
+        task_dir = self.tmp / "tasks" / runc_id
+        return TaskSpec(runc_id, bundle, task_dir, task_dir / "log.json", tty=tty, **kwargs)
+
+    def logs(self, spec: TaskSpec) -> list[tuple[str, str]]:
+        return [(e.stream, e.text) for e in read_logs(spec.log_path)]
+
+    def wait_gone(self, spec: TaskSpec, timeout: float = 5.0) -> state.TaskState:
+        """wait_gone waits until the task stopped and its supervisor finished."""
+
+        def done() -> bool:
+            task = state.load_task(spec.task_dir)
+            return task is not None and not alive(task.supervisor_pid)
+
+        wait_until(done, timeout, f"supervisor of {spec.runc_id} to finish")
+        task = state.load_task(spec.task_dir)
+        assert task is not None
+        return task
+
+
+@pytest.fixture
+def env(tmp_path: Path, rootfs: Path, base_config: dict[str, Any]) -> Iterator[Env]:
+    e = Env(Runc(tmp_path / "runc"), tmp_path, rootfs, base_config)
+    yield e
+    for runc_id in e.ids:
+        cleanup_lost_task(e.runc, runc_id)
+
+
+# --- pure parts of the runtime -------------------------------------------------
+
+
+def test_transitions() -> None:
+    assert state.transition(Status.RUNNING, "pause") is Status.PAUSED
+    assert state.transition(Status.PAUSED, "resume") is Status.RUNNING
+    assert state.transition(Status.CREATED, "start") is Status.RUNNING
+    with pytest.raises(FailedPrecondition, match="cannot pause task in created state"):
+        state.transition(Status.CREATED, "pause")
+    with pytest.raises(FailedPrecondition):
+        state.transition(Status.STOPPED, "kill")
+    with pytest.raises(FailedPrecondition):
+        state.transition(Status.PAUSED, "exec")
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "count", "stopping", "want"),
+    [
+        (None, 1, 0, False, False),
+        (RestartPolicy("no"), 1, 0, False, False),
+        (RestartPolicy("always"), 0, 50, False, True),
+        (RestartPolicy("always"), 0, 0, True, False),
+        (RestartPolicy("unless-stopped"), 3, 0, False, True),
+        (RestartPolicy("on-failure"), 0, 0, False, False),
+        (RestartPolicy("on-failure"), 1, 99, False, True),
+        (RestartPolicy("on-failure", 2), 1, 1, False, True),
+        (RestartPolicy("on-failure", 2), 1, 2, False, False),
+        (RestartPolicy("on-failure", 2), 137, 0, True, False),
+    ],
+)
+def test_should_restart(
+    policy: RestartPolicy | None, code: int, count: int, stopping: bool, want: bool
+) -> None:
+    assert should_restart(policy, ExitStatus(code), count, stopping) is want
+
+
+def test_restart_delay_doubles_and_is_capped() -> None:
+    assert [restart_delay(n) for n in range(3)] == [0.1, 0.2, 0.4]
+    assert restart_delay(100) == 60.0
+
+
+def test_load_task_never_raises_on_missing_or_broken_files(tmp_path: Path) -> None:
+    task_dir = tmp_path / "task"
+    assert state.load_task(task_dir) is None
+    task_dir.mkdir()
+    (task_dir / state.STATE_FILE).write_text('{"id": "x", "pid"')
+    assert state.load_task(task_dir) is None
+
+    record = state.new_record("x", 1234, Status.RUNNING, tmp_path, tmp_path / "log")
+    state.write_record(task_dir, record)
+    task = state.load_task(task_dir)
+    assert task is not None and task.status is Status.RUNNING and task.exit is None
+
+    (task_dir / state.EXIT_FILE).write_text("{")
+    assert state.load_task(task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+
+    state.write_exit(task_dir, ExitStatus(3, finished_at=1.0))
+    task = state.load_task(task_dir)
+    assert task is not None and task.status is Status.STOPPED
+    assert task.exit == ExitStatus(3, None, 1.0, False)
+
+
+def test_load_task_after_reboot_or_pid_reuse(tmp_path: Path) -> None:
+    record = state.new_record("x", 1234, Status.RUNNING, tmp_path, tmp_path / "log")
+    state.write_record(tmp_path, {**record, "boot_id": "another-boot"})
+    task = state.load_task(tmp_path)
+    assert task is not None and task.status is Status.STOPPED
+    assert task.exit == ExitStatus(None) and task.exit.describe() == "Exited (unknown)"
+
+    state.write_record(tmp_path, {**record, "supervisor_start_time": 1})
+    assert state.load_task(tmp_path).status is Status.STOPPED  # type: ignore[union-attr]
+
+    state.write_record(tmp_path, {**record, "version": 99})
+    assert state.load_task(tmp_path).status is Status.UNKNOWN  # type: ignore[union-attr]
+
+
+# --- Runc ----------------------------------------------------------------------
+
+
+def test_runc_verbs(env: Env) -> None:
+    assert env.runc.version()["runc"]
+    runc_id, bundle = env.bundle("sleep", "30")
+    pid_file = env.tmp / "init.pid"
+    with open(os.devnull, "rb") as null:
+        env.runc.create(runc_id, bundle, CreateOpts(pid_file=pid_file), Stdio(null.fileno()))
+    assert env.runc.state(runc_id)["status"] == "created"
+    env.runc.start(runc_id)
+    st = env.runc.state(runc_id)
+    assert st["status"] == "running" and st["pid"] == int(pid_file.read_text())
+    assert env.runc.ps(runc_id) == [st["pid"]]
+    assert "memory" in env.runc.events_stats(runc_id)
+
+    process = dict(env.base_config["process"], args=["sh", "-c", "exit 7"], terminal=False)
+    assert env.runc.exec(runc_id, process) == 7
+    process["args"] = ["sleep", "30"]
+    exec_pid = env.tmp / "exec.pid"
+    assert env.runc.exec(runc_id, process, ExecOpts(detach=True, pid_file=exec_pid)) == 0
+    assert sorted(env.runc.ps(runc_id)) == sorted([st["pid"], int(exec_pid.read_text())])
+    process["args"] = ["nope"]
+    with pytest.raises(ExecFailed) as caught:
+        env.runc.exec(runc_id, process, stdio=Stdio(stderr=os.open(os.devnull, os.O_WRONLY)))
+    assert caught.value.exit_code == 127
+
+    env.runc.kill(runc_id, signal.SIGKILL, all=True)
+    wait_until(lambda: env.runc.state(runc_id)["status"] == "stopped", what="stopped")
+    env.runc.delete(runc_id)
+    with pytest.raises(RuncNotFound, match="container does not exist"):
+        env.runc.state(runc_id)
+    with pytest.raises(NotFound):
+        env.runc.delete(runc_id)
+
+
+# --- the supervisor: exit codes ------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_exit_code(env: Env, code: int) -> None:
+    spec = env.task("sh", "-c", f"exit {code}")
+    with spawn(env.runc, spec) as spawned:
+        status = spawned.wait(timeout=10)
+    assert status.exit_code == code and status.signal is None
+    task = env.wait_gone(spec)
+    assert task.status is Status.STOPPED and task.exit is not None
+    assert task.exit.exit_code == code and task.exit.finished_at
+    # The supervisor deleted the runc container.
+    with pytest.raises(RuncNotFound):
+        env.runc.state(spec.runc_id)
+
+
+def test_killed_by_signal_is_128_plus_n(env: Env) -> None:
+    spec = env.task("sleep", "30")
+    with spawn(env.runc, spec) as spawned:
+        assert state.load_task(spec.task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+        spawned.signal(signal.SIGKILL)
+        status = spawned.wait(timeout=10)
+    assert (status.exit_code, status.signal) == (137, signal.SIGKILL)
+    assert state.read_exit(spec.task_dir) == status
+
+
+@pytest.mark.parametrize(("command", "code"), [("nope", 127), ("/bin/noexec", 126), ("/bin", 126)])
+def test_command_that_cannot_run(env: Env, command: str, code: int) -> None:
+    spec = env.task(command)
+    with pytest.raises(ExecFailed) as caught:
+        spawn(env.runc, spec)
+    assert caught.value.exit_code == code
+    assert command in str(caught.value) and "\n" not in str(caught.value)
+    assert state.load_task(spec.task_dir) is None
+    with pytest.raises(RuncNotFound):
+        env.runc.state(spec.runc_id)
+
+
+def test_foreground_signals_are_forwarded(env: Env) -> None:
+    spec = env.task("sh", "-c", 'trap "exit 42" INT; echo ready; sleep 30 & wait')
+    with spawn(env.runc, spec) as spawned:
+        wait_until(lambda: env.logs(spec), what="the trap to be set")
+        with spawned.forwarding_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            status = spawned.wait(timeout=10)
+    assert status.exit_code == 42
+    # The caller's own handler is back.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_prepare_and_on_exit_run_in_the_supervisor(env: Env) -> None:
+    marker = env.tmp / "on_exit"
+
+    def on_exit(status: ExitStatus) -> None:
+        marker.write_text(f"{os.getpid()} {status.exit_code}")
+
+    spec = env.task("true")
+    with spawn(env.runc, spec, on_exit=on_exit) as spawned:
+        spawned.wait(timeout=10)
+        supervisor_pid = spawned.supervisor_pid
+    assert marker.read_text() == f"{supervisor_pid} 0"
+
+    def broken(status: ExitStatus) -> None:
+        raise RuntimeError("teardown exploded")
+
+    spec = env.task("true")
+    with spawn(env.runc, spec, on_exit=broken) as spawned:
+        assert spawned.wait(timeout=10).exit_code == 0
+    # The supervisor's own failures land in its log, not on anyone's terminal.
+    assert "RuntimeError: teardown exploded" in (spec.task_dir / state.SUPERVISOR_LOG).read_text()
+
+    def prepare() -> None:
+        raise InvalidArgument("network 'nope' not found")
+
+    with pytest.raises(InvalidArgument, match="network 'nope' not found"):
+        spawn(env.runc, env.task("true"), prepare=prepare)
+
+
+def test_spawn_refuses_a_task_dir_with_a_live_task(env: Env) -> None:
+    spec = env.task("sleep", "30")
+    with spawn(env.runc, spec) as spawned:
+        with pytest.raises(AlreadyExists, match="is running"):
+            spawn(env.runc, spec)
+        spawned.signal(signal.SIGKILL)
+        spawned.wait(timeout=10)
+
+
+# --- the supervisor: stdio and logs --------------------------------------------
+
+
+def test_output_is_logged_per_stream(env: Env) -> None:
+    spec = env.task("sh", "-c", "echo out; echo err >&2; echo -n partial")
+    with spawn(env.runc, spec) as spawned:
+        spawned.wait(timeout=10)
+    assert env.logs(spec) == [("stdout", "out\n"), ("stderr", "err\n"), ("stdout", "partial")]
+
+
+def test_attached_output_goes_to_caller_and_log(env: Env) -> None:
+    spec_args = ("sh", "-c", "echo out; echo err >&2; exit 5")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    spec = env.task(*spec_args, attach=Stdio(None, out_w, err_w))
+    with spawn(env.runc, spec) as spawned:
+        os.close(out_w)
+        os.close(err_w)
+        # The supervisor lets go of the caller's pipes when the container exits:
+        # reading to EOF must not hang.
+        with os.fdopen(out_r, "rb") as out, os.fdopen(err_r, "rb") as err:
+            assert out.read() == b"out\n"
+            assert err.read() == b"err\n"
+        assert spawned.wait(timeout=10).exit_code == 5
+    assert env.logs(spec) == [("stdout", "out\n"), ("stderr", "err\n")]
+
+
+def test_attached_stdin_reaches_the_container(env: Env) -> None:
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    spec = env.task("cat", stdin=True, attach=Stdio(in_r, out_w, None))
+    with spawn(env.runc, spec) as spawned:
+        os.close(in_r)
+        os.close(out_w)
+        os.write(in_w, b"hello\nworld\n")
+        os.close(in_w)
+        with os.fdopen(out_r, "rb") as out:
+            assert out.read() == b"hello\nworld\n"
+        assert spawned.wait(timeout=10).exit_code == 0
+    assert env.logs(spec) == [("stdout", "hello\n"), ("stdout", "world\n")]
+
+
+def test_tty_with_a_pty_caller(env: Env) -> None:
+    master, slave = os.openpty()
+    termios.tcsetwinsize(slave, (33, 101))
+    before = termios.tcgetattr(slave)
+    spec = env.task(
+        "sh",
+        "-c",
+        "tty; stty size; read line; echo got $line; stty size",
+        tty=True,
+        stdin=True,
+        attach=Stdio(slave, slave, slave),
+    )
+    with spawn(env.runc, spec) as spawned:
+        # The caller's terminal is raw while attached.
+        assert termios.tcgetattr(slave)[3] & termios.ICANON == 0
+        output = b""
+
+        def saw(text: bytes) -> bool:
+            nonlocal output
+            output += os.read(master, 4096)
+            return text in output
+
+        wait_until(lambda: saw(b"33 101"), what="first stty size")
+        termios.tcsetwinsize(slave, (40, 120))
+        with spawned.forwarding_signals():
+            os.kill(os.getpid(), signal.SIGWINCH)
+        time.sleep(0.1)
+        os.write(master, b"hi\r")
+        wait_until(lambda: saw(b"40 120"), what="stty size after SIGWINCH")
+        assert spawned.wait(timeout=10).exit_code == 0
+    assert termios.tcgetattr(slave) == before
+    lines = output.decode().splitlines()
+    assert lines[0].startswith("/dev/pts/")
+    assert "got hi" in lines
+    logged = "".join(text for _, text in env.logs(spec))
+    assert "/dev/pts/" in logged and "got hi" in logged
+    os.close(master)
+    os.close(slave)
+
+
+def test_detached_tty_task(env: Env) -> None:
+    spec = env.task("sh", "-c", "tty", tty=True)
+    with spawn(env.runc, spec) as spawned:
+        assert spawned.wait(timeout=10).exit_code == 0
+    assert env.logs(spec)[0][1].startswith("/dev/pts/")
+
+
+def test_created_task_starts_later(env: Env) -> None:
+    spec = env.task("echo", "started", start=False)
+    with spawn(env.runc, spec) as spawned:
+        task = state.load_task(spec.task_dir)
+        assert task is not None and task.status is Status.CREATED and task.pid == spawned.init_pid
+        assert env.runc.state(spec.runc_id)["status"] == "created"
+        env.runc.start(spec.runc_id)
+        assert state.set_status(spec.task_dir, "start").status is Status.RUNNING
+        assert spawned.wait(timeout=10).exit_code == 0
+    assert env.logs(spec) == [("stdout", "started\n")]
+
+
+def test_removing_a_created_task(env: Env) -> None:
+    spec = env.task("true", start=False)
+    with spawn(env.runc, spec) as spawned:
+        env.runc.delete(spec.runc_id, force=True)
+        assert spawned.wait(timeout=10).exit_code == 137
+
+
+# --- the supervisor: detaching and surviving -----------------------------------
+
+SPAWNER = """
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from ctl.runtime.runc import Runc
+from ctl.runtime.supervisor import TaskSpec, spawn
+args = json.loads(sys.argv[1])
+spec = TaskSpec(args["id"], Path(args["bundle"]), Path(args["task_dir"]), Path(args["log"]))
+spawned = spawn(Runc(Path(args["root"])), spec)
+print(spawned.init_pid, spawned.supervisor_pid, flush=True)
+if args["linger"]:
+    time.sleep(60)
+"""
+
+
+def run_spawner(env: Env, spec: TaskSpec, linger: bool) -> subprocess.Popen[bytes]:
+    args = {
+        "id": spec.runc_id,
+        "bundle": str(spec.bundle),
+        "task_dir": str(spec.task_dir),
+        "log": str(spec.log_path),
+        "root": str(env.runc.root),
+        "linger": linger,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", SPAWNER.format(repo=str(REPO_ROOT)), json.dumps(args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def test_detached_spawner_output_ends_at_once(env: Env) -> None:
+    spec = env.task("sleep", "30")
+    proc = run_spawner(env, spec, linger=False)
+    assert proc.stdout is not None and proc.stderr is not None
+    pipes = {f"pipe:[{os.fstat(f.fileno()).st_ino}]" for f in (proc.stdout, proc.stderr)}
+    started = time.monotonic()
+    # As in x=$(ctl run -d ...): EOF on the spawner's stdout and stderr while the task runs.
+    out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - started < 3
+    assert proc.returncode == 0, err
+    init_pid, supervisor_pid = map(int, out.split())
+    assert alive(init_pid) and alive(supervisor_pid)
+    # Neither the supervisor nor the container holds the spawner's stdout or stderr.
+    for pid in (supervisor_pid, init_pid):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            assert os.readlink(f"/proc/{pid}/fd/{fd}") not in pipes
+    comm = Path(f"/proc/{supervisor_pid}/comm").read_text().strip()
+    assert comm == supervisor_name(spec.runc_id) == f"ctl-sup-{spec.runc_id[:7]}"
+    env.runc.kill(spec.runc_id, signal.SIGKILL)
+    assert env.wait_gone(spec).exit == state.read_exit(spec.task_dir)
+
+
+def test_concurrent_spawns(env: Env) -> None:
+    specs = [env.task("sh", "-c", f"echo {i}") for i in range(20)]
+    procs = [run_spawner(env, spec, linger=False) for spec in specs]
+    for proc in procs:
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    for i, spec in enumerate(specs):
+        task = env.wait_gone(spec, timeout=10)
+        assert task.exit is not None and task.exit.exit_code == 0
+        assert env.logs(spec) == [("stdout", f"{i}\n")]
+
+
+def test_killing_the_spawners_session_leaves_the_task(env: Env) -> None:
+    spec = env.task("sleep", "30")
+    proc = run_spawner(env, spec, linger=True)
+    assert proc.stdout is not None
+    init_pid, supervisor_pid = map(int, proc.stdout.readline().split())
+    assert os.getsid(proc.pid) == proc.pid != os.getsid(supervisor_pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.1)
+    assert alive(init_pid) and alive(supervisor_pid)
+    assert state.load_task(spec.task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+    # The supervisor sits in its own cgroup, away from its starter's.
+    own = [str(p) for p in cgroups.supervisor_cgroups(spec.runc_id)]
+    assert own, "no cgroup hierarchy to move into"
+    cgroup_file = Path(f"/proc/{supervisor_pid}/cgroup").read_text()
+    assert f"/ctl/sup-{spec.runc_id}" in cgroup_file
+    env.runc.kill(spec.runc_id, signal.SIGKILL)
+    task = env.wait_gone(spec)
+    assert task.exit is not None and task.exit.exit_code == 137
+    # The supervisor removed its cgroup on the way out.
+    assert not any(Path(p).exists() for p in own)
+
+
+def test_supervisor_killed_with_sigkill(env: Env) -> None:
+    spec = env.task("sleep", "30")
+    with spawn(env.runc, spec) as spawned:
+        os.kill(spawned.supervisor_pid, signal.SIGKILL)
+        wait_until(lambda: not alive(spawned.supervisor_pid), what="supervisor death")
+        task = state.load_task(spec.task_dir)
+        assert task is not None and task.status is Status.STOPPED
+        assert task.exit == ExitStatus(None)
+        # The container outlives its supervisor; cleanup kills and deletes it.
+        assert alive(spawned.init_pid)
+        cleanup_lost_task(env.runc, spec.runc_id)
+        assert not alive(spawned.init_pid)
+        with pytest.raises(RuncNotFound):
+            env.runc.state(spec.runc_id)
+        assert not any(p.exists() for p in cgroups.supervisor_cgroups(spec.runc_id))
+        # A caller waiting on a lost supervisor gets an unknown status, not a hang.
+        assert spawned.wait(timeout=10) == ExitStatus(None)
+
+
+def test_delete_task_kills_and_forgets_a_restarting_task(env: Env) -> None:
+    spec = env.task("sleep", "30", restart=RestartPolicy("always"))
+    with spawn(env.runc, spec) as spawned:
+        delete_task(env.runc, spec.runc_id, spec.task_dir)
+        assert not alive(spawned.init_pid) and not alive(spawned.supervisor_pid)
+    assert state.load_task(spec.task_dir) is None
+    with pytest.raises(RuncNotFound):
+        env.runc.state(spec.runc_id)
+    # The log is not the runtime's to delete; the records are.
+    assert sorted(p.name for p in spec.task_dir.iterdir()) == ["log.json"]
+    delete_task(env.runc, spec.runc_id, spec.task_dir)
+
+
+def test_on_exit_can_delete_its_own_task(env: Env) -> None:
+    spec = env.task("echo", "bye")
+    spec = TaskSpec(**{**spec.__dict__, "log_path": env.tmp / "bye.log"})
+
+    def remove(status: ExitStatus) -> None:
+        delete_task(env.runc, spec.runc_id, spec.task_dir)
+
+    with spawn(env.runc, spec, on_exit=remove) as spawned:
+        assert spawned.wait(timeout=10).exit_code == 0
+    assert not spec.task_dir.exists()
+    assert [e.text for e in read_logs(spec.log_path)] == ["bye\n"]
+
+
+def test_a_new_task_waits_for_the_last_supervisor(env: Env) -> None:
+    spec = env.task("true")
+
+    def slow_teardown(status: ExitStatus) -> None:
+        time.sleep(0.3)
+
+    with spawn(env.runc, spec, on_exit=slow_teardown) as first:
+        assert first.wait(cleanup=False, timeout=10).exit_code == 0
+        started = time.monotonic()
+        with spawn(env.runc, spec) as second:
+            assert not alive(first.supervisor_pid)
+            assert time.monotonic() - started > 0.1
+            assert second.wait(timeout=10).exit_code == 0
+
+
+# --- the supervisor: restart policies ------------------------------------------
+
+
+def test_restart_on_failure_restarts_n_times(env: Env) -> None:
+    spec = env.task("sh", "-c", "echo run; exit 1", restart=RestartPolicy("on-failure", 2))
+    with spawn(env.runc, spec) as spawned:
+        first = spawned.wait(timeout=10)
+    assert first.exit_code == 1
+    task = env.wait_gone(spec)
+    assert task.restart_count == 2
+    assert task.exit is not None and task.exit.exit_code == 1
+    assert env.logs(spec) == [("stdout", "run\n")] * 3
+
+
+def test_stop_marker_prevents_restart(env: Env) -> None:
+    spec = env.task("sleep", "30", restart=RestartPolicy("always"))
+    with spawn(env.runc, spec):
+        state.mark_stopping(spec.task_dir)
+        env.runc.kill(spec.runc_id, signal.SIGKILL)
+    task = env.wait_gone(spec)
+    assert task.restart_count == 0
+    assert task.exit is not None and task.exit.exit_code == 137
+
+
+def test_restart_always_gets_a_new_init(env: Env) -> None:
+    spec = env.task("sleep", "30", restart=RestartPolicy("always"))
+    with spawn(env.runc, spec) as spawned:
+        env.runc.kill(spec.runc_id, signal.SIGKILL)
+
+        def restarted() -> bool:
+            task = state.load_task(spec.task_dir)
+            return task is not None and task.restart_count == 1 and task.status is Status.RUNNING
+
+        wait_until(restarted, what="restart")
+        task = state.load_task(spec.task_dir)
+        assert task is not None and task.pid != spawned.init_pid and alive(task.pid)
+        assert env.runc.state(spec.runc_id)["pid"] == task.pid
+        state.mark_stopping(spec.task_dir)
+        env.runc.kill(spec.runc_id, signal.SIGKILL)
+    assert env.wait_gone(spec).restart_count == 1
+
+
+# --- pause and resume ----------------------------------------------------------
+
+
+def process_state(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("State:"):
+            return line.split()[1]
+    raise AssertionError(f"no State in /proc/{pid}/status")
+
+
+def test_pause_freezes_the_task(env: Env) -> None:
+    spec = env.task("sleep", "30")
+    with spawn(env.runc, spec) as spawned:
+        freezer = cgroups.container_cgroup(f"/ctl-test/{spec.runc_id}", "freezer")
+        assert freezer is not None
+        env.runc.pause(spec.runc_id)
+        state.set_status(spec.task_dir, "pause")
+        assert env.runc.state(spec.runc_id)["status"] == "paused"
+        assert (freezer / "freezer.state").read_text().strip() == "FROZEN"
+        # A frozen task shows as uninterruptible sleep.
+        assert process_state(spawned.init_pid) == "D"
+        assert state.load_task(spec.task_dir).status is Status.PAUSED  # type: ignore[union-attr]
+        with pytest.raises(FailedPrecondition, match="cannot pause task in paused state"):
+            state.set_status(spec.task_dir, "pause")
+
+        env.runc.resume(spec.runc_id)
+        state.set_status(spec.task_dir, "resume")
+        assert (freezer / "freezer.state").read_text().strip() == "THAWED"
+        assert process_state(spawned.init_pid) in ("S", "R")
+        assert state.load_task(spec.task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+        spawned.signal(signal.SIGKILL)
+        assert spawned.wait(timeout=10).exit_code == 137
+
+
+def test_oom_kill_is_recorded(env: Env) -> None:
+    def limit(config: dict[str, Any]) -> None:
+        config["linux"]["resources"]["memory"] = {"limit": 8 << 20, "swap": 8 << 20}
+
+    # The shell's variable grows until the cgroup's OOM killer ends it (64 MB at
+    # most, should the limit not hold).
+    spec = env.task("sh", "-c", "x=$(yes | head -c 64000000)", edit=limit)
+    with spawn(env.runc, spec) as spawned:
+        status = spawned.wait(timeout=10)
+    assert status.exit_code == 137 and status.oom
+    assert state.read_exit(spec.task_dir) == status
+
+
+def test_spawn_checks_the_bundle(env: Env) -> None:
+    spec = env.task("true")
+    with pytest.raises(InvalidArgument, match=r"process\.terminal"):
+        spawn(env.runc, TaskSpec(**{**spec.__dict__, "tty": True}))
+
+
+def test_wait_on_spawned_from_the_pipe(env: Env) -> None:
+    spec = env.task("sh", "-c", "sleep 0.2; exit 4")
+    spawned: Spawned = spawn(env.runc, spec)
+    try:
+        assert spawned.wait(cleanup=False).exit_code == 4
+    finally:
+        spawned.close()

@@ -1,0 +1,188 @@
+"""The json-file log: record format, partial lines, rotation, and reading (tail, follow)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ctl.runtime.logs import PARTIAL_SIZE, LogWriter, read_logs, rfc3339_nano, rotated_files
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def records(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def texts(path: Path, **kwargs: object) -> list[str]:
+    return [entry.text for entry in read_logs(path, **kwargs)]  # type: ignore[arg-type]
+
+
+def test_records_are_docker_json_file_lines(tmp_path: Path) -> None:
+    log = LogWriter(tmp_path / "log.json")
+    log.write("stdout", b"one\ntwo\n")
+    log.write("stderr", b"oops\n")
+    log.close()
+    got = records(tmp_path / "log.json")
+    assert [(r["stream"], r["log"]) for r in got] == [
+        ("stdout", "one\n"),
+        ("stdout", "two\n"),
+        ("stderr", "oops\n"),
+    ]
+    assert set(got[0]) == {"log", "stream", "time"}
+    assert got[0]["time"].endswith("Z") and len(got[0]["time"].split(".")[1]) == 10
+
+
+def test_rfc3339_nano() -> None:
+    assert rfc3339_nano(1_700_000_000_000_000_123) == "2023-11-14T22:13:20.000000123Z"
+
+
+def test_partial_lines_wait_for_their_newline_per_stream(tmp_path: Path) -> None:
+    log = LogWriter(tmp_path / "log.json")
+    log.write("stdout", b"hel")
+    log.write("stderr", b"E")
+    log.write("stdout", b"lo\nwor")
+    assert [r["log"] for r in records(tmp_path / "log.json")] == ["hello\n"]
+    log.write("stderr", b"\n")
+    log.close()
+    assert [(r["stream"], r["log"]) for r in records(tmp_path / "log.json")] == [
+        ("stdout", "hello\n"),
+        ("stderr", "E\n"),
+        ("stdout", "wor"),
+    ]
+
+
+def test_long_line_is_cut_at_the_buffer_size(tmp_path: Path) -> None:
+    log = LogWriter(tmp_path / "log.json")
+    log.write("stdout", b"x" * (PARTIAL_SIZE * 2 + 5))
+    assert [len(r["log"]) for r in records(tmp_path / "log.json")] == [PARTIAL_SIZE] * 2
+    log.write("stdout", b"\n")
+    log.close()
+    assert records(tmp_path / "log.json")[-1]["log"] == "xxxxx\n"
+
+
+def test_utf8_split_across_writes_and_invalid_bytes(tmp_path: Path) -> None:
+    log = LogWriter(tmp_path / "log.json")
+    snowman = "☃\n".encode()
+    log.write("stdout", snowman[:1])
+    log.write("stdout", snowman[1:])
+    log.write("stdout", b"\xff\n")
+    log.close()
+    assert [r["log"] for r in records(tmp_path / "log.json")] == ["☃\n", "\ufffd\n"]
+
+
+def test_rotation_keeps_max_files(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    log = LogWriter(path, max_size=200, max_files=3)
+    for i in range(30):
+        log.write("stdout", f"line {i:02}\n".encode())
+    log.close()
+    files = rotated_files(path, 3)
+    assert all(f.exists() for f in files)
+    assert not path.with_name("log.json.3").exists()
+    assert all(f.stat().st_size <= 200 for f in files)
+    got = texts(path)
+    # The oldest lines are gone; what is left is in order and ends with the last line.
+    assert got == sorted(got)
+    assert got[-1] == "line 29\n"
+    assert len(got) < 30
+
+
+def test_rotation_with_one_file_truncates(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    log = LogWriter(path, max_size=100, max_files=1)
+    for i in range(10):
+        log.write("stdout", f"line {i}\n".encode())
+    log.close()
+    assert not path.with_name("log.json.1").exists()
+    assert texts(path, max_files=1)[-1] == "line 9\n"
+    assert path.stat().st_size <= 100
+
+
+def test_writer_appends_to_an_existing_log(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    for word in (b"first\n", b"second\n"):
+        log = LogWriter(path)
+        log.write("stdout", word)
+        log.close()
+    assert texts(path) == ["first\n", "second\n"]
+
+
+def test_tail_spans_rotated_files(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    log = LogWriter(path, max_size=250, max_files=5)
+    for i in range(12):
+        log.write("stdout", f"{i}\n".encode())
+    log.close()
+    assert path.with_name("log.json.1").exists()
+    assert texts(path, max_files=5, tail=4) == ["8\n", "9\n", "10\n", "11\n"]
+    assert texts(path, max_files=5, tail=0) == []
+    assert len(texts(path, max_files=5, tail=1000)) == 12
+
+
+def test_missing_log_reads_empty(tmp_path: Path) -> None:
+    assert texts(tmp_path / "none.json") == []
+
+
+def test_follow_across_rotation_until_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    log = LogWriter(path, max_size=300, max_files=2)
+    log.write("stdout", b"before\n")
+    done = threading.Event()
+
+    def writer() -> None:
+        for i in range(40):
+            log.write("stdout", f"line {i:02}\n".encode())
+            time.sleep(0.002)
+        log.close()
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    got = texts(path, max_files=2, follow=True, stop=done.is_set, poll_interval=0.005)
+    thread.join()
+    # Every line reaches a follower, across several rotations, in order.
+    assert got == ["before\n"] + [f"line {i:02}\n" for i in range(40)]
+
+
+def test_follow_waits_for_the_file_to_appear(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    done = threading.Event()
+
+    def writer() -> None:
+        time.sleep(0.05)
+        log = LogWriter(path)
+        log.write("stderr", b"late\n")
+        log.close()
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    entries = list(read_logs(path, follow=True, stop=done.is_set, poll_interval=0.005))
+    thread.join()
+    assert [(e.stream, e.text) for e in entries] == [("stderr", "late\n")]
+
+
+def test_follow_after_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "log.json"
+    # Each record is about 75 bytes: four fit, the fifth truncates the file.
+    log = LogWriter(path, max_size=320, max_files=1)
+    log.write("stdout", b"a\n")
+    done = threading.Event()
+
+    def writer() -> None:
+        time.sleep(0.03)
+        for i in range(6):
+            log.write("stdout", f"{i}\n".encode())
+            time.sleep(0.03)
+        log.close()
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    got = texts(path, max_files=1, follow=True, stop=done.is_set, poll_interval=0.005)
+    thread.join()
+    assert got == ["a\n", "0\n", "1\n", "2\n", "3\n", "4\n", "5\n"]
