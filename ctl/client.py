@@ -377,8 +377,6 @@ class Client:
 
         Its rootfs stays mounted, ready for a task to start.
         """
-        import secrets
-
         from ctl.containers.container import Container
         from ctl.containers.create import container_spec, hostname_for, write_host_files
         from ctl.containers.names import random_name
@@ -404,7 +402,7 @@ class Client:
             manifest = manifests.platform_manifest(self.content, image.target, platform)
             top = unpack(self.content, self.snapshotter, manifest)
             image_config = manifests.read_config(self.content, manifest)
-            container_id = secrets.token_hex(32)
+            container_id = os.urandom(32).hex()
             snapshot_key = snapshot or container_id
             self.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
         tasks = self.tasks

@@ -40,8 +40,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """atomic_write replaces ``path`` with ``data`` in one rename."""
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
+    """atomic_write replaces ``path`` with ``data`` in one rename.
+
+    ``durable`` False skips the fsyncs, for files that are derived again
+    before every use (a bundle's config.json, /etc/hosts): a reader still
+    never sees a torn file, but a power loss may lose the new content.
+    """
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
@@ -49,14 +54,16 @@ def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -76,9 +83,10 @@ def atomic_file(path: Path, mode: int = FILE_MODE) -> Iterator[BinaryIO]:
     fsync_dir(path.parent)
 
 
-def atomic_write_json(path: Path, record: Any) -> None:
+def atomic_write_json(path: Path, record: Any, durable: bool = True) -> None:
     """atomic_write_json writes ``record`` as indented JSON, atomically."""
-    atomic_write(path, json.dumps(record, indent=2, sort_keys=True).encode() + b"\n")
+    data = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
+    atomic_write(path, data, durable=durable)
 
 
 def read_json(path: Path) -> Any:

@@ -184,4 +184,13 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(cli())
+    code = cli()
+    # Leave without the interpreter's teardown and final garbage collection:
+    # ~15 ms of every call. Threads are joined and files closed by now; only
+    # the standard streams need flushing.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)

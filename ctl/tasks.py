@@ -134,7 +134,10 @@ class TaskService:
         except BaseException:
             self.unmount_rootfs(container.id)
             raise
-        fsutil.atomic_write_json(self.bundle(container.id) / "config.json", runtime_spec)
+        # Derived from the record at every start: no fsync needed.
+        fsutil.atomic_write_json(
+            self.bundle(container.id) / "config.json", runtime_spec, durable=False
+        )
         spec = TaskSpec(
             runc_id=container.id,
             bundle=self.bundle(container.id),

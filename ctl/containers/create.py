@@ -148,9 +148,10 @@ def write_host_files(
     else:
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         hosts += f"{address or '127.0.1.1'}\t{hostname}\n"
-    fsutil.atomic_write(files_dir / HOSTS_FILE, hosts.encode())
-    fsutil.atomic_write(files_dir / HOSTNAME_FILE, f"{hostname}\n".encode())
-    fsutil.atomic_write(files_dir / RESOLV_FILE, resolv_conf(network).encode())
+    # Written again before every start, so they need no fsync.
+    fsutil.atomic_write(files_dir / HOSTS_FILE, hosts.encode(), durable=False)
+    fsutil.atomic_write(files_dir / HOSTNAME_FILE, f"{hostname}\n".encode(), durable=False)
+    fsutil.atomic_write(files_dir / RESOLV_FILE, resolv_conf(network).encode(), durable=False)
 
 
 def resolv_conf(network: str) -> str:

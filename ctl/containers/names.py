@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 
 _ADJECTIVES = (
     "admiring",
@@ -76,4 +76,5 @@ _NOUNS = (
 
 def random_name() -> str:
     """random_name picks a name; the store retries on the rare collision."""
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+    pick = int.from_bytes(os.urandom(4))
+    return f"{_ADJECTIVES[pick % len(_ADJECTIVES)]}_{_NOUNS[(pick >> 16) % len(_NOUNS)]}"

@@ -10,7 +10,6 @@ first simply wins (AlreadyExists at commit is success), as in containerd.
 from __future__ import annotations
 
 import os
-import secrets
 from typing import TYPE_CHECKING
 
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
@@ -30,8 +29,6 @@ def unpack(provider: Provider, snapshotter: Snapshotter, manifest: manifests.Man
     Returns the chain ID of the top layer: the parent for a container's
     snapshot ("" for an image without layers).
     """
-    from ctl.archive.apply import apply_layer
-
     config = manifests.read_config(provider, manifest)
     diff_ids = manifests.diff_ids(config)
     if len(diff_ids) != len(manifest.layers):
@@ -46,7 +43,9 @@ def unpack(provider: Provider, snapshotter: Snapshotter, manifest: manifests.Man
         if _committed(snapshotter, chain):
             parent = chain
             continue
-        key = f"extract-{os.getpid()}-{secrets.token_hex(4)} {chain}"
+        key = f"extract-{os.getpid()}-{os.urandom(4).hex()} {chain}"
+        from ctl.archive.apply import apply_layer
+
         snapshotter.prepare(key, parent, labels={LABEL_SNAPSHOT_REF: chain})
         try:
             target = snapshotter.apply_target(key)
