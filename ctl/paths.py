@@ -24,6 +24,10 @@ the layout changes::
           stopping supervisor.log    stop marker; the supervisor's own errors
       snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
       runc/<ns>/                     runc's own state (runc --root)
+      networks/<name>.conflist       a network's CNI configuration (ctl.network)
+      netns/<ns>/<id>                a container's named network namespace
+      cni/attachments/<ns>/<id>.json what ADD set up, for DEL after a crash
+      cni/ipam/<network>/            host-local address leases
       certs.d/<host:port>/ca.crt     a registry's own CA
       locks/                         flock files: gc.lock (pulls shared, prune
                                      exclusive), per-namespace store locks
