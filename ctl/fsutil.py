@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import time
 
 from ctl.errdefs import Unavailable
 
-# typing is not imported at run time: start-up time is a feature (see ctl.main).
+# typing is not imported at run time, and json only where used: start-up
+# time is a feature, and a listing of an empty root needs neither.
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ def atomic_file(path: Path, mode: int = FILE_MODE) -> Iterator[BinaryIO]:
 
 def atomic_write_json(path: Path, record: Any, durable: bool = True) -> None:
     """atomic_write_json writes ``record`` as indented JSON, atomically."""
+    import json
+
     data = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
     atomic_write(path, data, durable=durable)
 
@@ -92,6 +94,8 @@ def atomic_write_json(path: Path, record: Any, durable: bool = True) -> None:
 def read_json(path: Path) -> Any:
     """read_json loads a JSON record written by ``atomic_write_json``."""
     with open(path, "rb") as f:
+        import json
+
         return json.load(f)
 
 

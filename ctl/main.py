@@ -76,14 +76,15 @@ def _command_word(argv: list[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """build_parser builds the full parser, or registers just the module of ``only``.
+    """build_parser builds the full parser, or only the command ``only``.
 
-    The other top-level commands get stub parsers, so ``ctl --help`` still lists them.
+    An unknown word, ``--help`` and completion get the full parser, so that
+    help and errors list every command.
     """
     import importlib
 
     from ctl import commands
-    from ctl.commands._base import Parser
+    from ctl.commands._base import CommandSubParsers, Parser
     from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT
 
     parser = Parser(
@@ -115,15 +116,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.set_defaults(func=None)
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", action=CommandSubParsers
+    )
     selected = commands.TOP_LEVEL.get(only or "")
-    modules = (selected[0],) if selected else commands.COMMAND_MODULES
-    for module in modules:
+    if selected is not None and isinstance(subparsers, CommandSubParsers):
+        # The command being run is all this call needs: no other module, no stubs.
+        subparsers.only = only
+        importlib.import_module(f"ctl.commands.{selected[0]}").register(subparsers)
+        return parser
+    for module in commands.COMMAND_MODULES:
         importlib.import_module(f"ctl.commands.{module}").register(subparsers)
-    for name, (module, help_text) in commands.TOP_LEVEL.items():
-        if module not in modules:
-            subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
 
 

@@ -7,7 +7,6 @@ docker's style, rendered by tabulate (imported only when a table is printed).
 
 from __future__ import annotations
 
-import json
 import sys
 
 from ctl.errdefs import InvalidArgument
@@ -46,6 +45,8 @@ def print_listing(
     fmt = check_format(fmt)
     out = sys.stdout
     if fmt == "json":
+        import json
+
         for row in rows:
             out.write(json.dumps(row, sort_keys=False) + "\n")
         return
@@ -73,6 +74,8 @@ def render_table(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
 
 def print_json(value: Any) -> None:
     """print_json prints one indented JSON document (for inspect)."""
+    import json
+
     sys.stdout.write(json.dumps(value, indent=4) + "\n")
 
 

@@ -62,6 +62,44 @@ class Parser(argparse.ArgumentParser):
         raise InvalidArgument(f"{where}{message}", hint=f"see '{self.prog} --help'")
 
 
+class CommandSubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """CommandSubParsers holds the top-level commands, or only the one this call runs.
+
+    Building every command's parser costs more than a listing itself (argparse
+    makes a help formatter per argument), so ``build_parser`` sets ``only``
+    to the command word and the others get a ``_Skipped`` stand-in that
+    records nothing.
+    """
+
+    only: str | None = None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if self.only is not None and name != self.only:
+            return _Skipped()
+        return super().add_parser(name, **kwargs)
+
+
+class _Skipped(Parser):
+    """_Skipped stands in for the parser of a command this call does not run."""
+
+    def __init__(self) -> None:
+        pass  # nothing to build: every method below discards what it is given
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        pass
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        return _SkippedSubParsers()
+
+
+class _SkippedSubParsers:
+    def add_parser(self, name: str, **kwargs: Any) -> _Skipped:
+        return _Skipped()
+
+
 def add_command(
     subparsers: SubParsers,
     name: str,
