@@ -413,6 +413,14 @@ def delete_task(
     a supervisor that does not finish within ``timeout`` raises Unavailable.
     """
     record = state.read_record(task_dir)
+    if record is not None and record["supervisor_pid"] == os.getpid():
+        # Called by the supervisor's own on_exit (--rm): it ran runc delete
+        # before exit.json and will not restart, so runc has nothing left.
+        for name in state.RECORD_FILES:
+            (task_dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            task_dir.rmdir()
+        return
     if task_dir.is_dir():
         state.mark_stopping(task_dir)
     deadline = time.monotonic() + timeout
@@ -421,11 +429,7 @@ def delete_task(
         # started a new init after the first kill.
         with contextlib.suppress(RuncNotFound):
             runc.delete(runc_id, force=True)
-        if (
-            record is None
-            or record["supervisor_pid"] == os.getpid()
-            or not state.supervisor_alive(record)
-        ):
+        if record is None or not state.supervisor_alive(record):
             break
         if time.monotonic() > deadline:
             raise errdefs.Unavailable(f"task {runc_id}: its supervisor does not finish")
