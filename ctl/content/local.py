@@ -26,6 +26,7 @@ import shutil
 import time
 from typing import TYPE_CHECKING, BinaryIO, TypedDict
 
+from ctl.closing import Closing
 from ctl.content import Info, Status
 from ctl.errdefs import (
     AlreadyExists,
@@ -42,7 +43,6 @@ from ctl.paths import ref_key
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-    from types import TracebackType
 
     from ctl.content import Writer
     from ctl.oci import Descriptor
@@ -274,7 +274,7 @@ class LocalStore:
         atomic_write_json(path, record)
 
 
-class _LocalWriter:
+class _LocalWriter(Closing):
     """_LocalWriter appends to ``ingest/<key>/data`` and hashes as it writes."""
 
     def __init__(self, store: LocalStore, ref: str, ingest: Path, lock: _RefLock) -> None:
@@ -369,17 +369,6 @@ class _LocalWriter:
         if self._fd is None:
             raise FailedPrecondition(f"writer of ingest {self._ref!r} is closed")
         return self._fd
-
-    def __enter__(self) -> _LocalWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _hex(digest: str) -> str:

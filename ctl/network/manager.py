@@ -41,6 +41,7 @@ from ctl.errdefs import (
 )
 from ctl.network import Attachment, NetworkInfo, config
 from ctl.paths import DEFAULT_ROOT, Paths
+from ctl.runtime.state import boot_id
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -62,14 +63,6 @@ _STAND_IN_PEER = "ctl-stand-in"
 def resolve_network(network: str) -> str:
     """resolve_network maps ``--net bridge`` to the default network; other names stay."""
     return config.DEFAULT_NETWORK if network in DEFAULT_ALIASES else network
-
-
-def boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def port_json(port: PortMapping) -> dict[str, Any]:

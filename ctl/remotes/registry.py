@@ -25,6 +25,7 @@ import requests
 import urllib3
 
 from ctl import oci
+from ctl.closing import Closing
 from ctl.errdefs import DataCorrupted, InvalidArgument, Unavailable
 from ctl.reference import validate_domain, validate_repository
 from ctl.remotes.auth import CredentialStore
@@ -33,7 +34,6 @@ from ctl.remotes.transport import Transport, pull_scope, push_scope, reason
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
-    from types import TracebackType
 
     from ctl.reference import Reference
 
@@ -55,7 +55,7 @@ _KNOWN_MANIFEST_TYPES = oci.INDEX_TYPES | oci.MANIFEST_TYPES
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
-class Registry:
+class Registry(Closing):
     """Registry talks to one registry domain (``docker.io``, ``localhost:5000``).
 
     ``certs_dirs`` are searched for ``<domain>/ca.crt``; ``credentials`` default
@@ -90,17 +90,6 @@ class Registry:
 
     def close(self) -> None:
         self._transport.close()
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def resolve(self, ref: Reference) -> oci.Descriptor:
         """resolve finds the manifest or index that ``ref`` names; NotFound if there is none.
@@ -280,7 +269,7 @@ class Registry:
         return f"/v2/{repo}/{kind}/{obj}"
 
 
-class BlobStream:
+class BlobStream(Closing):
     """BlobStream is a blob download in progress: iterate over it for chunks of bytes.
 
     ``offset`` is the position in the blob of the first byte served. A
@@ -327,17 +316,6 @@ class BlobStream:
 
     def close(self) -> None:
         self._response.close()
-
-    def __enter__(self) -> BlobStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _validate_object(obj: str) -> None:

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ctl import errdefs
+from ctl.closing import Closing
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 from ctl.runtime import cgroups, prctl, state
 from ctl.runtime.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, LogWriter
@@ -85,7 +86,6 @@ from ctl.runtime.state import ExitStatus, Status
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable, Iterator
-    from types import TracebackType
 
     from ctl.runtime.runc import Runc
     from ctl.runtime.runopts import RestartPolicy
@@ -252,7 +252,7 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-class Spawned:
+class Spawned(Closing):
     """Spawned is a running task as its spawner sees it.
 
     ``wait`` blocks until the task exits; ``signal`` signals its init.
@@ -339,17 +339,6 @@ class Spawned:
             if fd is not None and fd >= 0:
                 os.close(fd)
         self._messages.fd = self._init_fd = self._supervisor_fd = -1
-
-    def __enter__(self) -> Spawned:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _bundle_config(spec: TaskSpec) -> dict[str, Any]:
