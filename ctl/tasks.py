@@ -323,7 +323,7 @@ class TaskService:
         """exec runs ``args`` in the running container; returns its exit code."""
         from pathlib import Path
 
-        from ctl.runtime.runc import ExecOpts
+        from ctl.runtime.runc import ExecOpts, Stdio
         from ctl.runtime.runopts import parse_user
         from ctl.runtime.spec import merge_env
         from ctl.runtime.users import resolve_user
@@ -351,7 +351,11 @@ class TaskService:
         # is not inherited by runc.
         previous = signal.signal(signal.SIGINT, lambda sig, frame: None)
         try:
-            return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+            if tty or detach:
+                return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+            with _RuncErrorFilter(stdio.stderr if stdio.stderr is not None else 2) as stderr:
+                filtered = Stdio(stdin=stdio.stdin, stdout=stdio.stdout, stderr=stderr.fd)
+                return self.runc.exec(container.id, process, ExecOpts(), filtered)
         finally:
             signal.signal(signal.SIGINT, previous)
 
@@ -375,3 +379,53 @@ class TaskService:
 
         for entry in read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped):
             yield entry.stream, entry.text, entry.time
+
+
+class _RuncErrorFilter:
+    """_RuncErrorFilter passes a process's stderr through, without runc's own error line.
+
+    When ``runc exec`` cannot start the command it prints ``exec failed: ...``
+    on the stderr it shares with the process, besides the error ctl reports
+    (and maps to exit code 126 or 127). The process never ran then, so a
+    stream that begins with that line holds nothing else worth showing.
+    """
+
+    PREFIX = b"exec failed:"
+
+    def __init__(self, target: int) -> None:
+        self._target = target
+        self._read_fd, self.fd = os.pipe()
+        self._thread: Any = None
+
+    def __enter__(self) -> _RuncErrorFilter:
+        import threading
+
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # runc and the process are gone: this is the last writer
+        self._thread.join()
+        os.close(self._read_fd)
+
+    def _pump(self) -> None:
+        held = b""
+        passing = False
+        while chunk := os.read(self._read_fd, 65536):
+            if not passing:
+                held += chunk
+                if len(held) < len(self.PREFIX) and b"\n" not in held:
+                    continue
+                if held.startswith(self.PREFIX):
+                    continue  # runc's error: dropped, ctl reports it
+                passing, chunk, held = True, held, b""
+            _write_all(self._target, chunk)
+        if held and not held.startswith(self.PREFIX):
+            _write_all(self._target, held)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

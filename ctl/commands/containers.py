@@ -415,6 +415,8 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
     sys.stdout.flush()
     # Without -i the process reads nothing, as with docker: stdin is /dev/null.
     null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
+    from ctl.runtime.runc import ExecFailed
+
     try:
         return client.tasks.exec(
             container,
@@ -426,6 +428,9 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
             user=args.user,
             stdio=Stdio(stdin=null),
         )
+    except ExecFailed as err:
+        sys.stderr.write(f"ctl: {err}\n")
+        return err.exit_code
     finally:
         if null is not None:
             os.close(null)

@@ -403,3 +403,29 @@ def test_start_attached_runs_an_exited_container_again(croot: Path, image: str) 
     assert second.code == 2
     assert ctl_proc("logs", "twice", root=croot).stdout == "once\nonce\n"
     ctl_proc("rm", "twice", root=croot).assert_success()
+
+
+def test_exec_exit_codes_and_streams(croot: Path, image: str) -> None:
+    ctl_proc("run", "-d", "--name", "ex", image, "sleep", "60", root=croot).assert_success()
+    ctl_proc("exec", "ex", "no-such-command", root=croot).assert_failure(127, stderr_re="not found")
+    ctl_proc("exec", "ex", "/etc/passwd", root=croot).assert_failure(126)
+    both = ctl_proc("exec", "ex", "sh", "-c", "echo out; echo err >&2; exit 3", root=croot)
+    assert (both.code, both.stdout, both.stderr) == (3, "out\n", "err\n")
+    env = ctl_proc(
+        "exec",
+        "-e",
+        "A=b",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "ex",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u)",
+        root=croot,
+    )
+    assert env.assert_success().stdout == "b /tmp 65534\n"
+    piped = ctl_proc("exec", "-i", "ex", "cat", root=croot, input="through stdin\n")
+    assert piped.assert_success().stdout == "through stdin\n"
+    ctl_proc("rm", "-f", "ex", root=croot).assert_success()
