@@ -63,9 +63,16 @@ class Fetcher:
             manifest_desc, self._fetch_document(manifest_desc, "manifest")
         )
         blobs = [(manifest.config, "config")] + [(layer, "layer") for layer in manifest.layers]
-        with ThreadPoolExecutor(MAX_CONCURRENT_DOWNLOADS) as pool:
+        pool = ThreadPoolExecutor(MAX_CONCURRENT_DOWNLOADS)
+        try:
             for future in [pool.submit(self._fetch_blob, d, kind) for d, kind in blobs]:
                 future.result()
+        except BaseException:
+            # Ctrl-C or a failed blob: do not wait for the other downloads. What
+            # they wrote stays in their ingests, for the next pull to resume.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         # Children first, parents last: a committed manifest implies its blobs.
         self._commit_document(manifest_desc, "manifest")
         if target is not manifest_desc:
