@@ -274,9 +274,16 @@ class TaskService:
 
     def delete_task(self, container_id: str) -> None:
         """delete_task forgets a stopped task and releases its rootfs; the container stays."""
+        from ctl.runtime.supervisor import cleanup_lost_task
+
         task = self.load(container_id)
         if task is not None and task.status in LIVE:
             raise FailedPrecondition(f"task {container_id[:12]} is {task.status.value}")
+        if task is not None and (task.exit is None or task.exit.exit_code is None):
+            # Nobody saw it end (a lost supervisor, a reboot): runc may still
+            # hold the container, or even run it.
+            cleanup_lost_task(self.runc, container_id)
+        self._networks.detach(container_id)
         self.unmount_rootfs(container_id)
         for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE):
             (self.task_dir(container_id) / name).unlink(missing_ok=True)

@@ -429,3 +429,37 @@ def test_exec_exit_codes_and_streams(croot: Path, image: str) -> None:
     piped = ctl_proc("exec", "-i", "ex", "cat", root=croot, input="through stdin\n")
     assert piped.assert_success().stdout == "through stdin\n"
     ctl_proc("rm", "-f", "ex", root=croot).assert_success()
+
+
+def test_after_a_reboot_system_boot_restarts_always_containers(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run",
+        "-d",
+        "--name",
+        "boot",
+        "--restart",
+        "always",
+        "--net",
+        "none",
+        image,
+        "sleep",
+        "60",
+        root=croot,
+    ).assert_success()
+    ctl_proc(
+        "run", "-d", "--name", "noboot", "--net", "none", image, "sleep", "60", root=croot
+    ).assert_success()
+    for name in ("boot", "noboot"):
+        record = json.loads(ctl_proc("inspect", name, root=croot).stdout)[0]
+        state_file = Path(record["LogPath"]).parent / "state.json"
+        state = json.loads(state_file.read_text())
+        # What a reboot leaves: no processes, and records from another boot.
+        os.kill(state["supervisor_pid"], signal.SIGKILL)
+        os.kill(state["pid"], signal.SIGKILL)
+        state_file.write_text(json.dumps({**state, "boot_id": "an-earlier-boot"}))
+    _wait_for(lambda: ctl_proc("ps", "-a", root=croot).stdout.count("Exited (unknown)") == 2)
+    booted = ctl_proc("system", "boot", root=croot).assert_success()
+    assert booted.stdout.split() == ["default/boot"]
+    ps = ctl_proc("ps", "--format", "json", root=croot).json_lines()
+    assert [r["Names"] for r in ps if r["State"] == "running"] == ["boot"]
+    ctl_proc("rm", "-f", "boot", "noboot", root=croot).assert_success()
