@@ -124,6 +124,8 @@ class TaskService:
         task = self.load(container.id)
         if task is not None and task.status in LIVE:
             raise FailedPrecondition(f"container {container.name} is already {task.status.value}")
+        if task is not None and task.exit is not None and task.exit.exit_code is None:
+            self.delete_task(container.id)  # a lost task: runc may still hold it
         config = container.config
         restart = config.get("restart")
         task_dir = self.task_dir(container.id)

@@ -463,3 +463,16 @@ def test_after_a_reboot_system_boot_restarts_always_containers(croot: Path, imag
     ps = ctl_proc("ps", "--format", "json", root=croot).json_lines()
     assert [r["Names"] for r in ps if r["State"] == "running"] == ["boot"]
     ctl_proc("rm", "-f", "boot", "noboot", root=croot).assert_success()
+
+
+def test_start_after_a_lost_supervisor(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run", "-d", "--name", "lost", "--net", "none", image, "sleep", "60", root=croot
+    ).assert_success()
+    record = json.loads(ctl_proc("inspect", "lost", root=croot).stdout)[0]
+    state = json.loads((Path(record["LogPath"]).parent / "state.json").read_text())
+    os.kill(state["supervisor_pid"], signal.SIGKILL)
+    _wait_for(lambda: "Exited (unknown)" in ctl_proc("ps", "-a", root=croot).stdout)
+    ctl_proc("start", "lost", root=croot).assert_success()
+    assert "Up " in ctl_proc("ps", root=croot).stdout
+    ctl_proc("rm", "-f", "lost", root=croot).assert_success()
