@@ -3,6 +3,8 @@
 ``--format json`` prints one JSON object a line, as docker does; ``inspect``
 commands print one JSON array. Tables are plain, column-aligned text in
 docker's style, rendered by tabulate (imported only when a table is printed).
+Scripts written for docker also get the simple Go templates they use most:
+``{{.Names}}``, ``{{.ID}}\t{{.Status}}``, ``table {{.ID}}\t{{.Image}}``.
 """
 
 from __future__ import annotations
@@ -21,13 +23,38 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json")
 
 
+_FIELD = r"{{\s*\.(\w+)\s*}}"
+
+
 def check_format(fmt: str) -> str:
-    """check_format accepts ``table``, ``json`` and docker's ``{{json .}}``."""
+    """check_format accepts ``table``, ``json``, ``{{json .}}`` and ``{{.Field}}`` templates."""
     if fmt.replace(" ", "") == "{{json.}}":
         return "json"
-    if fmt not in FORMATS:
-        raise InvalidArgument(f"unknown --format {fmt!r}: use table or json")
+    if fmt not in FORMATS and "{{" not in fmt:
+        raise InvalidArgument(
+            f"unknown --format {fmt!r}: use table, json or a template such as '{{{{.ID}}}}'"
+        )
     return fmt
+
+
+def _template(fmt: str, rows: Iterable[Mapping[str, Any]]) -> str:
+    """_template renders ``{{.Field}}`` templates; a ``table`` prefix makes a table of them."""
+    import re
+
+    rows = list(rows)
+    fields = re.findall(_FIELD, fmt)
+    unknown = [f for f in fields if rows and f not in rows[0]]
+    if unknown:
+        raise InvalidArgument(f"--format: no field {unknown[0]!r} (have {', '.join(rows[0])})")
+    if fmt.startswith("table"):
+        table = [[_cell(row.get(f)) for f in fields] for row in rows]
+        return render_table([f.upper() for f in fields], table)
+    # re.split with a group alternates literal text (even) and field names (odd).
+    parts = re.split(_FIELD, fmt.replace("\\t", "\t").replace("\\n", "\n"))
+    return "".join(
+        "".join(_cell(row.get(p)) if i % 2 else p for i, p in enumerate(parts)) + "\n"
+        for row in rows
+    )
 
 
 def print_listing(
@@ -44,6 +71,9 @@ def print_listing(
     """
     fmt = check_format(fmt)
     out = sys.stdout
+    if "{{" in fmt:
+        out.write(_template(fmt, rows))
+        return
     if fmt == "json":
         import json
 

@@ -222,6 +222,9 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
         sys.stderr.write(f"ctl: {err}\n")
         _cleanup_failed(ctx, container)
         return err.exit_code
+    except CtlError:
+        _cleanup_failed(ctx, container)
+        raise
     with spawned, spawned.forwarding_signals():
         status = spawned.wait()
     if status.exit_code is None:
@@ -253,6 +256,9 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         sys.stderr.write(f"ctl: {err}\n")
         _cleanup_failed(ctx, container)
         return err.exit_code
+    except CtlError:
+        _cleanup_failed(ctx, container)
+        raise
     print(container.id)
     return 0
 

@@ -332,3 +332,13 @@ def test_image_history_and_version(root: Path, images: CanonicalImages) -> None:
     assert history.stdout.startswith("IMAGE")
     version = run_ctl("--version", root=root).assert_success()
     assert version.stdout.startswith("ctl version") and "runc version" in version.stdout
+
+
+def test_listing_templates(root: Path, images: CanonicalImages) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    line = run_ctl("images", "--format", r"{{.Tag}}\t{{.ID}}", root=root).assert_success()
+    assert line.stdout == f"latest\t{images.busybox.config.digest[7:19]}\n"
+    table = run_ctl("images", "--format", "table {{.Tag}}\t{{.Size}}", root=root).stdout
+    assert table.splitlines()[0].split() == ["TAG", "SIZE"]
+    run_ctl("images", "--format", "{{.Nope}}", root=root).assert_failure(125, stderr_re="Nope")
+    run_ctl("images", "--format", "yaml", root=root).assert_failure(125, stderr_re="format")
