@@ -173,3 +173,12 @@ def test_no_leftovers_after_100_run_rm_cycles(nroot: Path, httpd_image: str) -> 
         codes = list(pool.map(cycle, range(100)))
     assert codes == [0] * 100
     assert _leftovers(nroot) == before
+
+
+def test_without_cni_plugins_the_default_is_no_network(nroot: Path, httpd_image: str) -> None:
+    env = {"CTL_CNI_PATH": "/nonexistent"}
+    result = ctl_proc("run", "--rm", httpd_image, "cat", "/proc/net/dev", root=nroot, env=env)
+    assert result.code == 0 and "warning" in result.stderr
+    assert "eth0" not in result.stdout
+    asked = ctl_proc("run", "--rm", "--net", "bridge", httpd_image, "true", root=nroot, env=env)
+    asked.assert_failure(125, stderr_re="CNI plugin")
