@@ -246,7 +246,7 @@ def _save(args: argparse.Namespace, ctx: Context) -> int:
 
 def _load(args: argparse.Namespace, ctx: Context) -> int:
     if args.input == "-":
-        if sys.stdin.isatty():
+        if sys.stdin is None or sys.stdin.isatty():
             raise InvalidArgument("no archive on stdin: use -i FILE or pipe one in")
         images = ctx.client.load(sys.stdin.buffer)
     else:

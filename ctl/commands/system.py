@@ -102,7 +102,7 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.gc import collect
     from ctl.progress import human_size
 
-    if not args.force and sys.stdin.isatty():
+    if not args.force and sys.stdin is not None and sys.stdin.isatty():
         what = "images no container uses and all" if args.all else "all"
         answer = input(f"This removes {what} unreferenced content and snapshots. Continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):

@@ -239,9 +239,20 @@ class CNI:
 
         ``prev_result`` is None when ADD never finished; plugins then release
         what they can find from the container id and the namespace.
+        A plugin whose binary is gone is skipped: it has nothing left to
+        undo that ctl could reach, and a container must stay removable. The
+        other plugins still run; the first real failure is raised after them.
         """
+        failure: CtlError | None = None
         for plugin in reversed(conflist["plugins"]):
-            self._call("DEL", conflist, plugin, rt, prev_result)
+            try:
+                self._call("DEL", conflist, plugin, rt, prev_result)
+            except NotFound:
+                continue
+            except CtlError as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
 
 def _as_list(config: Mapping[str, Any]) -> dict[str, Any]:
