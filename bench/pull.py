@@ -25,23 +25,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from timing import timed  # noqa: E402
+
 from tests.helpers import RegistryServer  # noqa: E402
 from tests.images import ImageFactory, big_layer  # noqa: E402
-
-
-def timed(argv: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed: {proc.stderr.decode(errors='replace')[-400:]}")
-    return elapsed
 
 
 def main() -> None:

@@ -54,6 +54,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from timing import RunFailed, run, timed, why
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 PEX = REPO / "dist" / "ctl.pex"
@@ -67,50 +69,11 @@ if TYPE_CHECKING:
     from tests.images import Layer
 
 
-class RunFailed(Exception):
-    """RunFailed says why a command failed; the contestant is then reported, not timed."""
-
-
 class Contestant(NamedTuple):
     label: str
     argv: Callable[[int], list[str]]
     """argv is the command line of run number ``n`` (unique within one bench run)."""
     env: dict[str, str]
-
-
-def _why(argv: list[str], code: int, stderr: bytes) -> str:
-    lines = stderr.decode(errors="replace").strip().splitlines()
-    return f"{Path(argv[0]).name} exit {code}: {lines[-1] if lines else '(no stderr)'}"
-
-
-def run(argv: list[str], env: dict[str, str], cwd: Path = REPO) -> None:
-    """run runs a setup command and raises RunFailed if it fails."""
-    try:
-        proc = subprocess.run(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
-        )
-    except OSError as err:
-        raise RunFailed(f"{argv[0]}: {err}") from err
-    if proc.returncode != 0:
-        raise RunFailed(_why(argv, proc.returncode, proc.stderr))
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    """timed runs argv once and returns its wall time in seconds."""
-    start = time.perf_counter()
-    proc = subprocess.run(
-        argv,
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RunFailed(_why(argv, proc.returncode, proc.stderr))
-    return elapsed
 
 
 def need(tool: str) -> str:
@@ -369,8 +332,8 @@ def compare(rounds: int) -> int:
             spread = "-"
         ratio = f"{median / floor:.1f}" if floor else "-"
         print(f"{label:<32} {median * 1e3:>10.1f} {spread:>14} {ratio:>8}")
-    for label, why in failed.items():
-        print(f"{label:<32} {'FAILED':>10}  {why}")
+    for label, reason in failed.items():
+        print(f"{label:<32} {'FAILED':>10}  {reason}")
     return 0
 
 
@@ -561,7 +524,7 @@ def profile_once(argv: list[str], env: dict[str, str], out: Path, notes: set[str
     lines = stderr.decode(errors="replace").splitlines()
     notes.update(line for line in lines if line.startswith("profile:"))
     if proc.returncode != 0:
-        raise RunFailed(_why(argv, proc.returncode, stderr))
+        raise RunFailed(why(argv, proc.returncode, stderr))
     pid = proc.pid
     # The supervisor may still be finishing after the caller returned: wait for its _exit.
     deadline = time.monotonic() + 10

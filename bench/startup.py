@@ -23,8 +23,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import RunFailed, run, timed, why
 
 REPO = Path(__file__).resolve().parent.parent
 FLOOR = "python3 -c pass (floor)"
@@ -68,27 +69,6 @@ def commands(tmp: Path) -> dict[str, list[str]]:
     return found
 
 
-class RunFailed(Exception):
-    """RunFailed says why a command failed; it is then reported and no longer timed."""
-
-
-def _why(code: int, stderr: bytes) -> str:
-    lines = stderr.decode(errors="replace").strip().splitlines()
-    return f"exit {code}: {lines[-1] if lines else '(no stderr)'}"
-
-
-def check(argv: list[str], env: dict[str, str]) -> None:
-    """check runs argv once, which also warms it, and raises RunFailed if it fails."""
-    try:
-        proc = subprocess.run(
-            argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
-        )
-    except OSError as err:
-        raise RunFailed(str(err)) from err
-    if proc.returncode != 0:
-        raise RunFailed(_why(proc.returncode, proc.stderr))
-
-
 def time_with_hyperfine(argv: list[str], runs: int, env: dict[str, str], tmp: Path) -> list[float]:
     out = tmp / "hyperfine.json"
     options = ["-N", "--style", "none", "--runs", str(runs), "--export-json", str(out)]
@@ -101,28 +81,16 @@ def time_with_hyperfine(argv: list[str], runs: int, env: dict[str, str], tmp: Pa
         check=False,
     )
     if proc.returncode != 0:
-        raise RunFailed(f"later, under hyperfine: {_why(proc.returncode, proc.stderr)}")
+        raise RunFailed(f"later, under hyperfine: {why(argv, proc.returncode, proc.stderr)}")
     times: list[float] = json.loads(out.read_text())["results"][0]["times"]
     return times
 
 
 def time_with_subprocess(argv: list[str], runs: int, env: dict[str, str]) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(
-            argv,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            check=False,
-        )
-        times.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            raise RunFailed(f"later: {_why(proc.returncode, proc.stderr)}")
-    return times
+    try:
+        return [timed(argv, env) for _ in range(runs)]
+    except RunFailed as err:
+        raise RunFailed(f"later: {err}") from None
 
 
 def main() -> int:
@@ -142,7 +110,7 @@ def main() -> int:
         failed: dict[str, str] = {}
         for label, argv in list(timed.items()):
             try:
-                check(argv, env)
+                run(argv, env)
             except RunFailed as err:
                 failed[label] = str(err)
                 del timed[label]
@@ -171,8 +139,8 @@ def main() -> int:
         spread = f"{deciles[0] * 1e3:.1f}-{deciles[8] * 1e3:.1f}"
         ratio = f"{median / floor:.1f}" if floor else "-"
         print(f"{label:<30} {median * 1e3:>10.1f} {spread:>14} {ratio:>8}")
-    for label, why in failed.items():
-        print(f"{label:<30} {'FAILED':>10}  {why}")
+    for label, reason in failed.items():
+        print(f"{label:<30} {'FAILED':>10}  {reason}")
     return 0
 
 
