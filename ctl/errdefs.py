@@ -9,11 +9,21 @@ into one ``ctl: <message>`` line and exit code 125.
 
 from __future__ import annotations
 
+# Exit codes, as docker and podman use them (SPEC §4).
+EXIT_CTL_FAILURE = 125
+EXIT_CANNOT_INVOKE = 126
+EXIT_COMMAND_NOT_FOUND = 127
+
 
 class CtlError(Exception):
-    """CtlError is the base of every error ctl reports to a user."""
+    """CtlError is the base of every error ctl reports to a user.
+
+    ``exit_code`` is what the CLI exits with: 125, ctl's own failure, unless
+    a subclass says otherwise (a command that cannot run: 126 or 127).
+    """
 
     hint: str | None = None
+    exit_code: int = EXIT_CTL_FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -47,9 +57,3 @@ class Unimplemented(CtlError):
 
 class DataCorrupted(CtlError):
     """DataCorrupted means stored or received bytes do not match their digest."""
-
-
-# Exit codes, as docker and podman use them (SPEC §4).
-EXIT_CTL_FAILURE = 125
-EXIT_CANNOT_INVOKE = 126
-EXIT_COMMAND_NOT_FOUND = 127

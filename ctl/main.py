@@ -162,7 +162,7 @@ def cli(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         hint = f" ({err.hint})" if err.hint else ""
         sys.stderr.write(f"ctl: {err}{hint}\n")
-        return EXIT_CTL_FAILURE
+        return err.exit_code
     except SystemExit as exit_:
         # argparse's --help and argcomplete end this way; keep cli() returning.
         return exit_.code if isinstance(exit_.code, int) else 0

@@ -3,6 +3,7 @@ logs, exec, wait, inspect, top; and ctr's containers ls|info|rm and tasks ls|ps|
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from ctl.commands._base import add_command, add_format, add_group, each
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ctl.containers.create import ContainerOptions
     from ctl.main import Context
     from ctl.runtime.state import TaskState
+    from ctl.runtime.supervisor import Spawned
 
 
 def register(subparsers: SubParsers) -> None:
@@ -231,19 +233,9 @@ def _attached(container: Container, interactive: bool) -> Any:
 
 def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
     """_run_attached starts a task attached to this terminal and returns its exit code."""
-    from ctl.runtime.runc import ExecFailed
-
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        spawned = ctx.client.start_task(container, attach=_attached(container, interactive))
-    except ExecFailed as err:
-        sys.stderr.write(f"ctl: {err}\n")
-        _cleanup_failed(ctx, container)
-        return err.exit_code
-    except CtlError:
-        _cleanup_failed(ctx, container)
-        raise
+    spawned = _start_task(ctx, container, _attached(container, interactive))
     with spawned, spawned.forwarding_signals():
         status = spawned.wait()
     if status.exit_code is None:
@@ -252,32 +244,29 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
     return status.exit_code
 
 
-def _cleanup_failed(ctx: Context, container: Container) -> None:
-    if container.config.get("rm"):
-        try:
-            ctx.client.remove_container(container.id, force=True)
-        except CtlError as err:
-            sys.stderr.write(f"ctl: {err}\n")
+def _start_task(ctx: Context, container: Container, attach: Any = None) -> Spawned:
+    """_start_task starts the container's task; a --rm container that fails to start is removed.
+
+    The error (ExecFailed exits 126 or 127) goes on to the CLI boundary.
+    """
+    try:
+        return ctx.client.start_task(container, attach=attach)
+    except CtlError:
+        if container.config.get("rm"):
+            with contextlib.suppress(CtlError):
+                ctx.client.remove_container(container.id, force=True)
+        raise
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
-    from ctl.runtime.runc import ExecFailed
 
     options = _options(args)
     container = ctx.client.create_container(args.image, options, for_stream(args.detach))
     if not args.detach:
         return _run_attached(ctx, container, options.stdin)
-    try:
-        with ctx.client.start_task(container):
-            pass
-    except ExecFailed as err:
-        sys.stderr.write(f"ctl: {err}\n")
-        _cleanup_failed(ctx, container)
-        return err.exit_code
-    except CtlError:
-        _cleanup_failed(ctx, container)
-        raise
+    with _start_task(ctx, container):
+        pass
     print(container.id)
     return 0
 
@@ -290,7 +279,7 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
         container = client.get_container(ref)
         if args.attach:
             return _run_attached(ctx, container, args.interactive)
-        with client.start_task(container):
+        with _start_task(ctx, container):
             pass
         print(ref)
     return 0
@@ -440,8 +429,6 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
     sys.stdout.flush()
     # Without -i the process reads nothing, as with docker: stdin is /dev/null.
     null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
-    from ctl.runtime.runc import ExecFailed
-
     try:
         return client.tasks.exec(
             container,
@@ -453,9 +440,6 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
             user=args.user,
             stdio=Stdio(stdin=null),
         )
-    except ExecFailed as err:
-        sys.stderr.write(f"ctl: {err}\n")
-        return err.exit_code
     finally:
         if null is not None:
             os.close(null)

@@ -917,8 +917,7 @@ class _Supervisor:
                     raise
                 # A restart that cannot start ends the task, as a failed first start would.
                 print(f"ctl-sup {self.spec.runc_id}: restart: {err}", file=sys.stderr)
-                code = err.exit_code if isinstance(err, ExecFailed) else EXIT_CTL_FAILURE
-                exit_status = ExitStatus(code, finished_at=time.time())
+                exit_status = ExitStatus(err.exit_code, finished_at=time.time())
                 state.write_exit(self.spec.task_dir, exit_status)
                 restarting = False
             else:
