@@ -464,9 +464,8 @@ class Client:
         """remove_container deletes the task, snapshot, files and record of a container."""
         container = self.containers.get(ref)
         lock = self.paths.locks / f"container-{self.namespace}-{container.id}.lock"
-        with fsutil.FileLock(lock, what=f"container {container.name}"):
+        with fsutil.FileLock(lock, what=f"container {container.name}", remove=True):
             self.tasks.delete(container, force)
-        lock.unlink(missing_ok=True)
         return container
 
     def stop_container(self, ref: str, timeout: float = 10.0) -> Container:

@@ -103,6 +103,9 @@ class FileLock:
     """FileLock holds an exclusive (or shared) flock on ``path`` while entered.
 
     ``timeout`` None waits forever; 0 fails at once with ``Unavailable``.
+    ``remove`` (exclusive locks only) unlinks the lock file on release, for
+    locks named after something short-lived, such as one container: a waiter
+    that then holds a lock on the unlinked file notices and locks the new one.
     """
 
     def __init__(
@@ -112,29 +115,45 @@ class FileLock:
         shared: bool = False,
         timeout: float | None = None,
         what: str | None = None,
+        remove: bool = False,
     ) -> None:
+        if remove and shared:
+            raise ValueError("FileLock: only an exclusive lock may remove its file")
         self.path = path
         self.shared = shared
         self.timeout = timeout
         self.what = what or str(path)
+        self.remove = remove
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
         self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
-        try:
-            if self.timeout is None:
-                fcntl.flock(fd, op)
-            else:
-                self._poll(fd, op, self.timeout)
-        except BaseException:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                self._lock(fd, deadline)
+                if not self.remove or self._still_linked(fd):
+                    self._fd = fd
+                    return
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
-        self._fd = fd
 
-    def _poll(self, fd: int, op: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _still_linked(self, fd: int) -> bool:
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+    def _lock(self, fd: int, deadline: float | None) -> None:
+        op = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+        if deadline is None:
+            fcntl.flock(fd, op)
+            return
         delay = 0.005
         while True:
             try:
@@ -150,6 +169,9 @@ class FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.remove:
+                # Unlinked while still held, so no one can lock it unnoticed.
+                self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = None
 

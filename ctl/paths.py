@@ -30,7 +30,9 @@ the layout changes::
       cni/ipam/<network>/            host-local address leases
       certs.d/<host:port>/ca.crt     a registry's own CA
       locks/                         flock files: gc.lock (pulls shared, prune
-                                     exclusive), per-namespace store locks
+                                     exclusive), network.lock (ADD exclusive,
+                                     DEL shared), per-namespace store locks,
+                                     per-container locks while one is removed
 
 Nothing else joins paths under the root by hand.
 """

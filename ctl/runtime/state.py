@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 RECORD_VERSION: Final = 1
+# How long a killed supervisor may take to be gone (it cannot block SIGKILL).
+KILL_WAIT_MS: Final = 5000
 STATE_FILE: Final = "state.json"
 EXIT_FILE: Final = "exit.json"
 STOPPING_FILE: Final = "stopping"
@@ -313,6 +315,37 @@ def supervisor_alive(record: TaskRecord) -> bool:
         return False
     start = process_start_time(record["supervisor_pid"])
     return start is not None and start == record.get("supervisor_start_time")
+
+
+def wait_supervisor_exit(record: TaskRecord, timeout: float, kill: bool = False) -> bool:
+    """wait_supervisor_exit waits up to ``timeout`` for the recorded supervisor to be gone.
+
+    It sleeps on a pidfd, so fifty waiters cost the machine nothing. True
+    once the supervisor is gone; at the timeout, False, or with ``kill``
+    the supervisor is sent SIGKILL and waited for.
+    """
+    try:
+        pidfd = os.pidfd_open(record["supervisor_pid"])
+    except ProcessLookupError:
+        return True
+    try:
+        # Checked after the pidfd is open, so the pid cannot be reused meanwhile.
+        if not supervisor_alive(record):
+            return True
+        import select
+
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if poller.poll(max(0, int(timeout * 1000))):
+            return True
+        if not kill:
+            return False
+        import signal
+
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return bool(poller.poll(KILL_WAIT_MS))
+    finally:
+        os.close(pidfd)
 
 
 def load_task(task_dir: Path) -> TaskState | None:

@@ -110,7 +110,9 @@ RESTART_BACKOFF_MAX = 60.0
 RESTART_RESET_AFTER = 10.0
 _CHUNK = 65536
 # How long a new task, or a deletion, waits for a supervisor to finish.
-SUPERVISOR_EXIT_TIMEOUT = 10.0
+SUPERVISOR_EXIT_TIMEOUT = 30.0
+# How often a deletion that waits for a supervisor deletes the runc container again.
+RUNC_DELETE_AGAIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -371,11 +373,10 @@ def _reset_task_dir(task_dir: Path) -> None:
                 for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE):
                     (task_dir / name).unlink(missing_ok=True)
                 return
-        if time.monotonic() > deadline:
+        if not state.wait_supervisor_exit(record, deadline - time.monotonic()):
             raise errdefs.Unavailable(
                 f"task {record['id']}: the supervisor of its last run is still finishing"
             )
-        time.sleep(0.01)
 
 
 def cleanup_lost_task(runc: Runc, runc_id: str) -> None:
@@ -398,8 +399,10 @@ def delete_task(
     (unless the caller *is* the supervisor: an ``on_exit`` doing ``--rm``),
     then runs ``cleanup_lost_task`` and removes the task's records.
     Files it does not own (the log, a bundle) stay: ``task_dir`` itself is
-    removed only if that leaves it empty. Nothing to delete is not an error;
-    a supervisor that does not finish within ``timeout`` raises Unavailable.
+    removed only if that leaves it empty. Nothing to delete is not an error.
+    A supervisor that does not finish within ``timeout`` (stuck in a CNI
+    plugin, say) is killed: what it had left to clean up is done here and
+    by the caller.
     """
     record = state.read_record(task_dir)
     if record is not None and record["supervisor_pid"] == os.getpid():
@@ -418,11 +421,13 @@ def delete_task(
         # started a new init after the first kill.
         with contextlib.suppress(RuncNotFound):
             runc.delete(runc_id, force=True)
-        if record is None or not state.supervisor_alive(record):
+        if record is None:
             break
-        if time.monotonic() > deadline:
-            raise errdefs.Unavailable(f"task {runc_id}: its supervisor does not finish")
-        time.sleep(0.02)
+        left = deadline - time.monotonic()
+        if state.wait_supervisor_exit(record, min(RUNC_DELETE_AGAIN, left), kill=left <= 0):
+            break
+        if left <= 0:
+            raise errdefs.Unavailable(f"task {runc_id}: its supervisor does not die")
     cleanup_lost_task(runc, runc_id)
     for name in state.RECORD_FILES:
         (task_dir / name).unlink(missing_ok=True)

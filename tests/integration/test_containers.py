@@ -348,7 +348,7 @@ def test_fifty_concurrent_detached_runs(croot: Path, image: str) -> None:
     assert len(ctl_proc("ps", "-q", root=croot).stdout.split()) == 50
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         removed = list(pool.map(lambda cid: ctl_proc("rm", "-f", cid, root=croot), ids))
-    assert [r.code for r in removed] == [0] * 50
+    assert [r.code for r in removed] == [0] * 50, [r.stderr for r in removed if r.code]
     assert ctl_proc("ps", "-a", "-q", root=croot).stdout == ""
 
 
