@@ -358,12 +358,10 @@ class Client:
         options: ContainerOptions | None = None,
     ) -> ContainerHandle:
         """new_container is containerd's NewContainer: a container whose task is started apart."""
-        from dataclasses import replace
-
         from ctl.containers.create import ContainerOptions
 
         ref = image if isinstance(image, str) else image.name
-        options = replace(options or ContainerOptions(), name=name)
+        options = (options or ContainerOptions())._replace(name=name)
         return ContainerHandle(self, self.create_container(ref, options, snapshot=snapshot))
 
     def create_container(

@@ -28,8 +28,8 @@ VERSION = "0.1.0"
 class Context:
     """Context is the resolved global options and the client built from them.
 
-    A plain class rather than a frozen dataclass: ``dataclasses`` imports
-    ``inspect``, which costs more start-up time than this whole CLI layer.
+    A plain class rather than a record (a NamedTuple): ``typing`` costs more
+    start-up time than this whole CLI layer.
     """
 
     __slots__ = ("_client", "debug", "namespace", "root", "snapshotter")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ctl.errdefs import InvalidArgument
 
@@ -45,11 +43,12 @@ def validate_digest(digest: str) -> str:
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib  # only here: loading OpenSSL costs 2 ms that listings do not need
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(NamedTuple):
     """Platform is an os/architecture[/variant] as in the OCI image index."""
 
     os: str
@@ -83,16 +82,31 @@ class Platform:
         )
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    """Descriptor points at a blob by media type, digest and size (OCI descriptor)."""
+class Descriptor(NamedTuple):
+    """Descriptor points at a blob by media type, digest and size (OCI descriptor).
+
+    Two descriptors of the same blob are equal whatever their annotations,
+    platform and urls say: those describe where it was found, not what it is.
+    """
 
     media_type: str
     digest: str
     size: int
-    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    platform: Platform | None = field(default=None, compare=False, hash=False)
-    urls: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    annotations: dict[str, str] = {}  # never changed in place: instances share it
+    platform: Platform | None = None
+    urls: tuple[str, ...] = ()
+
+    def _identity(self) -> tuple[str, str, int]:
+        return (self.media_type, self.digest, self.size)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Descriptor) and self._identity() == other._identity()
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -63,7 +63,7 @@ def ref_key(ref: str) -> str:
 class Paths:
     """Paths holds the root and derives each sub-directory from it.
 
-    A plain class, not a dataclass: every call builds one, and ``dataclasses``
+    A plain class, not a NamedTuple: every call builds one, and ``typing``
     costs more start-up time than the rest of a listing command.
     """
 

@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
-from typing import TYPE_CHECKING, Protocol, TextIO
 
+# typing and threading are not imported at run time: `run` reaches this module
+# for NoProgress alone, and start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Protocol, TextIO
+
     from ctl.oci import Descriptor
 
+    class Progress(Protocol):
+        """Progress receives transfer events; implementations must be thread-safe."""
 
-class Progress(Protocol):
-    """Progress receives transfer events; implementations must be thread-safe."""
+        def started(self, desc: Descriptor, kind: str, offset: int) -> None: ...
 
-    def started(self, desc: Descriptor, kind: str, offset: int) -> None: ...
+        def advanced(self, desc: Descriptor, nbytes: int) -> None: ...
 
-    def advanced(self, desc: Descriptor, nbytes: int) -> None: ...
+        def finished(self, desc: Descriptor, status: str) -> None:
+            """finished reports ``done``, ``exists`` or ``failed``."""
+            ...
 
-    def finished(self, desc: Descriptor, status: str) -> None:
-        """finished reports ``done``, ``exists`` or ``failed``."""
-        ...
-
-    def close(self) -> None: ...
+        def close(self) -> None: ...
 
 
 class NoProgress:
@@ -67,6 +69,8 @@ class TerminalProgress:
     """TerminalProgress redraws one line per blob and a total, at most 10 times a second."""
 
     def __init__(self, out: TextIO | None = None) -> None:
+        import threading
+
         self._out = out or sys.stderr
         self._rows: dict[str, _Row] = {}
         self._lock = threading.Lock()

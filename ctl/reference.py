@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ctl.errdefs import InvalidArgument
 from ctl.oci import Platform
@@ -43,8 +43,7 @@ _SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 _HEX64 = re.compile(r"[a-f0-9]{64}")
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """Reference is a normalised image reference.
 
     ``domain`` is the registry (``docker.io``, ``localhost:5000``), ``path`` the

@@ -289,3 +289,22 @@ def remove_bridges(root: Path) -> None:
     for conflist in sorted((root / "networks").glob("*.conflist")):
         bridge = json.loads(conflist.read_text())["ctl"]["bridge"]
         subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+
+
+def imported_modules(*argv: str) -> set[str]:
+    """imported_modules runs ``python -m ctl ARGV`` and names every module it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ctl", *argv],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"ctl {' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}"
+    # Lines read "import time: <self us> | <cumulative us> | <indent><module>".
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }

@@ -7,8 +7,7 @@ be found by either, or by a unique prefix of its id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -16,8 +15,7 @@ if TYPE_CHECKING:
 RECORD_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Container:
+class Container(NamedTuple):
     """Container is one container record.
 
     ``spec`` is the OCI runtime spec (config.json) generated at create time;
@@ -32,13 +30,14 @@ class Container:
     snapshotter: str
     snapshot_key: str
     spec: dict[str, Any]
-    config: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    config: dict[str, Any] = {}
+    labels: dict[str, str] = {}
     created_at: float = 0.0
     updated_at: float = 0.0
 
     def updated(self, **changes: Any) -> Container:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.runtime import spec as oci_spec
 
@@ -21,8 +20,7 @@ PULL_POLICIES = ("missing", "always", "never")
 HOSTS_FILE, HOSTNAME_FILE, RESOLV_FILE = "hosts", "hostname", "resolv.conf"
 
 
-@dataclass(frozen=True)
-class ContainerOptions:
+class ContainerOptions(NamedTuple):
     """ContainerOptions are the parsed flags of ``create``/``run``."""
 
     name: str | None = None
@@ -43,7 +41,8 @@ class ContainerOptions:
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
     security: SecurityOptions | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    labels: dict[str, str] = {}
     init: bool = False
     restart: RestartPolicy | None = None
     tty: bool = False
@@ -58,9 +57,9 @@ class ContainerOptions:
             "tty": self.tty,
             "stdin": self.stdin,
             "rm": self.rm,
-            "restart": asdict(self.restart) if self.restart else None,
+            "restart": self.restart._asdict() if self.restart else None,
             "network": self.network,
-            "publish": [asdict(p) for p in self.publish],
+            "publish": [p._asdict() for p in self.publish],
             "hostname": self.hostname,
             "args": list(self.args),
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
@@ -71,7 +70,7 @@ def hostname_for(options: ContainerOptions, container_id: str) -> str:
     if options.hostname:
         return options.hostname
     if options.network == "host":
-        return socket.gethostname()
+        return os.uname().nodename  # gethostname(), without importing socket
     return container_id[:12]
 
 

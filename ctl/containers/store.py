@@ -33,7 +33,7 @@ def validate_name(name: str) -> str:
 
 
 # The record classes are imported where used, not at the top: a listing of an
-# empty root then never imports dataclasses, which costs more than the listing.
+# empty root then never imports typing, which costs more than the listing.
 class LocalContainerStore:
     """LocalContainerStore keeps one JSON record a container and one name file a name.
 
@@ -102,12 +102,10 @@ class LocalContainerStore:
                 continue  # removed meanwhile
 
     def create(self, container: Container) -> Container:
-        from dataclasses import replace
-
         validate_name(container.name)
         path = self._path(container.id)
         now = time.time()
-        created = replace(container, created_at=now, updated_at=now)
+        created = container._replace(created_at=now, updated_at=now)
         with self._lock():
             if path.exists():
                 raise AlreadyExists(f"container id {container.id}: already exists")
@@ -121,8 +119,6 @@ class LocalContainerStore:
         return created
 
     def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
-        from dataclasses import replace
-
         paths = fieldpaths or list(UPDATABLE)
         for fieldpath in paths:
             if fieldpath not in UPDATABLE:
@@ -130,7 +126,7 @@ class LocalContainerStore:
         with self._lock():
             current = self._load(container.id)
             changes = {p: getattr(container, p) for p in paths}
-            updated = replace(current, **changes, updated_at=time.time())
+            updated = current._replace(**changes, updated_at=time.time())
             fsutil.atomic_write_json(self._path(container.id), updated.to_record())
         return updated
 

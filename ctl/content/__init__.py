@@ -20,8 +20,7 @@ delete blobs by accident). ``ContentStore`` combines them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,19 +29,18 @@ if TYPE_CHECKING:
     from ctl.oci import Descriptor
 
 
-@dataclass(frozen=True)
-class Info:
+class Info(NamedTuple):
     """Info describes a committed blob."""
 
     digest: str
     size: int
     created_at: float
     updated_at: float
-    labels: dict[str, str] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    labels: dict[str, str] = {}
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     """Status describes an in-progress ingest."""
 
     ref: str

@@ -8,12 +8,12 @@ takes an ``Ingester`` and ``copy_from`` a single ``Writer``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from ctl.errdefs import AlreadyExists, DataCorrupted, InvalidArgument, NotFound
+from ctl.oci import sha256_digest
 
 if TYPE_CHECKING:
     from ctl.content import InfoProvider, Ingester, Provider, Writer
@@ -51,7 +51,7 @@ def read_blob(provider: Provider, desc: Descriptor, max_size: int = MAX_SMALL_BL
     with provider.reader_at(desc) as f:
         # One byte more than expected reveals a blob that grew.
         data = _read_up_to(f, desc.size + 1)
-    actual = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    actual = sha256_digest(data)
     if len(data) != desc.size or actual != desc.digest:
         raise DataCorrupted(
             f"content {desc.digest}: stored blob has {len(data)} bytes with digest {actual}, "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import time
 from typing import TYPE_CHECKING, BinaryIO, TypedDict
 
@@ -449,7 +448,13 @@ def _resumable(ingest: Path, desc: Descriptor) -> bool:
 def _sweep(ingest: Path) -> None:
     """_sweep removes what a cut-off build or removal of this ingest left behind."""
     for suffix in ("new", "old"):
-        shutil.rmtree(ingest.with_name(f".{ingest.name}.{suffix}"), ignore_errors=True)
+        _rmtree(ingest.with_name(f".{ingest.name}.{suffix}"), ignore_errors=True)
+
+
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    import shutil  # not at the top: it drags in bz2 and lzma, which reading content never needs
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
 def _remove_dir(ingest: Path) -> None:
@@ -457,7 +462,7 @@ def _remove_dir(ingest: Path) -> None:
     _sweep(ingest)
     removing = ingest.with_name(f".{ingest.name}.old")
     os.rename(ingest, removing)
-    shutil.rmtree(removing)
+    _rmtree(removing)
 
 
 def _discard(ingest: Path, lock: _RefLock) -> None:

@@ -4,5 +4,5 @@
 on-disk store, ``manifests`` the walk from a target to its platform manifest,
 config and layers, ``pull``/``push``/``unpack``/``archive`` the operations.
 This package module is empty on purpose: importing ``ctl.images.store`` for a
-listing must not import dataclasses.
+listing must not import typing.
 """

@@ -9,8 +9,7 @@ and layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ctl.oci import Descriptor
 
@@ -20,18 +19,18 @@ if TYPE_CHECKING:
 RECORD_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(NamedTuple):
     """Image names a target descriptor, with labels and timestamps."""
 
     name: str
     target: Descriptor
-    labels: dict[str, str] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    labels: dict[str, str] = {}
     created_at: float = 0.0
     updated_at: float = 0.0
 
     def with_target(self, target: Descriptor) -> Image:
-        return replace(self, target=target)
+        return self._replace(target=target)
 
     def to_record(self) -> dict[str, Any]:
         return {

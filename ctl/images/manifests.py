@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl import oci
 from ctl.content.helpers import read_blob
@@ -55,8 +53,7 @@ def descriptors(doc: dict[str, Any], key: str, what: str) -> list[Descriptor]:
     return [Descriptor.from_json(item) for item in items]
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """Manifest is a parsed image manifest with its own descriptor."""
 
     descriptor: Descriptor
@@ -152,8 +149,7 @@ def chain_ids(ids: list[str]) -> list[str]:
         if not chain:
             chain.append(diff_id)
         else:
-            joined = f"{chain[-1]} {diff_id}".encode()
-            chain.append("sha256:" + hashlib.sha256(joined).hexdigest())
+            chain.append(oci.sha256_digest(f"{chain[-1]} {diff_id}".encode()))
     return chain
 
 

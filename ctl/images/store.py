@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 # The record classes are imported where used, not at the top: a listing of an
-# empty root then never imports dataclasses, which costs more than the listing.
+# empty root then never imports typing, which costs more than the listing.
 class LocalImageStore:
     """LocalImageStore keeps records at ``<dir>/<sha256(name)>.json``.
 
@@ -63,12 +63,10 @@ class LocalImageStore:
                 continue  # deleted by a concurrent rmi
 
     def create(self, image: Image) -> Image:
-        from dataclasses import replace
-
         if not image.name:
             raise InvalidArgument("image name must not be empty")
         now = time.time()
-        created = replace(image, created_at=now, updated_at=now)
+        created = image._replace(created_at=now, updated_at=now)
         with self._lock():
             path = self._path(image.name)
             if path.exists():
@@ -77,8 +75,6 @@ class LocalImageStore:
         return created
 
     def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
-        from dataclasses import replace
-
         with self._lock():
             current = self.get(image.name)
             target = current.target
@@ -96,7 +92,7 @@ class LocalImageStore:
                         labels.pop(key, None)
                 else:
                     raise InvalidArgument(f"cannot update field {path!r} of an image")
-            updated = replace(current, target=target, labels=labels, updated_at=time.time())
+            updated = current._replace(target=target, labels=labels, updated_at=time.time())
             fsutil.atomic_write_json(self._path(image.name), updated.to_record())
         return updated
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.errdefs import CtlError
 from ctl.images import manifests
@@ -14,8 +13,7 @@ if TYPE_CHECKING:
     from ctl.oci import Platform
 
 
-@dataclass(frozen=True)
-class ImageSummary:
+class ImageSummary(NamedTuple):
     """ImageSummary is an image with its resolved platform manifest and config.
 
     ``id`` is the config digest, as docker and podman show it; an image whose
@@ -29,7 +27,8 @@ class ImageSummary:
     size: int
     platform: str
     manifest: manifests.Manifest | None = None
-    config: dict[str, Any] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    config: dict[str, Any] = {}
 
 
 def summarize(provider: Provider, image: Image, platform: Platform) -> ImageSummary:

@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 
 class _Value:
-    """_Value gives a plain class a frozen dataclass's equality, hash and repr.
+    """_Value gives a plain class a record's equality, hash and repr.
 
-    Not a dataclass: ``dataclasses`` costs more start-up time than ``network
-    ls`` spends on anything else.
+    Not a NamedTuple: ``typing`` costs more start-up time than ``network ls``
+    spends on anything else.
     """
 
     __slots__: tuple[str, ...] = ()

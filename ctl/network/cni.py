@@ -28,8 +28,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.errdefs import CtlError, InvalidArgument, NotFound, Unavailable, Unimplemented
 
@@ -63,8 +62,7 @@ def plugin_dirs() -> list[str]:
     return dirs or list(DEFAULT_PLUGIN_DIRS)
 
 
-@dataclass(frozen=True)
-class RuntimeConf:
+class RuntimeConf(NamedTuple):
     """RuntimeConf is the container side of one call: which namespace, which interface.
 
     ``capability_args`` holds the runtime's values for plugin capabilities
@@ -74,7 +72,8 @@ class RuntimeConf:
     container_id: str
     netns: str
     ifname: str
-    capability_args: Mapping[str, Any] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    capability_args: Mapping[str, Any] = {}
 
 
 def plugin_config(

@@ -1,6 +1,6 @@
 """Runc drives the ``runc`` binary through its command line.
 
-Option dataclasses (``CreateOpts``, ``ExecOpts``) build their part of the argv
+Option records (``CreateOpts``, ``ExecOpts``) build their part of the argv
 in a pure ``args()``; ``Runc`` methods only execute. Every call runs with
 ``--log-format json --log /proc/self/fd/N`` on an anonymous memfd, so runc's
 error reaches us as one JSON record even when runc's stderr belongs to the
@@ -23,8 +23,7 @@ import os
 import re
 import signal
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.errdefs import (
     EXIT_CANNOT_INVOKE,
@@ -72,8 +71,7 @@ class ExecFailed(RuncError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
-class Stdio:
+class Stdio(NamedTuple):
     """Stdio names the file descriptors a process gets as 0, 1 and 2.
 
     None means the calling process's own descriptor is inherited.
@@ -84,8 +82,7 @@ class Stdio:
     stderr: int | None = None
 
 
-@dataclass(frozen=True)
-class CreateOpts:
+class CreateOpts(NamedTuple):
     """CreateOpts are the flags of ``runc create`` (and of ``runc run``).
 
     ``detach`` applies to ``run`` only: ``create`` always returns once the
@@ -114,8 +111,7 @@ class CreateOpts:
         return [*self.args(), *(["--detach"] if self.detach else [])]
 
 
-@dataclass(frozen=True)
-class ExecOpts:
+class ExecOpts(NamedTuple):
     """ExecOpts are the flags of ``runc exec`` besides ``--process``.
 
     Whether the process gets a terminal is ``process["terminal"]``; with a

@@ -13,8 +13,7 @@ import math
 import os
 import re
 import signal
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from ctl.errdefs import InvalidArgument, Unimplemented
 
@@ -39,8 +38,7 @@ _MEMORY_UNITS = {
 _VOLUME_HINT = "give an absolute host path (-v /host/dir:/ctr/dir) or --mount type=bind"
 
 
-@dataclass(frozen=True)
-class MountSpec:
+class MountSpec(NamedTuple):
     """MountSpec is one ``-v`` or ``--mount`` value: a bind mount or a tmpfs."""
 
     type: Literal["bind", "tmpfs"]
@@ -52,8 +50,7 @@ class MountSpec:
     tmpfs_mode: int | None = None
 
 
-@dataclass(frozen=True)
-class PortMapping:
+class PortMapping(NamedTuple):
     """PortMapping is one ``-p``: host_ip "" means every address of the host."""
 
     host_ip: str
@@ -62,24 +59,21 @@ class PortMapping:
     protocol: str
 
 
-@dataclass(frozen=True)
-class RestartPolicy:
+class RestartPolicy(NamedTuple):
     """RestartPolicy is ``--restart``: max_retries is 0 (no bound) except for on-failure:N."""
 
     name: str
     max_retries: int = 0
 
 
-@dataclass(frozen=True)
-class SecurityOptions:
+class SecurityOptions(NamedTuple):
     """SecurityOptions is what the ``--security-opt`` values asked for, together."""
 
     no_new_privileges: bool = False
     seccomp_unconfined: bool = False
 
 
-@dataclass(frozen=True)
-class UserSpec:
+class UserSpec(NamedTuple):
     """UserSpec is ``-u`` or an image's User: a name or decimal uid, and optionally a group."""
 
     user: str

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypedDict, cast
 
 from ctl import fsutil
 from ctl.errdefs import FailedPrecondition
@@ -115,8 +114,7 @@ class ExitRecord(TypedDict):
     oom: bool
 
 
-@dataclass(frozen=True)
-class ExitStatus:
+class ExitStatus(NamedTuple):
     """ExitStatus is how a task ended; exit_code None means nobody saw it end."""
 
     exit_code: int | None
@@ -138,8 +136,7 @@ class ExitStatus:
         return f"Exited ({'unknown' if self.exit_code is None else self.exit_code})"
 
 
-@dataclass(frozen=True)
-class TaskState:
+class TaskState(NamedTuple):
     """TaskState is a task's record with its live status derived (see ``load_task``)."""
 
     id: str
@@ -263,7 +260,7 @@ def set_status(task_dir: Path, op: str) -> TaskState:
         if op == "start":
             record["started_at"] = time.time()
         write_record(task_dir, record)
-        return replace(task, status=status, started_at=record["started_at"])
+        return task._replace(status=status, started_at=record["started_at"])
 
 
 def write_exit(task_dir: Path, status: ExitStatus) -> None:

@@ -62,11 +62,8 @@ import struct
 import sys
 import termios
 import time
-import traceback
-import tty
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from ctl import errdefs
 from ctl.closing import Closing
@@ -115,8 +112,7 @@ SUPERVISOR_EXIT_TIMEOUT = 30.0
 RUNC_DELETE_AGAIN = 1.0
 
 
-@dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(NamedTuple):
     """TaskSpec is what to run and how to hold its stdio.
 
     ``tty`` and ``stdin`` are ``-t`` and ``-i``; ``tty`` must match the
@@ -462,6 +458,8 @@ def spawn(
         spec.attach.stdin if spec.attach is not None and spec.tty and spec.stdin else None
     )
     if caller_stdin is not None and os.isatty(caller_stdin):
+        import tty
+
         tty_fd = caller_stdin
         tty_attrs = termios.tcgetattr(tty_fd)
         tty.setraw(tty_fd, termios.TCSANOW)
@@ -898,6 +896,8 @@ class _Supervisor:
                     with contextlib.suppress(BaseException):
                         self.runc.delete(self.spec.runc_id, force=True)
             if not isinstance(err, CtlError):
+                import traceback
+
                 traceback.print_exc()
             else:
                 print(f"ctl-sup {self.spec.runc_id}: {err}", file=sys.stderr)
@@ -949,4 +949,6 @@ class _Supervisor:
                 self.on_exit(exit_status)
             except Exception:
                 print(f"ctl-sup {self.spec.runc_id}: on_exit failed:", file=sys.stderr)
+                import traceback
+
                 traceback.print_exc()

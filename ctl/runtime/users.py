@@ -19,8 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ctl.errdefs import InvalidArgument, NotFound
 from ctl.runtime.runopts import MAX_ID
@@ -37,8 +36,7 @@ MAX_FILE_SIZE = 4 << 20
 MAX_SYMLINKS = 40
 
 
-@dataclass(frozen=True)
-class PasswdEntry:
+class PasswdEntry(NamedTuple):
     """PasswdEntry is one line of /etc/passwd."""
 
     name: str
@@ -47,8 +45,7 @@ class PasswdEntry:
     home: str
 
 
-@dataclass(frozen=True)
-class GroupEntry:
+class GroupEntry(NamedTuple):
     """GroupEntry is one line of /etc/group."""
 
     name: str
@@ -56,8 +53,7 @@ class GroupEntry:
     members: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class ExecUser:
+class ExecUser(NamedTuple):
     """ExecUser is what the OCI spec's process.user needs: numeric ids only."""
 
     uid: int

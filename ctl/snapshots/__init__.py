@@ -10,7 +10,6 @@ module, ``tests/conformance/test_snapshotter.py``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from ctl.errdefs import InvalidArgument
@@ -32,8 +31,7 @@ class Kind(enum.StrEnum):
     COMMITTED = "committed"
 
 
-@dataclass(frozen=True)
-class Info:
+class Info(NamedTuple):
     """Info describes one snapshot.
 
     ``name`` is the key of an active or view snapshot, or the name of a
@@ -45,7 +43,8 @@ class Info:
     kind: Kind
     name: str
     parent: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    # A default shared by every instance: records are never changed in place.
+    labels: dict[str, str] = {}
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -60,16 +59,14 @@ class Info:
         }
 
 
-@dataclass(frozen=True)
-class Usage:
+class Usage(NamedTuple):
     """Usage is the disk a snapshot uses by itself, without its parents."""
 
     inodes: int = 0
     size: int = 0
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """Mount is one mount(2) call: what to mount (``source``, ``type``) and how.
 
     ``options`` are mount(8)-style words (``ro``, ``rbind``, ``lowerdir=...``):

@@ -26,16 +26,16 @@ import ctypes
 import errno
 import functools
 import os
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ctl import fsutil
 from ctl.errdefs import CtlError, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
     from ctl.snapshots import Mount
 
@@ -251,7 +251,7 @@ def mounted(mounts: Sequence[Mount], target: Path | None = None) -> Iterator[Pat
 
     Without ``target`` it mounts on a new temporary directory, removed after.
     """
-    path = Path(tempfile.mkdtemp(prefix="ctl-mount-")) if target is None else target
+    path = target or fsutil.make_temp_dir(os.environ.get("TMPDIR") or "/tmp", "ctl-mount-")
     try:
         mount_all(mounts, path)
         try:

@@ -7,7 +7,6 @@ namespaces can use the same keys, and a walk shows only its own namespace.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,8 +26,7 @@ class NamespacedSnapshotter:
         return self._prefix + key if key else ""
 
     def _out(self, info: Info) -> Info:
-        return replace(
-            info,
+        return info._replace(
             name=info.name.removeprefix(self._prefix),
             parent=info.parent.removeprefix(self._prefix),
         )
@@ -37,7 +35,7 @@ class NamespacedSnapshotter:
         return self._out(self.backend.stat(self._in(key)))
 
     def update(self, info: Info, fieldpaths: Sequence[str] | None = None) -> Info:
-        inner = replace(info, name=self._in(info.name), parent=self._in(info.parent))
+        inner = info._replace(name=self._in(info.name), parent=self._in(info.parent))
         return self._out(self.backend.update(inner, fieldpaths))
 
     def usage(self, key: str) -> Usage:

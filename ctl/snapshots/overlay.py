@@ -20,8 +20,6 @@ namespace, and the native snapshotter is used there instead.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -115,9 +113,11 @@ def supported(root: Path) -> bool:
 
 
 def _try_overlay(root: Path) -> bool:
+    import shutil
+
     from ctl.snapshots.mount import mount_all, unmount
 
-    check = Path(tempfile.mkdtemp(prefix="overlay-check-", dir=root))
+    check = fsutil.make_temp_dir(root, "overlay-check-")
     try:
         for name in ("lower1", "lower2", "upper", "work", "merged"):
             (check / name).mkdir()

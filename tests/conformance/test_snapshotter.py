@@ -420,7 +420,7 @@ def test_update(env: Env) -> None:
         root_time = str(time.time())
         expected = {"l1": "v1", "l2": "v2", "l3": "v3", "containerd.io/gc.root": root_time}
         u1 = time.time()
-        st = sn.update(dataclasses.replace(st, parent="doesnotexist", labels=expected))
+        st = sn.update(st._replace(parent="doesnotexist", labels=expected))
         u2 = time.time()
         assert st.created_at == created
         assert u1 <= st.updated_at <= u2
@@ -429,17 +429,17 @@ def test_update(env: Env) -> None:
         assert sn.stat(name) == st
 
         st = sn.update(
-            dataclasses.replace(st, labels={"l1": "updated", "l4": "v4"}),
+            st._replace(labels={"l1": "updated", "l4": "v4"}),
             ["labels.l1", "labels.l2"],
         )
         assert st.labels == {"l1": "updated", "l3": "v3", "containerd.io/gc.root": root_time}
 
         expected = {"l4": "v4", "containerd.io/gc.root": root_time}
-        st = sn.update(dataclasses.replace(st, labels=expected), ["labels"])
+        st = sn.update(st._replace(labels=expected), ["labels"])
         assert st.labels == expected
 
         with pytest.raises(InvalidArgument):
-            sn.update(dataclasses.replace(st, parent="doesnotexist"), ["parent"])
+            sn.update(st._replace(parent="doesnotexist"), ["parent"])
         assert sn.stat(name) == st
 
 
@@ -652,7 +652,7 @@ def test_stat_in_walk(env: Env) -> None:
     for info in sn.walk():
         assert sn.stat(info.name) == info
         # changing the store while walking is allowed too
-        sn.update(dataclasses.replace(info, labels={"walked": "yes"}))
+        sn.update(info._replace(labels={"walked": "yes"}))
         seen += 1
     assert seen == 4
 

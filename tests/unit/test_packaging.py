@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ctl.main import VERSION
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, imported_modules
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,28 +89,9 @@ def test_pex_finds_its_venv_on_the_fast_path(pex: Path) -> None:
     assert os.access(venv_python, os.X_OK), f"{venv_python} missing: the fast path never matches"
 
 
-def _imported_modules(*argv: str) -> set[str]:
-    """_imported_modules runs ``python -m ctl ARGV`` and names every module it imported."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "ctl", *argv],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"ctl {' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}"
-    # Lines read "import time: <self us> | <cumulative us> | <indent><module>".
-    return {
-        line.rsplit("|", 1)[1].strip()
-        for line in proc.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-
-
 @pytest.mark.parametrize("argv", [("images",), ("--help",)], ids=["images", "help"])
 def test_command_does_not_import_slow_modules(root: Path, argv: tuple[str, ...]) -> None:
-    modules = _imported_modules("--root", str(root), *argv)
+    modules = imported_modules("--root", str(root), *argv)
     assert "ctl.main" in modules, "no import trace: was -X importtime honoured?"
     slow = sorted(m for m in modules if any(m == s or m.startswith(f"{s}.") for s in SLOW_IMPORTS))
     assert slow == [], f"ctl {' '.join(argv)} imports {slow}: import them where they are used"
