@@ -78,7 +78,12 @@ class Finding:
 
 
 def check(client: Client) -> Iterator[Finding]:
-    """check verifies every blob's digest, every record, and what records point at."""
+    """check verifies every blob's digest, every record, and what records point at.
+
+    The network of a running container is checked by its CNI plugins (CHECK).
+    """
+    from ctl.runtime.state import Status
+
     store = client.content
     for info in store.walk():
         what = f"blob {info.digest}"
@@ -104,8 +109,21 @@ def check(client: Client) -> Iterator[Finding]:
                 yield Finding(what)
             except NotFound:
                 yield Finding(what, f"its snapshot {container.snapshot_key!r} is missing")
+            if ns.tasks.status(container.id) in (Status.RUNNING, Status.PAUSED):
+                yield from _check_network(
+                    ns, f"network of container {ns.namespace}/{container.name}", container.id
+                )
         for snap in snapshotter.walk():
             yield _check_snapshot(snapshotter, f"snapshot {ns.namespace}/{snap.name}", snap)
+
+
+def _check_network(client: Client, what: str, container_id: str) -> Iterator[Finding]:
+    """_check_network runs CNI CHECK on a running container's network, if it has one."""
+    try:
+        if client.networks.check(container_id):
+            yield Finding(what)
+    except CtlError as err:
+        yield Finding(what, str(err))
 
 
 def _check_snapshot(snapshotter: Any, what: str, snap: Any) -> Finding:

@@ -263,6 +263,25 @@ class NetworkManager:
         with self._lock(shared=True), self._container_lock(container_id):
             self._detach_locked(container_id)
 
+    def check(self, container_id: str) -> bool:
+        """check asks the plugins whether the container's network is still as ADD left it.
+
+        It raises the first plugin's complaint; False means there is nothing
+        to check (not attached, or the network opts out of CHECK).
+        """
+        from ctl.network import netns
+
+        path = self.netns_path(container_id)
+        with self._lock(shared=True), self._container_lock(container_id):
+            record = self._read(self._record_path(container_id))
+            if record is None or not record.get("result"):
+                return False
+            if not netns.is_netns(path):
+                raise NotFound(f"network namespace {path} is gone")
+            return self.cni.check_list(
+                record["config"], self._runtime_conf(record), record["result"]
+            )
+
     def attachment(self, container_id: str) -> Attachment | None:
         """attachment is where the container is attached, or None."""
         self.netns_path(container_id)

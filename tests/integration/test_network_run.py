@@ -98,6 +98,25 @@ def test_containers_on_a_user_network_reach_each_other(nroot: Path, httpd_image:
     )
 
 
+def test_system_check_runs_cni_check_on_running_containers(nroot: Path, httpd_image: str) -> None:
+    port = free_port()
+    ctl_proc(
+        "run", "-d", "--name", "checked", "-p", f"{port}:80", httpd_image, root=nroot
+    ).assert_success()
+    try:
+        sound = ctl_proc("system", "check", root=nroot).assert_success().stdout
+        assert "problem" in sound and "0 problems" in sound
+        # Remove the container's interface behind ctl's back: bridge's CHECK notices.
+        netns = json.loads(ctl_proc("inspect", "checked", root=nroot).stdout)[0]
+        path = netns["NetworkSettings"]["SandboxKey"]
+        subprocess.run(["nsenter", f"--net={path}", "ip", "link", "del", "eth0"], check=True)
+        broken = ctl_proc("system", "check", root=nroot)
+        assert broken.code == 1, broken.stdout + broken.stderr
+        assert "network of container default/checked" in broken.stdout
+    finally:
+        ctl_proc("rm", "-f", "checked", root=nroot).assert_success()
+
+
 def test_net_none_has_only_loopback(nroot: Path, httpd_image: str) -> None:
     out = (
         ctl_proc("run", "--rm", "--net", "none", httpd_image, "cat", "/proc/net/dev", root=nroot)

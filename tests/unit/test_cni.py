@@ -366,6 +366,43 @@ def test_del_runs_plugins_in_reverse_with_the_add_result(tmp_path: Path) -> None
     assert all(json.loads(line.split(" ", 2)[2])["prevResult"] == {"ips": ["x"]} for line in lines)
 
 
+def _failing_check(directory: Path, name: str, msg: str) -> None:
+    _plugin(
+        directory,
+        name,
+        'cat >/dev/null\n[ "$CNI_COMMAND" = CHECK ] || exit 0\n'
+        f"""echo '{{"code": 999, "msg": "{msg}"}}'\nexit 1\n""",
+    )
+
+
+def test_check_runs_plugins_in_order_and_raises_the_first_complaint(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    _plugin(tmp_path / "bin", "fine", f'echo "fine $CNI_COMMAND" >> {log}; cat >/dev/null\n')
+    _failing_check(tmp_path / "bin", "bridge", "eth0 is gone")
+    cni = CNI([str(tmp_path / "bin")])
+    conflist = {"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "fine"}]}
+    assert cni.check_list(conflist, RuntimeConf("c", "/n", "eth0"), {})
+    assert log.read_text() == "fine CHECK\n"
+    conflist["plugins"] = [{"type": "fine"}, {"type": "bridge"}, {"type": "fine"}]
+    with pytest.raises(CtlError, match="CNI plugin bridge CHECK: eth0 is gone"):
+        cni.check_list(conflist, RuntimeConf("c", "/n", "eth0"), {})
+    # CHECK came with 0.4.0, and a configuration may opt out of it.
+    assert not cni.check_list({**conflist, "cniVersion": "0.3.1"}, RuntimeConf("c", "/n", "e"), {})
+    assert not cni.check_list({**conflist, "disableCheck": True}, RuntimeConf("c", "/n", "e"), {})
+
+
+def test_check_forgives_portmaps_ipv6_complaint_for_an_ipv4_only_container(
+    tmp_path: Path,
+) -> None:
+    _failing_check(tmp_path / "bin", "portmap", "could not check ipv6 dnat: chain not found")
+    cni = CNI([str(tmp_path / "bin")])
+    conflist = {"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "portmap"}]}
+    rt = RuntimeConf("c", "/n", "eth0")
+    assert cni.check_list(conflist, rt, {"ips": [{"address": "10.90.0.2/16"}]})
+    with pytest.raises(CtlError, match="ipv6"):
+        cni.check_list(conflist, rt, {"ips": [{"address": "fd00::2/64"}]})
+
+
 def test_a_failing_plugin_is_one_error_line(tmp_path: Path) -> None:
     _plugin(
         tmp_path / "bin",
