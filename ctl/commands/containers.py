@@ -87,6 +87,7 @@ def register(subparsers: SubParsers) -> None:
     add_format(tls)
     tps = add_command(tasks, "ps", _tasks_ps, "List a task's processes")
     tps.add_argument("container", metavar="CONTAINER")
+    add_format(tps)
     metrics = add_command(tasks, "metrics", _tasks_metrics, "Show a task's cgroup metrics")
     metrics.add_argument("container", metavar="CONTAINER")
 
@@ -587,11 +588,15 @@ def _tasks_ls(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _tasks_ps(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import check_format, print_ids, print_listing
+
     client = ctx.client
+    fmt = check_format(args.format)
     pids = client.tasks.pids(client.get_container(args.container))
-    print("PID")
-    for pid in pids:
-        print(pid)
+    if args.quiet:
+        print_ids(str(pid) for pid in pids)
+        return 0
+    print_listing(fmt, ["PID"], [{"Pid": pid} for pid in pids], columns=["Pid"])
     return 0
 
 

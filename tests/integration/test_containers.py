@@ -306,6 +306,30 @@ def test_killed_supervisor_leaves_a_task_rm_cleans(croot: Path, image: str) -> N
     assert "orphan" not in ctl_proc("ps", "-a", root=croot).stdout
 
 
+def test_top_and_the_tasks_group(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run", "-d", "--name", "observed", "--memory", "64m", image, "sleep", "60", root=croot
+    ).assert_success()
+    try:
+        top = ctl_proc("top", "observed", root=croot).assert_success().stdout
+        assert "PID" in top.splitlines()[0] and "sleep 60" in top
+        tasks = ctl_proc("tasks", "ls", "--format", "json", root=croot).assert_success()
+        mine = [t for t in tasks.json_lines() if t["Status"] == "RUNNING"]
+        (pid,) = [t["Pid"] for t in mine if t["Task"] == _container_id(croot, "observed")]
+        listed = ctl_proc("tasks", "ps", "--format", "json", "observed", root=croot)
+        assert listed.assert_success().json_lines() == [{"Pid": pid}]
+        assert ctl_proc("tasks", "ps", "-q", "observed", root=croot).stdout.split() == [str(pid)]
+        metrics = json.loads(ctl_proc("tasks", "metrics", "observed", root=croot).stdout)
+        assert metrics["pids"]["current"] >= 1
+        assert metrics["memory"]["usage"]["limit"] == 64 << 20
+    finally:
+        ctl_proc("rm", "-f", "observed", root=croot).assert_success()
+
+
+def _container_id(root: Path, name: str) -> str:
+    return json.loads(ctl_proc("inspect", name, root=root).stdout)[0]["Id"]
+
+
 def test_killed_init_exits_137(croot: Path, image: str) -> None:
     ctl_proc("run", "-d", "--name", "killed", image, "sleep", "60", root=croot).assert_success()
     ctl_proc("kill", "killed", root=croot).assert_success()
