@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ctl.commands._base import add_command, add_format, add_group
+from ctl.errdefs import InvalidArgument
 
 if TYPE_CHECKING:
     import argparse
@@ -36,7 +37,12 @@ def register(subparsers: SubParsers) -> None:
     completion.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL")
     generate = add_group(subparsers, "generate", "Generate files for other tools")
     systemd = add_command(generate, "systemd", _systemd, "Print a systemd unit for a container")
-    systemd.add_argument("container", metavar="NAME")
+    systemd.add_argument("container", metavar="NAME", nargs="?")
+    systemd.add_argument(
+        "--boot",
+        action="store_true",
+        help="instead, the unit that runs 'ctl system boot' once a boot",
+    )
 
 
 def _prune_flags(parser: argparse.ArgumentParser) -> None:
@@ -163,7 +169,12 @@ def _completion(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _systemd(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.system import systemd_unit
+    from ctl.system import boot_unit, systemd_unit
 
-    sys.stdout.write(systemd_unit(ctx.client, args.container))
+    if args.boot == (args.container is not None):
+        raise InvalidArgument("generate systemd takes a container NAME or --boot")
+    if args.boot:
+        sys.stdout.write(boot_unit(ctx.client))
+    else:
+        sys.stdout.write(systemd_unit(ctx.client, args.container))
     return 0

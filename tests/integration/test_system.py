@@ -80,3 +80,6 @@ def test_generate_systemd(root: Path, images: CanonicalImages) -> None:
     unit = ctl_proc("generate", "systemd", "unit", root=root).assert_success().stdout
     assert "[Service]" in unit and "start -a unit" in unit
     ctl_proc("rm", "unit", root=root).assert_success()
+    boot = ctl_proc("generate", "systemd", "--boot", root=root).assert_success().stdout
+    assert "Type=oneshot" in boot and f"--root {root} -n default system boot" in boot
+    ctl_proc("generate", "systemd", root=root).assert_failure(125, stderr_re="NAME or --boot")
