@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ctl import fsutil
-from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ctl.errdefs import CtlError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.runtime import state
 from ctl.runtime.state import ExitStatus, Status, TaskState
 
@@ -76,23 +76,23 @@ class TaskService:
 
     def mount_rootfs(self, container: Container) -> Path:
         """mount_rootfs mounts the container's snapshot on its bundle's rootfs, once."""
-        from ctl.snapshots.mount import mount_all
+        from ctl.snapshots.mount import is_mount_point, mount_all
 
         rootfs = self.rootfs(container.id)
         rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if not os.path.ismount(rootfs):
+        if not is_mount_point(rootfs):
             mount_all(self._snapshotter.mounts(container.snapshot_key), rootfs)
         return rootfs
 
     def unmount_rootfs(self, container_id: str) -> None:
+        """unmount_rootfs takes every mount off the bundle's rootfs; none is fine."""
         from ctl.snapshots.mount import unmount
 
         rootfs = self.rootfs(container_id)
-        while os.path.ismount(rootfs):
-            try:
-                unmount(rootfs)
-            except Exception:
-                unmount(rootfs, detach=True)
+        try:
+            unmount(rootfs)
+        except CtlError:
+            unmount(rootfs, detach=True)
 
     # Status.
 
@@ -118,11 +118,14 @@ class TaskService:
         ``start_created`` starts it later.
         """
         from ctl.runtime.runopts import RestartPolicy
-        from ctl.runtime.supervisor import TaskSpec, spawn
+        from ctl.runtime.supervisor import TaskSpec, spawn, wait_for_supervisor
 
         task = self.load(container.id)
         if task is not None and task.status in LIVE:
             raise FailedPrecondition(f"container {container.name} is already {task.status.value}")
+        # The last run's supervisor may still be releasing the rootfs and the
+        # network that this run is about to set up again.
+        wait_for_supervisor(self.task_dir(container.id))
         if task is not None and task.exit is not None and task.exit.exit_code is None:
             self.delete_task(container.id)  # a lost task: runc may still hold it
         config = container.config
@@ -247,7 +250,13 @@ class TaskService:
             time.sleep(POLL_INTERVAL)
 
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
-        """stop sends the stop signal, then SIGKILL after ``timeout`` seconds."""
+        """stop sends the stop signal, then SIGKILL after ``timeout`` seconds.
+
+        It returns once the supervisor has released the network and the
+        rootfs too (as docker's stop does), or has not within a grace time.
+        """
+        from ctl.runtime.supervisor import wait_for_supervisor
+
         task = self.load(container.id)
         if task is None or task.status not in LIVE:
             return
@@ -259,9 +268,12 @@ class TaskService:
                 self.runc.resume(container.id)
         try:
             self.wait(container.id, timeout)
-            return
         except Unavailable:
-            pass
+            self._kill_after_timeout(container)
+        with contextlib.suppress(Unavailable):
+            wait_for_supervisor(task_dir, KILL_GRACE)
+
+    def _kill_after_timeout(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError
 
         try:

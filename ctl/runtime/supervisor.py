@@ -352,12 +352,22 @@ def _bundle_config(spec: TaskSpec) -> dict[str, Any]:
     return config
 
 
-def _reset_task_dir(task_dir: Path) -> None:
-    """_reset_task_dir clears the records of an earlier task in ``task_dir``.
+def wait_for_supervisor(task_dir: Path, timeout: float = SUPERVISOR_EXIT_TIMEOUT) -> None:
+    """wait_for_supervisor returns once the task's last supervisor is gone.
 
-    The supervisor of a stopped task may still be finishing (``on_exit``
-    tears down its network, say): a new task waits for it to be gone.
+    A task is stopped once its exit is recorded, but its supervisor goes on
+    to tear down the network and unmount the rootfs (``on_exit``): whatever
+    sets them up again must wait for it. Unavailable after ``timeout``.
     """
+    record = state.read_record(task_dir)
+    if record is not None and not state.wait_supervisor_exit(record, timeout):
+        raise errdefs.Unavailable(
+            f"task {record['id']}: the supervisor of its last run is still finishing"
+        )
+
+
+def _reset_task_dir(task_dir: Path) -> None:
+    """_reset_task_dir clears the records of an earlier task in ``task_dir``, once it is gone."""
     deadline = time.monotonic() + SUPERVISOR_EXIT_TIMEOUT
     while True:
         with state.task_lock(task_dir):
@@ -369,10 +379,7 @@ def _reset_task_dir(task_dir: Path) -> None:
                 for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE):
                     (task_dir / name).unlink(missing_ok=True)
                 return
-        if not state.wait_supervisor_exit(record, deadline - time.monotonic()):
-            raise errdefs.Unavailable(
-                f"task {record['id']}: the supervisor of its last run is still finishing"
-            )
+        wait_for_supervisor(task_dir, deadline - time.monotonic())
 
 
 def cleanup_lost_task(runc: Runc, runc_id: str) -> None:

@@ -26,6 +26,7 @@ import ctypes
 import errno
 import functools
 import os
+import re
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -218,6 +219,29 @@ def mount_all(mounts: Sequence[Mount], target: Path | str) -> None:
         for _ in range(done):
             _umount(os.fspath(target), MNT_DETACH)
         raise
+
+
+def is_mount_point(path: Path | str) -> bool:
+    """is_mount_point tells whether something is mounted on ``path`` (this mount namespace).
+
+    os.path.ismount compares device numbers, so it misses a bind mount from
+    the same filesystem, which is what the native snapshotter's mounts are.
+    """
+    wanted = os.path.realpath(path)
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            # Fields: id parent major:minor root MOUNT_POINT options ...; the
+            # kernel escapes space, tab, newline and backslash in octal.
+            mount_point = line.split(b" ", 5)[4]
+            if b"\\" in mount_point:
+                mount_point = _unescape_octal(mount_point)
+            if os.fsdecode(mount_point) == wanted:
+                return True
+    return False
+
+
+def _unescape_octal(field: bytes) -> bytes:
+    return re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field)
 
 
 def unmount(target: Path | str, *, detach: bool = False) -> None:

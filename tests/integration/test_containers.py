@@ -147,6 +147,36 @@ def test_foreground_output_is_logged_and_rm_removes(croot: Path, image: str) -> 
     assert "gone" not in ctl_proc("ps", "-a", root=croot).stdout
 
 
+@pytest.mark.parametrize("snapshotter", ["overlayfs", "native"])
+def test_stop_then_start_at_once_and_no_mounts_left(
+    croot: Path, image: str, snapshotter: str
+) -> None:
+    """stop returns after the supervisor released the rootfs and network; start waits for it.
+
+    Before, a start right after a stop found the rootfs still mounted, skipped
+    mounting it, and the old supervisor then unmounted it under the new task.
+    The native snapshotter's rootfs is a bind mount from the same filesystem,
+    which os.path.ismount does not see: it was mounted twice, never unmounted.
+    """
+
+    def mounts_under_root() -> list[str]:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        return [line.split()[4] for line in lines if line.split()[4].startswith(str(croot))]
+
+    flag = ("--snapshotter", snapshotter)
+    result = ctl_proc(*flag, "run", "--rm", image, "sh", "-c", "exit 3", root=croot)
+    assert result.code == 3, result
+    ctl_proc(*flag, "run", "-d", "--name", "again", image, "sleep", "60", root=croot)
+    for _ in range(3):
+        ctl_proc(*flag, "stop", "-t", "0", "again", root=croot).assert_success()
+        ctl_proc(*flag, "start", "again", root=croot).assert_success()
+    ctl_proc(*flag, "kill", "again", root=croot).assert_success()
+    ctl_proc(*flag, "start", "again", root=croot).assert_success()
+    ctl_proc(*flag, "rm", "-f", "again", root=croot).assert_success()
+    assert ctl_proc(*flag, "ps", "-a", "-q", root=croot).stdout == ""
+    assert mounts_under_root() == []
+
+
 def test_detached_rm_removes_after_exit(croot: Path, image: str) -> None:
     ctl_proc(
         "run", "-d", "--rm", "--name", "drm", image, "sleep", "0.3", root=croot
