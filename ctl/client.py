@@ -260,7 +260,9 @@ class Client:
     def remove_image(self, ref: str, *, force: bool = False) -> list[str]:
         """remove_image deletes image records; returns the names removed.
 
-        A reference by ID that several names share needs ``force``. The content
+        A reference by ID that several names share needs ``force``, and so
+        does the last name of an image a container was created from (docker's
+        rule: the container would be left with a dangling image). The content
         stays until ``prune`` collects what nothing references.
         """
         from ctl.reference import parse
@@ -268,6 +270,9 @@ class Client:
         with contextlib.suppress(InvalidArgument):
             name = str(parse(ref))
             with contextlib.suppress(NotFound):
+                image = self.images.get(name)
+                if not force:
+                    self._check_unused(image)
                 self.images.delete(name)
                 return [name]
         matches = self._images_by_id(ref)
@@ -279,9 +284,24 @@ class Client:
                 f"image {ref!r} is referenced by several names ({names})",
                 hint="remove them by name, or use -f",
             )
+        if not force:
+            self._check_unused(matches[0])
         for image in matches:
             self.images.delete(image.name)
         return [m.name for m in matches]
+
+    def _check_unused(self, image: Image) -> None:
+        """_check_unused refuses to remove the last name of an image a container uses."""
+        digest = image.target.digest
+        if any(i.name != image.name and i.target.digest == digest for i in self.images.list()):
+            return  # another name keeps the image
+        for container in self.containers.list():
+            if container.image == image.name:
+                raise FailedPrecondition(
+                    f"image {image.name} is used by container {container.name} "
+                    f"({container.id[:12]})",
+                    hint="remove the container first, or use rmi -f",
+                )
 
     def save(self, refs: list[str], out: BinaryIO) -> None:
         """save writes the images as one OCI archive (with docker's manifest.json)."""

@@ -336,6 +336,20 @@ def test_killed_supervisor_leaves_a_task_rm_cleans(croot: Path, image: str) -> N
     assert "orphan" not in ctl_proc("ps", "-a", root=croot).stdout
 
 
+def test_rmi_keeps_the_last_name_of_an_image_a_container_uses(tmp_path: Path, image: str) -> None:
+    root = tmp_path / "root"
+    ctl_proc("pull", image, root=root).assert_success()
+    ctl_proc("create", "--name", "user", "--net", "none", image, "true", root=root)
+    # Another name for the same image is not the last one: it goes.
+    ctl_proc("tag", image, "example.com/other:v1", root=root).assert_success()
+    ctl_proc("rmi", "example.com/other:v1", root=root).assert_success()
+    refused = ctl_proc("rmi", image, root=root)
+    refused.assert_failure(125, stderr_re="used by container user")
+    ctl_proc("rmi", "-f", image, root=root).assert_success()
+    assert ctl_proc("images", "-q", root=root).stdout == ""
+    ctl_proc("rm", "user", root=root).assert_success()
+
+
 def test_top_and_the_tasks_group(croot: Path, image: str) -> None:
     ctl_proc(
         "run", "-d", "--name", "observed", "--memory", "64m", image, "sleep", "60", root=croot
