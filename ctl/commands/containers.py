@@ -481,6 +481,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
             "OOMKilled": bool(exit_ and exit_.oom),
         },
+        "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
         "LogPath": str(ctx.client.tasks.log_path(container.id)),
         "Snapshotter": container.snapshotter,

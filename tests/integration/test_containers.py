@@ -451,6 +451,7 @@ def test_restart_policies(croot: Path, image: str) -> None:
     _wait_for(lambda: "Exited (1)" in ctl_proc("ps", "-a", root=croot).stdout)
     time.sleep(0.5)
     assert ctl_proc("logs", "retry", root=croot).stdout.count("run") == 3
+    assert json.loads(ctl_proc("inspect", "retry", root=croot).stdout)[0]["RestartCount"] == 2
     ctl_proc(
         "run",
         "-d",
