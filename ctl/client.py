@@ -168,10 +168,12 @@ class Client:
             )
             image = self._put_image(str(parsed), target)
             if unpack:
-                self.unpack(image, platform)
+                self.unpack(image, platform, progress)
             return image
 
-    def unpack(self, image: Image, platform: Platform | None = None) -> str:
+    def unpack(
+        self, image: Image, platform: Platform | None = None, progress: Progress | None = None
+    ) -> str:
         """unpack applies the image's layers as snapshots; returns the top chain ID."""
         from ctl.images import manifests
         from ctl.images.unpack import unpack
@@ -181,7 +183,7 @@ class Client:
             self.content, image.target, platform or host_platform()
         )
         with self.lease():
-            return unpack(self.content, self.snapshotter, manifest)
+            return unpack(self.content, self.snapshotter, manifest, progress)
 
     def _put_image(self, name: str, target: Any) -> Image:
         from ctl.images.image import Image

@@ -122,9 +122,15 @@ def _pull(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _unpack(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.progress import for_stream
+
     client = ctx.client
     image = client.get_image(args.ref)
-    top = client.unpack(image, _platform(args.platform))
+    progress = for_stream(quiet=False)
+    try:
+        top = client.unpack(image, _platform(args.platform), progress)
+    finally:
+        progress.close()
     print(f"unpacked {image.name} into {client.snapshotter_name}: {top}")
     return 0
 

@@ -9,25 +9,38 @@ first simply wins (AlreadyExists at commit is success), as in containerd.
 
 from __future__ import annotations
 
+import functools
+import io
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
 from ctl.images import manifests
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from _typeshed import WriteableBuffer
+
     from ctl.content import Provider
+    from ctl.progress import Progress
     from ctl.snapshots import Snapshotter
 
 LABEL_SNAPSHOT_REF = "containerd.io/snapshot.ref"
 LABEL_UNCOMPRESSED = "containerd.io/uncompressed"
 
 
-def unpack(provider: Provider, snapshotter: Snapshotter, manifest: manifests.Manifest) -> str:
+def unpack(
+    provider: Provider,
+    snapshotter: Snapshotter,
+    manifest: manifests.Manifest,
+    progress: Progress | None = None,
+) -> str:
     """unpack makes sure every layer of ``manifest`` is a committed snapshot.
 
     Returns the chain ID of the top layer: the parent for a container's
-    snapshot ("" for an image without layers).
+    snapshot ("" for an image without layers). ``progress`` hears of each
+    layer applied, by the bytes of the blob read so far.
     """
     config = manifests.read_config(provider, manifest)
     diff_ids = manifests.diff_ids(config)
@@ -49,7 +62,11 @@ def unpack(provider: Provider, snapshotter: Snapshotter, manifest: manifests.Man
         snapshotter.prepare(key, parent, labels={LABEL_SNAPSHOT_REF: chain})
         try:
             target = snapshotter.apply_target(key)
-            with provider.reader_at(layer) as stream:
+            with provider.reader_at(layer) as blob:
+                stream: BinaryIO = blob
+                if progress is not None:
+                    progress.started(layer, "unpack", 0)
+                    stream = _counted(blob, functools.partial(progress.advanced, layer))
                 apply_layer(
                     stream,
                     target.path,
@@ -63,9 +80,35 @@ def unpack(provider: Provider, snapshotter: Snapshotter, manifest: manifests.Man
                 snapshotter.remove(key)
         except BaseException:
             snapshotter.remove(key)
+            if progress is not None:
+                progress.finished(layer, "failed")
             raise
+        if progress is not None:
+            progress.finished(layer, "unpacked")
         parent = chain
     return parent
+
+
+class _Counter(io.RawIOBase):
+    """_Counter passes reads through and reports the size of each."""
+
+    def __init__(self, stream: BinaryIO, advanced: Callable[[int], None]) -> None:
+        self._stream = stream
+        self._advanced = advanced
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        self._advanced(len(data))
+        return len(data)
+
+
+def _counted(stream: BinaryIO, advanced: Callable[[int], None]) -> BinaryIO:
+    return io.BufferedReader(_Counter(stream, advanced))
 
 
 def _committed(snapshotter: Snapshotter, name: str) -> bool:

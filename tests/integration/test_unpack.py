@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,6 +172,38 @@ def test_second_image_on_the_same_base_unpacks_only_its_layer(
     run_ctl("--snapshotter", snapshotter, "pull", ref, root=root).assert_success()
     listing = run_ctl("--snapshotter", snapshotter, "snapshots", "ls", "-q", root=root)
     assert len(listing.stdout.split()) == 2
+
+
+class _Recorder:
+    """_Recorder keeps the progress events a pull reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, object]] = []
+
+    def started(self, desc: Any, kind: str, offset: int) -> None:
+        self.events.append(("started", desc.digest, kind))
+
+    def advanced(self, desc: Any, nbytes: int) -> None:
+        self.events.append(("advanced", desc.digest, nbytes))
+
+    def finished(self, desc: Any, status: str) -> None:
+        self.events.append(("finished", desc.digest, status))
+
+    def close(self) -> None:
+        pass
+
+
+def test_pull_reports_unpack_progress_per_layer(root: Path, images: CanonicalImages) -> None:
+    import ctl
+
+    recorder = _Recorder()
+    ctl.Client(root=root).pull(images.busybox_ref, progress=recorder)
+    layer = images.busybox.layers[0]
+    mine = [e for e in recorder.events if e[1] == layer.digest]
+    unpack_start = mine.index(("started", layer.digest, "unpack"))
+    read = sum(int(n) for kind, _, n in mine[unpack_start:] if kind == "advanced")
+    assert read == layer.size
+    assert mine[-1] == ("finished", layer.digest, "unpacked")
 
 
 def test_many_layers_on_overlayfs(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
