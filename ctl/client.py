@@ -495,6 +495,13 @@ class Client:
         self.tasks.stop(container, timeout, stop_signal(container.spec))
         return container
 
+    def restart_container(self, ref: str, timeout: float = 10.0) -> Container:
+        """restart_container stops the container if it runs, then starts it (docker's restart)."""
+        container = self.stop_container(ref, timeout)
+        with self.start_task(container):
+            pass
+        return container
+
     # Namespaces.
 
     def list_namespaces(self) -> list[str]:

@@ -24,6 +24,7 @@ TOP_LEVEL: dict[str, tuple[str, str]] = {
     "start": ("containers", "Start stopped or created containers"),
     "ps": ("containers", "List containers"),
     "stop": ("containers", "Stop running containers"),
+    "restart": ("containers", "Restart containers"),
     "kill": ("containers", "Send a signal to running containers"),
     "pause": ("containers", "Pause running containers"),
     "resume": ("containers", "Resume paused containers"),

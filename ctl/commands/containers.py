@@ -40,6 +40,9 @@ def register(subparsers: SubParsers) -> None:
     stop = add_command(subparsers, "stop", _stop, "Stop running containers")
     stop.add_argument("containers", nargs="+", metavar="CONTAINER")
     stop.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
+    restart = add_command(subparsers, "restart", _restart, "Restart containers")
+    restart.add_argument("containers", nargs="+", metavar="CONTAINER")
+    restart.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
     kill = add_command(subparsers, "kill", _kill, "Send a signal to running containers")
     kill.add_argument("containers", nargs="+", metavar="CONTAINER")
     kill.add_argument("-s", "--signal", default="KILL", help="signal (default KILL)")
@@ -377,6 +380,12 @@ def _stop(args: argparse.Namespace, ctx: Context) -> int:
     if args.time < 0:
         raise InvalidArgument("stop -t must not be negative")
     return each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
+
+
+def _restart(args: argparse.Namespace, ctx: Context) -> int:
+    if args.time < 0:
+        raise InvalidArgument("restart -t must not be negative")
+    return each(args.containers, lambda ref: ctx.client.restart_container(ref, args.time))
 
 
 def _kill(args: argparse.Namespace, ctx: Context) -> int:

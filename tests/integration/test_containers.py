@@ -172,6 +172,10 @@ def test_stop_then_start_at_once_and_no_mounts_left(
         ctl_proc(*flag, "start", "again", root=croot).assert_success()
     ctl_proc(*flag, "kill", "again", root=croot).assert_success()
     ctl_proc(*flag, "start", "again", root=croot).assert_success()
+    before = json.loads(ctl_proc(*flag, "inspect", "again", root=croot).stdout)[0]["State"]
+    ctl_proc(*flag, "restart", "-t", "0", "again", root=croot).assert_success()
+    after = json.loads(ctl_proc(*flag, "inspect", "again", root=croot).stdout)[0]["State"]
+    assert after["Running"] and after["Pid"] != before["Pid"]
     ctl_proc(*flag, "rm", "-f", "again", root=croot).assert_success()
     assert ctl_proc(*flag, "ps", "-a", "-q", root=croot).stdout == ""
     assert mounts_under_root() == []
