@@ -418,6 +418,9 @@ class Client:
                 )
         image = self.ensure_image(image_ref, options.pull, options.platform, progress)
         platform = options.platform or host_platform()
+        # The lease lasts until the record is written: a prune meanwhile would
+        # take the new snapshot for garbage. A create killed before the record
+        # leaves a task directory that prune removes (ctl.gc).
         with self.lease():
             manifest = manifests.platform_manifest(self.content, image.target, platform)
             top = unpack(self.content, self.snapshotter, manifest)
@@ -425,42 +428,39 @@ class Client:
             container_id = os.urandom(32).hex()
             snapshot_key = snapshot or container_id
             self.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
-        tasks = self.tasks
-        files_dir = tasks.task_dir(container_id)
-        try:
-            files_dir.mkdir(mode=0o700, parents=True)
-            write_host_files(files_dir, options.network, hostname_for(options, container_id))
-            draft = Container(
-                id=container_id,
-                name=name or "",
-                image=image.name,
-                snapshotter=self.snapshotter_name or "",
-                snapshot_key=snapshot_key,
-                spec={},
-                config=options.runtime_config(),
-                labels=dict(options.labels),
-            )
-            rootfs = tasks.mount_rootfs(draft)
-            spec = container_spec(
-                options, image_config, rootfs, container_id, self.namespace, files_dir
-            )
-            for attempt in range(8):
-                try:
-                    return self.containers.create(
-                        draft.updated(name=name or random_name(), spec=spec)
-                    )
-                except AlreadyExists:
-                    if name is not None or attempt == 7:
-                        raise
-            raise AssertionError("unreachable")
-        except BaseException:
-            tasks.unmount_rootfs(container_id)
-            with contextlib.suppress(NotFound):
-                self.snapshotter.remove(snapshot_key)
-            import shutil
-
-            shutil.rmtree(files_dir, ignore_errors=True)
-            raise
+            tasks = self.tasks
+            files_dir = tasks.task_dir(container_id)
+            try:
+                files_dir.mkdir(mode=0o700, parents=True)
+                write_host_files(files_dir, options.network, hostname_for(options, container_id))
+                draft = Container(
+                    id=container_id,
+                    name=name or "",
+                    image=image.name,
+                    snapshotter=self.snapshotter_name or "",
+                    snapshot_key=snapshot_key,
+                    spec={},
+                    config=options.runtime_config(),
+                    labels=dict(options.labels),
+                )
+                rootfs = tasks.mount_rootfs(draft)
+                spec = container_spec(
+                    options, image_config, rootfs, container_id, self.namespace, files_dir
+                )
+                for attempt in range(8):
+                    try:
+                        return self.containers.create(
+                            draft.updated(name=name or random_name(), spec=spec)
+                        )
+                    except AlreadyExists:
+                        if name is not None or attempt == 7:
+                            raise
+                raise AssertionError("unreachable")
+            except BaseException:
+                tasks.remove_leftovers(container_id)
+                with contextlib.suppress(NotFound):
+                    self.snapshotter.remove(snapshot_key)
+                raise
 
     def get_container(self, ref: str) -> Container:
         return self.containers.get(ref)

@@ -5,7 +5,8 @@ An image keeps its target and everything reachable from it (the present
 part of an index, manifests, configs, layers) and the snapshot of each of
 its layer chains; a container keeps its own snapshot; a kept snapshot keeps
 its parents. Everything else goes: unreferenced blobs, snapshots left by
-removed images or a crashed unpack, ingests older than a day.
+removed images or a crashed unpack, ingests older than a day, and the task
+directory (with its mounted rootfs) of a create killed before its record.
 
 A pull, load or unpack holds the GC lock shared for its whole run (the
 client's ``lease``); collection takes it exclusively, so it never sweeps
@@ -43,6 +44,7 @@ class Collected:
     blobs: list[str] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
     ingests: list[str] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)
     reclaimed: int = 0
 
 
@@ -68,6 +70,12 @@ def collect(client: Client, *, unused_images: bool = False, timeout: float = 600
                     continue
                 _mark_image(ns.content, image.target, namespace, live_blobs, live_snapshots)
             live_snapshots.update(f"{namespace}/{c.snapshot_key}" for c in containers)
+            for container_id in ns.tasks.leftovers({c.id for c in containers}):
+                # A create killed before its record: nothing runs there (a task
+                # starts only once the record is written), and no create is
+                # half-way while the GC lock is held.
+                ns.tasks.remove_leftovers(container_id)
+                result.leftovers.append(f"{namespace}/{container_id}")
         _sweep_blobs(client.content, live_blobs, result)
         for name in NAMES:
             root = paths.snapshotter(name)

@@ -94,6 +94,23 @@ class TaskService:
         except CtlError:
             unmount(rootfs, detach=True)
 
+    def remove_leftovers(self, container_id: str) -> None:
+        """remove_leftovers unmounts and deletes the task directory of an unrecorded container."""
+        import shutil
+
+        self.unmount_rootfs(container_id)
+        shutil.rmtree(self.task_dir(container_id), ignore_errors=True)
+
+    def leftovers(self, container_ids: set[str]) -> list[str]:
+        """leftovers are the task directories of no container in ``container_ids``."""
+        from ctl.containers.store import is_container_id
+
+        try:
+            entries = os.listdir(self._tasks_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(e for e in entries if e not in container_ids and is_container_id(e))
+
     # Status.
 
     def load(self, container_id: str) -> TaskState | None:

@@ -120,6 +120,8 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
         print(f"Deleted: {digest}")
     for key in result.snapshots:
         print(f"Deleted snapshot: {key}")
+    for container in result.leftovers:
+        print(f"Deleted leftovers of unfinished container: {container}")
     print(f"Total reclaimed space: {human_size(result.reclaimed)}")
     return 0
 

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container
 
 _ID = re.compile(r"[0-9a-f]{64}")
+
+
+def is_container_id(text: str) -> bool:
+    """is_container_id tells a full container id (64 lowercase hex digits)."""
+    return _ID.fullmatch(text) is not None
+
+
 # docker's rule for container names.
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 UPDATABLE = ("labels", "spec", "config", "snapshot_key")
@@ -49,7 +56,7 @@ class LocalContainerStore:
         self._lock_path = lock_path
 
     def _path(self, container_id: str) -> Path:
-        if not _ID.fullmatch(container_id):
+        if not is_container_id(container_id):
             raise InvalidArgument(f"invalid container id {container_id!r}")
         return self._dir / f"{container_id}.json"
 
@@ -69,7 +76,7 @@ class LocalContainerStore:
             entries = os.listdir(self._dir)
         except FileNotFoundError:
             return []
-        return sorted(e[:-5] for e in entries if e.endswith(".json") and _ID.fullmatch(e[:-5]))
+        return sorted(e[:-5] for e in entries if e.endswith(".json") and is_container_id(e[:-5]))
 
     def _id_for_name(self, name: str) -> str | None:
         if not _NAME.fullmatch(name):
@@ -81,7 +88,7 @@ class LocalContainerStore:
         return container_id if (self._dir / f"{container_id}.json").exists() else None
 
     def get(self, ref: str) -> Container:
-        if _ID.fullmatch(ref):
+        if is_container_id(ref):
             return self._load(ref)
         by_name = self._id_for_name(ref)
         if by_name is not None:

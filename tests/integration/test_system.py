@@ -42,6 +42,30 @@ def test_prune_all_removes_unused_images(root: Path, images: CanonicalImages) ->
     assert _blobs(root) == set()
 
 
+def test_prune_removes_what_a_killed_create_left(root: Path, images: CanonicalImages) -> None:
+    """A create killed between mounting the rootfs and writing the record leaves no container.
+
+    What it leaves is built here as create builds it, up to the record.
+    """
+    import os
+
+    from ctl.containers.container import Container
+
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    client = ctl.Client(root=root)
+    chain = run_ctl("snapshots", "ls", "-q", root=root).stdout.split()[0]
+    orphan = os.urandom(32).hex()
+    client.snapshotter.prepare(orphan, chain)
+    draft = Container(orphan, "", images.busybox_ref, "overlayfs", orphan, {})
+    rootfs = client.tasks.mount_rootfs(draft)
+    assert os.listdir(rootfs)
+    result = run_ctl("prune", "-f", root=root).assert_success()
+    assert f"unfinished container: default/{orphan}" in result.stdout
+    assert not client.tasks.task_dir(orphan).exists()
+    assert orphan not in run_ctl("snapshots", "ls", "-q", root=root).stdout
+    assert str(root) not in Path("/proc/self/mountinfo").read_text()
+
+
 def test_prune_waits_for_a_pull_lease(root: Path, images: CanonicalImages) -> None:
     client = ctl.Client(root=root)
     run_ctl("pull", images.busybox_ref, root=root).assert_success()
