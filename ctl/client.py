@@ -400,7 +400,7 @@ class Client:
         from ctl.containers.container import Container
         from ctl.containers.create import container_spec, hostname_for, write_host_files
         from ctl.containers.names import random_name
-        from ctl.containers.store import validate_name
+        from ctl.containers.store import name_taken, validate_name
         from ctl.images import manifests
         from ctl.images.unpack import unpack
         from ctl.reference import host_platform
@@ -411,11 +411,7 @@ class Client:
             self.networks.get(options.network)
         if name is not None:
             with contextlib.suppress(NotFound):
-                self.containers.get(name)
-                raise AlreadyExists(
-                    f"container name {name!r} is already in use",
-                    hint="remove that container or choose another --name",
-                )
+                raise name_taken(name, self.containers.get(name).id)
         image = self.ensure_image(image_ref, options.pull, options.platform, progress)
         platform = options.platform or host_platform()
         # The lease lasts until the record is written: a prune meanwhile would

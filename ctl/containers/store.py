@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 _ID = re.compile(r"[0-9a-f]{64}")
 
 
+def name_taken(name: str, holder: str) -> AlreadyExists:
+    """name_taken is the error for a container name that container ``holder`` has."""
+    return AlreadyExists(
+        f"container {name!r}: already exists",
+        hint=f"the name is in use by container {holder[:12]}: remove it or choose another --name",
+    )
+
+
 def is_container_id(text: str) -> bool:
     """is_container_id tells a full container id (64 lowercase hex digits)."""
     return _ID.fullmatch(text) is not None
@@ -116,11 +124,9 @@ class LocalContainerStore:
         with self._lock():
             if path.exists():
                 raise AlreadyExists(f"container id {container.id}: already exists")
-            if self._id_for_name(container.name) is not None:
-                raise AlreadyExists(
-                    f"container name {container.name!r} is already in use",
-                    hint="remove that container or choose another --name",
-                )
+            holder = self._id_for_name(container.name)
+            if holder is not None:
+                raise name_taken(container.name, holder)
             fsutil.atomic_write(self._names / container.name, container.id.encode())
             fsutil.atomic_write_json(path, created.to_record())
         return created
