@@ -18,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,7 @@ class FakeRegistry:
       users           accepted user -> password (bearer: checked at the token endpoint)
       fail            statuses to answer, one per request, before behaving
       drop_after      send only this many bytes of a blob body, then hang up
+      slow_blobs      digest -> seconds to wait before sending that blob's body
       ignore_range    answer Range requests with the whole blob (200)
       redirect_blobs  base URL that blob GETs are redirected to
       digest_header   send Docker-Content-Digest on manifest responses
@@ -67,6 +69,7 @@ class FakeRegistry:
     users: dict[str, str] = field(default_factory=dict)
     fail: list[int] = field(default_factory=list)
     drop_after: int | None = None
+    slow_blobs: dict[str, float] = field(default_factory=dict)
     ignore_range: bool = False
     redirect_blobs: str | None = None
     digest_header: bool = True
@@ -245,6 +248,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
+        time.sleep(reg.slow_blobs.get(digest, 0.0))
         if reg.drop_after is not None:
             self.wfile.write(part[: reg.drop_after])
             self.wfile.flush()

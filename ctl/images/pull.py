@@ -9,6 +9,7 @@ its ingest (HTTP Range) on the next pull.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,10 @@ MAX_CONCURRENT_DOWNLOADS = 3
 BLOB_ATTEMPTS = 4
 
 
+class _Stopped(Exception):
+    """_Stopped ends a download because another one failed (or Ctrl-C); not an error of its own."""
+
+
 class Fetcher:
     """Fetcher copies one image's content from a registry into a content store."""
 
@@ -50,6 +55,7 @@ class Fetcher:
         self._progress = progress
         # Documents fetched but not yet committed: they are committed after their children.
         self._pending: dict[str, bytes] = {}
+        self._stop = threading.Event()
 
     def fetch(self) -> Descriptor:
         """fetch resolves the reference and fetches its content; returns the target."""
@@ -67,10 +73,13 @@ class Fetcher:
         try:
             for future in [pool.submit(self._fetch_blob, d, kind) for d, kind in blobs]:
                 future.result()
-        except BaseException:
-            # Ctrl-C or a failed blob: do not wait for the other downloads. What
-            # they wrote stays in their ingests, for the next pull to resume.
-            pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException as err:
+            # A failed blob or Ctrl-C stops the other downloads at their next
+            # chunk; what they wrote stays in their ingests, for the next pull
+            # to resume. A failure waits for them (nothing may write on behind
+            # the caller's back); Ctrl-C does not (the CLI exits at once).
+            self._stop.set()
+            pool.shutdown(wait=not isinstance(err, KeyboardInterrupt), cancel_futures=True)
             raise
         pool.shutdown()
         # Children first, parents last: a committed manifest implies its blobs.
@@ -109,9 +118,11 @@ class Fetcher:
                 try:
                     copy_from(writer, lambda offset: self._open(desc, kind, offset), desc)
                     break
+                except _Stopped:
+                    return
                 except Unavailable:
                     # The bytes so far stay in the ingest; a fresh request resumes from them.
-                    if attempt == BLOB_ATTEMPTS - 1:
+                    if attempt == BLOB_ATTEMPTS - 1 or self._stop.is_set():
                         self._progress.finished(desc, "failed")
                         raise
         self._progress.finished(desc, "done")
@@ -123,6 +134,8 @@ class Fetcher:
         def chunks() -> Iterator[bytes]:
             try:
                 for chunk in stream:
+                    if self._stop.is_set():
+                        raise _Stopped
                     self._progress.advanced(desc, len(chunk))
                     yield chunk
             finally:

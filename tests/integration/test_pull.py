@@ -135,10 +135,11 @@ def test_wrong_size_is_refused(root: Path, images: CanonicalImages) -> None:
 
 
 def test_cut_off_download_resumes(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
-    from tests.images import big_layer
+    from tests.images import ImageBuilder, big_layer
 
     big = big_layer(tmp_path / "big.tar.gz", size_mb=2)
-    image = images.factory.image(big)
+    # One layer: with two, the other one's failure could stop this one before its first byte.
+    image = ImageBuilder([big]).build()
     with FakeRegistry() as reg:
         ref = _serve(reg, image)
         reg.drop_after = 64 * 1024
@@ -151,6 +152,31 @@ def test_cut_off_download_resumes(root: Path, images: CanonicalImages, tmp_path:
         ranges = [s.headers.get("Range") for s in reg.requests_to(big.digest)]
         assert ranges[-1] == f"bytes={partial[big.digest]}-"
     assert big.digest in _blobs(root)
+
+
+def test_a_failed_pull_leaves_no_download_running(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    """Through the Python API no thread goes on writing after pull raised."""
+    import time
+
+    import ctl
+    from ctl.errdefs import Unavailable
+    from tests.images import big_layer
+
+    big = big_layer(tmp_path / "big.tar.gz", size_mb=2)
+    image = images.factory.image(big)
+    client = ctl.Client(root=root)
+    with FakeRegistry() as reg:
+        ref = _serve(reg, image)
+        reg.drop_after = 64 * 1024
+        # busybox's layer fails its attempts while the big one still waits for its body.
+        reg.slow_blobs[big.digest] = 0.5
+        with pytest.raises(Unavailable):
+            client.pull(ref)
+        offsets = {s.ref: s.offset for s in client.content.list_statuses()}
+        time.sleep(1.0)
+        assert {s.ref: s.offset for s in client.content.list_statuses()} == offsets
 
 
 def test_token_auth_with_docker_config(
