@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json")
 
 
-_FIELD = r"{{\s*\.(\w+)\s*}}"
+# One template action: {{.Field}}, {{.A.B}} or {{json .A}} (docker's most used).
+_ACTION = r"{{\s*(json\s+)?\.([\w.]*)\s*}}"
 
 
 def check_format(fmt: str) -> str:
@@ -37,24 +38,56 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def _template(fmt: str, rows: Iterable[Mapping[str, Any]]) -> str:
-    """_template renders ``{{.Field}}`` templates; a ``table`` prefix makes a table of them."""
+def _lookup(doc: Any, path: str) -> Any:
+    """_lookup follows a dotted path (``State.Running``) into nested mappings."""
+    value = doc
+    for key in path.split(".") if path else ():
+        if not isinstance(value, dict) or key not in value:
+            have = ", ".join(value) if isinstance(value, dict) else type(value).__name__
+            raise InvalidArgument(f"--format: no field {path!r} (have {have})")
+        value = value[key]
+    return value
+
+
+def _text(value: Any) -> str:
+    """_text prints a value as Go templates do: true/false, maps and lists as JSON."""
+    import json
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def render_template(fmt: str, docs: Iterable[Mapping[str, Any]]) -> str:
+    """render_template fills the template once for each document, a line each.
+
+    A ``table`` prefix makes a table whose headers are the field names.
+    """
+    import json
     import re
 
-    rows = list(rows)
-    fields = re.findall(_FIELD, fmt)
-    unknown = [f for f in fields if rows and f not in rows[0]]
-    if unknown:
-        raise InvalidArgument(f"--format: no field {unknown[0]!r} (have {', '.join(rows[0])})")
+    docs = list(docs)
+    actions = re.findall(_ACTION, fmt)
+    for doc in docs[:1]:
+        for _, path in actions:
+            _lookup(doc, path)  # an unknown field fails before anything is printed
     if fmt.startswith("table"):
-        table = [[_cell(row.get(f)) for f in fields] for row in rows]
-        return render_table([f.upper() for f in fields], table)
-    # re.split with a group alternates literal text (even) and field names (odd).
-    parts = re.split(_FIELD, fmt.replace("\\t", "\t").replace("\\n", "\n"))
-    return "".join(
-        "".join(_cell(row.get(p)) if i % 2 else p for i, p in enumerate(parts)) + "\n"
-        for row in rows
-    )
+        table = [[_text(_lookup(doc, path)) for _, path in actions] for doc in docs]
+        return render_table([path.upper() for _, path in actions], table)
+    body = fmt.replace("\\t", "\t").replace("\\n", "\n")
+
+    def fill(doc: Mapping[str, Any]) -> str:
+        return re.sub(
+            _ACTION,
+            lambda m: json.dumps(_lookup(doc, m[2])) if m[1] else _text(_lookup(doc, m[2])),
+            body,
+        )
+
+    return "".join(fill(doc) + "\n" for doc in docs)
 
 
 def print_listing(
@@ -72,7 +105,7 @@ def print_listing(
     fmt = check_format(fmt)
     out = sys.stdout
     if "{{" in fmt:
-        out.write(_template(fmt, rows))
+        out.write(render_template(fmt, rows))
         return
     if fmt == "json":
         import json
@@ -107,6 +140,14 @@ def print_json(value: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(value, indent=4) + "\n")
+
+
+def print_inspect(docs: list[dict[str, Any]], fmt: str | None) -> None:
+    """print_inspect prints inspect's JSON array, or each document through ``-f`` template."""
+    if fmt is None:
+        print_json(docs)
+    else:
+        sys.stdout.write(render_template(check_format(fmt), docs))
 
 
 def print_ids(ids: Iterable[str]) -> None:

@@ -136,6 +136,16 @@ def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
         parser.add_argument("-q", "--quiet", action="store_true", help="print only IDs")
 
 
+def add_inspect_format(parser: argparse.ArgumentParser) -> None:
+    """add_inspect_format adds inspect's ``-f/--format TEMPLATE`` (default: a JSON array)."""
+    parser.add_argument(
+        "-f",
+        "--format",
+        default=None,
+        help="a template for each object, e.g. '{{.State.Status}}' or '{{json .Config}}'",
+    )
+
+
 def each(refs: list[str], action: Any) -> int:
     """each applies ``action`` to every name and prints it; errors are reported, the rest go on."""
     failed = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ctl.commands._base import add_command, add_format, add_group, each
+from ctl.commands._base import add_command, add_format, add_group, add_inspect_format, each
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -73,6 +73,7 @@ def register(subparsers: SubParsers) -> None:
     wait.add_argument("containers", nargs="+", metavar="CONTAINER")
     inspect = add_command(subparsers, "inspect", _inspect, "Show containers as JSON")
     inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
+    add_inspect_format(inspect)
     top = add_command(subparsers, "top", _top, "Show the processes of a container")
     top.add_argument("container", metavar="CONTAINER")
 
@@ -526,10 +527,11 @@ def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_json
+    from ctl.output import print_inspect
 
     client = ctx.client
-    print_json([_inspect_doc(ctx, client.get_container(ref)) for ref in args.containers])
+    docs = [_inspect_doc(ctx, client.get_container(ref)) for ref in args.containers]
+    print_inspect(docs, args.format)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ctl.commands._base import add_command, add_format, add_group
+from ctl.commands._base import add_command, add_format, add_group, add_inspect_format
 from ctl.errdefs import CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -90,6 +90,7 @@ def _load_flags(parser: argparse.ArgumentParser) -> None:
 
 def _inspect_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("refs", nargs="+", metavar="REF")
+    add_inspect_format(parser)
 
 
 # Handlers.
@@ -268,10 +269,11 @@ def _load(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_json
+    from ctl.output import print_inspect
 
     client = ctx.client
-    print_json([_inspect_doc(client.summarize(client.get_image(ref))) for ref in args.refs])
+    docs = [_inspect_doc(client.summarize(client.get_image(ref))) for ref in args.refs]
+    print_inspect(docs, args.format)
     return 0
 
 

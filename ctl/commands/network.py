@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ctl.commands._base import add_command, add_format, add_group, each
+from ctl.commands._base import add_command, add_format, add_group, add_inspect_format, each
 from ctl.errdefs import InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -28,6 +28,7 @@ def register(subparsers: SubParsers) -> None:
     ls.add_argument("--no-trunc", action="store_true", help="show full network IDs")
     inspect = add_command(group, "inspect", _inspect, "Show networks as JSON")
     inspect.add_argument("networks", nargs="+", metavar="NETWORK")
+    add_inspect_format(inspect)
     create = add_command(group, "create", _create, "Create a bridge network")
     create.add_argument("name", metavar="NAME")
     create.add_argument("--subnet", help="IPv4 subnet in CIDR form (default: a free private /16)")
@@ -77,10 +78,10 @@ def _ls(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_json
+    from ctl.output import print_inspect
 
     manager = _manager(ctx)
-    print_json([manager.inspect(name) for name in args.networks])
+    print_inspect([manager.inspect(name) for name in args.networks], args.format)
     return 0
 
 
