@@ -219,9 +219,18 @@ class TaskService:
 
     def start_created(self, container: Container) -> None:
         """start_created starts a task that ``start(start=False)`` created."""
+        from ctl.runtime.runc import RuncError
+
         task = self._require_live(container, "start")
         state.transition(task.status, "start")
-        self.runc.start(container.id)
+        try:
+            self.runc.start(container.id)
+        except RuncError:
+            # A process that exits at once can be reaped, and its runc container
+            # deleted by the supervisor, before runc start has removed its
+            # exec.fifo: runc then fails, though the process ran.
+            if self.status(container.id) is not Status.STOPPED:
+                raise
         state.set_status(self.task_dir(container.id), "start")
 
     def _require_live(self, container: Container, op: str) -> TaskState:

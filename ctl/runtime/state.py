@@ -253,9 +253,14 @@ def set_status(task_dir: Path, op: str) -> TaskState:
         task = load_task(task_dir)
         if task is None:
             raise FailedPrecondition(f"task {task_dir.name} has no state record")
-        status = transition(task.status, op)
         record = read_record(task_dir)
         assert record is not None
+        if op == "start" and task.status is Status.STOPPED and record["started_at"] is None:
+            # A process that exits at once is reaped and recorded by its
+            # supervisor before runc start returns: it did start.
+            status = Status.STOPPED
+        else:
+            status = transition(task.status, op)
         record["status"] = status.value
         if op == "start":
             record["started_at"] = time.time()

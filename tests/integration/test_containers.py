@@ -64,6 +64,19 @@ def test_lifecycle_through_the_python_api(croot: Path, image: str) -> None:
     assert ctl_proc("ps", "-a", "-q", root=croot).stdout.find(container.id[:12]) == -1
 
 
+def test_a_created_task_that_exits_at_once_starts_cleanly(croot: Path, image: str) -> None:
+    """runc start can lose a race with a process that exits at once (its supervisor
+    reaps it and deletes the runc container first): start must still succeed."""
+    client = ctl.Client(root=croot)
+    for i in range(10):
+        container = client.new_container(f"quick-{i}", image, options=_opts(["true"]))
+        task = container.new_task()
+        task.start()
+        assert task.wait(10).exit_code == 0
+        task.delete()
+        container.delete()
+
+
 def _opts(args: list[str]):
     from ctl.containers.create import ContainerOptions
 

@@ -432,7 +432,9 @@ def test_detached_tty_task(env: Env) -> None:
 
 
 def test_created_task_starts_later(env: Env) -> None:
-    spec = env.task("echo", "started", start=False)
+    # The pause gives set_status time to record the start before the exit (see
+    # TaskService.start_created for a process that exits at once).
+    spec = env.task("sh", "-c", "sleep 1; echo started", start=False)
     with spawn(env.runc, spec) as spawned:
         task = state.load_task(spec.task_dir)
         assert task is not None and task.status is Status.CREATED and task.pid == spawned.init_pid
