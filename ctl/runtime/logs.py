@@ -211,12 +211,33 @@ def read_logs(
         if follow:
             # _follow owns the descriptor from here on, and closes it.
             handed, current = current, None
-            yield from _follow(path, handed, buf, stop, poll_interval)
+            yield from _follow(path, handed, buf, stop, poll_interval, max_files)
     finally:
         for fd in older:
             os.close(fd)
         if current is not None:
             os.close(current)
+
+
+def _files_after(path: Path, max_files: int, ino: int) -> list[int]:
+    """_files_after opens the log files newer than the one with inode ``ino``, oldest first.
+
+    The last is ``path`` itself. All are opened before any is read, so no
+    rotation meanwhile can take one away. When ``ino`` is gone (rotated out),
+    every file left is newer than it.
+    """
+    opened = [fd for p in rotated_files(path, max_files) if (fd := _open_ro(p)) is not None]
+    inodes = [os.fstat(fd).st_ino for fd in opened]
+    start = inodes.index(ino) + 1 if ino in inodes else 0
+    for fd in opened[:start]:
+        os.close(fd)
+    newer = opened[start:]
+    if not newer or inodes[-1] != _ino(path):
+        # path itself is missing or was replaced again: follow it by name.
+        current = _open_ro(path)
+        if current is not None:
+            newer.append(current)
+    return newer
 
 
 def _ino(path: Path) -> int | None:
@@ -232,6 +253,7 @@ def _follow(
     buf: bytearray,
     stop: Callable[[], bool] | None,
     poll_interval: float,
+    max_files: int,
 ) -> Iterator[LogEntry]:
     stopping = False
     try:
@@ -247,11 +269,20 @@ def _follow(
                     continue
                 ino = _ino(path)
                 if ino is not None and ino != os.fstat(fd).st_ino:
-                    # Rotated: read what the writer added before renaming, then go
-                    # on with the new file.
+                    # Rotated: read what the writer added before renaming, then
+                    # the files that came after this one (more than one if the
+                    # writer rotated again meanwhile), then go on with the new one.
                     yield from filter(None, map(_parse, _lines(fd, buf)))
+                    done = os.fstat(fd).st_ino
                     os.close(fd)
-                    fd, buf = _open_ro(path), bytearray()
+                    newer = _files_after(path, max_files, done)
+                    fd, buf = (newer.pop() if newer else None), bytearray()
+                    try:
+                        for older in newer:
+                            yield from filter(None, map(_parse, _lines(older, bytearray())))
+                    finally:
+                        for older in newer:
+                            os.close(older)
                     continue
                 if os.fstat(fd).st_size < os.lseek(fd, 0, os.SEEK_CUR):
                     os.lseek(fd, 0, os.SEEK_SET)

@@ -129,7 +129,8 @@ def test_missing_log_reads_empty(tmp_path: Path) -> None:
 
 def test_follow_across_rotation_until_stopped(tmp_path: Path) -> None:
     path = tmp_path / "log.json"
-    log = LogWriter(path, max_size=300, max_files=2)
+    # Files enough that a follower slowed by a loaded machine finds each one.
+    log = LogWriter(path, max_size=300, max_files=20)
     log.write("stdout", b"before\n")
     done = threading.Event()
 
@@ -142,10 +143,34 @@ def test_follow_across_rotation_until_stopped(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=writer)
     thread.start()
-    got = texts(path, max_files=2, follow=True, stop=done.is_set, poll_interval=0.005)
+    got = texts(path, max_files=20, follow=True, stop=done.is_set, poll_interval=0.005)
     thread.join()
     # Every line reaches a follower, across several rotations, in order.
     assert got == ["before\n"] + [f"line {i:02}\n" for i in range(40)]
+
+
+def test_follow_keeps_up_with_two_rotations_between_polls(tmp_path: Path) -> None:
+    """A slow follower still reads a file that was rotated twice while it slept."""
+    path = tmp_path / "log.json"
+    log = LogWriter(path, max_size=300, max_files=2)
+    log.write("stdout", b"before\n")
+    done = threading.Event()
+
+    def writer() -> None:
+        time.sleep(0.1)
+        for burst in range(5):
+            # 5 records of ~75 bytes, 4 to a file: up to two rotations while the follower sleeps.
+            for i in range(5):
+                log.write("stdout", f"line {burst}.{i}\n".encode())
+            time.sleep(0.6)
+        log.close()
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    got = texts(path, max_files=2, follow=True, stop=done.is_set, poll_interval=0.3)
+    thread.join()
+    assert got == ["before\n"] + [f"line {b}.{i}\n" for b in range(5) for i in range(5)]
 
 
 def test_follow_waits_for_the_file_to_appear(tmp_path: Path) -> None:
