@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ctl.runtime.logs import PARTIAL_SIZE, LogWriter, read_logs, rfc3339_nano, rotated_files
+from ctl.runtime.logs import (
+    PARTIAL_SIZE,
+    LogEntry,
+    LogWriter,
+    read_logs,
+    rfc3339_nano,
+    rotated_files,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -127,26 +135,36 @@ def test_missing_log_reads_empty(tmp_path: Path) -> None:
     assert texts(tmp_path / "none.json") == []
 
 
+def _follow_while(path: Path, write: Callable[[], None], **options: Any) -> list[LogEntry]:
+    """_follow_while follows ``path`` while ``write`` runs in a thread; returns what it read."""
+    done = threading.Event()
+
+    def writer() -> None:
+        write()
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    entries = list(read_logs(path, follow=True, stop=done.is_set, **options))
+    thread.join()
+    return entries
+
+
 def test_follow_across_rotation_until_stopped(tmp_path: Path) -> None:
     path = tmp_path / "log.json"
     # Files enough that a follower slowed by a loaded machine finds each one.
     log = LogWriter(path, max_size=300, max_files=20)
     log.write("stdout", b"before\n")
-    done = threading.Event()
 
-    def writer() -> None:
+    def write() -> None:
         for i in range(40):
             log.write("stdout", f"line {i:02}\n".encode())
             time.sleep(0.002)
         log.close()
-        done.set()
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    got = texts(path, max_files=20, follow=True, stop=done.is_set, poll_interval=0.005)
-    thread.join()
+    got = _follow_while(path, write, max_files=20, poll_interval=0.005)
     # Every line reaches a follower, across several rotations, in order.
-    assert got == ["before\n"] + [f"line {i:02}\n" for i in range(40)]
+    assert [e.text for e in got] == ["before\n"] + [f"line {i:02}\n" for i in range(40)]
 
 
 def test_follow_keeps_up_with_two_rotations_between_polls(tmp_path: Path) -> None:
@@ -154,9 +172,8 @@ def test_follow_keeps_up_with_two_rotations_between_polls(tmp_path: Path) -> Non
     path = tmp_path / "log.json"
     log = LogWriter(path, max_size=300, max_files=2)
     log.write("stdout", b"before\n")
-    done = threading.Event()
 
-    def writer() -> None:
+    def write() -> None:
         time.sleep(0.1)
         for burst in range(5):
             # 5 records of ~75 bytes, 4 to a file: up to two rotations while the follower sleeps.
@@ -164,30 +181,22 @@ def test_follow_keeps_up_with_two_rotations_between_polls(tmp_path: Path) -> Non
                 log.write("stdout", f"line {burst}.{i}\n".encode())
             time.sleep(0.6)
         log.close()
-        done.set()
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    got = texts(path, max_files=2, follow=True, stop=done.is_set, poll_interval=0.3)
-    thread.join()
-    assert got == ["before\n"] + [f"line {b}.{i}\n" for b in range(5) for i in range(5)]
+    got = _follow_while(path, write, max_files=2, poll_interval=0.3)
+    want = ["before\n"] + [f"line {b}.{i}\n" for b in range(5) for i in range(5)]
+    assert [e.text for e in got] == want
 
 
 def test_follow_waits_for_the_file_to_appear(tmp_path: Path) -> None:
     path = tmp_path / "log.json"
-    done = threading.Event()
 
-    def writer() -> None:
+    def write() -> None:
         time.sleep(0.05)
         log = LogWriter(path)
         log.write("stderr", b"late\n")
         log.close()
-        done.set()
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    entries = list(read_logs(path, follow=True, stop=done.is_set, poll_interval=0.005))
-    thread.join()
+    entries = _follow_while(path, write, poll_interval=0.005)
     assert [(e.stream, e.text) for e in entries] == [("stderr", "late\n")]
 
 
@@ -196,18 +205,13 @@ def test_follow_after_truncation(tmp_path: Path) -> None:
     # Each record is about 75 bytes: four fit, the fifth truncates the file.
     log = LogWriter(path, max_size=320, max_files=1)
     log.write("stdout", b"a\n")
-    done = threading.Event()
 
-    def writer() -> None:
+    def write() -> None:
         time.sleep(0.03)
         for i in range(6):
             log.write("stdout", f"{i}\n".encode())
             time.sleep(0.03)
         log.close()
-        done.set()
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    got = texts(path, max_files=1, follow=True, stop=done.is_set, poll_interval=0.005)
-    thread.join()
-    assert got == ["a\n", "0\n", "1\n", "2\n", "3\n", "4\n", "5\n"]
+    got = _follow_while(path, write, max_files=1, poll_interval=0.005)
+    assert [e.text for e in got] == ["a\n", "0\n", "1\n", "2\n", "3\n", "4\n", "5\n"]
