@@ -34,6 +34,7 @@ from ctl.errdefs import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -214,16 +215,22 @@ def _exit_status(wait_status: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 class Runc:
     """Runc runs one runc binary against one state directory (``root``).
 
-    With ``debug`` every command line is printed to stderr before it runs.
+    With ``debug`` every command line goes to ``trace`` (stderr by default)
+    before it runs.
     """
 
     def __init__(self, root: Path, binary: str = "runc", debug: bool = False) -> None:
         self.root = root
         self.binary = binary
         self.debug = debug
+        self.trace: Callable[[str], None] = _to_stderr
 
     def argv(self, *args: str) -> list[str]:
         """argv is the full command line of ``runc ARGS`` for this root."""
@@ -254,7 +261,7 @@ class Runc:
         # dup2 of a descriptor onto itself clears close-on-exec in the child only.
         actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in (log_fd, *keep)]
         if self.debug:
-            print(f"+ {' '.join(argv)}", file=sys.stderr, flush=True)
+            self.trace(f"+ {' '.join(argv)}")
         try:
             pid = os.posix_spawnp(
                 argv[0],

@@ -237,6 +237,10 @@ class _Messages:
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         message: dict[str, Any] = json.loads(line)
+        if "debug" in message:
+            # The supervisor's runc command lines, for a caller run with --debug.
+            print(message["debug"], file=sys.stderr, flush=True)
+            return self.next(deadline)
         return message
 
 
@@ -625,6 +629,8 @@ class _Supervisor:
         self._take_fds()
         # A caller that never reads must not block us: messages are small, and dropped.
         os.set_blocking(self.status_fd, False)
+        if self.runc.debug:
+            self.runc.trace = self._trace
         prctl.set_child_subreaper()
         prctl.set_name(supervisor_name(self.spec.runc_id))
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -827,6 +833,12 @@ class _Supervisor:
             return False
         return True
 
+    def _trace(self, line: str) -> None:
+        """_trace logs a runc command line and hands it to the caller (``--debug``)."""
+        print(line, file=sys.stderr, flush=True)
+        if self.status_fd >= 0:
+            _send(self.status_fd, {"debug": line})
+
     def _release_caller(self) -> None:
         """_release_caller closes the caller's descriptors: ``$(ctl run ...)`` sees EOF."""
         for fd in self.caller.values():
@@ -912,6 +924,7 @@ class _Supervisor:
             sys.stderr.flush()
             # EOF for a waiting caller now; leaving the cgroup is slow and ours alone.
             os.close(self.status_fd)
+            self.status_fd = -1
             with contextlib.suppress(Exception):
                 cgroups.leave_supervisor_cgroup(self.spec.runc_id)
             os._exit(code)

@@ -425,6 +425,17 @@ def test_detached_run_returns_at_once_in_a_pipe(croot: Path, image: str) -> None
     ctl_proc("rm", "-f", proc.stdout.strip(), root=croot)
 
 
+def test_debug_shows_the_supervisors_runc_command_lines(croot: Path, image: str) -> None:
+    """SPEC section 2: --debug prints runc command lines, also those the supervisor runs."""
+    result = ctl_proc("--debug", "run", "--rm", "--net", "none", image, "true", root=croot)
+    result.assert_success()
+    runc_lines = [line for line in result.stderr.splitlines() if line.startswith("+ runc ")]
+    assert any(" run --bundle " in line for line in runc_lines), result.stderr
+    assert any(" delete " in line for line in runc_lines), result.stderr
+    quiet = ctl_proc("run", "--rm", "--net", "none", image, "true", root=croot)
+    assert quiet.assert_success().stderr == ""
+
+
 def test_bad_input_is_one_line_and_125(croot: Path, image: str) -> None:
     ctl_proc("run", "--memory", "lots", image, root=croot).assert_failure(125, stderr_re="memory")
     ctl_proc("run", "-v", "relative:/x", image, root=croot).assert_failure(125)
