@@ -225,23 +225,25 @@ class _Messages:
         self._buf = b""
 
     def next(self, deadline: float | None = None) -> dict[str, Any] | None:
-        """next returns the next message; TimeoutError once ``deadline`` (monotonic) passed."""
-        while b"\n" not in self._buf:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([self.fd], [], [], left)[0]:
-                    raise TimeoutError("no message from the supervisor in time")
-            chunk = os.read(self.fd, 4096)
-            if not chunk:
-                return None
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        message: dict[str, Any] = json.loads(line)
-        if "debug" in message:
-            # The supervisor's runc command lines, for a caller run with --debug.
+        """next returns the next message; TimeoutError once ``deadline`` (monotonic) passed.
+
+        The supervisor's runc command lines (``--debug``) are printed, not returned.
+        """
+        while True:
+            while b"\n" not in self._buf:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                        raise TimeoutError("no message from the supervisor in time")
+                chunk = os.read(self.fd, 4096)
+                if not chunk:
+                    return None
+                self._buf += chunk
+            line, _, self._buf = self._buf.partition(b"\n")
+            message: dict[str, Any] = json.loads(line)
+            if "debug" not in message:
+                return message
             print(message["debug"], file=sys.stderr, flush=True)
-            return self.next(deadline)
-        return message
 
 
 # --- the caller's side ----------------------------------------------------------
