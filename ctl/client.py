@@ -493,6 +493,11 @@ class Client:
 
     def restart_container(self, ref: str, timeout: float = 10.0) -> Container:
         """restart_container stops the container if it runs, then starts it (docker's restart)."""
+        if self.containers.get(ref).config.get("rm"):
+            # Its supervisor removes it as soon as it stops.
+            raise FailedPrecondition(
+                f"container {ref!r} was run with --rm: stopping it removes it, so it cannot restart"
+            )
         container = self.stop_container(ref, timeout)
         with self.start_task(container):
             pass
