@@ -198,8 +198,10 @@ def test_detached_rm_removes_after_exit(croot: Path, image: str) -> None:
     ctl_proc(
         "run", "-d", "--rm", "--name", "drm", image, "sleep", "0.3", root=croot
     ).assert_success()
-    ctl_proc("restart", "drm", root=croot).assert_failure(125, stderr_re="--rm")
     _wait_for(lambda: "drm" not in ctl_proc("ps", "-a", root=croot).stdout)
+    ctl_proc("run", "-d", "--rm", "--name", "drm2", image, "sleep", "60", root=croot)
+    ctl_proc("restart", "drm2", root=croot).assert_failure(125, stderr_re="--rm")
+    ctl_proc("rm", "-f", "drm2", root=croot).assert_success()
 
 
 def test_tty_gets_a_pty(croot: Path, image: str) -> None:
