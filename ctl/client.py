@@ -16,7 +16,13 @@ from functools import cached_property
 from pathlib import Path
 
 from ctl import fsutil
-from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ctl.errdefs import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -472,17 +478,30 @@ class Client:
         if container.config.get("rm"):
 
             def on_exit(status: Any) -> None:
-                self.remove_container(container.id, force=True)
+                lock = self._removal_lock(container, timeout=0)
+                try:
+                    lock.acquire()
+                except Unavailable:
+                    return  # 'rm' holds it, waiting for us to finish: it removes the container
+                try:
+                    self.tasks.delete(container, force=True)
+                finally:
+                    lock.release()
 
         return self.tasks.start(container, attach=attach, on_exit=on_exit, start=start)
 
     def remove_container(self, ref: str, force: bool = False) -> Container:
         """remove_container deletes the task, snapshot, files and record of a container."""
         container = self.containers.get(ref)
-        lock = self.paths.locks / f"container-{self.namespace}-{container.id}.lock"
-        with fsutil.FileLock(lock, what=f"container {container.name}", remove=True):
+        with self._removal_lock(container):
             self.tasks.delete(container, force)
         return container
+
+    def _removal_lock(self, container: Container, timeout: float | None = None) -> fsutil.FileLock:
+        lock = self.paths.locks / f"container-{self.namespace}-{container.id}.lock"
+        return fsutil.FileLock(
+            lock, what=f"container {container.name}", remove=True, timeout=timeout
+        )
 
     def stop_container(self, ref: str, timeout: float = 10.0) -> Container:
         from ctl.runtime.spec import stop_signal
