@@ -59,10 +59,15 @@ def enter_supervisor_cgroup(key: str, pid: int, root: Path = CGROUP_ROOT) -> lis
 
 
 def leave_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> None:
-    """leave_supervisor_cgroup moves the caller up to ``ctl/`` and removes its own cgroup."""
+    """leave_supervisor_cgroup moves the caller to the hierarchy's root and removes its cgroup.
+
+    The root, not ``ctl/``: on cgroup v2, once runc has enabled controllers
+    in ``ctl/`` for the containers below it, ``ctl/`` may hold no process
+    (the no-internal-processes rule), while the root always may.
+    """
     for cgroup in supervisor_cgroups(key, root):
         with contextlib.suppress(OSError):
-            _move(os.getpid(), cgroup.parent)
+            _move(os.getpid(), cgroup.parent.parent)
             cgroup.rmdir()
 
 
