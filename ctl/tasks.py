@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 0.02
 # After SIGKILL, a task this slow to exit is reported, not waited for forever.
 KILL_GRACE = 10.0
+# How often stop looks again for a run that a restart started meanwhile.
+STOP_POLL = 0.2
 LIVE = (Status.CREATED, Status.RUNNING, Status.PAUSED)
 
 
@@ -278,26 +280,42 @@ class TaskService:
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
         """stop sends the stop signal, then SIGKILL after ``timeout`` seconds.
 
-        It returns once the supervisor has released the network and the
-        rootfs too (as docker's stop does), or has not within a grace time.
+        A container between two runs of its restart policy is stopped too: no
+        run follows. It returns once the supervisor has released the network
+        and the rootfs as well (as docker's stop does), or has not within a
+        grace time.
         """
         from ctl.runtime.supervisor import wait_for_supervisor
 
-        task = self.load(container.id)
-        if task is None or task.status not in LIVE:
-            return
         task_dir = self.task_dir(container.id)
+        record = state.read_record(task_dir)
+        if record is None or not state.supervisor_alive(record):
+            return  # never started, or stopped for good
         state.mark_stopping(task_dir)
+        deadline = time.monotonic() + KILL_GRACE
+        while True:
+            # Again after each wait: a restart that passed its last look at the
+            # marker just before it was written makes one more run to stop.
+            task = self.load(container.id)
+            if task is not None and task.status in LIVE:
+                self._stop_run(container, task, timeout, stop_signal)
+                deadline = time.monotonic() + KILL_GRACE
+            try:
+                wait_for_supervisor(task_dir, STOP_POLL)
+                return
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    return
+
+    def _stop_run(self, container: Container, task: TaskState, timeout: float, sig: int) -> None:
         with contextlib.suppress(NotFound):
-            self.runc.kill(container.id, stop_signal)
+            self.runc.kill(container.id, sig)
             if task.status is Status.PAUSED:
                 self.runc.resume(container.id)
         try:
             self.wait(container.id, timeout)
         except Unavailable:
             self._kill_after_timeout(container)
-        with contextlib.suppress(Unavailable):
-            wait_for_supervisor(task_dir, KILL_GRACE)
 
     def _kill_after_timeout(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError

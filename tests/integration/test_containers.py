@@ -488,26 +488,32 @@ def test_restart_policies(croot: Path, image: str) -> None:
     time.sleep(0.5)
     assert ctl_proc("logs", "retry", root=croot).stdout.count("run") == 3
     assert json.loads(ctl_proc("inspect", "retry", root=croot).stdout)[0]["RestartCount"] == 2
-    ctl_proc(
-        "run",
-        "-d",
-        "--name",
-        "again",
-        "--restart",
-        "always",
-        image,
-        "sh",
-        "-c",
-        "echo up; sleep 0.2",
-        root=croot,
-    ).assert_success()
+    _run_restarting(croot, image, "again", "echo up; sleep 0.2")
     _wait_for(lambda: ctl_proc("logs", "again", root=croot).stdout.count("up") >= 3)
-    ctl_proc("stop", "again", root=croot).assert_success()
-    time.sleep(0.5)
-    count = ctl_proc("logs", "again", root=croot).stdout.count("up")
-    time.sleep(0.6)
-    assert ctl_proc("logs", "again", root=croot).stdout.count("up") == count
+    _stop_for_good(croot, "again")
     ctl_proc("rm", "retry", "again", root=croot).assert_success()
+
+
+def test_stop_between_restarts_cancels_the_next_run(croot: Path, image: str) -> None:
+    """A stop while the restart policy waits to run the task again stops it for good."""
+    _run_restarting(croot, image, "flappy", "echo up")
+    # It runs for milliseconds and waits ever longer between runs: a stop lands in a wait.
+    _wait_for(lambda: ctl_proc("logs", "flappy", root=croot).stdout.count("up") >= 4)
+    _stop_for_good(croot, "flappy")
+    ctl_proc("rm", "flappy", root=croot).assert_success()
+
+
+def _run_restarting(root: Path, image: str, name: str, script: str) -> None:
+    argv = ("run", "-d", "--name", name, "--restart", "always", image, "sh", "-c", script)
+    ctl_proc(*argv, root=root).assert_success()
+
+
+def _stop_for_good(root: Path, name: str) -> None:
+    """_stop_for_good stops a restarting container and checks that it runs no more."""
+    ctl_proc("stop", name, root=root).assert_success()
+    count = ctl_proc("logs", name, root=root).stdout.count("up")
+    time.sleep(2.0)
+    assert ctl_proc("logs", name, root=root).stdout.count("up") == count
 
 
 def test_start_attached_runs_an_exited_container_again(croot: Path, image: str) -> None:
