@@ -459,7 +459,7 @@ class Client:
                             raise
                 raise AssertionError("unreachable")
             except BaseException:
-                tasks.remove_leftovers(container_id)
+                tasks.remove_task_dir(container_id)
                 with contextlib.suppress(NotFound):
                     self.snapshotter.remove(snapshot_key)
                 raise

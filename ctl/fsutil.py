@@ -15,6 +15,7 @@ import fcntl
 import os
 import time
 
+from ctl.closing import Closing
 from ctl.errdefs import Unavailable
 
 # typing is not imported at run time, and json only where used: start-up
@@ -24,7 +25,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
-    from types import TracebackType
     from typing import Any, BinaryIO
 
 FILE_MODE = 0o644
@@ -116,7 +116,7 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
-class FileLock:
+class FileLock(Closing):
     """FileLock holds an exclusive (or shared) flock on ``path`` while entered.
 
     ``timeout`` None waits forever; 0 fails at once with ``Unavailable``.
@@ -192,14 +192,8 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
+    close = release
+
     def __enter__(self) -> FileLock:
         self.acquire()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
