@@ -23,11 +23,64 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+# Every test has a time limit, so that a hung supervisor or a lost wakeup fails one test
+# instead of running into CI's 90 minutes. The slowest tests take about 30 s.
+DEFAULT_TIMEOUT = 180.0
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "needs_root: needs euid 0 (mounts, runc); fails, never skips, without it"
     )
     config.addinivalue_line("markers", "slow: takes more than a few seconds (throughput, soak)")
+    config.addinivalue_line(
+        "markers", f"timeout(seconds): this test's time limit (default {DEFAULT_TIMEOUT:.0f} s)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tests/unit is the lane that runs anywhere, quickly: root, runc and mounts live elsewhere.
+    unit = Path(__file__).parent / "unit"
+    misplaced = [
+        item.nodeid
+        for item in items
+        if item.get_closest_marker("needs_root") is not None and unit in item.path.parents
+    ]
+    if misplaced:
+        raise pytest.UsageError(f"needs_root tests belong outside tests/unit: {misplaced}")
+
+
+class TimeLimitExceeded(Exception):
+    """TimeLimitExceeded is raised in a test that ran past its time limit."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Each test's setup, call and teardown together get its time limit.
+
+    SIGALRM raises in the main thread, where pytest runs the test, so the failure
+    carries the stack of wherever the test hung; faulthandler is the backstop for a hang
+    that Python code cannot interrupt (a blocking C call), and ends the run with every
+    thread's stack.
+    """
+    import faulthandler
+    import signal
+
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker is not None else DEFAULT_TIMEOUT
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeLimitExceeded(f"{item.nodeid} ran longer than {limit:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    faulthandler.dump_traceback_later(limit + 60, exit=True)
+    try:
+        return (yield)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
