@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ctl.snapshots import Snapshotter
 
 LABEL_SNAPSHOT_REF = "containerd.io/snapshot.ref"
-LABEL_UNCOMPRESSED = "containerd.io/uncompressed"
 
 
 def unpack(
