@@ -10,7 +10,7 @@ module, ``tests/conformance/test_snapshotter.py``.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ctl.errdefs import InvalidArgument
 
@@ -290,8 +290,12 @@ class Snapshotter(Protocol):
         ...
 
 
+@runtime_checkable
 class Cleaner(Protocol):
-    """Cleaner is a snapshotter that can reclaim disk left by crashes."""
+    """Cleaner is a snapshotter that can reclaim disk left by crashes.
+
+    It is optional, as containerd's is: callers test ``isinstance(sn, Cleaner)``.
+    """
 
     def cleanup(self) -> None:
         """cleanup deletes directories no snapshot owns: the leftovers of a crash
