@@ -121,9 +121,9 @@ def _mark_image(
     """
     if desc.digest in visited:
         return
-    visited.add(desc.digest)
     is_index = manifests.is_index(desc)
     if not is_index and desc.media_type not in MANIFEST_TYPES:
+        visited.add(desc.digest)
         marked.blobs.add(desc.digest)
         return
     kind = "index" if is_index else "manifest"
@@ -135,6 +135,9 @@ def _mark_image(
         if in_index and isinstance(err, NotFound):
             return
         raise _unreadable(kind, desc, owner, err) from err
+    # Visited only once read: a manifest absent from one index may be the
+    # target of another image, which must not find it skipped.
+    visited.add(desc.digest)
     marked.blobs.add(desc.digest)
     for child in listed:
         _mark_image(store, child, owner, namespace, visited, marked, in_index=True)

@@ -124,3 +124,22 @@ def test_prune_keeps_the_snapshots_of_an_image_in_two_namespaces(
     assert before["default"] and before["default"] == before["other"]
     run_ctl("prune", "-f", root=root).assert_success()
     assert {ns: _snapshots(root, ns) for ns in ("default", "other")} == before
+
+
+def test_prune_stops_at_a_target_that_an_index_may_lack(
+    root: Path, images: CanonicalImages
+) -> None:
+    """A manifest an index lists may be absent; the same manifest as an image's target may not."""
+    from ctl.images.image import Image
+    from ctl.oci import Descriptor
+    from ctl.paths import ref_key
+
+    run_ctl("pull", images.multi_ref, root=root).assert_success()
+    other = images.multi_other.manifest  # listed by the index, never pulled
+    target = Descriptor(other.media_type, other.digest, other.size)
+    # Named so that its record is listed after the index's: the index is marked first.
+    name = next(
+        n for n in (f"other-{i}" for i in range(100)) if ref_key(n) > ref_key(images.multi_ref)
+    )
+    ctl.Client(root=root).images.create(Image(name=name, target=target))
+    _assert_aborted(root, ("prune", "-f"), other.digest, "manifest")
