@@ -4,7 +4,8 @@
 ``overlay.OverlaySnapshotter`` and ``native.NativeSnapshotter`` implement it
 over one shared metadata store (``storage``), and ``mount`` turns the
 ``Mount`` lists they return into real mounts. Both pass the one conformance
-module, ``tests/conformance/test_snapshotter.py``.
+module, ``tests/conformance/test_snapshotter.py``, bare and through
+``namespaced.NamespacedSnapshotter``, the per-namespace view the client uses.
 """
 
 from __future__ import annotations
