@@ -7,6 +7,8 @@ its layer chains; a container keeps its own snapshot; a kept snapshot keeps
 its parents. Everything else goes: unreferenced blobs, snapshots left by
 removed images or a crashed unpack, ingests older than a day, and the task
 directory (with its mounted rootfs) of a create killed before its record.
+Everything is marked before anything is removed, and marking fails closed:
+what a kept image references but cannot be read stops the collection.
 
 A pull, load or unpack holds the GC lock shared for its whole run (the
 client's ``lease``); collection takes it exclusively, so it never sweeps
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ctl import fsutil
-from ctl.errdefs import CtlError, NotFound
+from ctl.errdefs import CtlError, FailedPrecondition, NotFound
 from ctl.images import manifests
 from ctl.oci import MANIFEST_TYPES
 
@@ -50,66 +52,137 @@ class Collected:
 
 def collect(client: Client, *, unused_images: bool = False, timeout: float = 600.0) -> Collected:
     """collect sweeps the whole root; with ``unused_images`` it first removes the image
-    records no container of their namespace uses."""
-    from ctl.client import Client as ClientType
-    from ctl.snapshots import NAMES
+    records no container of their namespace uses.
 
+    Marking comes first and fails closed, as containerd's does: an index,
+    manifest or config that a kept image references but that cannot be read
+    (missing, unreadable, malformed, or not matching its digest) raises
+    FailedPrecondition naming it, before anything is removed. Without it the
+    sweep would take that image's layers and snapshots.
+    """
     paths = client.paths
-    result = Collected()
     with fsutil.FileLock(paths.locks / "gc.lock", timeout=timeout, what="a pull in progress"):
-        live_blobs: set[str] = set()
-        live_snapshots: set[str] = set()
-        for namespace in client.list_namespaces():
-            ns = ClientType(paths.root, namespace, debug=client.debug)
-            containers = list(ns.containers.list())
-            used = {c.image for c in containers}
-            for image in list(ns.images.list()):
-                if unused_images and image.name not in used:
-                    ns.images.delete(image.name)
-                    result.images.append(f"{namespace}/{image.name}")
-                    continue
-                _mark_image(ns.content, image.target, namespace, live_blobs, live_snapshots)
-            live_snapshots.update(f"{namespace}/{c.snapshot_key}" for c in containers)
-            for container_id in ns.tasks.leftovers({c.id for c in containers}):
-                # A create killed before its record: nothing runs there (a task
-                # starts only once the record is written), and no create is
-                # half-way while the GC lock is held.
-                ns.tasks.remove_task_dir(container_id)
-                result.leftovers.append(f"{namespace}/{container_id}")
-        _sweep_blobs(client.content, live_blobs, result)
-        for name in NAMES:
-            root = paths.snapshotter(name)
-            if root.is_dir():
-                _sweep_snapshots(name, root, live_snapshots, result)
-    return result
+        marked = _mark(client, unused_images)
+        return _sweep(client, marked)
+
+
+@dataclass
+class _Marked:
+    """_Marked is what marking found: what to keep, and what to remove before the sweep."""
+
+    blobs: set[str] = field(default_factory=set)
+    snapshots: set[str] = field(default_factory=set)
+    # Image records no container uses (with ``unused_images``), by namespace client.
+    unused_images: list[tuple[Client, str]] = field(default_factory=list)
+    # Task directories of no container record, by namespace client.
+    leftovers: list[tuple[Client, str]] = field(default_factory=list)
+
+
+def _mark(client: Client, unused_images: bool) -> _Marked:
+    from ctl.client import Client as ClientType
+
+    marked = _Marked()
+    for namespace in client.list_namespaces():
+        ns = ClientType(client.paths.root, namespace, debug=client.debug)
+        containers = list(ns.containers.list())
+        used = {c.image for c in containers}
+        # Per namespace: a manifest shared with another namespace still keeps
+        # this namespace's snapshots.
+        visited: set[str] = set()
+        for image in list(ns.images.list()):
+            if unused_images and image.name not in used:
+                # It goes anyway and nothing else needs what only it
+                # references, so it is not read: damage to it does not block.
+                marked.unused_images.append((ns, image.name))
+                continue
+            owner = f"image {namespace}/{image.name}"
+            _mark_image(ns.content, image.target, owner, namespace, visited, marked)
+        marked.snapshots.update(f"{namespace}/{c.snapshot_key}" for c in containers)
+        for container_id in ns.tasks.leftovers({c.id for c in containers}):
+            marked.leftovers.append((ns, container_id))
+    return marked
 
 
 def _mark_image(
     store: ContentStore,
     desc: Descriptor,
+    owner: str,
     namespace: str,
-    blobs: set[str],
-    snapshots: set[str],
+    visited: set[str],
+    marked: _Marked,
+    *,
+    in_index: bool = False,
 ) -> None:
-    if desc.digest in blobs:
+    """_mark_image marks ``desc``, what it references and its layers' snapshots.
+
+    Only a manifest listed in an index may be absent (a platform that was
+    never pulled); any other index, manifest or config that cannot be read
+    is FailedPrecondition naming it and ``owner``. Layers are not read.
+    """
+    if desc.digest in visited:
+        return
+    is_index = manifests.is_index(desc)
+    if not is_index and desc.media_type not in MANIFEST_TYPES:
+        visited.add(desc.digest)
+        marked.blobs.add(desc.digest)
+        return
+    kind = "index" if is_index else "manifest"
+    try:
+        data = manifests.read_document(store, desc)
+        listed = manifests.index_manifests(desc, data) if is_index else []
+        manifest = None if is_index else manifests.Manifest.parse(desc, data)
+    except (CtlError, OSError) as err:
+        if in_index and isinstance(err, NotFound):
+            return
+        raise _unreadable(kind, desc, owner, err) from err
+    # Visited only once read: a manifest absent from one index may be the
+    # target of another image, which must not find it skipped.
+    visited.add(desc.digest)
+    marked.blobs.add(desc.digest)
+    for child in listed:
+        _mark_image(store, child, owner, namespace, visited, marked, in_index=True)
+    if manifest is None:
         return
     try:
-        store.info(desc.digest)
-    except NotFound:
-        return  # a platform that was never pulled
-    blobs.add(desc.digest)
-    try:
-        children = manifests.children(store, desc)
-    except CtlError:
-        return
-    for child in children:
-        _mark_image(store, child, namespace, blobs, snapshots)
-    if desc.media_type in MANIFEST_TYPES:
-        with contextlib.suppress(CtlError):
-            manifest = manifests.Manifest.parse(desc, manifests.read_document(store, desc))
-            config = manifests.read_config(store, manifest)
-            chains = manifests.chain_ids(manifests.diff_ids(config))
-            snapshots.update(f"{namespace}/{chain}" for chain in chains)
+        chains = manifests.chain_ids(manifests.diff_ids(manifests.read_config(store, manifest)))
+    except (CtlError, OSError) as err:
+        raise _unreadable("config", manifest.config, owner, err) from err
+    marked.blobs.add(manifest.config.digest)
+    marked.blobs.update(layer.digest for layer in manifest.layers)
+    marked.snapshots.update(f"{namespace}/{chain}" for chain in chains)
+
+
+def _unreadable(kind: str, desc: Descriptor, owner: str, err: Exception) -> FailedPrecondition:
+    if isinstance(err, OSError) and err.strerror:
+        reason = err.strerror
+    else:  # the content store's errors name the digest already
+        reason = str(err).removeprefix(f"content {desc.digest}: ")
+    return FailedPrecondition(
+        f"cannot read {kind} {desc.digest} of {owner} ({reason}); nothing was removed",
+        hint="'ctl system check' shows the damage; remove the image or pull it again",
+    )
+
+
+def _sweep(client: Client, marked: _Marked) -> Collected:
+    from ctl.snapshots import NAMES
+
+    result = Collected()
+    for ns, name in marked.unused_images:
+        with contextlib.suppress(NotFound):  # removed meanwhile: as good
+            ns.images.delete(name)
+            result.images.append(f"{ns.namespace}/{name}")
+    for ns, container_id in marked.leftovers:
+        # A create killed before its record: nothing runs there (a task
+        # starts only once the record is written), and no create is
+        # half-way while the GC lock is held.
+        ns.tasks.remove_task_dir(container_id)
+        result.leftovers.append(f"{ns.namespace}/{container_id}")
+    _sweep_blobs(client.content, marked.blobs, result)
+    for name in NAMES:
+        root = client.paths.snapshotter(name)
+        if root.is_dir():
+            _sweep_snapshots(name, root, marked.snapshots, result)
+    return result
 
 
 def _sweep_blobs(store: ContentStore, live: set[str], result: Collected) -> None:
@@ -132,7 +205,7 @@ def _sweep_blobs(store: ContentStore, live: set[str], result: Collected) -> None
 def _sweep_snapshots(name: str, root: os.PathLike[str], live: set[str], result: Collected) -> None:
     from pathlib import Path
 
-    from ctl.snapshots import new_snapshotter
+    from ctl.snapshots import Cleaner, new_snapshotter
 
     snapshotter: Snapshotter = new_snapshotter(name, Path(root))
     infos = {info.name: info for info in snapshotter.walk()}
@@ -156,6 +229,7 @@ def _sweep_snapshots(name: str, root: os.PathLike[str], live: set[str], result: 
                 result.snapshots.append(f"{name}/{key}")
                 result.reclaimed += usage.size
             doomed.discard(key)
-    cleanup = getattr(snapshotter, "cleanup", None)
-    if cleanup is not None:
-        cleanup()
+    # Cleaner is optional, as containerd's is (its GC type-asserts the same
+    # way): a snapshotter that leaves no crash debris need not implement it.
+    if isinstance(snapshotter, Cleaner):
+        snapshotter.cleanup()

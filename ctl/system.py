@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shlex
 import shutil
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctl.errdefs import CtlError, NotFound
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
     from ctl.client import Client
+    from ctl.content import ContentStore
+    from ctl.oci import Descriptor
+    from ctl.snapshots import Info as SnapshotInfo
+    from ctl.snapshots import Snapshotter
 
 
 def _namespaces(client: Client) -> Iterator[Client]:
@@ -77,44 +80,99 @@ class Finding:
     problem: str = ""
 
 
+# What reading a damaged JSON record raises, besides the store's own errors:
+# bad JSON (ValueError), a missing field (KeyError), a field of another type.
+_DAMAGED_RECORD = (CtlError, OSError, ValueError, KeyError, TypeError)
+R = TypeVar("R")
+
+
 def check(client: Client) -> Iterator[Finding]:
     """check verifies every blob's digest, every record, and what records point at.
 
+    A bad blob or record is a finding that names it, and the check goes on.
     The network of a running container is checked by its CNI plugins (CHECK).
     """
-    from ctl.runtime.state import Status
+    yield from _check_content(client.content)
+    for ns in _namespaces(client):
+        yield from _check_images(ns)
+        yield from _check_containers(ns)
+        yield from _check_snapshots(ns)
 
-    store = client.content
-    for info in store.walk():
+
+def _check_content(store: ContentStore) -> Iterator[Finding]:
+    """_check_content verifies each blob through the store, and reads each ingest."""
+    from ctl.content.helpers import verify_blob
+    from ctl.oci import Descriptor
+
+    damaged: list[CtlError] = []
+    for info in store.walk(on_error=damaged.append):
         what = f"blob {info.digest}"
+        # The store keeps no media types, and verifying needs none.
+        desc = Descriptor("", info.digest, info.size)
         try:
-            yield Finding(what, _verify_blob(client, info.digest, info.size))
+            verify_blob(store, desc)
+            yield Finding(what)
         except OSError as err:
             yield Finding(what, f"unreadable: {err.strerror}")
-    for status in store.list_statuses():
-        yield Finding(f"ingest {status.ref}", "")
-    for ns in _namespaces(client):
-        for image in ns.images.list():
-            what = f"image {ns.namespace}/{image.name}"
-            try:
-                missing = _missing(ns, image.target)
-                yield Finding(what, f"missing content {', '.join(missing)}" if missing else "")
-            except CtlError as err:
-                yield Finding(what, str(err))
-        snapshotter = ns.snapshotter
-        for container in ns.containers.list():
-            what = f"container {ns.namespace}/{container.name}"
-            try:
-                snapshotter.stat(container.snapshot_key)
-                yield Finding(what)
-            except NotFound:
-                yield Finding(what, f"its snapshot {container.snapshot_key!r} is missing")
-            if ns.tasks.status(container.id) in (Status.RUNNING, Status.PAUSED):
-                yield from _check_network(
-                    ns, f"network of container {ns.namespace}/{container.name}", container.id
-                )
-        for snap in snapshotter.walk():
-            yield _check_snapshot(snapshotter, f"snapshot {ns.namespace}/{snap.name}", snap)
+        except CtlError as err:
+            yield Finding(what, str(err).removeprefix(f"content {info.digest}: "))
+    for status in store.list_statuses(on_error=damaged.append):
+        yield Finding(f"ingest {status.ref}")
+    for error in damaged:
+        yield Finding("content record", str(error))
+
+
+def _listed(what: str, listing: Callable[[], Iterable[R]]) -> Generator[Finding, None, list[R]]:
+    """_listed returns what ``listing`` lists, or yields one finding if its records are damaged."""
+    try:
+        return list(listing())
+    except _DAMAGED_RECORD as err:
+        yield Finding(what, f"unreadable record: {err}")
+        return []
+
+
+def _check_images(client: Client) -> Iterator[Finding]:
+    images = yield from _listed(f"images of namespace {client.namespace}", client.images.list)
+    for image in images:
+        what = f"image {client.namespace}/{image.name}"
+        try:
+            missing = _missing(client, image.target)
+            yield Finding(what, f"missing content {', '.join(missing)}" if missing else "")
+        except (CtlError, OSError) as err:
+            yield Finding(what, str(err))
+
+
+def _check_containers(client: Client) -> Iterator[Finding]:
+    from ctl.runtime.state import Status
+
+    containers = yield from _listed(
+        f"containers of namespace {client.namespace}", client.containers.list
+    )
+    for container in containers:
+        what = f"container {client.namespace}/{container.name}"
+        try:
+            client.snapshotter.stat(container.snapshot_key)
+            yield Finding(what)
+        except NotFound:
+            yield Finding(what, f"its snapshot {container.snapshot_key!r} is missing")
+        except CtlError as err:
+            yield Finding(what, str(err))
+        try:
+            status = client.tasks.status(container.id)
+        except _DAMAGED_RECORD as err:
+            yield Finding(f"task of {what}", f"unreadable record: {err}")
+            continue
+        if status in (Status.RUNNING, Status.PAUSED):
+            yield from _check_network(
+                client, f"network of container {client.namespace}/{container.name}", container.id
+            )
+
+
+def _check_snapshots(client: Client) -> Iterator[Finding]:
+    snapshotter = client.snapshotter
+    snapshots = yield from _listed(f"snapshots of namespace {client.namespace}", snapshotter.walk)
+    for snap in snapshots:
+        yield _check_snapshot(snapshotter, f"snapshot {client.namespace}/{snap.name}", snap)
 
 
 def _check_network(client: Client, what: str, container_id: str) -> Iterator[Finding]:
@@ -126,7 +184,7 @@ def _check_network(client: Client, what: str, container_id: str) -> Iterator[Fin
         yield Finding(what, str(err))
 
 
-def _check_snapshot(snapshotter: Any, what: str, snap: Any) -> Finding:
+def _check_snapshot(snapshotter: Snapshotter, what: str, snap: SnapshotInfo) -> Finding:
     """_check_snapshot checks that the directories a snapshot stands on exist."""
     from ctl.snapshots import Kind
 
@@ -147,22 +205,7 @@ def _check_snapshot(snapshotter: Any, what: str, snap: Any) -> Finding:
     return Finding(what, f"missing directory {gone[0]}" if gone else "")
 
 
-def _verify_blob(client: Client, digest: str, size: int) -> str:
-    path = client.paths.content / "blobs" / "sha256" / digest.removeprefix("sha256:")
-    hasher = hashlib.sha256()
-    actual = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-            actual += len(chunk)
-    if "sha256:" + hasher.hexdigest() != digest:
-        return f"content does not match its digest (sha256:{hasher.hexdigest()})"
-    if actual != size:
-        return f"size {actual} differs from the recorded {size}"
-    return ""
-
-
-def _missing(client: Client, desc: Any) -> list[str]:
+def _missing(client: Client, desc: Descriptor) -> list[str]:
     from ctl.images import manifests
 
     try:

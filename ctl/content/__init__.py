@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from types import TracebackType
 
+    from ctl.errdefs import CtlError
     from ctl.oci import Descriptor
 
 
@@ -71,8 +72,14 @@ class Manager(InfoProvider, Protocol):
         """
         ...
 
-    def walk(self) -> Iterator[Info]:
-        """walk yields the Info of every committed blob."""
+    def walk(self, on_error: Callable[[CtlError], None] | None = None) -> Iterator[Info]:
+        """walk yields the Info of every committed blob.
+
+        A blob whose Info cannot be read (a damaged labels record) raises
+        DataCorrupted, which ends the walk; with ``on_error`` the error is
+        passed to it instead and the walk goes on (as ``os.walk``'s
+        ``onerror``), so that a checker sees every other blob.
+        """
         ...
 
     def delete(self, digest: str) -> None:
@@ -147,7 +154,13 @@ class IngestManager(Protocol):
         """status of an in-progress ingest; NotFound if there is none."""
         ...
 
-    def list_statuses(self) -> list[Status]: ...
+    def list_statuses(self, on_error: Callable[[CtlError], None] | None = None) -> list[Status]:
+        """list_statuses returns the Status of every ingest.
+
+        An ingest whose records are damaged raises DataCorrupted; with
+        ``on_error`` the error is passed to it and that ingest left out.
+        """
+        ...
 
     def abort(self, ref: str) -> None:
         """abort discards an ingest; NotFound if there is none."""

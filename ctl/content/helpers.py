@@ -1,13 +1,15 @@
 """Helpers over the content protocols; each takes the narrowest protocol it needs.
 
-``read_blob`` takes a ``Provider`` and ``exists`` an ``InfoProvider``, so image
-code that only reads cannot delete or write blobs by accident; ``write_blob``
-takes an ``Ingester`` and ``copy_from`` a single ``Writer``.
+``read_blob`` and ``verify_blob`` take a ``Provider`` and ``exists`` an
+``InfoProvider``, so code that only reads cannot delete or write blobs by
+accident; ``write_blob`` takes an ``Ingester`` and ``copy_from`` a single
+``Writer``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, BinaryIO
@@ -51,13 +53,33 @@ def read_blob(provider: Provider, desc: Descriptor, max_size: int = MAX_SMALL_BL
     with provider.reader_at(desc) as f:
         # One byte more than expected reveals a blob that grew.
         data = _read_up_to(f, desc.size + 1)
-    actual = sha256_digest(data)
-    if len(data) != desc.size or actual != desc.digest:
-        raise DataCorrupted(
-            f"content {desc.digest}: stored blob has {len(data)} bytes with digest {actual}, "
-            f"descriptor says {desc.size} bytes"
-        )
+    _check_stored(desc, len(data), sha256_digest(data))
     return data
+
+
+def verify_blob(provider: Provider, desc: Descriptor) -> None:
+    """verify_blob reads the whole blob ``desc`` through ``provider`` and checks it.
+
+    It holds one chunk at a time, so it suits blobs of any size (layers). A
+    size or digest other than ``desc`` says is DataCorrupted; NotFound if the
+    blob is absent; OSError if it cannot be read.
+    """
+    hasher = hashlib.sha256()
+    size = 0
+    with provider.reader_at(desc) as f:
+        while chunk := f.read(CHUNK_SIZE):
+            hasher.update(chunk)
+            size += len(chunk)
+    _check_stored(desc, size, f"sha256:{hasher.hexdigest()}")
+
+
+def _check_stored(desc: Descriptor, size: int, digest: str) -> None:
+    """_check_stored raises DataCorrupted unless a stored blob matches ``desc``."""
+    if size != desc.size or digest != desc.digest:
+        raise DataCorrupted(
+            f"content {desc.digest}: stored blob does not match its digest: {size} bytes "
+            f"with digest {digest}, descriptor says {desc.size} bytes"
+        )
 
 
 def write_blob(

@@ -29,6 +29,7 @@ from ctl.closing import Closing
 from ctl.content import Info, Status
 from ctl.errdefs import (
     AlreadyExists,
+    CtlError,
     DataCorrupted,
     FailedPrecondition,
     InvalidArgument,
@@ -40,7 +41,7 @@ from ctl.oci import validate_digest
 from ctl.paths import ref_key
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from ctl.content import Writer
@@ -136,7 +137,7 @@ class LocalStore:
             self._write_labels(digest, _updated_labels(current, info, fieldpaths))
         return self.info(digest)
 
-    def walk(self) -> Iterator[Info]:
+    def walk(self, on_error: Callable[[CtlError], None] | None = None) -> Iterator[Info]:
         try:
             names = sorted(os.listdir(self.root / "blobs" / "sha256"))
         except FileNotFoundError:
@@ -145,9 +146,13 @@ class LocalStore:
             if not _HEX.fullmatch(name):
                 continue
             try:
-                yield self.info(f"sha256:{name}")
+                info = self.info(f"sha256:{name}")
             except NotFound:
                 continue  # deleted since the listing
+            except DataCorrupted as err:
+                _pass_on(err, on_error)
+                continue
+            yield info
 
     def delete(self, digest: str) -> None:
         path = self._blob_path(digest)
@@ -200,7 +205,7 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError) as err:
             raise NotFound(f"ingest {ref!r}: not found") from err
 
-    def list_statuses(self) -> list[Status]:
+    def list_statuses(self, on_error: Callable[[CtlError], None] | None = None) -> list[Status]:
         directory = self.root / "ingest"
         try:
             names = os.listdir(directory)
@@ -214,6 +219,8 @@ class LocalStore:
                 statuses.append(_ingest_status(directory / name))
             except (FileNotFoundError, NotADirectoryError):
                 continue  # committed or aborted since the listing
+            except DataCorrupted as err:
+                _pass_on(err, on_error)
         return sorted(statuses, key=lambda s: s.ref)
 
     def abort(self, ref: str) -> None:
@@ -257,7 +264,7 @@ class LocalStore:
             mtime = path.stat().st_mtime
         except FileNotFoundError:
             return {}, 0.0
-        except ValueError as err:
+        except (OSError, ValueError) as err:  # bad JSON, or not a readable file
             raise DataCorrupted(f"labels of content {digest}: unreadable {path}") from err
         labels = record.get("labels") if isinstance(record, dict) else None
         if not isinstance(labels, dict):
@@ -412,6 +419,13 @@ def _create_ingest(ingest: Path, ref: str, desc: Descriptor | None) -> None:
     fsync_dir(building)
     os.rename(building, ingest)
     fsync_dir(ingest.parent)
+
+
+def _pass_on(err: DataCorrupted, on_error: Callable[[CtlError], None] | None) -> None:
+    """_pass_on hands the error of one damaged record to ``on_error``, or raises it."""
+    if on_error is None:
+        raise err
+    on_error(err)
 
 
 def _ingest_status(ingest: Path) -> Status:

@@ -4,13 +4,14 @@
 ``overlay.OverlaySnapshotter`` and ``native.NativeSnapshotter`` implement it
 over one shared metadata store (``storage``), and ``mount`` turns the
 ``Mount`` lists they return into real mounts. Both pass the one conformance
-module, ``tests/conformance/test_snapshotter.py``.
+module, ``tests/conformance/test_snapshotter.py``, bare and through
+``namespaced.NamespacedSnapshotter``, the per-namespace view the client uses.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from ctl.errdefs import InvalidArgument
 
@@ -290,8 +291,12 @@ class Snapshotter(Protocol):
         ...
 
 
+@runtime_checkable
 class Cleaner(Protocol):
-    """Cleaner is a snapshotter that can reclaim disk left by crashes."""
+    """Cleaner is a snapshotter that can reclaim disk left by crashes.
+
+    It is optional, as containerd's is: callers test ``isinstance(sn, Cleaner)``.
+    """
 
     def cleanup(self) -> None:
         """cleanup deletes directories no snapshot owns: the leftovers of a crash

@@ -59,9 +59,12 @@ class NamespacedSnapshotter:
         self.backend.remove(self._in(key))
 
     def walk(self, filters: Sequence[str] = ()) -> Iterator[Info]:
-        for info in self.backend.walk(filters):
-            if info.name.startswith(self._prefix):
-                yield self._out(info)
+        from ctl.snapshots.storage import filter_infos
+
+        # Filters speak of this namespace's names, so they apply after the
+        # prefix is stripped; a list, so that a bad filter raises here.
+        own = (self._out(i) for i in self.backend.walk() if i.name.startswith(self._prefix))
+        return iter(filter_infos(own, filters))
 
     def apply_target(self, key: str) -> ApplyTarget:
         return self.backend.apply_target(self._in(key))

@@ -21,6 +21,7 @@ from ctl.content import ContentStore, Info
 from ctl.content.local import LocalStore
 from ctl.errdefs import (
     AlreadyExists,
+    CtlError,
     DataCorrupted,
     FailedPrecondition,
     InvalidArgument,
@@ -572,3 +573,29 @@ def test_local_damaged_records(tmp_path: Path) -> None:
     (tmp_path / "labels" / "sha256" / f"{describe(DATA[:10]).digest[7:]}.json").write_text("{")
     with pytest.raises(DataCorrupted):
         store.info(describe(DATA[:10]).digest)
+
+
+def test_local_walk_and_list_statuses_go_on_past_damaged_records(tmp_path: Path) -> None:
+    """Without on_error a damaged record ends the listing; with it, the rest is listed."""
+    store = LocalStore(tmp_path)
+    blobs = [commit_blob(store, bytes([n]) * 10, ref=f"b{n}") for n in range(3)]
+    damaged = blobs[1].digest
+    (tmp_path / "labels" / "sha256").mkdir(parents=True)
+    (tmp_path / "labels" / "sha256" / f"{damaged[7:]}.json").write_text("{")
+    with pytest.raises(DataCorrupted):
+        list(store.walk())
+    errors: list[CtlError] = []
+    walked = [info.digest for info in store.walk(on_error=errors.append)]
+    assert sorted(walked) == sorted(b.digest for b in blobs if b.digest != damaged)
+    assert len(errors) == 1 and isinstance(errors[0], DataCorrupted)
+    assert damaged in str(errors[0])
+
+    for ref in ("r1", "r2", "r3"):
+        with store.writer(ref) as w:
+            w.write(b"x")
+    (tmp_path / "ingest" / ref_key("r2") / "total").write_text("many")
+    with pytest.raises(DataCorrupted):
+        store.list_statuses()
+    errors.clear()
+    assert [s.ref for s in store.list_statuses(on_error=errors.append)] == ["r1", "r3"]
+    assert len(errors) == 1 and isinstance(errors[0], DataCorrupted)

@@ -1,8 +1,10 @@
 """Conformance of every Snapshotter, ported from containerd's snapshotter test suite.
 
-Each test runs against every implementation (``SNAPSHOTTERS``) with a fresh
-snapshotter ``root/`` and a separate ``work/`` for mount points and the flat
-reference directories. Mounts are real (overlayfs, binds): these tests need
+Each test runs against every implementation (``SNAPSHOTTERS``): each backend,
+and each backend through ``NamespacedSnapshotter``, the wrapper the client
+uses (as containerd runs its suite through its metadata store). A test gets
+a fresh backend ``root/`` and a separate ``work/`` for mount points and the
+flat reference directories. Mounts are real (overlayfs, binds): these tests need
 root, and fail rather than skip without it. Everything still mounted under
 the test's directory is unmounted at teardown, pass or fail.
 
@@ -33,6 +35,7 @@ import pytest
 from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctl.snapshots import Info, Kind, Mount, Snapshotter, Usage
 from ctl.snapshots.mount import compact_lowerdir, mount_all, mounted, unmount
+from ctl.snapshots.namespaced import NamespacedSnapshotter
 from ctl.snapshots.native import NativeSnapshotter
 from ctl.snapshots.overlay import OverlaySnapshotter, supported
 from ctl.snapshots.storage import StoreSnapshotter
@@ -44,9 +47,15 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.needs_root
 
 REPO = Path(__file__).resolve().parents[2]
-SNAPSHOTTERS: dict[str, Callable[[Path], StoreSnapshotter]] = {
+BACKENDS: dict[str, Callable[[Path], StoreSnapshotter]] = {
     "overlayfs": OverlaySnapshotter,
     "native": NativeSnapshotter,
+}
+# The namespace the wrapped implementations use; "" runs the backend bare.
+WRAPPED_NAMESPACE = "conformance"
+SNAPSHOTTERS: dict[str, tuple[str, str]] = {
+    **{name: (name, "") for name in BACKENDS},
+    **{f"namespaced-{name}": (name, WRAPPED_NAMESPACE) for name in BACKENDS},
 }
 # containerd's tests label everything so that its GC leaves it alone; kept to
 # check that labels pass through every call.
@@ -58,8 +67,12 @@ GC_ROOT = {"containerd.io/gc.root": "2026-01-01T00:00:00Z"}
 
 @dataclasses.dataclass
 class Env:
-    name: str
-    sn: StoreSnapshotter
+    """Env is one test's snapshotter ``sn``, over ``backend`` (the same object when bare)."""
+
+    backend_name: str
+    namespace: str
+    backend: StoreSnapshotter
+    sn: Snapshotter
     root: Path
     work: Path
     counter: int = 0
@@ -102,7 +115,10 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     root = tmp_path / "root"
     work = tmp_path / "work"
     work.mkdir()
-    e = Env(request.param, SNAPSHOTTERS[request.param](root), root, work)
+    backend_name, namespace = SNAPSHOTTERS[request.param]
+    backend = BACKENDS[backend_name](root)
+    sn = NamespacedSnapshotter(backend, namespace) if namespace else backend
+    e = Env(backend_name, namespace, backend, sn, root, work)
     try:
         yield e
     finally:
@@ -710,7 +726,7 @@ def test_128_layers_mount(env: Env) -> None:
         sn.commit(parent, key, labels=GC_ROOT)
 
     mounts = sn.view("fullview", parent, labels=GC_ROOT)
-    if env.name == "overlayfs":
+    if env.backend_name == "overlayfs":
         # the options are far over the kernel's one-page limit: mounting works
         # only because the mount helper shortens them
         assert len(",".join(mounts[0].options)) > os.sysconf("SC_PAGE_SIZE")
@@ -821,7 +837,7 @@ def test_usage(env: Env) -> None:
     sn.commit("B", "b")
     sn.view("v", "B")
     assert sn.usage("v") == Usage()
-    if env.name == "overlayfs":
+    if env.backend_name == "overlayfs":
         # only the layer's own changes; native copies hold everything
         assert sn.usage("B").size < (1 << 16)
 
@@ -921,7 +937,7 @@ def test_apply_target_whiteouts(env: Env) -> None:
     sn.commit("L1", "l1")
 
     sn.prepare("l2", "L1")
-    expected_style = "overlay" if env.name == "overlayfs" else "naive"
+    expected_style = "overlay" if env.backend_name == "overlayfs" else "naive"
     assert sn.apply_target("l2").whiteout_style == expected_style
     _apply_layer(env, "l2", {"gone": None, "dir": None, "opq/new": b"n", "b": b"b"}, ["opq"])
     sn.commit("L2", "l2")
@@ -946,7 +962,10 @@ import sys
 from pathlib import Path
 from ctl.errdefs import AlreadyExists
 from ctl.snapshots import new_snapshotter
+from ctl.snapshots.namespaced import NamespacedSnapshotter
 sn = new_snapshotter(sys.argv[1], Path(sys.argv[2]))
+if sys.argv[4]:
+    sn = NamespacedSnapshotter(sn, sys.argv[4])
 me = sys.argv[3]
 for i in range(16):
     sn.prepare(f"{me}/active-{i}", "base")
@@ -960,7 +979,15 @@ for i in range(16):
 """
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", worker, env.name, str(env.root), f"p{n}"],
+            [
+                sys.executable,
+                "-c",
+                worker,
+                env.backend_name,
+                str(env.root),
+                f"p{n}",
+                env.namespace,
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,
@@ -993,7 +1020,10 @@ def test_kill_9_leaves_a_readable_store(env: Env) -> None:
 import sys
 from pathlib import Path
 from ctl.snapshots import new_snapshotter
+from ctl.snapshots.namespaced import NamespacedSnapshotter
 sn = new_snapshotter(sys.argv[1], Path(sys.argv[2]))
+if sys.argv[4]:
+    sn = NamespacedSnapshotter(sn, sys.argv[4])
 me, i = sys.argv[3], 0
 while True:
     sn.prepare(f"{me}-{i}", "base")
@@ -1006,7 +1036,15 @@ while True:
     for round_ in range(3):
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", looper, env.name, str(env.root), f"r{round_}p{n}"],
+                [
+                    sys.executable,
+                    "-c",
+                    looper,
+                    env.backend_name,
+                    str(env.root),
+                    f"r{round_}p{n}",
+                    env.namespace,
+                ],
                 cwd=REPO,
             )
             for n in range(3)
@@ -1040,7 +1078,7 @@ def test_sweep_reclaims_crash_leftovers_but_not_live_creations(env: Env) -> None
         import fcntl
 
         fcntl.flock(fd, fcntl.LOCK_EX)
-        sn.cleanup()
+        env.backend.cleanup()
         assert env.snapshot_dirs() == env.recorded_ids() | {"new-live"}
         assert not (env.root / ".metadata.json.12345.tmp").exists()
     finally:
@@ -1057,8 +1095,39 @@ def test_id_of_a_crash_leftover_is_reused_safely(env: Env) -> None:
     (leftover / "junk").write_bytes(b"junk")
     target = prepare_mount(env, "second")
     assert os.listdir(target) == []  # not the leftover's junk
-    sn.cleanup()
+    env.backend.cleanup()
     assert env.snapshot_dirs() == env.recorded_ids() == {"1", "2"}
+
+
+# ---- namespaces over one backend ----
+
+
+@pytest.mark.parametrize("backend_name", list(BACKENDS))
+def test_namespaces_do_not_see_each_other(backend_name: str, tmp_path: Path) -> None:
+    backend = BACKENDS[backend_name](tmp_path / "root")
+    a = NamespacedSnapshotter(backend, "a")
+    b = NamespacedSnapshotter(backend, "b")
+    for sn in (a, b):  # the same keys in both
+        sn.prepare("base-a", "")
+        sn.commit("base", "base-a")
+        sn.prepare("child", "base")
+    a.prepare("only-a", "base")
+
+    assert sorted(i.name for i in a.walk()) == ["base", "child", "only-a"]
+    assert sorted(i.name for i in b.walk()) == ["base", "child"]
+    assert [i.name for i in b.walk(["name==only-a"])] == []
+    assert [(i.name, i.parent) for i in b.walk(["parent==base"])] == [("child", "base")]
+    with pytest.raises(NotFound):
+        b.stat("only-a")
+    with pytest.raises(NotFound):
+        b.remove("only-a")
+    with pytest.raises(NotFound):
+        b.prepare("x", "a/base")  # another namespace's name is not a parent here
+
+    b.remove("child")
+    b.remove("base")
+    assert a.stat("child").parent == "base"
+    assert sorted(i.name for i in backend.walk()) == ["a/base", "a/child", "a/only-a"]
 
 
 # ---- the mount helper and the overlay check ----

@@ -107,3 +107,69 @@ def test_generate_systemd(root: Path, images: CanonicalImages) -> None:
     boot = ctl_proc("generate", "systemd", "--boot", root=root).assert_success().stdout
     assert "Type=oneshot" in boot and f"--root {root} -n default system boot" in boot
     ctl_proc("generate", "systemd", root=root).assert_failure(125, stderr_re="NAME or --boot")
+
+
+def test_system_check_goes_on_past_each_bad_blob_and_record(
+    root: Path, images: CanonicalImages
+) -> None:
+    from ctl.system import check
+
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    run_ctl("pull", images.multi_ref, root=root).assert_success()
+    client = ctl.Client(root=root)
+    content = root / "content"
+    config = images.busybox.config.digest
+    layer = images.multi_host.layers[-1].digest
+    index = images.multi.digest
+    assert layer not in {b.digest for b in images.busybox.blobs()}
+
+    def blob(digest: str) -> Path:
+        return content / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    blob(config).chmod(0o644)
+    blob(config).write_bytes(b"{}")
+    blob(layer).unlink()
+    blob(layer).mkdir()  # stat works, reading fails
+    (content / "labels" / "sha256").mkdir(parents=True)
+    labels = content / "labels" / "sha256" / f"{index.removeprefix('sha256:')}.json"
+    labels.write_text("{")
+    with client.content.writer("half-written") as w:
+        w.write(b"x")
+    ingest = next(p for p in (content / "ingest").iterdir() if p.is_dir())
+    (ingest / "total").write_text("many")
+
+    found = list(check(client))
+    findings = {f.what: f.problem for f in found}
+    assert "does not match its digest" in findings[f"blob {config}"]
+    assert "unreadable" in findings[f"blob {layer}"]
+    records = sorted(f.problem for f in found if f.what == "content record")
+    assert len(records) == 2
+    assert str(labels) in records[1] and f"ingest {ingest}: malformed record" == records[0]
+    # The other blobs were all verified, and the records after the blobs read.
+    healthy = {b.digest for b in [*images.busybox.blobs(), *images.multi_host.blobs()]}
+    for digest in healthy - {config, layer}:
+        assert findings[f"blob {digest}"] == ""
+    assert any(what.startswith("snapshot default/") for what in findings)
+    assert f"image default/{images.busybox_ref}" in findings
+
+    result = run_ctl("system", "check", root=root)
+    assert result.code == 1 and "Traceback" not in result.stderr
+    problems = sum(1 for f in found if f.problem)
+    assert f"checked {len(found)} objects: {problems} problems" in result.stdout
+
+
+def test_system_check_reports_unreadable_image_and_snapshot_records(
+    root: Path, images: CanonicalImages
+) -> None:
+    from ctl.system import check
+
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    (record,) = (root / "namespaces" / "default" / "images").glob("*.json")
+    record.write_text("{")
+    (metadata,) = (root / "snapshots").glob("*/metadata.json")
+    metadata.write_text("[]")
+
+    findings = {f.what: f.problem for f in check(ctl.Client(root=root))}
+    assert findings["images of namespace default"].startswith("unreadable record")
+    assert str(metadata) in findings["snapshots of namespace default"]
+    assert all(findings[f"blob {b.digest}"] == "" for b in images.busybox.blobs())

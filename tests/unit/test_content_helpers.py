@@ -9,13 +9,19 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import pytest
 
-from ctl.content.helpers import copy_from, exists, read_blob, write_blob
+from ctl.content.helpers import copy_from, exists, read_blob, verify_blob, write_blob
 from ctl.content.local import LocalStore
-from ctl.errdefs import AlreadyExists, DataCorrupted, FailedPrecondition, InvalidArgument
+from ctl.errdefs import (
+    AlreadyExists,
+    DataCorrupted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from ctl.oci import MEDIA_TYPE_OCI_LAYER, Descriptor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
 DATA = bytes(range(256)) * 64
@@ -91,20 +97,27 @@ def test_write_blob_restarts_for_plain_iterable(store: LocalStore) -> None:
     assert read_blob(store, desc) == DATA
 
 
-# read_blob and exists
+# read_blob, verify_blob and exists
 
 
-def test_read_blob_detects_tampering(store: LocalStore, tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", [read_blob, verify_blob])
+def test_read_and_verify_blob_detect_tampering(
+    store: LocalStore, tmp_path: Path, read: Callable[[LocalStore, Descriptor], object]
+) -> None:
     desc = describe(DATA)
     write_blob(store, "a", [DATA], desc)
+    read(store, desc)
     blob = tmp_path / "content" / "blobs" / "sha256" / desc.digest.removeprefix("sha256:")
     os.chmod(blob, 0o644)
     blob.write_bytes(DATA[:-1] + b"!")
     with pytest.raises(DataCorrupted):
-        read_blob(store, desc)
+        read(store, desc)
     blob.write_bytes(DATA + b"more")
     with pytest.raises(DataCorrupted):
-        read_blob(store, desc)
+        read(store, desc)
+    blob.unlink()
+    with pytest.raises(NotFound):
+        read(store, desc)
 
 
 class ShortReadProvider:
@@ -138,6 +151,9 @@ def test_read_blob_short_reads_and_limits() -> None:
         read_blob(ShortReadProvider(b"a small manifesT"), desc)
     with pytest.raises(InvalidArgument):
         read_blob(ShortReadProvider(b""), describe(DATA), max_size=100)
+    verify_blob(ShortReadProvider(b"a small manifest"), desc)
+    with pytest.raises(DataCorrupted):
+        verify_blob(ShortReadProvider(b"a small manifesT"), desc)
 
 
 def test_exists(store: LocalStore) -> None:
