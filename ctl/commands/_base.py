@@ -169,6 +169,11 @@ def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
         parser.set_defaults(quiet=False)
 
 
+def add_format_only(parser: argparse.ArgumentParser) -> None:
+    """add_format_only adds ``--format`` to a listing without IDs for ``-q`` to print."""
+    add_format(parser, quiet=False)
+
+
 def add_inspect_format(parser: argparse.ArgumentParser) -> None:
     """add_inspect_format adds inspect's ``-f/--format TEMPLATE`` (default: a JSON array)."""
     parser.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ctl.commands._base import Command, Group, add_format
+from ctl.commands._base import Command, Group, add_format, add_format_only
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -29,7 +29,7 @@ def commands() -> tuple[Command | Group, ...]:
                 Command(
                     "fetch", _fetch, "Fetch an image's content without naming it", _fetch_flags
                 ),
-                Command("active", _active, "List in-progress ingests", _active_flags),
+                Command("active", _active, "List in-progress ingests", add_format_only),
             ),
         ),
     )
@@ -48,10 +48,6 @@ def _fetch_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
-
-
-def _active_flags(parser: argparse.ArgumentParser) -> None:
-    add_format(parser, quiet=False)
 
 
 def _ls(args: argparse.Namespace, ctx: Context) -> Listing:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ctl.commands._base import Command, Group, add_format
+from ctl.commands._base import Command, Group, add_format, add_format_only
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -65,7 +65,7 @@ def _mounts_flags(parser: argparse.ArgumentParser) -> None:
 
 def _usage_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("keys", nargs="*", metavar="KEY")
-    add_format(parser, quiet=False)
+    add_format_only(parser)
 
 
 def _info_flags(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,7 @@ import platform
 import sys
 
 from ctl import __version__
-from ctl.commands._base import Command, Group, add_format, complete, complete_containers
+from ctl.commands._base import Command, Group, add_format_only, complete, complete_containers
 from ctl.errdefs import InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def commands() -> tuple[Command | Group, ...]:
     prune = Command("prune", _prune, "Remove what nothing references", _prune_flags)
-    info = Command("info", _info, "Show system-wide information", _info_flags)
+    info = Command("info", _info, "Show system-wide information", add_format_only)
     return (
         Command("version", _version, "Show the ctl and runc versions"),
         info,
@@ -31,7 +31,7 @@ def commands() -> tuple[Command | Group, ...]:
             "Manage the ctl root as a whole",
             (
                 prune,
-                Command("df", _df, "Show disk usage", _df_flags),
+                Command("df", _df, "Show disk usage", add_format_only),
                 Command("check", _check, "Verify every blob, snapshot and record"),
                 Command("boot", _boot, "Start the containers whose restart policy says so"),
                 info,
@@ -44,14 +44,6 @@ def commands() -> tuple[Command | Group, ...]:
             (Command("systemd", _systemd, "Print a systemd unit for a container", _systemd_flags),),
         ),
     )
-
-
-def _info_flags(parser: argparse.ArgumentParser) -> None:
-    add_format(parser, quiet=False)
-
-
-def _df_flags(parser: argparse.ArgumentParser) -> None:
-    add_format(parser, quiet=False)
 
 
 def _completion_flags(parser: argparse.ArgumentParser) -> None:
