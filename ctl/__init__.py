@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
     from ctl.client import Client
 
-__all__ = ["Client"]
+__all__ = ["Client", "__version__"]
+
+# The one place the version is written: pyproject.toml, the registry client's
+# User-Agent and ``ctl version`` read it from here.
+__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ctl.main import VERSION, build_parser
+from ctl import __version__
+from ctl.commands import build_parser
 
 HEADER = """\
 .TH CTL 1 "" "ctl {version}" "User Commands"
@@ -89,7 +90,7 @@ def _commands(parser: argparse.ArgumentParser, path: str) -> list[str]:
 
 def render() -> str:
     parser = build_parser()
-    lines = [HEADER.format(version=VERSION).rstrip("\n"), ".SH GLOBAL OPTIONS"]
+    lines = [HEADER.format(version=__version__).rstrip("\n"), ".SH GLOBAL OPTIONS"]
     lines += _options(parser)
     lines += [".SH COMMANDS"]
     lines += _commands(parser, "ctl")

@@ -90,32 +90,62 @@ def render_template(fmt: str, docs: Iterable[Mapping[str, Any]]) -> str:
     return "".join(fill(doc) + "\n" for doc in docs)
 
 
-def print_listing(
-    fmt: str,
-    headers: Sequence[str],
-    rows: Iterable[Mapping[str, Any]],
-    *,
-    columns: Sequence[str] | None = None,
-) -> None:
-    """print_listing prints ``rows`` as a table or as JSON lines.
+class Column:
+    """Column is one column of a listing.
 
-    ``columns`` names the keys shown under ``headers`` in the table; JSON lines
-    carry every key of each row.
+    ``header`` heads it in a table; ``field`` is its key in each row, so its
+    name in JSON and in templates; the ``id`` column is what ``-q`` prints.
     """
-    fmt = check_format(fmt)
+
+    __slots__ = ("field", "header", "id")
+
+    def __init__(self, header: str, field: str, *, id: bool = False) -> None:
+        self.header = header
+        self.field = field
+        self.id = id
+
+
+class Listing:
+    """Listing is what a listing command returns: columns, and rows that carry every field.
+
+    A table shows the columns; JSON lines and templates see every key of a row.
+    ``ids`` is what ``-q`` prints when it is not the id column of every row.
+    """
+
+    __slots__ = ("columns", "ids", "rows")
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        rows: Sequence[Mapping[str, Any]],
+        ids: Iterable[Any] | None = None,
+    ) -> None:
+        self.columns = columns
+        self.rows = rows
+        self.ids = ids
+
+
+def print_listing(listing: Listing, fmt: str, quiet: bool) -> None:
+    """print_listing prints the ids (``-q``), JSON lines, a template or a table.
+
+    ``fmt`` has passed ``check_format``.
+    """
     out = sys.stdout
-    if "{{" in fmt:
-        out.write(render_template(fmt, rows))
-        return
-    if fmt == "json":
+    if quiet:
+        ids = listing.ids
+        if ids is None:
+            field = next(c.field for c in listing.columns if c.id)
+            ids = (row[field] for row in listing.rows if row[field] != "")
+        out.write("".join(f"{i}\n" for i in ids))
+    elif "{{" in fmt:
+        out.write(render_template(fmt, listing.rows))
+    elif fmt == "json":
         import json
 
-        for row in rows:
-            out.write(json.dumps(row, sort_keys=False) + "\n")
-        return
-    keys = columns or headers
-    table = [[_cell(row.get(k)) for k in keys] for row in rows]
-    out.write(render_table(headers, table))
+        out.write("".join(json.dumps(row) + "\n" for row in listing.rows))
+    else:
+        table = [[_cell(row.get(c.field)) for c in listing.columns] for row in listing.rows]
+        out.write(render_table([c.header for c in listing.columns], table))
 
 
 def render_table(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
@@ -123,15 +153,13 @@ def render_table(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
     if not table:
         return "   ".join(headers).rstrip() + "\n"
     # An empty listing is the common case in scripts; it skips tabulate's import.
-    import tabulate as tabulate_module
     from tabulate import DataRow, TableFormat, tabulate
-
-    # tabulate pads headers by two more spaces than the widest cell; docker does not.
-    tabulate_module.MIN_PADDING = 0
 
     row = DataRow("", "   ", "")
     docker_style = TableFormat(None, None, None, None, row, row, padding=0, with_header_hide=None)
-    text = tabulate(table, headers=list(headers), tablefmt=docker_style, disable_numparse=True)
+    # The headers go in as the first row: tabulate pads headers (and only them) by
+    # MIN_PADDING more than the widest cell, and docker does not.
+    text = tabulate([list(headers), *table], tablefmt=docker_style, disable_numparse=True)
     return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
@@ -148,10 +176,6 @@ def print_inspect(docs: list[dict[str, Any]], fmt: str | None) -> None:
         print_json(docs)
     else:
         sys.stdout.write(render_template(check_format(fmt), docs))
-
-
-def print_ids(ids: Iterable[str]) -> None:
-    sys.stdout.write("".join(f"{i}\n" for i in ids))
 
 
 def _cell(value: Any) -> str:

@@ -1,53 +1,103 @@
-"""The command groups of the CLI, one module each.
+"""The parser of the CLI, built from the command modules, listed once.
 
-``TOP_LEVEL`` names every top-level command with the module that registers it
-and its one-line help. It is static so that a call imports only the module of
-the command it runs: start-up time is a feature. A test checks that it agrees
-with what the modules register.
+Each module declares its commands next to their handlers, in a function
+``commands()``: name, aliases, one-line help, arguments and handler. A call
+imports only the module of the command it runs, found in ``MODULE_OF``
+(ctl/commands/_index.py). That map is derived from the declarations by
+``python3 scripts/gen_index.py``, and a test checks that it is fresh.
 """
 
 from __future__ import annotations
 
-TOP_LEVEL: dict[str, tuple[str, str]] = {
-    # images
-    "pull": ("images", "Pull an image from a registry"),
-    "push": ("images", "Push an image to a registry"),
-    "images": ("images", "List images"),
-    "rmi": ("images", "Remove one or more images"),
-    "tag": ("images", "Create a tag DST that refers to SRC"),
-    "image": ("images", "Manage images"),
-    "save": ("images", "Save images to an OCI archive"),
-    "load": ("images", "Load images from an OCI or docker archive"),
-    # containers and tasks
-    "create": ("containers", "Create a container"),
-    "run": ("containers", "Run a command in a new container"),
-    "start": ("containers", "Start stopped or created containers"),
-    "ps": ("containers", "List containers"),
-    "stop": ("containers", "Stop running containers"),
-    "restart": ("containers", "Restart containers"),
-    "kill": ("containers", "Send a signal to running containers"),
-    "pause": ("containers", "Pause running containers"),
-    "resume": ("containers", "Resume paused containers"),
-    "rm": ("containers", "Remove containers"),
-    "logs": ("containers", "Print a container's logs"),
-    "exec": ("containers", "Run a command in a running container"),
-    "wait": ("containers", "Wait for containers to stop; print exit codes"),
-    "inspect": ("containers", "Show containers as JSON"),
-    "top": ("containers", "Show the processes of a container"),
-    "containers": ("containers", "Manage container records"),
-    "tasks": ("containers", "Manage tasks"),
-    # lower layers
-    "content": ("content", "Manage the content store"),
-    "snapshots": ("snapshots", "Manage snapshots"),
-    "namespaces": ("namespaces", "Manage namespaces"),
-    "network": ("network", "Manage networks"),
-    # system
-    "version": ("system", "Show the ctl and runc versions"),
-    "info": ("system", "Show system-wide information"),
-    "prune": ("system", "Remove what nothing references"),
-    "system": ("system", "Manage the ctl root as a whole"),
-    "completion": ("system", "Print a shell completion script"),
-    "generate": ("system", "Generate files for other tools"),
-}
+import os
 
-COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in TOP_LEVEL.values()))
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ctl.commands._base import Command, Group
+
+# In the order --help and the man page list their commands.
+MODULES = ("images", "containers", "content", "snapshots", "namespaces", "network", "system")
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """build_parser builds the parser of every command, or only of the command ``only``.
+
+    An unknown word, ``--help`` and completion get the full parser, so that
+    help and errors list every command.
+    """
+    from ctl.commands._base import Parser
+    from ctl.commands._index import MODULE_OF
+    from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT
+
+    parser = Parser(
+        prog="ctl",
+        description="A daemonless container manager.",
+        epilog="Environment: CTL_ROOT, CTL_NAMESPACE, CTL_SNAPSHOTTER, CTL_DEBUG=1.",
+    )
+    parser.add_argument(
+        "--root",
+        default=os.environ.get("CTL_ROOT") or DEFAULT_ROOT,
+        help=f"root directory of all persistent state (default {DEFAULT_ROOT})",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=os.environ.get("CTL_NAMESPACE") or DEFAULT_NAMESPACE,
+        help="namespace of images and containers (default default)",
+    )
+    parser.add_argument(
+        "--snapshotter",
+        default=os.environ.get("CTL_SNAPSHOTTER") or None,
+        help="snapshotter: overlayfs (default where available) or native",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=env_flag("CTL_DEBUG"),
+        help="print tracebacks and runc command lines",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.set_defaults(func=None)
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    # The command being run is all this call needs: its module alone, its parser alone.
+    module = MODULE_OF.get(only or "")
+    for name in MODULES if module is None else (module,):
+        for command in declared(name):
+            if module is None or only == command.name or only in command.aliases:
+                command.add_to(subparsers)
+    return parser
+
+
+def declared(module: str) -> tuple[Command | Group, ...]:
+    """declared imports the command module ``module`` and returns its commands."""
+    import sys
+
+    name = f"ctl.commands.{module}"
+    # __import__, not importlib.import_module: -X importtime reports only the former.
+    __import__(name)
+    commands: tuple[Command | Group, ...] = sys.modules[name].commands()
+    return commands
+
+
+def render_index() -> str:
+    """render_index writes ctl/commands/_index.py: every top-level word and its module."""
+    lines = [
+        '"""Every top-level command word (aliases too) and the module that declares it.',
+        "",
+        "Generated from the declarations by python3 scripts/gen_index.py: do not edit.",
+        '"""',
+        "",
+        "MODULE_OF = {",
+    ]
+    for module in MODULES:
+        for command in declared(module):
+            lines += [f'    "{word}": "{module}",' for word in (command.name, *command.aliases)]
+    return "\n".join([*lines, "}"]) + "\n"

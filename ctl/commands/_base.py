@@ -1,4 +1,4 @@
-"""What every command module shares: the handler type and the parser class."""
+"""What every command module shares: the context, the declarations and the parser class."""
 
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NoReturn
 
-    from ctl.main import Context
+    from ctl.client import Client
+    from ctl.output import Listing
+    from ctl.paths import Paths
 
-    Handler = Callable[[argparse.Namespace, Context], int]
-    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+    # A handler returns its exit code, or a listing for ctl.output to print.
+    Handler = Callable[[argparse.Namespace, "Context"], int | Listing]
+    Arguments = Callable[[argparse.ArgumentParser], None]
+    Completer = Callable[..., list[str]]
+    SubParsers = argparse._SubParsersAction["Parser"]
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -62,78 +67,111 @@ class Parser(argparse.ArgumentParser):
         raise InvalidArgument(f"{where}{message}", hint=f"see '{self.prog} --help'")
 
 
-class CommandSubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
-    """CommandSubParsers holds the top-level commands, or only the one this call runs.
+class Context:
+    """Context is the resolved global options and the client built from them.
 
-    Building every command's parser costs more than a listing itself (argparse
-    makes a help formatter per argument), so ``build_parser`` sets ``only``
-    to the command word and the others get a ``_Skipped`` stand-in that
-    records nothing.
+    A plain class rather than a record (a NamedTuple): ``typing`` costs more
+    start-up time than this whole CLI layer.
     """
 
-    only: str | None = None
+    __slots__ = ("_client", "debug", "namespace", "root", "snapshotter")
 
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        if self.only is not None and name != self.only:
-            return _Skipped()
-        return super().add_parser(name, **kwargs)
+    def __init__(self, root: str, namespace: str, snapshotter: str | None, debug: bool) -> None:
+        self.root = root
+        self.namespace = namespace
+        self.snapshotter = snapshotter
+        self.debug = debug
+        self._client: Client | None = None
 
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            from ctl.client import Client
 
-class _Skipped(Parser):
-    """_Skipped stands in for the parser of a command this call does not run."""
-
-    def __init__(self) -> None:
-        pass  # nothing to build: every method below discards what it is given
-
-    def add_argument(self, *args: Any, **kwargs: Any) -> Any:
-        return None
-
-    def set_defaults(self, **kwargs: Any) -> None:
-        pass
-
-    def add_subparsers(self, **kwargs: Any) -> Any:
-        return _SkippedSubParsers()
-
-
-class _SkippedSubParsers:
-    def add_parser(self, name: str, **kwargs: Any) -> _Skipped:
-        return _Skipped()
+            self._client = Client(
+                root=self.root,
+                namespace=self.namespace,
+                snapshotter=self.snapshotter,
+                debug=self.debug,
+            )
+        return self._client
 
 
-def add_command(
-    subparsers: SubParsers,
-    name: str,
-    handler: Handler,
-    help: str,
-    aliases: tuple[str, ...] = (),
-    **kwargs: Any,
-) -> argparse.ArgumentParser:
-    """add_command adds a leaf command whose handler is ``handler``."""
-    parser = subparsers.add_parser(
-        name, help=help, description=help, aliases=list(aliases), **kwargs
-    )
-    parser.set_defaults(func=handler)
-    return parser
+class Command:
+    """Command declares a leaf command: its names, its one-line help, its arguments, its handler.
+
+    Declaring costs nothing: the parser is built by ``add_to``, and only for the
+    commands a call needs.
+    """
+
+    __slots__ = ("aliases", "arguments", "handler", "help", "name")
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        help: str,
+        arguments: Arguments | None = None,
+        aliases: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.handler = handler
+        self.help = help
+        self.arguments = arguments
+        self.aliases = aliases
+
+    def add_to(self, subparsers: SubParsers) -> None:
+        parser = subparsers.add_parser(
+            self.name, help=self.help, description=self.help, aliases=list(self.aliases)
+        )
+        parser.set_defaults(func=self.handler)
+        if self.arguments is not None:
+            self.arguments(parser)
 
 
-def add_group(
-    subparsers: SubParsers, name: str, help: str, aliases: tuple[str, ...] = ()
-) -> SubParsers:
-    """add_group adds a command with subcommands and returns their subparsers."""
-    parser = subparsers.add_parser(name, help=help, description=help, aliases=list(aliases))
-    parser.set_defaults(func=None, group_parser=parser)
-    return parser.add_subparsers(title="commands", metavar="COMMAND")
+class Group:
+    """Group declares a command with subcommands (``image ls``, ``network rm``)."""
+
+    __slots__ = ("aliases", "commands", "help", "name")
+
+    def __init__(
+        self, name: str, help: str, commands: tuple[Command, ...], aliases: tuple[str, ...] = ()
+    ) -> None:
+        self.name = name
+        self.help = help
+        self.commands = commands
+        self.aliases = aliases
+
+    def add_to(self, subparsers: SubParsers) -> None:
+        parser = subparsers.add_parser(
+            self.name, help=self.help, description=self.help, aliases=list(self.aliases)
+        )
+        parser.set_defaults(func=None, group_parser=parser)
+        children = parser.add_subparsers(title="commands", metavar="COMMAND")
+        for command in self.commands:
+            command.add_to(children)
 
 
 def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
     """add_format adds the listing flags ``--format table|json`` and ``-q``."""
+    from ctl.output import check_format
+
+    # Checked while parsing, so that a bad --format fails before any work is done.
     parser.add_argument(
         "--format",
+        type=check_format,
         default="table",
         help="output format: table, or json (one object a line)",
     )
     if quiet:
         parser.add_argument("-q", "--quiet", action="store_true", help="print only IDs")
+    else:
+        parser.set_defaults(quiet=False)
+
+
+def add_format_only(parser: argparse.ArgumentParser) -> None:
+    """add_format_only adds ``--format`` to a listing without IDs for ``-q`` to print."""
+    add_format(parser, quiet=False)
 
 
 def add_inspect_format(parser: argparse.ArgumentParser) -> None:
@@ -146,13 +184,17 @@ def add_inspect_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def each(refs: list[str], action: Any) -> int:
-    """each applies ``action`` to every name and prints it; errors are reported, the rest go on."""
+def each(refs: list[str], action: Any, *, echo: bool = True) -> int:
+    """each applies ``action`` to every name and, if ``echo``, prints it.
+
+    Errors are reported and the rest go on; one name alone raises its error.
+    """
     failed = False
     for ref in refs:
         try:
             action(ref)
-            print(ref)
+            if echo:
+                print(ref)
         except CtlError as err:
             if len(refs) == 1:
                 raise
@@ -160,3 +202,57 @@ def each(refs: list[str], action: Any) -> int:
             sys.stderr.write(f"ctl: {err}{hint}\n")
             failed = True
     return EXIT_CTL_FAILURE if failed else 0
+
+
+# Completion: argcomplete calls these with the options parsed so far, so the
+# names come from the root and namespace on the command line (or CTL_ROOT).
+
+
+def complete(action: argparse.Action, completer: Completer) -> None:
+    """complete makes argcomplete offer ``completer``'s names for ``action``."""
+    action.completer = completer  # type: ignore[attr-defined]  # argcomplete reads it
+
+
+def complete_containers(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any) -> list[str]:
+    def names(paths: Paths, namespace: str) -> list[str]:
+        from ctl.containers.store import LocalContainerStore
+
+        store = LocalContainerStore(
+            paths.containers(namespace), paths.locks / f"containers-{namespace}.lock"
+        )
+        return [container.name for container in store.list()]
+
+    return _names(names, parsed_args)
+
+
+def complete_images(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any) -> list[str]:
+    def names(paths: Paths, namespace: str) -> list[str]:
+        from ctl.images.store import LocalImageStore
+
+        store = LocalImageStore(paths.images(namespace), paths.locks / f"images-{namespace}.lock")
+        return [image.name for image in store.list()]
+
+    return _names(names, parsed_args)
+
+
+def complete_networks(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any) -> list[str]:
+    def names(paths: Paths, namespace: str) -> list[str]:
+        from ctl.network.config import NetworkStore
+
+        return NetworkStore(paths.root / "networks").names()
+
+    return _names(names, parsed_args)
+
+
+def _names(
+    list_names: Callable[[Paths, str], list[str]], parsed_args: argparse.Namespace
+) -> list[str]:
+    """_names reads names without writing anything; a missing or damaged root offers none."""
+    from pathlib import Path
+
+    from ctl.paths import Paths
+
+    try:
+        return list_names(Paths(Path(parsed_args.root).absolute()), parsed_args.namespace)
+    except Exception:  # whatever is wrong with the root, a Tab must not traceback
+        return []

@@ -6,7 +6,17 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ctl.commands._base import add_command, add_format, add_group, add_inspect_format, each
+from ctl.commands._base import (
+    Command,
+    Group,
+    add_format,
+    add_inspect_format,
+    complete,
+    complete_containers,
+    complete_images,
+    complete_networks,
+    each,
+)
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -16,84 +26,123 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from ctl.commands._base import SubParsers
+    from ctl.commands._base import Context
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
-    from ctl.main import Context
+    from ctl.output import Listing
     from ctl.runtime.state import TaskState
     from ctl.runtime.supervisor import Spawned
 
 
-def register(subparsers: SubParsers) -> None:
-    _create_flags(add_command(subparsers, "create", _create, "Create a container"))
-    run = add_command(subparsers, "run", _run, "Run a command in a new container")
-    _create_flags(run)
-    run.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    start = add_command(subparsers, "start", _start, "Start stopped or created containers")
-    start.add_argument("containers", nargs="+", metavar="CONTAINER")
-    start.add_argument("-a", "--attach", action="store_true", help="attach output, wait")
-    start.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
-    ps = add_command(subparsers, "ps", _ps, "List containers")
-    add_format(ps)
-    ps.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
-    ps.add_argument("--no-trunc", action="store_true", help="do not truncate output")
-    stop = add_command(subparsers, "stop", _stop, "Stop running containers")
-    stop.add_argument("containers", nargs="+", metavar="CONTAINER")
-    stop.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
-    restart = add_command(subparsers, "restart", _restart, "Restart containers")
-    restart.add_argument("containers", nargs="+", metavar="CONTAINER")
-    restart.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
-    kill = add_command(subparsers, "kill", _kill, "Send a signal to running containers")
-    kill.add_argument("containers", nargs="+", metavar="CONTAINER")
-    kill.add_argument("-s", "--signal", default="KILL", help="signal (default KILL)")
-    pause = add_command(subparsers, "pause", _pause, "Pause running containers")
-    pause.add_argument("containers", nargs="+", metavar="CONTAINER")
-    resume = add_command(
-        subparsers, "resume", _resume, "Resume paused containers", aliases=("unpause",)
+def commands() -> tuple[Command | Group, ...]:
+    return (
+        Command("create", _create, "Create a container", _create_flags),
+        Command("run", _run, "Run a command in a new container", _run_flags),
+        Command("start", _start, "Start stopped or created containers", _start_flags),
+        Command("ps", _ps, "List containers", _ps_flags),
+        Command("stop", _stop, "Stop running containers", _stop_flags),
+        Command("restart", _restart, "Restart containers", _stop_flags),
+        Command("kill", _kill, "Send a signal to running containers", _kill_flags),
+        Command("pause", _pause, "Pause running containers", _containers_arg),
+        Command("resume", _resume, "Resume paused containers", _containers_arg, ("unpause",)),
+        Command("rm", _rm, "Remove containers", _rm_flags),
+        Command("logs", _logs, "Print a container's logs", _logs_flags),
+        Command("exec", _exec, "Run a command in a running container", _exec_flags),
+        Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg),
+        Command("inspect", _inspect, "Show containers as JSON", _inspect_flags),
+        Command("top", _top, "Show the processes of a container", _container_arg),
+        Group(
+            "containers",
+            "Manage container records",
+            (
+                Command("ls", _containers_ls, "List containers", add_format, ("list",)),
+                Command(
+                    "info", _containers_info, "Show a container record as JSON", _container_arg
+                ),
+                Command("rm", _rm, "Remove containers", _rm_flags, ("delete", "remove")),
+            ),
+            ("container",),
+        ),
+        Group(
+            "tasks",
+            "Manage tasks",
+            (
+                Command("ls", _tasks_ls, "List tasks", add_format, ("list",)),
+                Command("ps", _tasks_ps, "List a task's processes", _tasks_ps_flags),
+                Command("metrics", _tasks_metrics, "Show a task's cgroup metrics", _container_arg),
+            ),
+            ("task",),
+        ),
     )
-    resume.add_argument("containers", nargs="+", metavar="CONTAINER")
-    rm = add_command(subparsers, "rm", _rm, "Remove containers")
-    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
-    rm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
-    logs = add_command(subparsers, "logs", _logs, "Print a container's logs")
-    logs.add_argument("container", metavar="CONTAINER")
-    logs.add_argument("-f", "--follow", action="store_true", help="follow new output")
-    logs.add_argument("--tail", default="all", help="only the last N lines")
-    logs.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
-    exec_ = add_command(subparsers, "exec", _exec, "Run a command in a running container")
-    exec_.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    exec_.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    exec_.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    exec_.add_argument("-e", "--env", action="append", default=[], help="set K=V")
-    exec_.add_argument("-w", "--workdir", help="working directory")
-    exec_.add_argument("-u", "--user", help="user[:group]")
-    exec_.add_argument("container", metavar="CONTAINER")
-    exec_.add_argument("command", nargs="...", metavar="COMMAND")
-    wait = add_command(subparsers, "wait", _wait, "Wait for containers to stop; print exit codes")
-    wait.add_argument("containers", nargs="+", metavar="CONTAINER")
-    inspect = add_command(subparsers, "inspect", _inspect, "Show containers as JSON")
-    inspect.add_argument("containers", nargs="+", metavar="CONTAINER")
-    add_inspect_format(inspect)
-    top = add_command(subparsers, "top", _top, "Show the processes of a container")
-    top.add_argument("container", metavar="CONTAINER")
 
-    group = add_group(subparsers, "containers", "Manage container records", ("container",))
-    ls = add_command(group, "ls", _containers_ls, "List containers", aliases=("list",))
-    add_format(ls)
-    info = add_command(group, "info", _containers_info, "Show a container record as JSON")
-    info.add_argument("container", metavar="CONTAINER")
-    crm = add_command(group, "rm", _rm, "Remove containers", aliases=("delete", "remove"))
-    crm.add_argument("containers", nargs="+", metavar="CONTAINER")
-    crm.add_argument("-f", "--force", action="store_true", help="kill a running container first")
 
-    tasks = add_group(subparsers, "tasks", "Manage tasks", ("task",))
-    tls = add_command(tasks, "ls", _tasks_ls, "List tasks", aliases=("list",))
-    add_format(tls)
-    tps = add_command(tasks, "ps", _tasks_ps, "List a task's processes")
-    tps.add_argument("container", metavar="CONTAINER")
-    add_format(tps)
-    metrics = add_command(tasks, "metrics", _tasks_metrics, "Show a task's cgroup metrics")
-    metrics.add_argument("container", metavar="CONTAINER")
+def _containers_arg(parser: argparse.ArgumentParser) -> None:
+    complete(parser.add_argument("containers", nargs="+", metavar="CONTAINER"), complete_containers)
+
+
+def _container_arg(parser: argparse.ArgumentParser) -> None:
+    complete(parser.add_argument("container", metavar="CONTAINER"), complete_containers)
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    _create_flags(parser)
+    parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
+
+
+def _start_flags(parser: argparse.ArgumentParser) -> None:
+    _containers_arg(parser)
+    parser.add_argument("-a", "--attach", action="store_true", help="attach output, wait")
+    parser.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+
+
+def _ps_flags(parser: argparse.ArgumentParser) -> None:
+    add_format(parser)
+    parser.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+
+
+def _stop_flags(parser: argparse.ArgumentParser) -> None:
+    _containers_arg(parser)
+    parser.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
+
+
+def _kill_flags(parser: argparse.ArgumentParser) -> None:
+    _containers_arg(parser)
+    parser.add_argument("-s", "--signal", default="KILL", help="signal (default KILL)")
+
+
+def _rm_flags(parser: argparse.ArgumentParser) -> None:
+    _containers_arg(parser)
+    parser.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+
+
+def _logs_flags(parser: argparse.ArgumentParser) -> None:
+    _container_arg(parser)
+    parser.add_argument("-f", "--follow", action="store_true", help="follow new output")
+    parser.add_argument("--tail", default="all", help="only the last N lines")
+    parser.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+
+
+def _exec_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("-d", "--detach", action="store_true", help="run in the background")
+    add("-i", "--interactive", action="store_true", help="keep stdin open")
+    add("-t", "--tty", action="store_true", help="allocate a terminal")
+    add("-e", "--env", action="append", default=[], help="set K=V")
+    add("-w", "--workdir", help="working directory")
+    add("-u", "--user", help="user[:group]")
+    _container_arg(parser)
+    add("command", nargs="...", metavar="COMMAND")
+
+
+def _inspect_flags(parser: argparse.ArgumentParser) -> None:
+    _containers_arg(parser)
+    add_inspect_format(parser)
+
+
+def _tasks_ps_flags(parser: argparse.ArgumentParser) -> None:
+    _container_arg(parser)
+    add_format(parser)
 
 
 def _create_flags(parser: argparse.ArgumentParser) -> None:
@@ -110,12 +159,13 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("-u", "--user", help="user[:group] (name or id)")
     add("--entrypoint", help="override the image's entrypoint")
     add("--hostname", help="container host name")
-    add(
+    network = add(
         "--net",
         "--network",
         dest="network",
         help="bridge (default where the CNI plugins are installed), none, host, or a name",
     )
+    complete(network, complete_networks)
     add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]")
     add("--memory", "-m", help="memory limit (e.g. 512m)")
     add("--cpus", help="number of CPUs (e.g. 1.5)")
@@ -130,7 +180,7 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     add("--platform", help="os/arch[/variant] of the image")
     add("--pull", default="missing", help="missing, always or never")
-    add("image", metavar="IMAGE")
+    complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
 
 
@@ -353,11 +403,10 @@ def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dic
     }
 
 
-def _ps(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
     from ctl.runtime.state import Status
 
-    fmt = check_format(args.format)
     client = ctx.client
     rows = []
     for container in client.list_containers():
@@ -365,16 +414,16 @@ def _ps(args: argparse.Namespace, ctx: Context) -> int:
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
         if args.all or live:
             rows.append(_ps_row(container, task, args.no_trunc))
-    if args.quiet:
-        print_ids(r["ID"] for r in rows)
-        return 0
-    print_listing(
-        fmt,
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-        rows,
-        columns=["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"],
+    columns = (
+        Column("CONTAINER ID", "ID", id=True),
+        Column("IMAGE", "Image"),
+        Column("COMMAND", "Command"),
+        Column("CREATED", "RunningFor"),
+        Column("STATUS", "Status"),
+        Column("PORTS", "Ports"),
+        Column("NAMES", "Names"),
     )
-    return 0
+    return Listing(columns, rows)
 
 
 def _stop(args: argparse.Namespace, ctx: Context) -> int:
@@ -552,25 +601,21 @@ def _top(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _containers_ls(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _containers_ls(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
 
-    fmt = check_format(args.format)
     containers = ctx.client.list_containers()
-    if args.quiet:
-        print_ids(c.id for c in containers)
-        return 0
     rows = [
         {"ID": c.id, "Name": c.name, "Image": c.image, "Snapshotter": c.snapshotter}
         for c in containers
     ]
-    print_listing(
-        fmt,
-        ["CONTAINER", "NAME", "IMAGE", "SNAPSHOTTER"],
-        rows,
-        columns=["ID", "Name", "Image", "Snapshotter"],
+    columns = (
+        Column("CONTAINER", "ID", id=True),
+        Column("NAME", "Name"),
+        Column("IMAGE", "Image"),
+        Column("SNAPSHOTTER", "Snapshotter"),
     )
-    return 0
+    return Listing(columns, rows)
 
 
 def _containers_info(args: argparse.Namespace, ctx: Context) -> int:
@@ -580,10 +625,9 @@ def _containers_info(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _tasks_ls(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _tasks_ls(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
 
-    fmt = check_format(args.format)
     client = ctx.client
     rows: list[dict[str, Any]] = []
     for container in client.list_containers():
@@ -592,24 +636,16 @@ def _tasks_ls(args: argparse.Namespace, ctx: Context) -> int:
             rows.append(
                 {"Task": container.id, "Pid": task.pid, "Status": task.status.value.upper()}
             )
-    if args.quiet:
-        print_ids(r["Task"] for r in rows)
-        return 0
-    print_listing(fmt, ["TASK", "PID", "STATUS"], rows, columns=["Task", "Pid", "Status"])
-    return 0
+    columns = (Column("TASK", "Task", id=True), Column("PID", "Pid"), Column("STATUS", "Status"))
+    return Listing(columns, rows)
 
 
-def _tasks_ps(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _tasks_ps(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
 
     client = ctx.client
-    fmt = check_format(args.format)
     pids = client.tasks.pids(client.get_container(args.container))
-    if args.quiet:
-        print_ids(str(pid) for pid in pids)
-        return 0
-    print_listing(fmt, ["PID"], [{"Pid": pid} for pid in pids], columns=["Pid"])
-    return 0
+    return Listing((Column("PID", "Pid", id=True),), [{"Pid": pid} for pid in pids])
 
 
 def _tasks_metrics(args: argparse.Namespace, ctx: Context) -> int:

@@ -4,44 +4,58 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
 
-from ctl.commands._base import add_command, add_format, add_group
+from ctl.commands._base import Command, Group, add_format, add_format_only
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
 
-    from ctl.commands._base import SubParsers
-    from ctl.main import Context
+    from ctl.commands._base import Context
+    from ctl.output import Listing
 
 
-def register(subparsers: SubParsers) -> None:
-    group = add_group(subparsers, "content", "Manage the content store")
-    ls = add_command(group, "ls", _ls, "List blobs", aliases=("list",))
-    add_format(ls)
-    get = add_command(group, "get", _get, "Write a blob to stdout")
-    get.add_argument("digest", metavar="DIGEST")
-    rm = add_command(group, "rm", _rm, "Remove blobs", aliases=("delete", "remove"))
-    rm.add_argument("digests", nargs="+", metavar="DIGEST")
-    fetch = add_command(group, "fetch", _fetch, "Fetch an image's content without naming it")
-    fetch.add_argument("ref", metavar="REF")
-    fetch.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
-    fetch.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
-    fetch.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
-    active = add_command(group, "active", _active, "List in-progress ingests")
-    add_format(active, quiet=False)
+def commands() -> tuple[Command | Group, ...]:
+    return (
+        Group(
+            "content",
+            "Manage the content store",
+            (
+                Command("ls", _ls, "List blobs", add_format, ("list",)),
+                Command("get", _get, "Write a blob to stdout", _get_flags),
+                Command("rm", _rm, "Remove blobs", _rm_flags, ("delete", "remove")),
+                Command(
+                    "fetch", _fetch, "Fetch an image's content without naming it", _fetch_flags
+                ),
+                Command("active", _active, "List in-progress ingests", add_format_only),
+            ),
+        ),
+    )
 
 
-def _ls(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _get_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("digest", metavar="DIGEST")
+
+
+def _rm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("digests", nargs="+", metavar="DIGEST")
+
+
+def _fetch_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ref", metavar="REF")
+    parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
+    parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+
+
+def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
     from ctl.progress import human_size
     from ctl.timefmt import ago
 
-    fmt = check_format(args.format)
     infos = sorted(ctx.client.content.walk(), key=lambda i: i.digest)
-    if args.quiet:
-        print_ids(i.digest for i in infos)
-        return 0
     rows = [
         {
             "Digest": i.digest,
@@ -53,13 +67,13 @@ def _ls(args: argparse.Namespace, ctx: Context) -> int:
         }
         for i in infos
     ]
-    print_listing(
-        fmt,
-        ["DIGEST", "SIZE", "AGE", "LABELS"],
-        rows,
-        columns=["Digest", "HumanSize", "Age", "Labels"],
+    columns = (
+        Column("DIGEST", "Digest", id=True),
+        Column("SIZE", "HumanSize"),
+        Column("AGE", "Age"),
+        Column("LABELS", "Labels"),
     )
-    return 0
+    return Listing(columns, rows)
 
 
 def _get(args: argparse.Namespace, ctx: Context) -> int:
@@ -101,8 +115,8 @@ def _fetch(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _active(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_listing
+def _active(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
     from ctl.progress import human_size
     from ctl.timefmt import human_duration
 
@@ -118,7 +132,5 @@ def _active(args: argparse.Namespace, ctx: Context) -> int:
         }
         for s in ctx.client.content.list_statuses()
     ]
-    print_listing(
-        args.format, ["REF", "SIZE", "STARTED"], rows, columns=["Ref", "Progress", "Started"]
-    )
-    return 0
+    columns = (Column("REF", "Ref"), Column("SIZE", "Progress"), Column("STARTED", "Started"))
+    return Listing(columns, rows)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from ctl.commands._base import add_command, add_format, add_group, add_inspect_format
+from ctl.commands._base import (
+    Command,
+    Group,
+    add_format,
+    add_inspect_format,
+    complete,
+    complete_images,
+    each,
+)
 from ctl.errdefs import CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -14,38 +22,50 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from ctl.commands._base import SubParsers
+    from ctl.commands._base import Context
     from ctl.images.summary import ImageSummary
-    from ctl.main import Context
+    from ctl.output import Listing
 
 
-def register(subparsers: SubParsers) -> None:
-    pull = add_command(subparsers, "pull", _pull, "Pull an image from a registry")
-    _pull_flags(pull)
-    push = add_command(subparsers, "push", _push, "Push an image to a registry")
-    _push_flags(push)
-    _images_flags(add_command(subparsers, "images", _images, "List images"))
-    _rmi_flags(add_command(subparsers, "rmi", _rmi, "Remove one or more images"))
-    _tag_flags(add_command(subparsers, "tag", _tag, "Create a tag DST that refers to SRC"))
-    _save_flags(add_command(subparsers, "save", _save, "Save images to an OCI archive"))
-    _load_flags(add_command(subparsers, "load", _load, "Load images from an archive"))
+def commands() -> tuple[Command | Group, ...]:
+    pull = Command("pull", _pull, "Pull an image from a registry", _pull_flags)
+    push = Command("push", _push, "Push an image to a registry", _push_flags)
+    tag = Command("tag", _tag, "Create a tag DST that refers to SRC", _tag_flags)
+    save = Command("save", _save, "Save images to an OCI archive", _save_flags)
+    load = Command("load", _load, "Load images from an archive", _load_flags)
+    return (
+        pull,
+        push,
+        Command("images", _images, "List images", _images_flags),
+        Command("rmi", _rmi, "Remove one or more images", _rmi_flags),
+        tag,
+        save,
+        load,
+        Group(
+            "image",
+            "Manage images",
+            (
+                Command("inspect", _inspect, "Show images as JSON", _inspect_flags),
+                Command("history", _history, "Show the layers of an image", _history_flags),
+                Command("ls", _images, "List images", _images_flags, ("list",)),
+                Command("rm", _rmi, "Remove images", _rmi_flags, ("remove",)),
+                pull,
+                push,
+                tag,
+                save,
+                load,
+                Command("unpack", _unpack, "Unpack a fetched image into snapshots", _unpack_flags),
+            ),
+        ),
+    )
 
-    group = add_group(subparsers, "image", "Manage images")
-    _inspect_flags(add_command(group, "inspect", _inspect, "Show images as JSON"))
-    history = add_command(group, "history", _history, "Show the layers of an image")
-    history.add_argument("ref", metavar="REF")
-    add_format(history, quiet=True)
-    history.add_argument("--no-trunc", action="store_true", help="do not truncate output")
-    _images_flags(add_command(group, "ls", _images, "List images", aliases=("list",)))
-    _rmi_flags(add_command(group, "rm", _rmi, "Remove images", aliases=("remove",)))
-    _pull_flags(add_command(group, "pull", _pull, "Pull an image from a registry"))
-    _push_flags(add_command(group, "push", _push, "Push an image to a registry"))
-    _tag_flags(add_command(group, "tag", _tag, "Create a tag DST that refers to SRC"))
-    _save_flags(add_command(group, "save", _save, "Save images to an OCI archive"))
-    _load_flags(add_command(group, "load", _load, "Load images from an archive"))
-    unpack = add_command(group, "unpack", _unpack, "Unpack a fetched image into snapshots")
-    unpack.add_argument("ref", metavar="REF")
-    unpack.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
+
+def _image_arg(parser: argparse.ArgumentParser, dest: str, metavar: str = "REF") -> None:
+    complete(parser.add_argument(dest, metavar=metavar), complete_images)
+
+
+def _images_arg(parser: argparse.ArgumentParser) -> None:
+    complete(parser.add_argument("refs", nargs="+", metavar="REF"), complete_images)
 
 
 def _pull_flags(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +76,7 @@ def _pull_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _push_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ref", metavar="REF")
+    _image_arg(parser, "ref")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
 
@@ -69,17 +89,17 @@ def _images_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _rmi_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("refs", nargs="+", metavar="REF")
+    _images_arg(parser)
     parser.add_argument("-f", "--force", action="store_true", help="remove every name of an ID")
 
 
 def _tag_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="SRC")
+    _image_arg(parser, "source", "SRC")
     parser.add_argument("target", metavar="DST")
 
 
 def _save_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("refs", nargs="+", metavar="REF")
+    _images_arg(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default stdout)")
 
 
@@ -89,8 +109,19 @@ def _load_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _inspect_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("refs", nargs="+", metavar="REF")
+    _images_arg(parser)
     add_inspect_format(parser)
+
+
+def _history_flags(parser: argparse.ArgumentParser) -> None:
+    _image_arg(parser, "ref")
+    add_format(parser)
+    parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+
+
+def _unpack_flags(parser: argparse.ArgumentParser) -> None:
+    _image_arg(parser, "ref")
+    parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
 
 
 # Handlers.
@@ -177,26 +208,26 @@ def _image_row(summary: ImageSummary, no_trunc: bool) -> dict[str, Any]:
     }
 
 
-def _images(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _images(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
 
-    fmt = check_format(args.format)
     client = ctx.client
     images = client.list_images()
     if args.repository:
         images = [i for i in images if _matches(i.name, args.repository)]
     summaries = [client.summarize(i) for i in images]
-    if args.quiet:
-        print_ids(dict.fromkeys(_short_id(s.id, args.no_trunc) for s in summaries))
-        return 0
     rows = [_image_row(s, args.no_trunc) for s in summaries]
-    headers = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]
-    columns = ["Repository", "Tag", "ID", "CreatedSince", "Size"]
+    columns = [
+        Column("REPOSITORY", "Repository"),
+        Column("TAG", "Tag"),
+        Column("IMAGE ID", "ID", id=True),
+        Column("CREATED", "CreatedSince"),
+        Column("SIZE", "Size"),
+    ]
     if args.digests:
-        headers.insert(2, "DIGEST")
-        columns.insert(2, "Digest")
-    print_listing(fmt, headers, rows, columns=columns)
-    return 0
+        columns.insert(2, Column("DIGEST", "Digest"))
+    # One line an image ID, however many names it has.
+    return Listing(columns, rows, ids=dict.fromkeys(row["ID"] for row in rows))
 
 
 def _matches(name: str, pattern: str) -> bool:
@@ -215,19 +246,11 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def _rmi(args: argparse.Namespace, ctx: Context) -> int:
-    failed = None
-    for ref in args.refs:
-        try:
-            for name in ctx.client.remove_image(ref, force=args.force):
-                print(f"Untagged: {name}")
-        except CtlError as err:
-            if len(args.refs) == 1:
-                raise
-            sys.stderr.write(f"ctl: {err}\n")
-            failed = err
-    if failed is not None:
-        return 125
-    return 0
+    def remove(ref: str) -> None:
+        for name in ctx.client.remove_image(ref, force=args.force):
+            print(f"Untagged: {name}")
+
+    return each(args.refs, remove, echo=False)
 
 
 def _tag(args: argparse.Namespace, ctx: Context) -> int:
@@ -301,12 +324,11 @@ def _inspect_doc(summary: ImageSummary) -> dict[str, Any]:
     }
 
 
-def _history(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _history(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
     from ctl.progress import human_size
     from ctl.timefmt import ago, parse_rfc3339
 
-    fmt = check_format(args.format)
     client = ctx.client
     summary = client.summarize(client.get_image(args.ref))
     layers = list(summary.manifest.layers) if summary.manifest else []
@@ -331,13 +353,11 @@ def _history(args: argparse.Namespace, ctx: Context) -> int:
                 "Comment": entry.get("comment", ""),
             }
         )
-    if args.quiet:
-        print_ids(r["ID"] for r in rows)
-        return 0
-    print_listing(
-        fmt,
-        ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-        rows,
-        columns=["ID", "CreatedSince", "CreatedBy", "Size", "Comment"],
+    columns = (
+        Column("IMAGE", "ID", id=True),
+        Column("CREATED", "CreatedSince"),
+        Column("CREATED BY", "CreatedBy"),
+        Column("SIZE", "Size"),
+        Column("COMMENT", "Comment"),
     )
-    return 0
+    return Listing(columns, rows)

@@ -2,36 +2,46 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from ctl.commands._base import Command, Group, add_format
 
-from ctl.commands._base import add_command, add_format, add_group
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
 
-    from ctl.commands._base import SubParsers
-    from ctl.main import Context
+    from ctl.commands._base import Context
+    from ctl.output import Listing
 
 
-def register(subparsers: SubParsers) -> None:
-    group = add_group(subparsers, "namespaces", "Manage namespaces", aliases=("namespace", "ns"))
-    ls = add_command(group, "ls", _ls, "List namespaces", aliases=("list",))
-    add_format(ls)
-    create = add_command(group, "create", _create, "Create a namespace")
-    create.add_argument("name", metavar="NAME")
-    rm = add_command(group, "rm", _rm, "Remove empty namespaces", aliases=("remove", "delete"))
-    rm.add_argument("names", nargs="+", metavar="NAME")
+def commands() -> tuple[Command | Group, ...]:
+    return (
+        Group(
+            "namespaces",
+            "Manage namespaces",
+            (
+                Command("ls", _ls, "List namespaces", add_format, ("list",)),
+                Command("create", _create, "Create a namespace", _create_flags),
+                Command("rm", _rm, "Remove empty namespaces", _rm_flags, ("remove", "delete")),
+            ),
+            ("namespace", "ns"),
+        ),
+    )
 
 
-def _ls(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_ids, print_listing
+def _create_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+
+
+def _rm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME")
+
+
+def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
 
     names = ctx.client.list_namespaces()
-    if args.quiet:
-        print_ids(names)
-        return 0
-    print_listing(args.format, ["NAME"], [{"Name": n} for n in names], columns=["Name"])
-    return 0
+    return Listing((Column("NAME", "Name", id=True),), [{"Name": n} for n in names])
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:

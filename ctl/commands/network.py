@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ctl.commands._base import add_command, add_format, add_group, add_inspect_format, each
+from ctl.commands._base import (
+    Command,
+    Group,
+    add_format,
+    add_inspect_format,
+    complete,
+    complete_networks,
+    each,
+)
 from ctl.errdefs import InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -12,32 +20,51 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from ctl.commands._base import SubParsers
-    from ctl.main import Context
+    from ctl.commands._base import Context
     from ctl.network import NetworkInfo
     from ctl.network.manager import NetworkManager
+    from ctl.output import Listing
 
 # ``--net`` modes that are not CNI networks, listed as docker and nerdctl list them.
 _PSEUDO_NETWORKS = (("host", "host"), ("none", "null"))
 
 
-def register(subparsers: SubParsers) -> None:
-    group = add_group(subparsers, "network", "Manage networks")
-    ls = add_command(group, "ls", _ls, "List networks", aliases=("list",))
-    add_format(ls)
-    ls.add_argument("--no-trunc", action="store_true", help="show full network IDs")
-    inspect = add_command(group, "inspect", _inspect, "Show networks as JSON")
-    inspect.add_argument("networks", nargs="+", metavar="NETWORK")
-    add_inspect_format(inspect)
-    create = add_command(group, "create", _create, "Create a bridge network")
-    create.add_argument("name", metavar="NAME")
-    create.add_argument("--subnet", help="IPv4 subnet in CIDR form (default: a free private /16)")
-    create.add_argument("--gateway", help="gateway address (default: the subnet's first)")
-    create.add_argument(
+def commands() -> tuple[Command | Group, ...]:
+    return (
+        Group(
+            "network",
+            "Manage networks",
+            (
+                Command("ls", _ls, "List networks", _ls_flags, ("list",)),
+                Command("inspect", _inspect, "Show networks as JSON", _inspect_flags),
+                Command("create", _create, "Create a bridge network", _create_flags),
+                Command("rm", _rm, "Remove networks", _networks_arg, ("remove", "delete")),
+            ),
+        ),
+    )
+
+
+def _networks_arg(parser: argparse.ArgumentParser) -> None:
+    complete(parser.add_argument("networks", nargs="+", metavar="NETWORK"), complete_networks)
+
+
+def _ls_flags(parser: argparse.ArgumentParser) -> None:
+    add_format(parser)
+    parser.add_argument("--no-trunc", action="store_true", help="show full network IDs")
+
+
+def _inspect_flags(parser: argparse.ArgumentParser) -> None:
+    _networks_arg(parser)
+    add_inspect_format(parser)
+
+
+def _create_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("--subnet", help="IPv4 subnet in CIDR form (default: a free private /16)")
+    parser.add_argument("--gateway", help="gateway address (default: the subnet's first)")
+    parser.add_argument(
         "-d", "--driver", default="bridge", help="network driver (only bridge is supported)"
     )
-    rm = add_command(group, "rm", _rm, "Remove networks", aliases=("remove", "delete"))
-    rm.add_argument("networks", nargs="+", metavar="NETWORK")
 
 
 def _manager(ctx: Context) -> NetworkManager:
@@ -58,23 +85,20 @@ def _row(info: NetworkInfo, no_trunc: bool) -> dict[str, Any]:
     }
 
 
-def _ls(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
 
-    fmt = check_format(args.format)
     infos = _manager(ctx).list_networks()
-    if args.quiet:
-        print_ids(i.id if args.no_trunc else i.id[:12] for i in infos)
-        return 0
     rows = [_row(i, args.no_trunc) for i in infos]
+    # Without an ID, -q leaves them out.
     rows += [{"ID": "", "Name": name, "Driver": driver} for name, driver in _PSEUDO_NETWORKS]
-    print_listing(
-        fmt,
-        ["NETWORK ID", "NAME", "DRIVER", "SUBNET"],
-        rows,
-        columns=["ID", "Name", "Driver", "Subnet"],
+    columns = (
+        Column("NETWORK ID", "ID", id=True),
+        Column("NAME", "Name"),
+        Column("DRIVER", "Driver"),
+        Column("SUBNET", "Subnet"),
     )
-    return 0
+    return Listing(columns, rows)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:

@@ -2,57 +2,83 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from ctl.commands._base import Command, Group, add_format, add_format_only
 
-from ctl.commands._base import add_command, add_format, add_group
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
-    from ctl.commands._base import SubParsers
-    from ctl.main import Context
+    from ctl.commands._base import Context
+    from ctl.output import Listing
     from ctl.snapshots import Mount
 
 
-def register(subparsers: SubParsers) -> None:
-    group = add_group(subparsers, "snapshots", "Manage snapshots", aliases=("snapshot",))
-    ls = add_command(group, "ls", _ls, "List snapshots", aliases=("list",))
-    add_format(ls)
-    prepare = add_command(group, "prepare", _prepare, "Create an active snapshot")
-    prepare.add_argument("key", metavar="KEY")
-    prepare.add_argument("parent", nargs="?", default="", metavar="PARENT")
-    prepare.add_argument("--target", help="print the mount commands for TARGET")
-    view = add_command(group, "view", _view, "Create a read-only view of a snapshot")
-    view.add_argument("key", metavar="KEY")
-    view.add_argument("parent", metavar="PARENT")
-    view.add_argument("--target", help="print the mount commands for TARGET")
-    commit = add_command(group, "commit", _commit, "Commit an active snapshot")
-    commit.add_argument("name", metavar="NAME")
-    commit.add_argument("key", metavar="KEY")
-    rm = add_command(group, "rm", _rm, "Remove snapshots", aliases=("delete", "remove"))
-    rm.add_argument("keys", nargs="+", metavar="KEY")
-    mounts = add_command(group, "mounts", _mounts, "Print the mount commands of a snapshot")
-    mounts.add_argument("target", metavar="TARGET")
-    mounts.add_argument("key", metavar="KEY")
-    add_command(group, "tree", _tree, "Show snapshots as a tree")
-    usage = add_command(group, "usage", _usage, "Show the disk usage of snapshots")
-    usage.add_argument("keys", nargs="*", metavar="KEY")
-    add_format(usage, quiet=False)
-    info = add_command(group, "info", _info, "Show a snapshot as JSON")
-    info.add_argument("key", metavar="KEY")
+def commands() -> tuple[Command | Group, ...]:
+    return (
+        Group(
+            "snapshots",
+            "Manage snapshots",
+            (
+                Command("ls", _ls, "List snapshots", add_format, ("list",)),
+                Command("prepare", _prepare, "Create an active snapshot", _prepare_flags),
+                Command("view", _view, "Create a read-only view of a snapshot", _view_flags),
+                Command("commit", _commit, "Commit an active snapshot", _commit_flags),
+                Command("rm", _rm, "Remove snapshots", _rm_flags, ("delete", "remove")),
+                Command("mounts", _mounts, "Print the mount commands of a snapshot", _mounts_flags),
+                Command("tree", _tree, "Show snapshots as a tree"),
+                Command("usage", _usage, "Show the disk usage of snapshots", _usage_flags),
+                Command("info", _info, "Show a snapshot as JSON", _info_flags),
+            ),
+            ("snapshot",),
+        ),
+    )
 
 
-def _ls(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import check_format, print_ids, print_listing
+def _prepare_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", metavar="KEY")
+    parser.add_argument("parent", nargs="?", default="", metavar="PARENT")
+    parser.add_argument("--target", help="print the mount commands for TARGET")
 
-    fmt = check_format(args.format)
+
+def _view_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", metavar="KEY")
+    parser.add_argument("parent", metavar="PARENT")
+    parser.add_argument("--target", help="print the mount commands for TARGET")
+
+
+def _commit_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME")
+    parser.add_argument("key", metavar="KEY")
+
+
+def _rm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("keys", nargs="+", metavar="KEY")
+
+
+def _mounts_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET")
+    parser.add_argument("key", metavar="KEY")
+
+
+def _usage_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("keys", nargs="*", metavar="KEY")
+    add_format_only(parser)
+
+
+def _info_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", metavar="KEY")
+
+
+def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
+
     infos = sorted(ctx.client.snapshotter.walk(), key=lambda i: i.name)
-    if args.quiet:
-        print_ids(i.name for i in infos)
-        return 0
     rows = [{"Key": i.name, "Parent": i.parent, "Kind": i.kind.value} for i in infos]
-    print_listing(fmt, ["KEY", "PARENT", "KIND"], rows, columns=["Key", "Parent", "Kind"])
-    return 0
+    columns = (Column("KEY", "Key", id=True), Column("PARENT", "Parent"), Column("KIND", "Kind"))
+    return Listing(columns, rows)
 
 
 def mount_commands(mounts: list[Mount], target: str) -> list[str]:
@@ -111,8 +137,8 @@ def _tree(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _usage(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_listing
+def _usage(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
     from ctl.progress import human_size
 
     sn = ctx.client.snapshotter
@@ -128,10 +154,8 @@ def _usage(args: argparse.Namespace, ctx: Context) -> int:
                 "Inodes": usage.inodes,
             }
         )
-    print_listing(
-        args.format, ["KEY", "SIZE", "INODES"], rows, columns=["Key", "HumanSize", "Inodes"]
-    )
-    return 0
+    columns = (Column("KEY", "Key"), Column("SIZE", "HumanSize"), Column("INODES", "Inodes"))
+    return Listing(columns, rows)
 
 
 def _info(args: argparse.Namespace, ctx: Context) -> int:

@@ -4,41 +4,55 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import TYPE_CHECKING
 
-from ctl.commands._base import add_command, add_format, add_group
+from ctl import __version__
+from ctl.commands._base import Command, Group, add_format_only, complete, complete_containers
 from ctl.errdefs import InvalidArgument
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
 
-    from ctl.commands._base import SubParsers
-    from ctl.main import Context
+    from ctl.commands._base import Context
+    from ctl.output import Listing
 
 
-def register(subparsers: SubParsers) -> None:
-    add_command(subparsers, "version", _version, "Show the ctl and runc versions")
-    info = add_command(subparsers, "info", _info, "Show system-wide information")
-    add_format(info, quiet=False)
-    _prune_flags(add_command(subparsers, "prune", _prune, "Remove what nothing references"))
-
-    group = add_group(subparsers, "system", "Manage the ctl root as a whole")
-    _prune_flags(add_command(group, "prune", _prune, "Remove what nothing references"))
-    df = add_command(group, "df", _df, "Show disk usage")
-    add_format(df, quiet=False)
-    add_command(group, "check", _check, "Verify every blob, snapshot and record")
-    add_command(group, "boot", _boot, "Start the containers whose restart policy says so")
-    info2 = add_command(group, "info", _info, "Show system-wide information")
-    add_format(info2, quiet=False)
-
-    completion = add_command(
-        subparsers, "completion", _completion, "Print a shell completion script"
+def commands() -> tuple[Command | Group, ...]:
+    prune = Command("prune", _prune, "Remove what nothing references", _prune_flags)
+    info = Command("info", _info, "Show system-wide information", add_format_only)
+    return (
+        Command("version", _version, "Show the ctl and runc versions"),
+        info,
+        prune,
+        Group(
+            "system",
+            "Manage the ctl root as a whole",
+            (
+                prune,
+                Command("df", _df, "Show disk usage", add_format_only),
+                Command("check", _check, "Verify every blob, snapshot and record"),
+                Command("boot", _boot, "Start the containers whose restart policy says so"),
+                info,
+            ),
+        ),
+        Command("completion", _completion, "Print a shell completion script", _completion_flags),
+        Group(
+            "generate",
+            "Generate files for other tools",
+            (Command("systemd", _systemd, "Print a systemd unit for a container", _systemd_flags),),
+        ),
     )
-    completion.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL")
-    generate = add_group(subparsers, "generate", "Generate files for other tools")
-    systemd = add_command(generate, "systemd", _systemd, "Print a systemd unit for a container")
-    systemd.add_argument("container", metavar="NAME", nargs="?")
-    systemd.add_argument(
+
+
+def _completion_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL")
+
+
+def _systemd_flags(parser: argparse.ArgumentParser) -> None:
+    complete(parser.add_argument("container", metavar="NAME", nargs="?"), complete_containers)
+    parser.add_argument(
         "--boot",
         action="store_true",
         help="instead, the unit that runs 'ctl system boot' once a boot",
@@ -53,22 +67,24 @@ def _prune_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def runc_version() -> str:
-    import subprocess
+    """runc_version is runc's own version, or why there is none."""
+    from pathlib import Path
+
+    from ctl.errdefs import CtlError
+    from ctl.paths import DEFAULT_ROOT
+    from ctl.runtime.runc import Runc, RuncError
 
     try:
-        out = subprocess.run(
-            ["runc", "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-    except OSError:
+        # runc --version reads no state, so any root does.
+        return Runc(Path(DEFAULT_ROOT) / "runc").version().get("runc") or "unknown"
+    except RuncError:
+        return "unknown"
+    except CtlError:  # runc cannot be run at all
         return "not found"
-    first = out.splitlines()[0] if out else ""
-    return first.removeprefix("runc version ").strip() or "unknown"
 
 
 def print_version() -> None:
-    from ctl.main import VERSION
-
-    print(f"ctl version {VERSION}")
+    print(f"ctl version {__version__}")
     print(f"runc version {runc_version()}")
     print(f"python version {platform.python_version()}")
 
@@ -81,12 +97,11 @@ def _version(args: argparse.Namespace, ctx: Context) -> int:
 def _info(args: argparse.Namespace, ctx: Context) -> int:
     import json
 
-    from ctl.main import VERSION
     from ctl.reference import host_platform
 
     client = ctx.client
     info = {
-        "Version": VERSION,
+        "Version": __version__,
         "RuncVersion": runc_version(),
         "Root": str(client.paths.root),
         "Namespace": client.namespace,
@@ -126,18 +141,18 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _df(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_listing
+def _df(args: argparse.Namespace, ctx: Context) -> Listing:
+    from ctl.output import Column, Listing
     from ctl.system import disk_usage
 
-    rows = disk_usage(ctx.client)
-    print_listing(
-        args.format,
-        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-        rows,
-        columns=["Type", "TotalCount", "Active", "Size", "Reclaimable"],
+    columns = (
+        Column("TYPE", "Type"),
+        Column("TOTAL", "TotalCount"),
+        Column("ACTIVE", "Active"),
+        Column("SIZE", "Size"),
+        Column("RECLAIMABLE", "Reclaimable"),
     )
-    return 0
+    return Listing(columns, disk_usage(ctx.client))
 
 
 def _check(args: argparse.Namespace, ctx: Context) -> int:

@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from ctl import oci
+from ctl import __version__, oci
 from ctl.closing import Closing
 from ctl.errdefs import DataCorrupted, InvalidArgument, Unavailable
 from ctl.reference import validate_domain, validate_repository
@@ -71,7 +71,7 @@ class Registry(Closing):
         insecure: bool = False,
         certs_dirs: Sequence[Path] = (),
         credentials: CredentialStore | None = None,
-        user_agent: str = "ctl/0.1.0",
+        user_agent: str = f"ctl/{__version__}",
         retries: int = 4,
         backoff: float = 0.2,
         timeout: tuple[float, float] = (15.0, 60.0),

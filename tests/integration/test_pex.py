@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctl.main import VERSION
+from ctl import __version__
 from tests.helpers import REPO_ROOT
 
 PEX = REPO_ROOT / "dist" / "ctl.pex"
@@ -51,7 +51,7 @@ def test_pex_prints_its_version(pex: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert VERSION in proc.stdout
+    assert __version__ in proc.stdout
     assert "PEXWarning" not in proc.stderr
 
 

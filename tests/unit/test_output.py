@@ -1,11 +1,12 @@
-"""Templates, as docker's --format and inspect -f take them."""
+"""Listings and templates, as docker prints them and its --format and inspect -f take them."""
 
 from __future__ import annotations
 
 import pytest
+import tabulate
 
 from ctl.errdefs import InvalidArgument
-from ctl.output import check_format, render_template
+from ctl.output import Column, Listing, check_format, print_listing, render_template
 
 DOC = {
     "Name": "web",
@@ -44,3 +45,36 @@ def test_check_format() -> None:
     assert check_format("table") == "table"
     with pytest.raises(InvalidArgument, match="unknown --format 'yaml'"):
         check_format("yaml")
+
+
+LISTING = Listing(
+    (Column("NETWORK ID", "ID", id=True), Column("NAME", "Name")),
+    [{"ID": "0123", "Name": "backend", "Extra": 1}, {"ID": "", "Name": "host"}],
+)
+
+
+def test_a_table_is_docker_style(capsys: pytest.CaptureFixture[str]) -> None:
+    print_listing(LISTING, "table", quiet=False)
+    assert capsys.readouterr().out == "NETWORK ID   NAME\n0123         backend\n             host\n"
+    assert tabulate.MIN_PADDING == 2, "tabulate's global padding was changed"
+
+
+def test_an_empty_table_is_its_headers(capsys: pytest.CaptureFixture[str]) -> None:
+    print_listing(Listing(LISTING.columns, []), "table", quiet=False)
+    assert capsys.readouterr().out == "NETWORK ID   NAME\n"
+
+
+def test_quiet_prints_the_ids_rows_have(capsys: pytest.CaptureFixture[str]) -> None:
+    print_listing(LISTING, "table", quiet=True)
+    assert capsys.readouterr().out == "0123\n"
+    print_listing(Listing(LISTING.columns, LISTING.rows, ids=["a", "b"]), "json", quiet=True)
+    assert capsys.readouterr().out == "a\nb\n"
+
+
+def test_json_lines_and_templates_see_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    print_listing(LISTING, "json", quiet=False)
+    assert capsys.readouterr().out == (
+        '{"ID": "0123", "Name": "backend", "Extra": 1}\n{"ID": "", "Name": "host"}\n'
+    )
+    print_listing(Listing(LISTING.columns, LISTING.rows[:1]), "{{.Name}} {{.Extra}}", quiet=False)
+    assert capsys.readouterr().out == "backend 1\n"

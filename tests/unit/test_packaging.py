@@ -28,3 +28,16 @@ def test_command_does_not_import_slow_modules(root: Path, argv: tuple[str, ...])
     assert "ctl.main" in modules, "no import trace: was -X importtime honoured?"
     slow = sorted(m for m in modules if any(m == s or m.startswith(f"{s}.") for s in SLOW_IMPORTS))
     assert slow == [], f"ctl {' '.join(argv)} imports {slow}: import them where they are used"
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [(("ps",), "containers"), (("images",), "images"), (("ns", "ls"), "namespaces")],
+    ids=["ps", "images", "ns-alias"],
+)
+def test_command_imports_only_its_own_command_module(
+    root: Path, argv: tuple[str, ...], module: str
+) -> None:
+    modules = imported_modules("--root", str(root), *argv)
+    commands = sorted(m for m in modules if m.startswith("ctl.commands."))
+    assert commands == ["ctl.commands._base", "ctl.commands._index", f"ctl.commands.{module}"]
