@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 # What a decode function raises on a record of the wrong shape: a missing
-# key, a null or a list where an object belongs, a value of the wrong type.
-SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+# key, a null or a list where an object belongs, a value of the wrong type,
+# or its own DataCorrupted.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, DataCorrupted)
 
 
 class RecordDir:
