@@ -184,6 +184,7 @@ class Networks:
 
         info = config.info_of(self.conflist(name))
         self._records.delete(name)
+        # host-local keeps a network's leases in <dataDir>/<network name>.
         shutil.rmtree(self._paths.ipam / name, ignore_errors=True)
         # The bridge plugin creates bridges but never deletes them.
         with contextlib.suppress(OSError, subprocess.SubprocessError):
