@@ -344,7 +344,11 @@ class Client:
         from ctl.network.manager import NetworkManager
 
         self.paths.ensure()
-        return NetworkManager(self.paths.root, self.namespace)
+
+        def container_name(namespace: str, container_id: str) -> str:
+            return Client(self.paths.root, namespace).containers.get(container_id).name
+
+        return NetworkManager(self.paths, self.namespace, container_name)
 
     @cached_property
     def tasks(self) -> TaskService:

@@ -29,10 +29,12 @@ the layout changes::
       cni/attachments/<ns>/<id>.json what ADD set up, for DEL after a crash
       cni/ipam/<network>/            host-local address leases
       certs.d/<host:port>/ca.crt     a registry's own CA
-      locks/                         flock files: gc.lock (pulls shared, prune
-                                     exclusive), network.lock (ADD exclusive,
-                                     DEL shared), per-namespace store locks,
-                                     per-container locks while one is removed
+      locks/                         flock files (Paths.lock): gc.lock (pulls
+                                     shared, prune exclusive), network.lock (ADD
+                                     exclusive, DEL shared), images-<ns>.lock and
+                                     containers-<ns>.lock (the stores' changes),
+                                     container-<ns>-<id>.lock (rm) and
+                                     network-<ns>-<id>.lock (detach)
 
 Nothing else joins paths under the root by hand.
 """
@@ -67,10 +69,11 @@ class Paths:
     costs more start-up time than the rest of a listing command.
     """
 
-    __slots__ = ("root",)
+    __slots__ = ("_ensured", "root")
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._ensured = False
 
     @property
     def version_file(self) -> Path:
@@ -83,6 +86,17 @@ class Paths:
     @property
     def locks(self) -> Path:
         return self.root / "locks"
+
+    def lock(self, name: str, *scope: str) -> Path:
+        """lock is the flock file ``locks/<name>[-<scope>...].lock``.
+
+        The locks in use: ``lock("gc")``, ``lock("network")``,
+        ``lock("images", ns)``, ``lock("containers", ns)`` (a namespace's
+        stores), ``lock("container", ns, id)`` (a container being removed)
+        and ``lock("network", ns, id)`` (a container being detached).
+        """
+        parts = [identifiers.validate("lock name", part) for part in (name, *scope)]
+        return self.locks / f"{'-'.join(parts)}.lock"
 
     @property
     def namespaces(self) -> Path:
@@ -100,18 +114,72 @@ class Paths:
     def tasks(self, namespace: str) -> Path:
         return self.namespace(namespace) / "tasks"
 
+    def task_dir(self, namespace: str, container_id: str) -> Path:
+        return self.tasks(namespace) / identifiers.validate("container id", container_id)
+
+    def bundle(self, namespace: str, container_id: str) -> Path:
+        return self.task_dir(namespace, container_id) / "bundle"
+
+    def rootfs(self, namespace: str, container_id: str) -> Path:
+        return self.bundle(namespace, container_id) / "rootfs"
+
+    def container_log(self, namespace: str, container_id: str) -> Path:
+        return self.task_dir(namespace, container_id) / f"{container_id}-json.log"
+
     def snapshotter(self, name: str) -> Path:
         return self.root / "snapshots" / identifiers.validate("snapshotter", name)
 
-    def registry_certs(self, host: str) -> Path:
-        return self.root / "certs.d" / host
+    def runc(self, namespace: str) -> Path:
+        return self.root / "runc" / identifiers.validate("namespace", namespace)
+
+    @property
+    def networks(self) -> Path:
+        return self.root / "networks"
+
+    def netns(self, namespace: str) -> Path:
+        return self.root / "netns" / identifiers.validate("namespace", namespace)
+
+    @property
+    def cni_attachments_root(self) -> Path:
+        """cni_attachments_root holds one directory of attachment records a namespace."""
+        return self.root / "cni" / "attachments"
+
+    def cni_attachments(self, namespace: str) -> Path:
+        return self.cni_attachments_root / identifiers.validate("namespace", namespace)
+
+    @property
+    def ipam(self) -> Path:
+        return self.root / "cni" / "ipam"
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs.d"
 
     def ensure(self) -> None:
-        """ensure creates the root (0700) and writes the layout version once."""
-        if self.version_file.exists():
-            return
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
-        from ctl.fsutil import atomic_write
+        """ensure creates the root (0700) and writes the layout version once.
 
-        atomic_write(self.version_file, LAYOUT_VERSION.encode())
+        A root whose version file names another layout (or is damaged)
+        raises FailedPrecondition and is left as it is: this ctl would
+        misread it. The check runs once a Paths.
+        """
+        if self._ensured:
+            return
+        try:
+            with open(self.version_file, "rb") as f:
+                found = f.read()
+        except FileNotFoundError:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.root, 0o700)
+            from ctl.fsutil import atomic_write
+
+            atomic_write(self.version_file, LAYOUT_VERSION.encode())
+        else:
+            if found.strip() != LAYOUT_VERSION.encode():
+                from ctl.errdefs import FailedPrecondition
+
+                raise FailedPrecondition(
+                    f"{self.version_file}: layout version {found[:20]!r}, "
+                    f"this ctl knows only version {LAYOUT_VERSION}",
+                    hint="use the ctl that made this root, or another --root",
+                )
+        self._ensured = True

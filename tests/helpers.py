@@ -282,8 +282,9 @@ def remove_bridges(root: Path) -> None:
     attachments = root / "cni" / "attachments"
     for ns_dir in sorted(attachments.glob("*")):
         from ctl.network.manager import NetworkManager
+        from ctl.paths import Paths
 
-        manager = NetworkManager(root, ns_dir.name)
+        manager = NetworkManager(Paths(root), ns_dir.name, lambda ns, cid: cid)
         for record in sorted(ns_dir.glob("*.json")):
             manager.detach(record.stem)
     for conflist in sorted((root / "networks").glob("*.conflist")):

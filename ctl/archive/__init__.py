@@ -7,6 +7,6 @@ overlayfs whiteouts or deletions.
 
 from __future__ import annotations
 
-from ctl.archive.apply import ApplyResult, Whiteouts, apply_layer
+from ctl.archive.apply import ApplyResult, apply_layer
 
-__all__ = ["ApplyResult", "Whiteouts", "apply_layer"]
+__all__ = ["ApplyResult", "apply_layer"]

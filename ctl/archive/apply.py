@@ -71,7 +71,7 @@ from ctl.errdefs import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-Whiteouts = Literal["overlay", "naive"]
+    from ctl.snapshots import WhiteoutStyle
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -114,7 +114,7 @@ def apply_layer(
     stream: BinaryIO,
     target: Path,
     *,
-    whiteouts: Whiteouts,
+    whiteouts: WhiteoutStyle,
     media_type: str | None = None,
     expected_diff_id: str | None = None,
 ) -> ApplyResult:
@@ -395,7 +395,7 @@ class _Member:
 class _Applier:
     """_Applier writes members below one root directory descriptor."""
 
-    def __init__(self, root_fd: int, whiteouts: Whiteouts) -> None:
+    def __init__(self, root_fd: int, whiteouts: WhiteoutStyle) -> None:
         self._root = root_fd
         self._overlay = whiteouts == "overlay"
         self._chown = os.geteuid() == 0

@@ -68,9 +68,7 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _manager(ctx: Context) -> NetworkManager:
-    from ctl.network.manager import NetworkManager
-
-    return NetworkManager(ctx.client.paths.root, ctx.client.namespace)
+    return ctx.client.networks
 
 
 def _row(info: NetworkInfo, no_trunc: bool) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
 from ctl import fsutil
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+from ctl.records import RecordDir
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -32,6 +32,12 @@ def name_taken(name: str, holder: str) -> AlreadyExists:
 def is_container_id(text: str) -> bool:
     """is_container_id tells a full container id (64 lowercase hex digits)."""
     return _ID.fullmatch(text) is not None
+
+
+def _check_id(container_id: str) -> str:
+    if not is_container_id(container_id):
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+    return container_id
 
 
 # docker's rule for container names.
@@ -59,32 +65,19 @@ class LocalContainerStore:
     """
 
     def __init__(self, directory: Path, lock_path: Path) -> None:
-        self._dir = directory
+        self._records = RecordDir(directory, lock_path=lock_path, what="container")
         self._names = directory / "names"
-        self._lock_path = lock_path
-
-    def _path(self, container_id: str) -> Path:
-        if not is_container_id(container_id):
-            raise InvalidArgument(f"invalid container id {container_id!r}")
-        return self._dir / f"{container_id}.json"
-
-    def _lock(self) -> fsutil.FileLock:
-        return fsutil.FileLock(self._lock_path, what="the container store")
 
     def _load(self, container_id: str) -> Container:
         from ctl.containers.container import Container
 
-        try:
-            return Container.from_record(fsutil.read_json(self._path(container_id)))
-        except FileNotFoundError:
-            raise NotFound(f"container {container_id!r}: no such container") from None
+        container = self._records.get(_check_id(container_id), Container.from_record)
+        if container is None:
+            raise NotFound(f"container {container_id!r}: no such container")
+        return container
 
     def _ids(self) -> list[str]:
-        try:
-            entries = os.listdir(self._dir)
-        except FileNotFoundError:
-            return []
-        return sorted(e[:-5] for e in entries if e.endswith(".json") and is_container_id(e[:-5]))
+        return [key for key in self._records.all_keys() if is_container_id(key)]
 
     def _id_for_name(self, name: str) -> str | None:
         if not _NAME.fullmatch(name):
@@ -93,7 +86,7 @@ class LocalContainerStore:
             container_id = (self._names / name).read_text().strip()
         except FileNotFoundError:
             return None
-        return container_id if (self._dir / f"{container_id}.json").exists() else None
+        return container_id if self._records.exists(container_id) else None
 
     def get(self, ref: str) -> Container:
         if is_container_id(ref):
@@ -110,25 +103,26 @@ class LocalContainerStore:
         raise NotFound(f"container {ref!r}: no such container")
 
     def list(self) -> Iterator[Container]:
-        for container_id in self._ids():
-            try:
-                yield self._load(container_id)
-            except NotFound:
-                continue  # removed meanwhile
+        ids = self._ids()
+        if not ids:
+            return
+        from ctl.containers.container import Container
+
+        yield from self._records.list(Container.from_record, ids)
 
     def create(self, container: Container) -> Container:
         validate_name(container.name)
-        path = self._path(container.id)
+        _check_id(container.id)
         now = time.time()
         created = container._replace(created_at=now, updated_at=now)
-        with self._lock():
-            if path.exists():
+        with self._records.lock():
+            if self._records.exists(container.id):
                 raise AlreadyExists(f"container id {container.id}: already exists")
             holder = self._id_for_name(container.name)
             if holder is not None:
                 raise name_taken(container.name, holder)
             fsutil.atomic_write(self._names / container.name, container.id.encode())
-            fsutil.atomic_write_json(path, created.to_record())
+            self._records.put(container.id, created.to_record())
         return created
 
     def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
@@ -136,22 +130,20 @@ class LocalContainerStore:
         for fieldpath in paths:
             if fieldpath not in UPDATABLE:
                 raise InvalidArgument(f"cannot update field {fieldpath!r} of a container")
-        with self._lock():
+        with self._records.lock():
             current = self._load(container.id)
             changes = {p: getattr(container, p) for p in paths}
             updated = current._replace(**changes, updated_at=time.time())
-            fsutil.atomic_write_json(self._path(container.id), updated.to_record())
+            self._records.put(container.id, updated.to_record())
         return updated
 
     def delete(self, container_id: str) -> None:
-        path = self._path(container_id)
-        with self._lock():
+        with self._records.lock():
             current = self._load(container_id)
-            path.unlink()
+            self._records.delete(container_id)
             name_file = self._names / current.name
             try:
                 if name_file.read_text().strip() == container_id:
                     name_file.unlink()
             except FileNotFoundError:
                 pass
-            fsutil.fsync_dir(self._dir)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 
-from ctl import fsutil
 from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
 from ctl.paths import ref_key
+from ctl.records import RecordDir
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -30,52 +29,38 @@ class LocalImageStore:
     """
 
     def __init__(self, directory: Path, lock_path: Path) -> None:
-        self._dir = directory
-        self._lock_path = lock_path
-
-    def _path(self, name: str) -> Path:
-        return self._dir / f"{ref_key(name)}.json"
-
-    def _lock(self) -> fsutil.FileLock:
-        return fsutil.FileLock(self._lock_path, what="the image store")
+        self._records = RecordDir(directory, lock_path=lock_path, what="image")
 
     def get(self, name: str) -> Image:
         from ctl.images.image import Image
 
-        try:
-            return Image.from_record(fsutil.read_json(self._path(name)))
-        except FileNotFoundError:
-            raise NotFound(f"image {name!r}: not found") from None
+        image = self._records.get(ref_key(name), Image.from_record)
+        if image is None:
+            raise NotFound(f"image {name!r}: not found")
+        return image
 
     def list(self) -> Iterator[Image]:
-        try:
-            entries = os.listdir(self._dir)
-        except FileNotFoundError:
+        keys = self._records.all_keys()
+        if not keys:
             return
         from ctl.images.image import Image
 
-        for entry in sorted(entries):
-            if entry.startswith(".") or not entry.endswith(".json"):
-                continue
-            try:
-                yield Image.from_record(fsutil.read_json(self._dir / entry))
-            except FileNotFoundError:
-                continue  # deleted by a concurrent rmi
+        yield from self._records.list(Image.from_record, keys)
 
     def create(self, image: Image) -> Image:
         if not image.name:
             raise InvalidArgument("image name must not be empty")
         now = time.time()
         created = image._replace(created_at=now, updated_at=now)
-        with self._lock():
-            path = self._path(image.name)
-            if path.exists():
+        key = ref_key(image.name)
+        with self._records.lock():
+            if self._records.exists(key):
                 raise AlreadyExists(f"image {image.name!r}: already exists")
-            fsutil.atomic_write_json(path, created.to_record())
+            self._records.put(key, created.to_record())
         return created
 
     def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
-        with self._lock():
+        with self._records.lock():
             current = self.get(image.name)
             target = current.target
             labels = dict(current.labels)
@@ -93,13 +78,9 @@ class LocalImageStore:
                 else:
                     raise InvalidArgument(f"cannot update field {path!r} of an image")
             updated = current._replace(target=target, labels=labels, updated_at=time.time())
-            fsutil.atomic_write_json(self._path(image.name), updated.to_record())
+            self._records.put(ref_key(image.name), updated.to_record())
         return updated
 
     def delete(self, name: str) -> None:
-        path = self._path(name)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            raise NotFound(f"image {name!r}: not found") from None
-        fsutil.fsync_dir(path.parent)
+        if not self._records.delete(ref_key(name)):
+            raise NotFound(f"image {name!r}: not found")

@@ -5,7 +5,7 @@ gets a network namespace of its own, joined to a bridge network by the CNI
 plugins (``bridge`` with ``host-local`` IPAM, ``portmap``, ``firewall``;
 ``loopback`` for ``lo``). ``ctl.network.manager.NetworkManager`` does it::
 
-    manager = NetworkManager(root, namespace)
+    manager = NetworkManager(paths, namespace, container_name)
     att = manager.attach(container_id, "bridge", publish, hostname)
     # runc joins att.netns_path; /etc/hosts gets att.address
     manager.detach(container_id)     # when the task exits, and on rm
@@ -20,8 +20,9 @@ ports they stand for)::
     locks/network.lock                  held around every change of the above
 
 The modules: ``cni`` runs plugins per the CNI specification, ``netns`` makes
-and removes named namespaces, ``config`` keeps network definitions and picks
-subnets, ``manager`` puts them together.
+and removes named namespaces, ``config`` says what a network definition holds
+and picks subnets, ``networks`` keeps the definitions, ``manager`` attaches
+containers (and removes a network only when none is attached).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Network definitions: CNI conflists under ``<root>/networks``, and how they are made.
+"""Network definitions: the CNI conflists ``ctl.network.networks`` keeps, and how they are made.
 
 Every ctl network is a bridge network, one conflist file each::
 
@@ -34,13 +34,12 @@ networks.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import os
 
-from ctl import fsutil, identifiers
-from ctl.errdefs import AlreadyExists, DataCorrupted, InvalidArgument, NotFound
+from ctl import identifiers
+from ctl.errdefs import AlreadyExists, DataCorrupted, InvalidArgument
 from ctl.network import NetworkInfo
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -303,61 +302,3 @@ def bridge_name(network_id: str, default_bridge: bool) -> str:
     if default_bridge:
         return DEFAULT_BRIDGE
     return f"ctl-{network_id[: IFNAMSIZ - 4]}"
-
-
-class NetworkStore:
-    """NetworkStore reads and writes the conflists in one directory.
-
-    It takes no lock: the caller (``NetworkManager``) holds the network lock
-    around every change.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def path(self, name: str) -> Path:
-        return self.directory / f"{identifiers.validate('network name', name)}{SUFFIX}"
-
-    def get(self, name: str) -> dict[str, Any]:
-        path = self.path(name)
-        try:
-            value = fsutil.read_json(path)
-        except FileNotFoundError:
-            raise NotFound(f"network {name!r}: no such network") from None
-        except ValueError as err:
-            raise DataCorrupted(f"network {name!r}: {path} is not valid JSON") from err
-        if not isinstance(value, dict) or value.get("name") != name:
-            raise DataCorrupted(f"network {name!r}: {path} is not its conflist")
-        return value
-
-    def names(self) -> list[str]:
-        try:
-            entries = os.listdir(self.directory)
-        except FileNotFoundError:
-            return []
-        names = []
-        for entry in entries:
-            name = entry.removesuffix(SUFFIX)
-            with contextlib.suppress(InvalidArgument):
-                if entry.endswith(SUFFIX) and identifiers.validate("network name", name):
-                    names.append(name)
-        return sorted(names)
-
-    def list(self) -> list[dict[str, Any]]:
-        found = []
-        for name in self.names():
-            try:
-                found.append(self.get(name))
-            except NotFound:
-                continue  # removed meanwhile
-        return found
-
-    def put(self, conflist: dict[str, Any]) -> None:
-        fsutil.atomic_write_json(self.path(conflist["name"]), conflist)
-
-    def delete(self, name: str) -> None:
-        try:
-            self.path(name).unlink()
-        except FileNotFoundError:
-            raise NotFound(f"network {name!r}: no such network") from None
-        fsutil.fsync_dir(self.directory)

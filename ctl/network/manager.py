@@ -1,4 +1,4 @@
-"""NetworkManager: containers on and off CNI networks, and the networks themselves.
+"""NetworkManager: containers on and off CNI networks.
 
 ``attach`` gives a container its own network namespace on a network:
 
@@ -36,38 +36,29 @@ import time
 from pathlib import Path
 
 from ctl import fsutil, identifiers
-from ctl.errdefs import (
-    AlreadyExists,
-    CtlError,
-    DataCorrupted,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-)
+from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
 from ctl.network import Attachment, NetworkInfo, config
-from ctl.paths import DEFAULT_ROOT, Paths
+from ctl.network.networks import LOCK_TIMEOUT, Networks, network_lock, resolve_network
+from ctl.records import RecordDir
 from ctl.runtime.state import boot_id
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
     from ctl.network.cni import CNI, RuntimeConf
+    from ctl.paths import Paths
     from ctl.runtime.runopts import PortMapping
+
+    # ContainerName is the name of container (namespace, id); it raises a
+    # CtlError when it cannot tell, and the container is shown by its id.
+    ContainerName = Callable[[str, str], str]
 
 IFNAME = "eth0"
 RECORD_VERSION = 1
-LOCK_TIMEOUT = 300.0
-# --net words that mean the default network.
-DEFAULT_ALIASES = ("bridge", "default")
 _STAND_IN_PEER = "ctl-stand-in"
-
-
-def resolve_network(network: str) -> str:
-    """resolve_network maps ``--net bridge`` to the default network; other names stay."""
-    return config.DEFAULT_NETWORK if network in DEFAULT_ALIASES else network
 
 
 def port_json(port: PortMapping) -> dict[str, Any]:
@@ -146,21 +137,27 @@ def attachment_of(record: dict[str, Any]) -> Attachment:
     raise CtlError(f"network {record['network']}: CNI gave container no IPv4 address")
 
 
-class NetworkManager:
-    """NetworkManager attaches the containers of one namespace to networks.
+def _attachment_record(value: Any) -> dict[str, Any]:
+    """_attachment_record accepts an attachment record of the version this module writes."""
+    if not isinstance(value, dict) or value.get("version") != RECORD_VERSION:
+        raise ValueError(f"not an attachment record of version {RECORD_VERSION}")
+    return value
 
-    Networks themselves are shared by all namespaces, like docker's.
-    ``root`` is the ctl root directory.
+
+class NetworkManager:
+    """NetworkManager puts the containers of one namespace on networks and takes them off.
+
+    ``networks`` are the network definitions, shared by all namespaces like
+    docker's; ``container_name`` names the containers that attachment
+    records (of any namespace) stand for, in messages and ``inspect``.
     """
 
-    def __init__(self, root: Path, namespace: str) -> None:
-        self.root = Path(root).absolute()
+    def __init__(self, paths: Paths, namespace: str, container_name: ContainerName) -> None:
+        self.paths = paths
         self.namespace = identifiers.validate("namespace", namespace)
-        self.store = config.NetworkStore(self.root / "networks")
-        self._netns_dir = self.root / "netns"
-        self._attachments = self.root / "cni" / "attachments"
-        self._ipam_dir = self.root / "cni" / "ipam"
-        self._lock_path = self.root / "locks" / "network.lock"
+        self.networks = Networks(paths)
+        self._records = self._attachments(namespace)
+        self._container_name_of = container_name
         self._cni: CNI | None = None
 
     @property
@@ -172,28 +169,20 @@ class NetworkManager:
             self._cni = CNI()
         return self._cni
 
+    def _attachments(self, namespace: str) -> RecordDir:
+        return RecordDir(self.paths.cni_attachments(namespace), what="network attachment")
+
     def netns_path(self, container_id: str) -> Path:
         """netns_path is where the container's namespace is bound, attached or not."""
-        return self._netns_dir / self.namespace / identifiers.validate("container id", container_id)
-
-    def _record_path(self, container_id: str) -> Path:
-        return self._attachments / self.namespace / f"{container_id}.json"
-
-    def _lock(self, shared: bool = False) -> fsutil.FileLock:
-        return fsutil.FileLock(
-            self._lock_path, shared=shared, timeout=LOCK_TIMEOUT, what="the network state"
-        )
+        return self.paths.netns(self.namespace) / identifiers.validate("container id", container_id)
 
     def _container_lock(self, container_id: str) -> fsutil.FileLock:
         return fsutil.FileLock(
-            self._lock_path.parent / f"network-{self.namespace}-{container_id}.lock",
+            self.paths.lock("network", self.namespace, container_id),
             timeout=LOCK_TIMEOUT,
             what=f"the network of container {container_id}",
             remove=True,
         )
-
-    def _ensure_root(self) -> None:
-        Paths(self.root).ensure()
 
     # Attachments.
 
@@ -214,10 +203,10 @@ class NetworkManager:
         path = self.netns_path(container_id)
         name = resolve_network(network)
         ports = check_publish(publish)
-        self._ensure_root()
-        with self._lock():
+        self.paths.ensure()
+        with network_lock(self.paths):
             self._detach_locked(container_id)
-            conflist = config.for_container(self._network_locked(name), bool(ports))
+            conflist = config.for_container(self.networks.conflist_locked(name), bool(ports))
             self._check_ports(ports)
             cni_version = conflist["cniVersion"]
             record: dict[str, Any] = {
@@ -258,9 +247,9 @@ class NetworkManager:
         (``rm``) tries again.
         """
         path = self.netns_path(container_id)
-        if not self._record_path(container_id).exists() and not os.path.lexists(path):
+        if not self._records.exists(container_id) and not os.path.lexists(path):
             return  # never attached, or detached already: no lock needed
-        with self._lock(shared=True), self._container_lock(container_id):
+        with network_lock(self.paths, shared=True), self._container_lock(container_id):
             self._detach_locked(container_id)
 
     def check(self, container_id: str) -> bool:
@@ -272,8 +261,8 @@ class NetworkManager:
         from ctl.network import netns
 
         path = self.netns_path(container_id)
-        with self._lock(shared=True), self._container_lock(container_id):
-            record = self._read(self._record_path(container_id))
+        with network_lock(self.paths, shared=True), self._container_lock(container_id):
+            record = self._read(container_id)
             if record is None or not record.get("result"):
                 return False
             if not netns.is_netns(path):
@@ -285,7 +274,7 @@ class NetworkManager:
     def attachment(self, container_id: str) -> Attachment | None:
         """attachment is where the container is attached, or None."""
         self.netns_path(container_id)
-        record = self._read(self._record_path(container_id))
+        record = self._read(container_id)
         if record is None or not record.get("result"):
             return None
         return attachment_of(record)
@@ -294,14 +283,11 @@ class NetworkManager:
         from ctl.network import netns
 
         path = self.netns_path(container_id)
-        record_path = self._record_path(container_id)
-        record = self._read(record_path)
+        record = self._read(container_id)
         if record is not None:
             self._delete(record, path)
         netns.remove(path)
-        with contextlib.suppress(FileNotFoundError):
-            record_path.unlink()
-            fsutil.fsync_dir(record_path.parent)
+        self._records.delete(container_id)
 
     def _delete(self, record: dict[str, Any], path: Path) -> None:
         from ctl.network import netns
@@ -353,44 +339,29 @@ class NetworkManager:
         )
 
     def _write(self, record: dict[str, Any]) -> None:
-        fsutil.atomic_write_json(self._record_path(record["container_id"]), record)
+        self._records.put(record["container_id"], record)
 
-    @staticmethod
-    def _read(path: Path) -> dict[str, Any] | None:
-        try:
-            record = fsutil.read_json(path)
-        except FileNotFoundError:
-            return None
-        except ValueError as err:
-            raise DataCorrupted(f"network attachment record {path} is not valid JSON") from err
-        if not isinstance(record, dict) or record.get("version") != RECORD_VERSION:
-            raise DataCorrupted(f"network attachment record {path}: unknown version")
-        return record
+    def _read(self, container_id: str) -> dict[str, Any] | None:
+        return self._records.get(container_id, _attachment_record)
 
-    def _records(self) -> Iterator[dict[str, Any]]:
-        """_records yields the attachment records of every namespace."""
+    def _all_records(self) -> Iterator[dict[str, Any]]:
+        """_all_records yields the attachment records of every namespace."""
         try:
-            namespaces = sorted(os.listdir(self._attachments))
+            namespaces = sorted(os.listdir(self.paths.cni_attachments_root))
         except FileNotFoundError:
             return
         for namespace in namespaces:
-            directory = self._attachments / namespace
             try:
-                entries = sorted(os.listdir(directory))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
-                if entry.endswith(".json") and not entry.startswith("."):
-                    with contextlib.suppress(DataCorrupted):
-                        record = self._read(directory / entry)
-                        if record is not None:
-                            yield record
+                records = self._attachments(namespace)
+            except InvalidArgument:
+                continue  # not a namespace's directory
+            yield from records.list(_attachment_record)
 
     def _check_ports(self, ports: list[dict[str, Any]]) -> None:
         if not ports:
             return
         boot = boot_id()
-        for record in self._records():
+        for record in self._all_records():
             if record.get("boot_id") != boot:
                 continue  # its rules went with the reboot; rm forgets it
             for theirs in record.get("publish", []):
@@ -404,94 +375,31 @@ class NetworkManager:
 
     def _container_name(self, namespace: str, container_id: str) -> str:
         """_container_name is the container's name (and namespace if not this one)."""
-        from ctl.containers.store import LocalContainerStore
-
-        paths = Paths(self.root)
-        store = LocalContainerStore(
-            paths.containers(namespace), paths.locks / f"containers-{namespace}.lock"
-        )
         try:
-            name = store.get(container_id).name
+            name = self._container_name_of(namespace, container_id)
         except CtlError:
             name = container_id[:12]
         return name if namespace == self.namespace else f"{name} (namespace {namespace})"
 
-    # Networks.
-
-    def _network_locked(self, name: str) -> dict[str, Any]:
-        """_network_locked is the network's conflist; the default one is written on first use."""
-        try:
-            return self.store.get(name)
-        except NotFound:
-            if name != config.DEFAULT_NETWORK:
-                raise NotFound(
-                    f"network {name!r}: no such network", hint="see 'ctl network ls'"
-                ) from None
-        return self._create_locked(name, None, None)
-
-    def _create_locked(self, name: str, subnet: str | None, gateway: str | None) -> dict[str, Any]:
-        import secrets
-
-        from ctl.timefmt import format_rfc3339
-
-        existing = self.store.list()
-        ours = [ipaddress.IPv4Network(config.info_of(c).subnet) for c in existing]
-        if subnet is None:
-            taken = ours + config.host_networks()
-            taken += config.cni_subnets(config.system_cni_conflists())
-            chosen = config.pick_subnet(taken)
-        else:
-            chosen = config.parse_subnet(subnet)
-            for other in existing:
-                if ipaddress.IPv4Network(config.info_of(other).subnet).overlaps(chosen):
-                    raise FailedPrecondition(
-                        f"subnet {chosen} overlaps network {other['name']!r} "
-                        f"({config.info_of(other).subnet})"
-                    )
-            for route in config.host_networks():
-                if route.overlaps(chosen):
-                    raise FailedPrecondition(f"subnet {chosen} overlaps the host's {route}")
-        network_id = secrets.token_hex(32)
-        default_bridge = name == config.DEFAULT_NETWORK and self.root == Path(DEFAULT_ROOT)
-        conflist = config.bridge_conflist(
-            name,
-            network_id,
-            config.bridge_name(network_id, default_bridge),
-            chosen,
-            config.parse_gateway(gateway, chosen),
-            self._ipam_dir,
-            self.cni.best_version("bridge"),
-            format_rfc3339(time.time()),
-        )
-        self.store.put(conflist)
-        return conflist
+    # Networks: what needs the attachments, and the definitions for callers that hold only this.
 
     def list_networks(self) -> list[NetworkInfo]:
-        """list_networks lists every network, the default one (written now if new) first."""
-        self.ensure_default()
-        infos = [config.info_of(c) for c in self.store.list()]
-        return sorted(infos, key=lambda i: (i.name != config.DEFAULT_NETWORK, i.name))
-
-    def ensure_default(self) -> None:
-        """ensure_default writes the default network's conflist if there is none yet."""
-        if self.store.path(config.DEFAULT_NETWORK).exists():
-            return
-        self._ensure_root()
-        with self._lock():
-            self._network_locked(config.DEFAULT_NETWORK)
+        return self.networks.list()
 
     def get(self, name: str) -> NetworkInfo:
-        name = resolve_network(name)
-        if name == config.DEFAULT_NETWORK:
-            self.ensure_default()
-        return config.info_of(self.store.get(name))
+        return self.networks.get(name)
+
+    def create(
+        self, name: str, subnet: str | None = None, gateway: str | None = None
+    ) -> NetworkInfo:
+        return self.networks.create(name, subnet, gateway)
 
     def inspect(self, name: str) -> dict[str, Any]:
         """inspect shows a network in docker's shape, with its containers and its conflist."""
-        info = self.get(name)
-        conflist = self.store.get(info.name)
+        info = self.networks.get(name)
+        conflist = self.networks.conflist(info.name)
         containers: dict[str, Any] = {}
-        for record in self._records():
+        for record in self._all_records():
             if record["network"] != info.name:
                 continue
             result = record.get("result") or {}
@@ -523,42 +431,22 @@ class NetworkManager:
             "CNI": conflist,
         }
 
-    def create(
-        self, name: str, subnet: str | None = None, gateway: str | None = None
-    ) -> NetworkInfo:
-        """create adds a bridge network with its own bridge and subnet.
-
-        Without ``subnet`` it takes a free private /16. Creating the default
-        network (``ctl``) before its first use chooses its subnet.
-        """
-        config.validate_name(name)
-        if gateway is not None and subnet is None:
-            raise InvalidArgument("--gateway needs --subnet")
-        self._ensure_root()
-        with self._lock():
-            if self.store.path(name).exists():
-                raise AlreadyExists(f"network {name!r}: already exists")
-            return config.info_of(self._create_locked(name, subnet, gateway))
-
     def remove(self, name: str) -> None:
         """remove deletes a network, its address leases and its bridge.
 
         The default network and a network with attached containers raise
         FailedPrecondition.
         """
-        import shutil
-        import subprocess
-
         name = resolve_network(name)
         if name == config.DEFAULT_NETWORK:
             raise FailedPrecondition(
                 f"network {name!r} is the default network and cannot be removed"
             )
-        with self._lock():
-            info = config.info_of(self.store.get(name))
+        with network_lock(self.paths):
+            self.networks.conflist(name)
             attached = [
                 self._container_name(r["namespace"], r["container_id"])
-                for r in self._records()
+                for r in self._all_records()
                 if r["network"] == name
             ]
             if attached:
@@ -566,13 +454,4 @@ class NetworkManager:
                     f"network {name!r} has attached containers: {', '.join(attached)}",
                     hint="remove those containers first",
                 )
-            self.store.delete(name)
-            shutil.rmtree(self._ipam_dir / name, ignore_errors=True)
-            # The bridge plugin creates bridges but never deletes them.
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                subprocess.run(
-                    ["ip", "link", "delete", info.bridge, "type", "bridge"],
-                    capture_output=True,
-                    timeout=30,
-                    check=False,
-                )
+            self.networks.remove_locked(name)

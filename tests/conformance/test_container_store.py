@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from ctl.containers.container import Container, ContainerStore
 from ctl.containers.store import LocalContainerStore
-from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+from ctl.errdefs import AlreadyExists, CtlError, InvalidArgument, NotFound
 
 FACTORIES: dict[str, Callable[[Path], ContainerStore]] = {
     "local": lambda root: LocalContainerStore(root / "containers", root / "containers.lock"),
@@ -105,3 +106,30 @@ def test_concurrent_creates_get_distinct_names(store: ContainerStore) -> None:
     codes = sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids)
     assert codes == [0] * 10 + [3] * 10
     assert sorted(c.name for c in store.list()) == sorted(f"c{i}" for i in range(10))
+
+
+# Records come from disk: each way a file can be damaged, written over one
+# container's record, must leave the other containers readable.
+DAMAGE = {
+    "empty": b"",
+    "half": b'{"id": "0123", "na',
+    "null": b"null",
+    "list": b'["not", "a", "container"]',
+    "no name": b'{"id": "0123"}',
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_record(
+    store: ContainerStore, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    damaged = store.create(_container("web"))
+    (record,) = tmp_path.rglob("*.json")
+    record.write_bytes(DAMAGE[damage])
+    other = store.create(_container("db"))
+    assert [c.id for c in store.list()] == [other.id]
+    assert capsys.readouterr().err.startswith(f"ctl: warning: {record}: ")
+    for ref in (damaged.id, "web", damaged.id[:12]):
+        with pytest.raises(CtlError, match=re.escape(str(record))):
+            store.get(ref)
+    assert store.get("db") == other

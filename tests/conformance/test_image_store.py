@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+from ctl.errdefs import AlreadyExists, CtlError, InvalidArgument, NotFound
 from ctl.images.image import Image, ImageStore
 from ctl.images.store import LocalImageStore
 from ctl.oci import MEDIA_TYPE_OCI_MANIFEST, Descriptor
@@ -90,3 +91,29 @@ def test_concurrent_creates_one_wins(store: ImageStore) -> None:
     codes = sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids)
     assert codes == [0, 3, 3, 3]
     assert store.get(NAME).target in (A, B)
+
+
+# Records come from disk: each way a file can be damaged, written over one
+# image's record, must leave the other images readable.
+DAMAGE = {
+    "empty": b"",
+    "half": b'{"name": "docker.io/library/busybox:latest", "tar',
+    "null": b"null",
+    "list": b'["not", "an", "image"]',
+    "no target": b'{"name": "docker.io/library/busybox:latest"}',
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_record(
+    store: ImageStore, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    store.create(Image(NAME, A))
+    (record,) = tmp_path.rglob("*.json")
+    record.write_bytes(DAMAGE[damage])
+    store.create(Image("example.com/x:1", B))
+    assert [i.name for i in store.list()] == ["example.com/x:1"]
+    assert capsys.readouterr().err.startswith(f"ctl: warning: {record}: ")
+    with pytest.raises(CtlError, match=re.escape(str(record))):
+        store.get(NAME)
+    assert store.get("example.com/x:1").target == B

@@ -27,6 +27,7 @@ from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, NotFound
 from ctl.network import netns
 from ctl.network.config import DEFAULT_NETWORK
 from ctl.network.manager import NetworkManager
+from ctl.paths import Paths
 from ctl.runtime.runopts import PortMapping
 from tests.helpers import free_port, remove_bridges, run_ctl
 
@@ -46,9 +47,18 @@ def nroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     remove_bridges(root)
 
 
+def _no_names(namespace: str, container_id: str) -> str:
+    raise NotFound(f"container {container_id}: no records here")
+
+
+def _manager(root: Path, namespace: str) -> NetworkManager:
+    """_manager is a manager of its own, as each ctl run is a process of its own."""
+    return NetworkManager(Paths(root), namespace, _no_names)
+
+
 @pytest.fixture(scope="module")
 def manager(nroot: Path) -> NetworkManager:
-    return NetworkManager(nroot, "default")
+    return _manager(nroot, "default")
 
 
 @pytest.fixture
@@ -197,7 +207,7 @@ def test_attach_gives_an_address_a_default_route_and_lo(manager: NetworkManager,
 
 
 def test_default_network_is_written_on_first_use_and_stays(nroot: Path) -> None:
-    manager = NetworkManager(nroot, "default")
+    manager = _manager(nroot, "default")
     infos = manager.list_networks()
     assert infos[0].name == DEFAULT_NETWORK and infos[0].driver == "bridge"
     subnet = ipaddress.IPv4Network(infos[0].subnet)
@@ -240,7 +250,7 @@ def test_containers_on_a_user_network_reach_each_other(manager: NetworkManager) 
     assert not Path("/sys/class/net", info.bridge).exists()
     with pytest.raises(NotFound):
         manager.inspect("talk")
-    assert not (manager.root / "cni" / "ipam" / "talk").exists()
+    assert not (manager.paths.ipam / "talk").exists()
 
 
 def test_published_port_answers_on_127_0_0_1_and_from_outside(
@@ -293,7 +303,7 @@ def test_a_published_host_port_is_taken(nroot: Path, manager: NetworkManager) ->
     port = free_port()
     first = _new_id()
     manager.attach(first, "bridge", [PortMapping("", port, 80, "tcp")], "first")
-    other_ns = NetworkManager(nroot, "other")
+    other_ns = _manager(nroot, "other")
     second = _new_id()
     try:
         with pytest.raises(AlreadyExists, match=rf"host port {port}/tcp .* container {first[:12]}"):
@@ -320,7 +330,7 @@ def test_concurrent_attaches_get_distinct_addresses_and_one_port_owner(
 
     def attach(i: int) -> str:
         # Each thread a manager of its own, as each ctl run is a process of its own.
-        mine = NetworkManager(nroot, "default")
+        mine = _manager(nroot, "default")
         publish = [PortMapping("", port, 80, "tcp")] if i % 2 else []
         try:
             return mine.attach(ids[i], "bridge", publish, f"c{i}").address
@@ -338,13 +348,13 @@ def test_concurrent_attaches_get_distinct_addresses_and_one_port_owner(
         assert all(ipaddress.IPv4Address(a) in subnet for a in addresses)
     finally:
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
-            list(pool.map(NetworkManager(nroot, "default").detach, ids))
+            list(pool.map(_manager(nroot, "default").detach, ids))
 
 
 @pytest.mark.slow
 def test_100_cycles_leave_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "root"
-    manager = NetworkManager(root, "default")
+    manager = _manager(root, "default")
     try:
         info = manager.create("cycles")
         port = free_port()
@@ -387,7 +397,7 @@ def test_detach_after_a_reboot(tmp_path: Path) -> None:
     # Here the rules go by DEL as usual, except the bridge plugin's masquerade
     # rules, which it finds only on the interface: the network has none.
     root = tmp_path / "root"
-    manager = NetworkManager(root, "default")
+    manager = _manager(root, "default")
     try:
         info = manager.create("rebooted")
         conflist_path = root / "networks" / "rebooted.conflist"
@@ -450,13 +460,13 @@ def test_a_failing_plugin_leaves_nothing_attached(
     (plugins / "firewall").chmod(0o755)
     monkeypatch.setenv("CTL_CNI_PATH", str(plugins))
     root = tmp_path / "root"
-    manager = NetworkManager(root, "default")
+    manager = _manager(root, "default")
     try:
         info = manager.create("failing")
         warm = _new_id()
         monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
-        NetworkManager(root, "default").attach(warm, "failing", [], "warm")
-        NetworkManager(root, "default").detach(warm)
+        _manager(root, "default").attach(warm, "failing", [], "warm")
+        _manager(root, "default").detach(warm)
         veths, chains = _veths(), _chains()
         monkeypatch.setenv("CTL_CNI_PATH", str(plugins))
         container_id = _new_id()

@@ -29,8 +29,9 @@ from ctl.network.manager import (
     check_publish,
     container_ips,
     ports_clash,
-    resolve_network,
 )
+from ctl.network.networks import Networks, resolve_network
+from ctl.paths import Paths
 from ctl.runtime.runopts import PortMapping
 
 # A routing table as /proc/net/route prints it: default via 192.0.2.1 on eth0,
@@ -233,19 +234,29 @@ def test_network_names() -> None:
     assert resolve_network("web") == "web"
 
 
-def test_network_store_round_trip(tmp_path: Path) -> None:
-    store = config.NetworkStore(tmp_path / "networks")
-    assert store.list() == []
+def test_networks_read_the_stored_conflists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = Paths(tmp_path)
+    networks = Networks(paths)
     with pytest.raises(NotFound):
-        store.get("web")
-    conf = {"cniVersion": "1.0.0", "name": "web", "plugins": []}
-    store.put(conf)
-    (tmp_path / "networks" / ".web.conflist.1.tmp").write_text("{")  # a crashed write
-    assert store.names() == ["web"]
-    assert store.get("web") == conf
-    store.delete("web")
-    with pytest.raises(NotFound):
-        store.delete("web")
+        networks.conflist("web")
+    paths.networks.mkdir()
+    stored = {}
+    for n, name in enumerate((config.DEFAULT_NETWORK, "web")):
+        subnet = ipaddress.IPv4Network(f"10.{200 + n}.0.0/16")
+        stored[name] = config.bridge_conflist(
+            name, f"{n}" * 64, f"ctl-{n}", subnet, subnet[1], paths.ipam, "1.0.0", ""
+        )
+        (paths.networks / f"{name}.conflist").write_text(json.dumps(stored[name]))
+    (paths.networks / ".web.conflist.1.tmp").write_text("{")  # a crashed write
+    (paths.networks / "db.conflist").write_text('{"name": "db"}')  # not a ctl network
+    assert networks.conflist("web") == stored["web"]
+    assert networks.exists("web") and not networks.exists("other")
+    with pytest.raises(CtlError, match=r"db\.conflist"):
+        networks.conflist("db")
+    assert [i.name for i in networks.list()] == [config.DEFAULT_NETWORK, "web"]
+    assert capsys.readouterr().err.startswith(f"ctl: warning: {paths.networks / 'db.conflist'}: ")
 
 
 # Ports.

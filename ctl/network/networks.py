@@ -1,0 +1,196 @@
+"""Networks: the network definitions of a root, one conflist each.
+
+A network is ``<root>/networks/<name>.conflist`` (its shape: ``ctl.network.config``).
+Networks are shared by all namespaces, like docker's, and every change holds
+the root's network lock (``network_lock``), which attachments hold too: a
+network is never removed or created while a container is attached beside it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from pathlib import Path
+
+from ctl import fsutil, identifiers
+from ctl.errdefs import AlreadyExists, DataCorrupted, FailedPrecondition, InvalidArgument, NotFound
+from ctl.network import NetworkInfo, config
+from ctl.paths import DEFAULT_ROOT
+from ctl.records import RecordDir
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ctl.paths import Paths
+
+LOCK_TIMEOUT = 300.0
+# --net words that mean the default network.
+DEFAULT_ALIASES = ("bridge", "default")
+
+
+def resolve_network(network: str) -> str:
+    """resolve_network maps ``--net bridge`` to the default network; other names stay."""
+    return config.DEFAULT_NETWORK if network in DEFAULT_ALIASES else network
+
+
+def network_lock(paths: Paths, shared: bool = False) -> fsutil.FileLock:
+    """network_lock is the root's network lock: ADD and network changes exclusive, DEL shared."""
+    return fsutil.FileLock(
+        paths.lock("network"), shared=shared, timeout=LOCK_TIMEOUT, what="the network state"
+    )
+
+
+def _conflist(value: Any) -> dict[str, Any]:
+    """_conflist accepts a stored conflist: an object with a name and ctl's summary."""
+    if not isinstance(value, dict):
+        raise TypeError(f"a conflist is an object, not {type(value).__name__}")
+    config.info_of(value)
+    return value
+
+
+class Networks:
+    """Networks creates, reads and removes the networks of one root.
+
+    ``conflist_locked`` and ``remove_locked`` expect the caller to hold
+    ``network_lock``; every other change takes it.
+    """
+
+    def __init__(self, paths: Paths) -> None:
+        self._paths = paths
+        self._records = RecordDir(paths.networks, suffix=config.SUFFIX, what="network")
+
+    def _key(self, name: str) -> str:
+        return identifiers.validate("network name", name)
+
+    def exists(self, name: str) -> bool:
+        return self._records.exists(self._key(name))
+
+    def conflist(self, name: str) -> dict[str, Any]:
+        """conflist is the network's stored CNI configuration; NotFound if there is none."""
+        found = self._records.get(self._key(name), _conflist)
+        if found is None:
+            raise NotFound(f"network {name!r}: no such network", hint="see 'ctl network ls'")
+        if found["name"] != name:
+            raise DataCorrupted(f"{self._records.path(name)}: the conflist of {found['name']!r}")
+        return found
+
+    def _names(self) -> list[str]:
+        names = []
+        for key in self._records.all_keys():
+            try:
+                names.append(self._key(key))
+            except InvalidArgument:
+                continue
+        return names
+
+    def _conflists(self) -> list[dict[str, Any]]:
+        return list(self._records.list(_conflist, self._names()))
+
+    def list(self) -> list[NetworkInfo]:
+        """list lists every network, the default one (written now if new) first."""
+        self.ensure_default()
+        infos = [config.info_of(c) for c in self._conflists()]
+        return sorted(infos, key=lambda i: (i.name != config.DEFAULT_NETWORK, i.name))
+
+    def get(self, name: str) -> NetworkInfo:
+        """get is the network ``name`` (``bridge`` is the default network)."""
+        name = resolve_network(name)
+        if name == config.DEFAULT_NETWORK:
+            self.ensure_default()
+        return config.info_of(self.conflist(name))
+
+    def ensure_default(self) -> None:
+        """ensure_default writes the default network's conflist if there is none yet."""
+        if self.exists(config.DEFAULT_NETWORK):
+            return
+        self._paths.ensure()
+        with network_lock(self._paths):
+            self.conflist_locked(config.DEFAULT_NETWORK)
+
+    def conflist_locked(self, name: str) -> dict[str, Any]:
+        """conflist_locked is the network's conflist; the default one is written on first use."""
+        try:
+            return self.conflist(name)
+        except NotFound:
+            if name != config.DEFAULT_NETWORK:
+                raise
+        return self._create_locked(name, None, None)
+
+    def create(
+        self, name: str, subnet: str | None = None, gateway: str | None = None
+    ) -> NetworkInfo:
+        """create adds a bridge network with its own bridge and subnet.
+
+        Without ``subnet`` it takes a free private /16. Creating the default
+        network (``ctl``) before its first use chooses its subnet.
+        """
+        config.validate_name(name)
+        if gateway is not None and subnet is None:
+            raise InvalidArgument("--gateway needs --subnet")
+        self._paths.ensure()
+        with network_lock(self._paths):
+            if self.exists(name):
+                raise AlreadyExists(f"network {name!r}: already exists")
+            return config.info_of(self._create_locked(name, subnet, gateway))
+
+    def _create_locked(self, name: str, subnet: str | None, gateway: str | None) -> dict[str, Any]:
+        import secrets
+
+        from ctl.network.cni import CNI
+        from ctl.timefmt import format_rfc3339
+
+        existing = self._conflists()
+        ours = [ipaddress.IPv4Network(config.info_of(c).subnet) for c in existing]
+        if subnet is None:
+            taken = ours + config.host_networks()
+            taken += config.cni_subnets(config.system_cni_conflists())
+            chosen = config.pick_subnet(taken)
+        else:
+            chosen = config.parse_subnet(subnet)
+            for other in existing:
+                if ipaddress.IPv4Network(config.info_of(other).subnet).overlaps(chosen):
+                    raise FailedPrecondition(
+                        f"subnet {chosen} overlaps network {other['name']!r} "
+                        f"({config.info_of(other).subnet})"
+                    )
+            for route in config.host_networks():
+                if route.overlaps(chosen):
+                    raise FailedPrecondition(f"subnet {chosen} overlaps the host's {route}")
+        network_id = secrets.token_hex(32)
+        default_bridge = name == config.DEFAULT_NETWORK and self._paths.root == Path(DEFAULT_ROOT)
+        conflist = config.bridge_conflist(
+            name,
+            network_id,
+            config.bridge_name(network_id, default_bridge),
+            chosen,
+            config.parse_gateway(gateway, chosen),
+            self._paths.ipam,
+            CNI().best_version("bridge"),
+            format_rfc3339(time.time()),
+        )
+        self._records.put(name, conflist)
+        return conflist
+
+    def remove_locked(self, name: str) -> None:
+        """remove_locked deletes a network, its address leases and its bridge.
+
+        The caller has made sure that no container is attached to it.
+        """
+        import contextlib
+        import shutil
+        import subprocess
+
+        info = config.info_of(self.conflist(name))
+        self._records.delete(name)
+        # host-local keeps a network's leases in <dataDir>/<network name>.
+        shutil.rmtree(self._paths.ipam / name, ignore_errors=True)
+        # The bridge plugin creates bridges but never deletes them.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["ip", "link", "delete", info.bridge, "type", "bridge"],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )

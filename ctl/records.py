@@ -1,0 +1,134 @@
+"""RecordDir: typed JSON records, one file each, in one directory.
+
+The image, container, network and CNI attachment stores keep their records
+this way. Every write is atomic (``ctl.fsutil``), so reads take no lock: a
+reader sees the old record or the new one. A change that reads before it
+writes (create if absent, update) holds the directory's flock, ``lock``.
+
+Records come from disk, and a disk keeps what crashes, full filesystems and
+hands leave there. A record that is not JSON, or that ``decode`` rejects, is
+damaged: ``get`` raises DataCorrupted naming the file, and ``list`` skips
+it with a warning on stderr, so that one bad file hides no other record.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ctl import fsutil
+from ctl.errdefs import DataCorrupted
+
+# typing is not imported at run time, and json only where a record is read:
+# start-up time is a feature, and listing an empty store needs neither.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
+# What a decode function raises on a record of the wrong shape: a missing
+# key, a null or a list where an object belongs, a value of the wrong type,
+# or its own DataCorrupted.
+SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, DataCorrupted)
+
+
+class RecordDir:
+    """RecordDir keeps the records ``<directory>/<key><suffix>``.
+
+    Keys are the caller's to make safe as file names. A key whose file is
+    missing has no record; files whose name starts with ``.`` (atomic
+    writes in progress) are never records. ``decode`` turns a record's
+    JSON value into the caller's type and raises one of ``SHAPE_ERRORS``
+    when the value is not a record of that type.
+    """
+
+    __slots__ = ("_lock_path", "_what", "directory", "suffix")
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        suffix: str = ".json",
+        lock_path: Path | None = None,
+        what: str = "record",
+    ) -> None:
+        self.directory = directory
+        self.suffix = suffix
+        self._lock_path = lock_path
+        self._what = what
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}{self.suffix}"
+
+    def all_keys(self) -> list[str]:
+        """all_keys are the keys of the records present, sorted."""
+        try:
+            entries = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        cut = len(self.suffix)
+        return sorted(e[:-cut] for e in entries if e.endswith(self.suffix) and e[0] != ".")
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def get(self, key: str, decode: Callable[[Any], T]) -> T | None:
+        """get is the record under ``key``, or None if there is none.
+
+        A damaged record raises DataCorrupted naming its file.
+        """
+        path = self.path(key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        import json
+
+        try:
+            value = json.loads(data)
+        except ValueError as err:
+            raise DataCorrupted(f"{path}: damaged {self._what} record: not JSON ({err})") from None
+        try:
+            return decode(value)
+        except SHAPE_ERRORS as err:
+            raise DataCorrupted(
+                f"{path}: damaged {self._what} record: {type(err).__name__}: {err}"
+            ) from None
+
+    def list(self, decode: Callable[[Any], T], keys: Iterable[str] | None = None) -> Iterator[T]:
+        """list yields the records of ``keys`` (default: every key) that are there.
+
+        A damaged record is skipped with ``ctl: warning: <path>: <why>`` on
+        stderr; a record deleted meanwhile is skipped silently.
+        """
+        for key in self.all_keys() if keys is None else keys:
+            try:
+                record = self.get(key, decode)
+            except DataCorrupted as err:
+                sys.stderr.write(f"ctl: warning: {err}\n")
+                continue
+            if record is not None:
+                yield record
+
+    def put(self, key: str, value: Any) -> None:
+        """put writes ``value`` (JSON) as the record under ``key``, atomically."""
+        fsutil.atomic_write_json(self.path(key), value)
+
+    def delete(self, key: str) -> bool:
+        """delete removes the record under ``key``; False if there was none."""
+        try:
+            self.path(key).unlink()
+        except FileNotFoundError:
+            return False
+        fsutil.fsync_dir(self.directory)
+        return True
+
+    def lock(self) -> fsutil.FileLock:
+        """lock is the directory's flock, for changes that read before they write."""
+        if self._lock_path is None:
+            raise TypeError(f"RecordDir {self.directory}: made without a lock_path")
+        return fsutil.FileLock(self._lock_path, what=f"the {self._what} store")
