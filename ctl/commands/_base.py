@@ -218,7 +218,7 @@ def complete_containers(prefix: str, parsed_args: argparse.Namespace, **kwargs: 
         from ctl.containers.store import LocalContainerStore
 
         store = LocalContainerStore(
-            paths.containers(namespace), paths.locks / f"containers-{namespace}.lock"
+            paths.containers(namespace), paths.lock("containers", namespace)
         )
         return [container.name for container in store.list()]
 
@@ -229,7 +229,7 @@ def complete_images(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any)
     def names(paths: Paths, namespace: str) -> list[str]:
         from ctl.images.store import LocalImageStore
 
-        store = LocalImageStore(paths.images(namespace), paths.locks / f"images-{namespace}.lock")
+        store = LocalImageStore(paths.images(namespace), paths.lock("images", namespace))
         return [image.name for image in store.list()]
 
     return _names(names, parsed_args)
@@ -237,9 +237,9 @@ def complete_images(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any)
 
 def complete_networks(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any) -> list[str]:
     def names(paths: Paths, namespace: str) -> list[str]:
-        from ctl.network.config import NetworkStore
+        from ctl.network.networks import Networks
 
-        return NetworkStore(paths.root / "networks").names()
+        return Networks(paths).names()
 
     return _names(names, parsed_args)
 

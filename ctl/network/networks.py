@@ -76,7 +76,8 @@ class Networks:
             raise DataCorrupted(f"{self._records.path(name)}: the conflist of {found['name']!r}")
         return found
 
-    def _names(self) -> list[str]:
+    def names(self) -> list[str]:
+        """names are the networks on disk, read without writing (the default may be absent)."""
         names = []
         for key in self._records.all_keys():
             try:
@@ -86,7 +87,7 @@ class Networks:
         return names
 
     def _conflists(self) -> list[dict[str, Any]]:
-        return list(self._records.list(_conflist, self._names()))
+        return list(self._records.list(_conflist, self.names()))
 
     def list(self) -> list[NetworkInfo]:
         """list lists every network, the default one (written now if new) first."""

@@ -146,7 +146,6 @@ def named_root(tmp_path: Path) -> Path:
     from ctl.client import Client
     from ctl.containers.container import Container
     from ctl.images.image import Image
-    from ctl.network.config import NetworkStore
     from ctl.oci import Descriptor
 
     root = tmp_path / "root"
@@ -155,7 +154,7 @@ def named_root(tmp_path: Path) -> Path:
     target = Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "b" * 64, 2)
     client.images.create(Image("example.com/app:1", target))
     (root / "networks").mkdir()
-    NetworkStore(root / "networks").put({"name": "backend"})
+    (root / "networks" / "backend.conflist").write_text('{"name": "backend"}')
     return root
 
 
