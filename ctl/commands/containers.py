@@ -3,11 +3,10 @@ logs, exec, wait, inspect, top; and ctr's containers ls|info|rm and tasks ls|ps|
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from ctl.commands._base import add_command, add_format, add_group, add_inspect_format, each
-from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
+from ctl.errdefs import EXIT_CTL_FAILURE, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -20,8 +19,8 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.main import Context
+    from ctl.runtime.runc import Stdio
     from ctl.runtime.state import TaskState
-    from ctl.runtime.supervisor import Spawned
 
 
 def register(subparsers: SubParsers) -> None:
@@ -142,25 +141,7 @@ def _flag(flag: str, parse: Any, value: Any) -> Any:
         raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
 
 
-def _default_network() -> str:
-    """_default_network is bridge, or none on a server without the CNI plugins.
-
-    SPEC §8 promises ctl runs where only Python 3 and runc are installed; a
-    container without a network beats one that cannot start. Asked for by
-    name, bridge still fails with the plugins' install hint.
-    """
-    from ctl.errdefs import NotFound
-    from ctl.network.cni import CNI
-
-    try:
-        CNI().find("bridge")
-    except NotFound as err:
-        sys.stderr.write(f"ctl: warning: {err}: running with --net none ({err.hint})\n")
-        return "none"
-    return "bridge"
-
-
-def _options(args: argparse.Namespace) -> ContainerOptions:
+def _options(args: argparse.Namespace, ctx: Context) -> ContainerOptions:
     """_options turns create/run flags into ContainerOptions; bad values are InvalidArgument."""
     from ctl.containers.create import NETWORK_MODES, PULL_POLICIES, ContainerOptions
     from ctl.runtime import runopts
@@ -168,7 +149,11 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
     if args.pull not in PULL_POLICIES:
         raise InvalidArgument(f"invalid --pull {args.pull!r}: use missing, always or never")
     if args.network is None:
-        args.network = _default_network()
+        args.network, missing = ctx.client.default_network()
+        if missing is not None:
+            sys.stderr.write(
+                f"ctl: warning: {missing}: running with --net {args.network} ({missing.hint})\n"
+            )
     if args.network not in NETWORK_MODES:
         from ctl import identifiers
 
@@ -225,12 +210,12 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
 def _create(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
-    container = ctx.client.create_container(args.image, _options(args), for_stream(False))
+    container = ctx.client.create_container(args.image, _options(args, ctx), for_stream(False))
     print(container.id)
     return 0
 
 
-def _attached(container: Container, interactive: bool) -> Any:
+def _attached(interactive: bool) -> Stdio:
     from ctl.runtime.runc import Stdio
 
     return Stdio(stdin=0 if interactive else None, stdout=1, stderr=2)
@@ -240,7 +225,7 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
     """_run_attached starts a task attached to this terminal and returns its exit code."""
     sys.stdout.flush()
     sys.stderr.flush()
-    spawned = _start_task(ctx, container, _attached(container, interactive))
+    spawned = ctx.client.start_task(container, attach=_attached(interactive))
     with spawned, spawned.forwarding_signals():
         status = spawned.wait()
     if status.exit_code is None:
@@ -249,28 +234,14 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
     return status.exit_code
 
 
-def _start_task(ctx: Context, container: Container, attach: Any = None) -> Spawned:
-    """_start_task starts the container's task; a --rm container that fails to start is removed.
-
-    The error (ExecFailed exits 126 or 127) goes on to the CLI boundary.
-    """
-    try:
-        return ctx.client.start_task(container, attach=attach)
-    except CtlError:
-        if container.config.get("rm"):
-            with contextlib.suppress(CtlError):
-                ctx.client.remove_container(container.id, force=True)
-        raise
-
-
 def _run(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
-    options = _options(args)
+    options = _options(args, ctx)
     container = ctx.client.create_container(args.image, options, for_stream(args.detach))
     if not args.detach:
         return _run_attached(ctx, container, options.stdin)
-    with _start_task(ctx, container):
+    with ctx.client.start_task(container):
         pass
     print(container.id)
     return 0
@@ -284,7 +255,7 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
         container = client.get_container(ref)
         if args.attach:
             return _run_attached(ctx, container, args.interactive)
-        with _start_task(ctx, container):
+        with client.start_task(container):
             pass
         print(ref)
     return 0
@@ -329,10 +300,9 @@ def _command_text(container: Container, no_trunc: bool) -> str:
 
 
 def _ports_text(container: Container) -> str:
-    ports = container.config.get("publish") or []
     return ", ".join(
-        f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
-        for p in ports
+        f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+        for p in container.config.publish
     )
 
 
@@ -361,7 +331,7 @@ def _ps(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
     rows = []
     for container in client.list_containers():
-        task = client.tasks.load(container.id)
+        task = client.task_state(container)
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
         if args.all or live:
             rows.append(_ps_row(container, task, args.no_trunc))
@@ -393,18 +363,15 @@ def _kill(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.runtime.runopts import parse_signal
 
     sig = parse_signal(args.signal)
-    client = ctx.client
-    return each(args.containers, lambda ref: client.tasks.kill(client.get_container(ref), sig))
+    return each(args.containers, lambda ref: ctx.client.kill(ref, sig))
 
 
 def _pause(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    return each(args.containers, lambda ref: client.tasks.pause(client.get_container(ref)))
+    return each(args.containers, ctx.client.pause)
 
 
 def _resume(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    return each(args.containers, lambda ref: client.tasks.resume(client.get_container(ref)))
+    return each(args.containers, ctx.client.resume)
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
@@ -412,8 +379,6 @@ def _rm(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    container = client.get_container(args.container)
     tail = None
     if args.tail != "all":
         try:
@@ -421,7 +386,7 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-    for stream, text, when in client.tasks.logs(container, follow=args.follow, tail=tail):
+    for stream, text, when in ctx.client.logs(args.container, follow=args.follow, tail=tail):
         out = streams.get(stream, sys.stdout)
         out.write(f"{when} {text}" if args.timestamps else text)
         if args.follow:
@@ -435,14 +400,12 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.runtime.runc import Stdio
     from ctl.runtime.runopts import parse_env
 
-    client = ctx.client
-    container = client.get_container(args.container)
     sys.stdout.flush()
     # Without -i the process reads nothing, as with docker: stdin is /dev/null.
     null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
     try:
-        return client.tasks.exec(
-            container,
+        return ctx.client.exec(
+            args.container,
             list(args.command),
             tty=args.tty,
             detach=args.detach,
@@ -457,11 +420,9 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _wait(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
     code = 0
     for ref in args.containers:
-        container = client.get_container(ref)
-        status = client.tasks.wait(container.id)
+        status = ctx.client.wait(ref)
         code = EXIT_CTL_FAILURE if status.exit_code is None else status.exit_code
         print(code if status.exit_code is not None else "unknown")
     return code
@@ -471,7 +432,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
     from ctl.runtime.state import Status
     from ctl.timefmt import format_rfc3339
 
-    task = ctx.client.tasks.load(container.id)
+    task = ctx.client.task_state(container)
     process = container.spec.get("process", {})
     args = process.get("args", [])
     exit_ = task.exit if task else None
@@ -493,7 +454,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
-        "LogPath": str(ctx.client.tasks.log_path(container.id)),
+        "LogPath": str(ctx.client.log_path(container)),
         "Snapshotter": container.snapshotter,
         "SnapshotKey": container.snapshot_key,
         "Config": {
@@ -504,7 +465,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "Tty": bool(process.get("terminal")),
             "Labels": container.labels,
         },
-        "HostConfig": container.config,
+        "HostConfig": container.config.to_json(),
         "NetworkSettings": _network_settings(ctx, container),
         "Mounts": container.spec.get("mounts", []),
         "Spec": container.spec,
@@ -512,17 +473,17 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
 
 
 def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
-    network = container.config.get("network") or "none"
+    network = container.config.network
     settings: dict[str, Any] = {"Network": network, "IPAddress": "", "Gateway": ""}
     if network not in ("none", "host"):
-        attachment = ctx.client.networks.attachment(container.id)
+        attachment = ctx.client.network_attachment(container)
         if attachment is not None:
             settings.update(
                 IPAddress=attachment.address,
                 Gateway=attachment.gateway,
                 SandboxKey=str(attachment.netns_path),
             )
-    settings["Ports"] = container.config.get("publish") or []
+    settings["Ports"] = [p._asdict() for p in container.config.publish]
     return settings
 
 
@@ -538,8 +499,7 @@ def _inspect(args: argparse.Namespace, ctx: Context) -> int:
 def _top(args: argparse.Namespace, ctx: Context) -> int:
     import subprocess
 
-    client = ctx.client
-    pids = client.tasks.pids(client.get_container(args.container))
+    pids = ctx.client.pids(args.container)
     if not pids:
         return 0
     result = subprocess.run(
@@ -587,7 +547,7 @@ def _tasks_ls(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
     rows: list[dict[str, Any]] = []
     for container in client.list_containers():
-        task = client.tasks.load(container.id)
+        task = client.task_state(container)
         if task is not None:
             rows.append(
                 {"Task": container.id, "Pid": task.pid, "Status": task.status.value.upper()}
@@ -602,9 +562,8 @@ def _tasks_ls(args: argparse.Namespace, ctx: Context) -> int:
 def _tasks_ps(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import check_format, print_ids, print_listing
 
-    client = ctx.client
     fmt = check_format(args.format)
-    pids = client.tasks.pids(client.get_container(args.container))
+    pids = ctx.client.pids(args.container)
     if args.quiet:
         print_ids(str(pid) for pid in pids)
         return 0
@@ -615,6 +574,5 @@ def _tasks_ps(args: argparse.Namespace, ctx: Context) -> int:
 def _tasks_metrics(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_json
 
-    client = ctx.client
-    print_json(client.tasks.metrics(client.get_container(args.container)))
+    print_json(ctx.client.metrics(args.container))
     return 0

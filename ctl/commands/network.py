@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from ctl.commands._base import SubParsers
     from ctl.main import Context
     from ctl.network import NetworkInfo
-    from ctl.network.manager import NetworkManager
 
 # ``--net`` modes that are not CNI networks, listed as docker and nerdctl list them.
 _PSEUDO_NETWORKS = (("host", "host"), ("none", "null"))
@@ -40,12 +39,6 @@ def register(subparsers: SubParsers) -> None:
     rm.add_argument("networks", nargs="+", metavar="NETWORK")
 
 
-def _manager(ctx: Context) -> NetworkManager:
-    from ctl.network.manager import NetworkManager
-
-    return NetworkManager(ctx.client.paths.root, ctx.client.namespace)
-
-
 def _row(info: NetworkInfo, no_trunc: bool) -> dict[str, Any]:
     return {
         "ID": info.id if no_trunc else info.id[:12],
@@ -62,7 +55,7 @@ def _ls(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import check_format, print_ids, print_listing
 
     fmt = check_format(args.format)
-    infos = _manager(ctx).list_networks()
+    infos = ctx.client.list_networks()
     if args.quiet:
         print_ids(i.id if args.no_trunc else i.id[:12] for i in infos)
         return 0
@@ -80,18 +73,17 @@ def _ls(args: argparse.Namespace, ctx: Context) -> int:
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    manager = _manager(ctx)
-    print_inspect([manager.inspect(name) for name in args.networks], args.format)
+    print_inspect([ctx.client.inspect_network(name) for name in args.networks], args.format)
     return 0
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:
     if args.driver != "bridge":
         raise InvalidArgument(f"network driver {args.driver!r} is not supported: use bridge")
-    info = _manager(ctx).create(args.name, subnet=args.subnet, gateway=args.gateway)
+    info = ctx.client.create_network(args.name, subnet=args.subnet, gateway=args.gateway)
     print(info.id)
     return 0
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
-    return each(args.networks, _manager(ctx).remove)
+    return each(args.networks, ctx.client.remove_network)
