@@ -5,7 +5,10 @@
     for image in client.list_images(): ...
 
 Each call is a short operation over the state on disk; there is no daemon.
-Stores are built lazily, so a call touches only what it uses.
+Stores are built lazily, so a call touches only what it uses. The client is
+a facade: a container's creation, start and removal are ordered in
+``ctl.containers.lifecycle``, image resolution and the rmi policy live in
+``ctl.images.resolve``, and commands call only the client.
 """
 
 from __future__ import annotations
@@ -224,6 +227,24 @@ class Client:
 
         return get_image(self.images, self.content, ref)
 
+    def ensure_image(
+        self,
+        ref: str,
+        policy: str = "missing",
+        platform: Platform | None = None,
+        progress: Progress | None = None,
+    ) -> Image:
+        """ensure_image finds ``ref`` locally or pulls it, as ``--pull`` says."""
+        from ctl.images.resolve import ensure_image
+
+        return ensure_image(
+            self.images,
+            self.content,
+            ref,
+            policy,
+            lambda name: self.pull(name, platform=platform, progress=progress),
+        )
+
     def list_images(self) -> list[Image]:
         return sorted(self.images.list(), key=lambda i: i.name)
 
@@ -299,24 +320,6 @@ class Client:
             self.snapshotter,
             self.containers.delete,
             self.networks,
-        )
-
-    def ensure_image(
-        self,
-        ref: str,
-        policy: str = "missing",
-        platform: Platform | None = None,
-        progress: Progress | None = None,
-    ) -> Image:
-        """ensure_image finds ``ref`` locally or pulls it, as ``--pull`` says."""
-        from ctl.images.resolve import ensure_image
-
-        return ensure_image(
-            self.images,
-            self.content,
-            ref,
-            policy,
-            lambda name: self.pull(name, platform=platform, progress=progress),
         )
 
     def new_container(
