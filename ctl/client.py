@@ -5,12 +5,14 @@
     for image in client.list_images(): ...
 
 Each call is a short operation over the state on disk; there is no daemon.
-Stores are built lazily, so a call touches only what it uses.
+Stores are built lazily, so a call touches only what it uses. The client is
+a facade: a container's creation, start and removal are ordered in
+``ctl.containers.lifecycle``, image resolution and the rmi policy live in
+``ctl.images.resolve``, and commands call only the client.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from functools import cached_property
 from pathlib import Path
@@ -19,16 +21,15 @@ from ctl import fsutil
 from ctl.errdefs import (
     AlreadyExists,
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
-    Unavailable,
 )
 from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from collections.abc import Iterator
+    from typing import BinaryIO
 
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
@@ -37,12 +38,14 @@ if TYPE_CHECKING:
     from ctl.images.image import Image
     from ctl.images.store import LocalImageStore
     from ctl.images.summary import ImageSummary
+    from ctl.network import Attachment, NetworkInfo
     from ctl.network.manager import NetworkManager
-    from ctl.oci import Platform
+    from ctl.oci import Descriptor, Platform
     from ctl.progress import Progress
     from ctl.reference import Reference
     from ctl.remotes.registry import Registry
     from ctl.runtime.runc import Stdio
+    from ctl.runtime.state import ExitStatus, TaskState
     from ctl.runtime.supervisor import Spawned
     from ctl.snapshots.namespaced import NamespacedSnapshotter
     from ctl.tasks import TaskService
@@ -106,7 +109,7 @@ class Client:
         self.paths.ensure()
         return "overlayfs" if overlay.supported(self.paths.snapshotter("overlayfs")) else "native"
 
-    def lease(self) -> contextlib.AbstractContextManager[Any]:
+    def lease(self) -> fsutil.FileLock:
         """lease protects content being written from a concurrent prune.
 
         Every writer holds the GC lock shared; prune takes it exclusively, so
@@ -136,7 +139,7 @@ class Client:
         platform: Platform | None = None,
         insecure: bool = False,
         progress: Progress | None = None,
-    ) -> tuple[Reference, Any]:
+    ) -> tuple[Reference, Descriptor]:
         """fetch copies an image's content into the store without naming it."""
         from ctl.images.pull import Fetcher
         from ctl.progress import NoProgress
@@ -191,7 +194,7 @@ class Client:
         with self.lease():
             return unpack(self.content, self.snapshotter, manifest, progress)
 
-    def _put_image(self, name: str, target: Any) -> Image:
+    def _put_image(self, name: str, target: Descriptor) -> Image:
         from ctl.images.image import Image
 
         try:
@@ -199,8 +202,10 @@ class Client:
         except AlreadyExists:
             return self.images.update(Image(name=name, target=target), ["target"])
 
-    def push(self, ref: str, *, insecure: bool = False, progress: Progress | None = None) -> Any:
-        """push uploads an image's content and manifest to its registry."""
+    def push(
+        self, ref: str, *, insecure: bool = False, progress: Progress | None = None
+    ) -> Descriptor:
+        """push uploads an image's content and manifest to its registry; returns what it pushed."""
         from ctl.images.push import push_image
         from ctl.progress import NoProgress
         from ctl.reference import host_platform, parse
@@ -218,34 +223,27 @@ class Client:
 
     def get_image(self, ref: str) -> Image:
         """get_image finds an image by name, by short name, or by a unique ID prefix."""
-        from ctl.reference import parse
+        from ctl.images.resolve import get_image
 
-        try:
-            name = str(parse(ref))
-        except InvalidArgument:
-            name = None
-        if name is not None:
-            with contextlib.suppress(NotFound):
-                return self.images.get(name)
-        matches = self._images_by_id(ref)
-        if len(matches) == 1 or (matches and len({m.target.digest for m in matches}) == 1):
-            return matches[0]
-        if matches:
-            raise FailedPrecondition(f"image ID {ref!r} is ambiguous: it matches several images")
-        raise NotFound(f"image {name or ref!r}: not found")
+        return get_image(self.images, self.content, ref)
 
-    def _images_by_id(self, prefix: str) -> list[Image]:
-        hex_prefix = prefix.removeprefix("sha256:")
-        if len(hex_prefix) < 3 or not all(c in "0123456789abcdef" for c in hex_prefix):
-            return []
-        out = []
-        for image in self.images.list():
-            summary = self.summarize(image)
-            if summary.id.removeprefix("sha256:").startswith(hex_prefix) or (
-                image.target.digest.removeprefix("sha256:").startswith(hex_prefix)
-            ):
-                out.append(image)
-        return out
+    def ensure_image(
+        self,
+        ref: str,
+        policy: str = "missing",
+        platform: Platform | None = None,
+        progress: Progress | None = None,
+    ) -> Image:
+        """ensure_image finds ``ref`` locally or pulls it, as ``--pull`` says."""
+        from ctl.images.resolve import ensure_image
+
+        return ensure_image(
+            self.images,
+            self.content,
+            ref,
+            policy,
+            lambda name: self.pull(name, platform=platform, progress=progress),
+        )
 
     def list_images(self) -> list[Image]:
         return sorted(self.images.list(), key=lambda i: i.name)
@@ -269,47 +267,12 @@ class Client:
         """remove_image deletes image records; returns the names removed.
 
         A reference by ID that several names share needs ``force``, and so
-        does the last name of an image a container was created from (docker's
-        rule: the container would be left with a dangling image). The content
-        stays until ``prune`` collects what nothing references.
+        does the last name of an image a container was created from. The
+        content stays until ``prune`` collects what nothing references.
         """
-        from ctl.reference import parse
+        from ctl.images.resolve import remove_image
 
-        with contextlib.suppress(InvalidArgument):
-            name = str(parse(ref))
-            with contextlib.suppress(NotFound):
-                image = self.images.get(name)
-                if not force:
-                    self._check_unused(image)
-                self.images.delete(name)
-                return [name]
-        matches = self._images_by_id(ref)
-        if not matches:
-            raise NotFound(f"image {ref!r}: not found")
-        if len(matches) > 1 and not force:
-            names = ", ".join(m.name for m in matches)
-            raise FailedPrecondition(
-                f"image {ref!r} is referenced by several names ({names})",
-                hint="remove them by name, or use -f",
-            )
-        if not force:
-            self._check_unused(matches[0])
-        for image in matches:
-            self.images.delete(image.name)
-        return [m.name for m in matches]
-
-    def _check_unused(self, image: Image) -> None:
-        """_check_unused refuses to remove the last name of an image a container uses."""
-        digest = image.target.digest
-        if any(i.name != image.name and i.target.digest == digest for i in self.images.list()):
-            return  # another name keeps the image
-        for container in self.containers.list():
-            if container.image == image.name:
-                raise FailedPrecondition(
-                    f"image {image.name} is used by container {container.name} "
-                    f"({container.id[:12]})",
-                    hint="remove the container first, or use rmi -f",
-                )
+        return remove_image(self.images, self.content, self.containers.list, ref, force=force)
 
     def save(self, refs: list[str], out: BinaryIO) -> None:
         """save writes the images as one OCI archive (with docker's manifest.json)."""
@@ -363,25 +326,6 @@ class Client:
             self.networks,
         )
 
-    def ensure_image(
-        self,
-        ref: str,
-        policy: str = "missing",
-        platform: Platform | None = None,
-        progress: Progress | None = None,
-    ) -> Image:
-        """ensure_image finds ``ref`` locally or pulls it, as ``--pull`` says."""
-        if policy == "always":
-            return self.pull(ref, platform=platform, progress=progress)
-        try:
-            return self.get_image(ref)
-        except NotFound:
-            if policy == "never":
-                raise NotFound(
-                    f"image {ref!r}: not found locally", hint="pull it, or use --pull missing"
-                ) from None
-        return self.pull(ref, platform=platform, progress=progress)
-
     def new_container(
         self,
         name: str,
@@ -407,66 +351,9 @@ class Client:
 
         Its rootfs stays mounted, ready for a task to start.
         """
-        from ctl.containers.container import Container
-        from ctl.containers.create import container_spec, hostname_for, write_host_files
-        from ctl.containers.names import random_name
-        from ctl.containers.store import name_taken, validate_name
-        from ctl.images import manifests
-        from ctl.images.unpack import unpack
-        from ctl.reference import host_platform
+        from ctl.containers import lifecycle
 
-        name = validate_name(options.name) if options.name else None
-        if options.network not in ("none", "host"):
-            # A missing network fails before anything is pulled or prepared.
-            self.networks.get(options.network)
-        if name is not None:
-            with contextlib.suppress(NotFound):
-                raise name_taken(name, self.containers.get(name).id)
-        image = self.ensure_image(image_ref, options.pull, options.platform, progress)
-        platform = options.platform or host_platform()
-        # The lease lasts until the record is written: a prune meanwhile would
-        # take the new snapshot for garbage. A create killed before the record
-        # leaves a task directory that prune removes (ctl.gc).
-        with self.lease():
-            manifest = manifests.platform_manifest(self.content, image.target, platform)
-            top = unpack(self.content, self.snapshotter, manifest)
-            image_config = manifests.read_config(self.content, manifest)
-            container_id = os.urandom(32).hex()
-            snapshot_key = snapshot or container_id
-            self.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
-            tasks = self.tasks
-            files_dir = tasks.task_dir(container_id)
-            try:
-                files_dir.mkdir(mode=0o700, parents=True)
-                write_host_files(files_dir, options.network, hostname_for(options, container_id))
-                draft = Container(
-                    id=container_id,
-                    name=name or "",
-                    image=image.name,
-                    snapshotter=self.snapshotter_name or "",
-                    snapshot_key=snapshot_key,
-                    spec={},
-                    config=options.runtime_config(),
-                    labels=dict(options.labels),
-                )
-                rootfs = tasks.mount_rootfs(draft)
-                spec = container_spec(
-                    options, image_config, rootfs, container_id, self.namespace, files_dir
-                )
-                for attempt in range(8):
-                    try:
-                        return self.containers.create(
-                            draft.updated(name=name or random_name(), spec=spec)
-                        )
-                    except AlreadyExists:
-                        if name is not None or attempt == 7:
-                            raise
-                raise AssertionError("unreachable")
-            except BaseException:
-                tasks.remove_task_dir(container_id)
-                with contextlib.suppress(NotFound):
-                    self.snapshotter.remove(snapshot_key)
-                raise
+        return lifecycle.create(self, image_ref, options, progress, snapshot)
 
     def get_container(self, ref: str) -> Container:
         return self.containers.get(ref)
@@ -477,35 +364,21 @@ class Client:
     def start_task(
         self, container: Container, attach: Stdio | None = None, start: bool = True
     ) -> Spawned:
-        """start_task runs the container's task; a ``--rm`` container goes when it exits."""
-        on_exit = None
-        if container.config.get("rm"):
+        """start_task runs the container's task; a ``--rm`` container goes when it exits.
 
-            def on_exit(status: Any) -> None:
-                lock = self._removal_lock(container, timeout=0)
-                try:
-                    lock.acquire()
-                except Unavailable:
-                    return  # 'rm' holds it, waiting for us to finish: it removes the container
-                try:
-                    self.tasks.delete(container, force=True)
-                finally:
-                    lock.release()
+        A ``--rm`` container whose task fails to start is removed at once.
+        """
+        from ctl.containers import lifecycle
 
-        return self.tasks.start(container, attach=attach, on_exit=on_exit, start=start)
+        return lifecycle.start(self, container, attach, start)
 
     def remove_container(self, ref: str, force: bool = False) -> Container:
         """remove_container deletes the task, snapshot, files and record of a container."""
-        container = self.containers.get(ref)
-        with self._removal_lock(container):
-            self.tasks.delete(container, force)
-        return container
+        from ctl.containers import lifecycle
 
-    def _removal_lock(self, container: Container, timeout: float | None = None) -> fsutil.FileLock:
-        lock = self.paths.locks / f"container-{self.namespace}-{container.id}.lock"
-        return fsutil.FileLock(
-            lock, what=f"container {container.name}", remove=True, timeout=timeout
-        )
+        container = self.containers.get(ref)
+        lifecycle.remove(self, container, force)
+        return container
 
     def stop_container(self, ref: str, timeout: float = 10.0) -> Container:
         from ctl.runtime.spec import stop_signal
@@ -516,7 +389,7 @@ class Client:
 
     def restart_container(self, ref: str, timeout: float = 10.0) -> Container:
         """restart_container stops the container if it runs, then starts it (docker's restart)."""
-        if self.containers.get(ref).config.get("rm"):
+        if self.containers.get(ref).config.rm:
             # Its supervisor removes it as soon as it stops.
             raise FailedPrecondition(
                 f"container {ref!r} was run with --rm: stopping it removes it, so it cannot restart"
@@ -525,6 +398,111 @@ class Client:
         with self.start_task(container):
             pass
         return container
+
+    # Tasks, by container reference, as containerd's Task has them.
+
+    def task_state(self, container: Container) -> TaskState | None:
+        """task_state is the container's task as its records show it; None before any start."""
+        return self.tasks.load(container.id)
+
+    def kill(self, ref: str, sig: int) -> Container:
+        """kill signals the container's init; a fatal signal also cancels restarts."""
+        container = self.containers.get(ref)
+        self.tasks.kill(container, sig)
+        return container
+
+    def pause(self, ref: str) -> Container:
+        container = self.containers.get(ref)
+        self.tasks.pause(container)
+        return container
+
+    def resume(self, ref: str) -> Container:
+        container = self.containers.get(ref)
+        self.tasks.resume(container)
+        return container
+
+    def wait(self, ref: str, timeout: float | None = None) -> ExitStatus:
+        """wait blocks until the container's task has stopped and returns how it exited."""
+        return self.tasks.wait(self.containers.get(ref).id, timeout)
+
+    def pids(self, ref: str) -> list[int]:
+        """pids are the processes of the container's running task."""
+        return self.tasks.pids(self.containers.get(ref))
+
+    def metrics(self, ref: str) -> dict[str, object]:
+        """metrics are the cgroup statistics of the container's running task (runc events)."""
+        return self.tasks.metrics(self.containers.get(ref))
+
+    def exec(
+        self,
+        ref: str,
+        args: list[str],
+        *,
+        tty: bool = False,
+        detach: bool = False,
+        env: list[str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        stdio: Stdio | None = None,
+    ) -> int:
+        """exec runs ``args`` in the running container; returns its exit code."""
+        from ctl.runtime.runc import Stdio
+
+        return self.tasks.exec(
+            self.containers.get(ref),
+            args,
+            tty=tty,
+            detach=detach,
+            env=env or [],
+            workdir=workdir,
+            user=user,
+            stdio=stdio or Stdio(),
+        )
+
+    def logs(
+        self, ref: str, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[tuple[str, str, str]]:
+        """logs yields (stream, text, time) from the container's json-file log."""
+        return self.tasks.logs(self.containers.get(ref), follow=follow, tail=tail)
+
+    def log_path(self, container: Container) -> Path:
+        return self.tasks.log_path(container.id)
+
+    # Networks.
+
+    def default_network(self) -> tuple[str, NotFound | None]:
+        """default_network is bridge, or none on a server without the CNI plugins, and why.
+
+        SPEC §8 promises ctl runs where only Python 3 and runc are installed; a
+        container without a network beats one that cannot start. Asked for by
+        name, bridge still fails with the plugins' install hint.
+        """
+        from ctl.network.cni import CNI
+
+        try:
+            CNI().find("bridge")
+        except NotFound as err:
+            return "none", err
+        return "bridge", None
+
+    def list_networks(self) -> list[NetworkInfo]:
+        return self.networks.list_networks()
+
+    def inspect_network(self, name: str) -> dict[str, object]:
+        return self.networks.inspect(name)
+
+    def create_network(
+        self, name: str, *, subnet: str | None = None, gateway: str | None = None
+    ) -> NetworkInfo:
+        """create_network makes a bridge network; without ``subnet``, a free private /16."""
+        return self.networks.create(name, subnet=subnet, gateway=gateway)
+
+    def remove_network(self, name: str) -> None:
+        self.networks.remove(name)
+
+    def network_attachment(self, container: Container) -> Attachment | None:
+        """network_attachment is the container's place on its network while its task runs."""
+        return self.networks.attachment(container.id)
 
     # Namespaces.
 
@@ -616,11 +594,11 @@ class TaskHandle:
     def pids(self) -> list[int]:
         return self.client.tasks.pids(self.record)
 
-    def wait(self, timeout: float | None = None) -> Any:
+    def wait(self, timeout: float | None = None) -> ExitStatus:
         """wait returns the ExitStatus once the task has stopped."""
         return self.client.tasks.wait(self.record.id, timeout)
 
-    def delete(self) -> Any:
+    def delete(self) -> ExitStatus:
         """delete removes a stopped task's records and releases its rootfs; returns its exit."""
         status = self.wait(0)
         if self.spawned is not None:

@@ -235,7 +235,8 @@ def boot(client: Client) -> list[str]:
     started = []
     for ns in _namespaces(client):
         for container in ns.containers.list():
-            policy = (container.config.get("restart") or {}).get("name")
+            restart = container.config.restart
+            policy = restart.name if restart else None
             if policy not in ("always", "unless-stopped", "on-failure"):
                 continue
             task_dir = ns.tasks.task_dir(container.id)

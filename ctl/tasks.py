@@ -136,7 +136,6 @@ class TaskService:
         With ``start`` False the task is only created (``runc create``) and
         ``start_created`` starts it later.
         """
-        from ctl.runtime.runopts import RestartPolicy
         from ctl.runtime.supervisor import TaskSpec, spawn, wait_for_supervisor
 
         task = self.load(container.id)
@@ -148,7 +147,6 @@ class TaskService:
         if task is not None and task.exit is not None and task.exit.exit_code is None:
             self.delete_task(container.id)  # a lost task: runc may still hold it
         config = container.config
-        restart = config.get("restart")
         task_dir = self.task_dir(container.id)
         task_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.mount_rootfs(container)
@@ -166,10 +164,10 @@ class TaskService:
             bundle=self.bundle(container.id),
             task_dir=task_dir,
             log_path=self.log_path(container.id),
-            tty=bool(config.get("tty")),
-            stdin=bool(config.get("stdin")),
+            tty=config.tty,
+            stdin=config.stdin,
             attach=attach,
-            restart=RestartPolicy(**restart) if restart else None,
+            restart=config.restart,
             start=start,
         )
 
@@ -197,15 +195,14 @@ class TaskService:
         plugins before runc runs, and /etc/hosts names the container's address.
         """
         from ctl.containers.create import write_host_files
-        from ctl.runtime.runopts import PortMapping
 
-        config = container.config
-        network = config.get("network") or "none"
+        network = container.config.network
         if network in ("none", "host"):
             return container.spec
         hostname = str(container.spec.get("hostname") or container.id[:12])
-        publish = [PortMapping(**p) for p in config.get("publish") or []]
-        attachment = self._networks.attach(container.id, network, publish, hostname)
+        attachment = self._networks.attach(
+            container.id, network, container.config.publish, hostname
+        )
         try:
             write_host_files(self.task_dir(container.id), network, hostname, attachment.address)
         except BaseException:

@@ -3,7 +3,6 @@ logs, exec, wait, inspect, top; and ctr's containers ls|info|rm and tasks ls|ps|
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from ctl.commands._base import (
@@ -17,7 +16,7 @@ from ctl.commands._base import (
     complete_networks,
     each,
 )
-from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
+from ctl.errdefs import EXIT_CTL_FAILURE, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -30,8 +29,8 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.output import Listing
+    from ctl.runtime.runc import Stdio
     from ctl.runtime.state import TaskState
-    from ctl.runtime.supervisor import Spawned
 
 
 def commands() -> tuple[Command | Group, ...]:
@@ -192,25 +191,7 @@ def _flag(flag: str, parse: Any, value: Any) -> Any:
         raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
 
 
-def _default_network() -> str:
-    """_default_network is bridge, or none on a server without the CNI plugins.
-
-    SPEC §8 promises ctl runs where only Python 3 and runc are installed; a
-    container without a network beats one that cannot start. Asked for by
-    name, bridge still fails with the plugins' install hint.
-    """
-    from ctl.errdefs import NotFound
-    from ctl.network.cni import CNI
-
-    try:
-        CNI().find("bridge")
-    except NotFound as err:
-        sys.stderr.write(f"ctl: warning: {err}: running with --net none ({err.hint})\n")
-        return "none"
-    return "bridge"
-
-
-def _options(args: argparse.Namespace) -> ContainerOptions:
+def _options(args: argparse.Namespace, ctx: Context) -> ContainerOptions:
     """_options turns create/run flags into ContainerOptions; bad values are InvalidArgument."""
     from ctl.containers.create import NETWORK_MODES, PULL_POLICIES, ContainerOptions
     from ctl.runtime import runopts
@@ -218,7 +199,11 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
     if args.pull not in PULL_POLICIES:
         raise InvalidArgument(f"invalid --pull {args.pull!r}: use missing, always or never")
     if args.network is None:
-        args.network = _default_network()
+        args.network, missing = ctx.client.default_network()
+        if missing is not None:
+            sys.stderr.write(
+                f"ctl: warning: {missing}: running with --net {args.network} ({missing.hint})\n"
+            )
     if args.network not in NETWORK_MODES:
         from ctl import identifiers
 
@@ -275,12 +260,12 @@ def _options(args: argparse.Namespace) -> ContainerOptions:
 def _create(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
-    container = ctx.client.create_container(args.image, _options(args), for_stream(False))
+    container = ctx.client.create_container(args.image, _options(args, ctx), for_stream(False))
     print(container.id)
     return 0
 
 
-def _attached(container: Container, interactive: bool) -> Any:
+def _attached(interactive: bool) -> Stdio:
     from ctl.runtime.runc import Stdio
 
     return Stdio(stdin=0 if interactive else None, stdout=1, stderr=2)
@@ -290,7 +275,7 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
     """_run_attached starts a task attached to this terminal and returns its exit code."""
     sys.stdout.flush()
     sys.stderr.flush()
-    spawned = _start_task(ctx, container, _attached(container, interactive))
+    spawned = ctx.client.start_task(container, attach=_attached(interactive))
     with spawned, spawned.forwarding_signals():
         status = spawned.wait()
     if status.exit_code is None:
@@ -299,28 +284,14 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
     return status.exit_code
 
 
-def _start_task(ctx: Context, container: Container, attach: Any = None) -> Spawned:
-    """_start_task starts the container's task; a --rm container that fails to start is removed.
-
-    The error (ExecFailed exits 126 or 127) goes on to the CLI boundary.
-    """
-    try:
-        return ctx.client.start_task(container, attach=attach)
-    except CtlError:
-        if container.config.get("rm"):
-            with contextlib.suppress(CtlError):
-                ctx.client.remove_container(container.id, force=True)
-        raise
-
-
 def _run(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
-    options = _options(args)
+    options = _options(args, ctx)
     container = ctx.client.create_container(args.image, options, for_stream(args.detach))
     if not args.detach:
         return _run_attached(ctx, container, options.stdin)
-    with _start_task(ctx, container):
+    with ctx.client.start_task(container):
         pass
     print(container.id)
     return 0
@@ -334,7 +305,7 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
         container = client.get_container(ref)
         if args.attach:
             return _run_attached(ctx, container, args.interactive)
-        with _start_task(ctx, container):
+        with client.start_task(container):
             pass
         print(ref)
     return 0
@@ -379,10 +350,9 @@ def _command_text(container: Container, no_trunc: bool) -> str:
 
 
 def _ports_text(container: Container) -> str:
-    ports = container.config.get("publish") or []
     return ", ".join(
-        f"{p['host_ip'] or '0.0.0.0'}:{p['host_port']}->{p['container_port']}/{p['protocol']}"
-        for p in ports
+        f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+        for p in container.config.publish
     )
 
 
@@ -410,7 +380,7 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
     client = ctx.client
     rows = []
     for container in client.list_containers():
-        task = client.tasks.load(container.id)
+        task = client.task_state(container)
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
         if args.all or live:
             rows.append(_ps_row(container, task, args.no_trunc))
@@ -442,18 +412,15 @@ def _kill(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.runtime.runopts import parse_signal
 
     sig = parse_signal(args.signal)
-    client = ctx.client
-    return each(args.containers, lambda ref: client.tasks.kill(client.get_container(ref), sig))
+    return each(args.containers, lambda ref: ctx.client.kill(ref, sig))
 
 
 def _pause(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    return each(args.containers, lambda ref: client.tasks.pause(client.get_container(ref)))
+    return each(args.containers, ctx.client.pause)
 
 
 def _resume(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    return each(args.containers, lambda ref: client.tasks.resume(client.get_container(ref)))
+    return each(args.containers, ctx.client.resume)
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
@@ -461,8 +428,6 @@ def _rm(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
-    container = client.get_container(args.container)
     tail = None
     if args.tail != "all":
         try:
@@ -470,7 +435,7 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-    for stream, text, when in client.tasks.logs(container, follow=args.follow, tail=tail):
+    for stream, text, when in ctx.client.logs(args.container, follow=args.follow, tail=tail):
         out = streams.get(stream, sys.stdout)
         out.write(f"{when} {text}" if args.timestamps else text)
         if args.follow:
@@ -484,14 +449,12 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.runtime.runc import Stdio
     from ctl.runtime.runopts import parse_env
 
-    client = ctx.client
-    container = client.get_container(args.container)
     sys.stdout.flush()
     # Without -i the process reads nothing, as with docker: stdin is /dev/null.
     null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
     try:
-        return client.tasks.exec(
-            container,
+        return ctx.client.exec(
+            args.container,
             list(args.command),
             tty=args.tty,
             detach=args.detach,
@@ -506,11 +469,9 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _wait(args: argparse.Namespace, ctx: Context) -> int:
-    client = ctx.client
     code = 0
     for ref in args.containers:
-        container = client.get_container(ref)
-        status = client.tasks.wait(container.id)
+        status = ctx.client.wait(ref)
         code = EXIT_CTL_FAILURE if status.exit_code is None else status.exit_code
         print(code if status.exit_code is not None else "unknown")
     return code
@@ -520,7 +481,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
     from ctl.runtime.state import Status
     from ctl.timefmt import format_rfc3339
 
-    task = ctx.client.tasks.load(container.id)
+    task = ctx.client.task_state(container)
     process = container.spec.get("process", {})
     args = process.get("args", [])
     exit_ = task.exit if task else None
@@ -542,7 +503,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
-        "LogPath": str(ctx.client.tasks.log_path(container.id)),
+        "LogPath": str(ctx.client.log_path(container)),
         "Snapshotter": container.snapshotter,
         "SnapshotKey": container.snapshot_key,
         "Config": {
@@ -553,7 +514,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "Tty": bool(process.get("terminal")),
             "Labels": container.labels,
         },
-        "HostConfig": container.config,
+        "HostConfig": container.config.to_json(),
         "NetworkSettings": _network_settings(ctx, container),
         "Mounts": container.spec.get("mounts", []),
         "Spec": container.spec,
@@ -561,17 +522,17 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
 
 
 def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
-    network = container.config.get("network") or "none"
+    network = container.config.network
     settings: dict[str, Any] = {"Network": network, "IPAddress": "", "Gateway": ""}
     if network not in ("none", "host"):
-        attachment = ctx.client.networks.attachment(container.id)
+        attachment = ctx.client.network_attachment(container)
         if attachment is not None:
             settings.update(
                 IPAddress=attachment.address,
                 Gateway=attachment.gateway,
                 SandboxKey=str(attachment.netns_path),
             )
-    settings["Ports"] = container.config.get("publish") or []
+    settings["Ports"] = [p._asdict() for p in container.config.publish]
     return settings
 
 
@@ -587,8 +548,7 @@ def _inspect(args: argparse.Namespace, ctx: Context) -> int:
 def _top(args: argparse.Namespace, ctx: Context) -> int:
     import subprocess
 
-    client = ctx.client
-    pids = client.tasks.pids(client.get_container(args.container))
+    pids = ctx.client.pids(args.container)
     if not pids:
         return 0
     result = subprocess.run(
@@ -631,7 +591,7 @@ def _tasks_ls(args: argparse.Namespace, ctx: Context) -> Listing:
     client = ctx.client
     rows: list[dict[str, Any]] = []
     for container in client.list_containers():
-        task = client.tasks.load(container.id)
+        task = client.task_state(container)
         if task is not None:
             rows.append(
                 {"Task": container.id, "Pid": task.pid, "Status": task.status.value.upper()}
@@ -643,14 +603,12 @@ def _tasks_ls(args: argparse.Namespace, ctx: Context) -> Listing:
 def _tasks_ps(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.output import Column, Listing
 
-    client = ctx.client
-    pids = client.tasks.pids(client.get_container(args.container))
+    pids = ctx.client.pids(args.container)
     return Listing((Column("PID", "Pid", id=True),), [{"Pid": pid} for pid in pids])
 
 
 def _tasks_metrics(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_json
 
-    client = ctx.client
-    print_json(client.tasks.metrics(client.get_container(args.container)))
+    print_json(ctx.client.metrics(args.container))
     return 0

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from ctl.commands._base import Context
     from ctl.network import NetworkInfo
-    from ctl.network.manager import NetworkManager
     from ctl.output import Listing
 
 # ``--net`` modes that are not CNI networks, listed as docker and nerdctl list them.
@@ -67,10 +66,6 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _manager(ctx: Context) -> NetworkManager:
-    return ctx.client.networks
-
-
 def _row(info: NetworkInfo, no_trunc: bool) -> dict[str, Any]:
     return {
         "ID": info.id if no_trunc else info.id[:12],
@@ -86,7 +81,7 @@ def _row(info: NetworkInfo, no_trunc: bool) -> dict[str, Any]:
 def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.output import Column, Listing
 
-    infos = _manager(ctx).list_networks()
+    infos = ctx.client.list_networks()
     rows = [_row(i, args.no_trunc) for i in infos]
     # Without an ID, -q leaves them out.
     rows += [{"ID": "", "Name": name, "Driver": driver} for name, driver in _PSEUDO_NETWORKS]
@@ -102,18 +97,17 @@ def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    manager = _manager(ctx)
-    print_inspect([manager.inspect(name) for name in args.networks], args.format)
+    print_inspect([ctx.client.inspect_network(name) for name in args.networks], args.format)
     return 0
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:
     if args.driver != "bridge":
         raise InvalidArgument(f"network driver {args.driver!r} is not supported: use bridge")
-    info = _manager(ctx).create(args.name, subnet=args.subnet, gateway=args.gateway)
+    info = ctx.client.create_network(args.name, subnet=args.subnet, gateway=args.gateway)
     print(info.id)
     return 0
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
-    return each(args.networks, _manager(ctx).remove)
+    return each(args.networks, ctx.client.remove_network)

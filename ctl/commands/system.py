@@ -108,7 +108,7 @@ def _info(args: argparse.Namespace, ctx: Context) -> int:
         "Platform": str(host_platform()),
         "Kernel": platform.release(),
         "Python": sys.version.split()[0],
-        "Images": sum(1 for _ in client.images.list()),
+        "Images": len(client.list_images()),
     }
     if args.format == "json":
         print(json.dumps(info))

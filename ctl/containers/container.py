@@ -10,18 +10,73 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
+
+    from ctl.runtime.runopts import PortMapping, RestartPolicy
 
 RECORD_VERSION = 1
+
+
+class RunConfig(NamedTuple):
+    """RunConfig is what starting a container's task needs that its spec does not carry.
+
+    It is the record's ``config`` object. ``args`` and ``entrypoint`` are the
+    command as given (``None``: the image's entrypoint), kept for inspect.
+    A record written before a field existed reads it as its default.
+    """
+
+    tty: bool = False
+    stdin: bool = False
+    rm: bool = False
+    restart: RestartPolicy | None = None
+    network: str = "none"
+    publish: tuple[PortMapping, ...] = ()
+    hostname: str | None = None
+    args: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tty": self.tty,
+            "stdin": self.stdin,
+            "rm": self.rm,
+            "restart": self.restart._asdict() if self.restart else None,
+            "network": self.network,
+            "publish": [p._asdict() for p in self.publish],
+            "hostname": self.hostname,
+            "args": list(self.args),
+            "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RunConfig:
+        entrypoint = doc.get("entrypoint")
+        config = cls(
+            tty=bool(doc.get("tty")),
+            stdin=bool(doc.get("stdin")),
+            rm=bool(doc.get("rm")),
+            network=str(doc.get("network") or "none"),
+            hostname=doc.get("hostname"),
+            args=tuple(doc.get("args") or ()),
+            entrypoint=tuple(entrypoint) if entrypoint is not None else None,
+        )
+        restart, publish = doc.get("restart"), doc.get("publish")
+        if not restart and not publish:
+            return config  # without importing runopts, a millisecond of every `ctl ps`
+        from ctl.runtime.runopts import PortMapping, RestartPolicy
+
+        return config._replace(
+            restart=RestartPolicy(**restart) if restart else None,
+            publish=tuple(PortMapping(**p) for p in publish or ()),
+        )
 
 
 class Container(NamedTuple):
     """Container is one container record.
 
     ``spec`` is the OCI runtime spec (config.json) generated at create time;
-    ``config`` holds what the supervisor needs that the spec does not carry
-    (tty, stdin, --rm, --restart, published ports, network); ``snapshot_key``
-    names its active snapshot in ``snapshotter``.
+    ``config`` holds what starting its task needs besides (``RunConfig``);
+    ``snapshot_key`` names its active snapshot in ``snapshotter``.
     """
 
     id: str
@@ -30,8 +85,8 @@ class Container(NamedTuple):
     snapshotter: str
     snapshot_key: str
     spec: dict[str, Any]
+    config: RunConfig = RunConfig()
     # A default shared by every instance: records are never changed in place.
-    config: dict[str, Any] = {}
     labels: dict[str, str] = {}
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -48,7 +103,7 @@ class Container(NamedTuple):
             "snapshotter": self.snapshotter,
             "snapshot_key": self.snapshot_key,
             "spec": self.spec,
-            "config": self.config,
+            "config": self.config.to_json(),
             "labels": self.labels,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -63,7 +118,7 @@ class Container(NamedTuple):
             snapshotter=str(record.get("snapshotter", "")),
             snapshot_key=str(record.get("snapshot_key", "")),
             spec=dict(record.get("spec") or {}),
-            config=dict(record.get("config") or {}),
+            config=RunConfig.from_json(record.get("config") or {}),
             labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
             created_at=float(record.get("created_at", 0.0)),
             updated_at=float(record.get("updated_at", 0.0)),

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ctl.runtime import spec as oci_spec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
+    from ctl.containers.container import RunConfig
     from ctl.oci import Platform
     from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy, SecurityOptions
 
@@ -21,7 +23,11 @@ HOSTS_FILE, HOSTNAME_FILE, RESOLV_FILE = "hosts", "hostname", "resolv.conf"
 
 
 class ContainerOptions(NamedTuple):
-    """ContainerOptions are the parsed flags of ``create``/``run``."""
+    """ContainerOptions are the parsed flags of ``create``/``run``.
+
+    A flag that shapes the spec is a field here and a line in ``FLAG_OPTS``;
+    one that shapes the task is also a field of ``RunConfig``.
+    """
 
     name: str | None = None
     args: tuple[str, ...] = ()
@@ -51,19 +57,61 @@ class ContainerOptions(NamedTuple):
     platform: Platform | None = None
     pull: str = "missing"
 
-    def runtime_config(self) -> dict[str, Any]:
-        """runtime_config is what the container record keeps for starting its task."""
-        return {
-            "tty": self.tty,
-            "stdin": self.stdin,
-            "rm": self.rm,
-            "restart": self.restart._asdict() if self.restart else None,
-            "network": self.network,
-            "publish": [p._asdict() for p in self.publish],
-            "hostname": self.hostname,
-            "args": list(self.args),
-            "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
-        }
+    def run_config(self) -> RunConfig:
+        """run_config is what the container record keeps for starting its task."""
+        from ctl.containers.container import RunConfig
+
+        return RunConfig(
+            tty=self.tty,
+            stdin=self.stdin,
+            rm=self.rm,
+            restart=self.restart,
+            network=self.network,
+            publish=self.publish,
+            hostname=self.hostname,
+            args=self.args,
+            entrypoint=self.entrypoint,
+        )
+
+
+# How the flags refine the spec, after the image config, in this order: the
+# fields each line reads, and the option their values make (None: no change).
+# A line whose fields are all left empty (None, False, "", (), {}) adds nothing.
+FLAG_OPTS: tuple[tuple[tuple[str, ...], Callable[..., oci_spec.SpecOpt | None]], ...] = (
+    (("env",), oci_spec.with_env),
+    (("workdir",), oci_spec.with_cwd),
+    (("tty",), lambda _: oci_spec.with_tty),
+    (("mounts",), oci_spec.with_mounts),
+    (("read_only",), lambda _: oci_spec.with_readonly_rootfs),
+    (("privileged",), lambda _: oci_spec.with_privileged),
+    (("cap_add", "cap_drop"), oci_spec.with_capabilities),
+    (("security",), oci_spec.with_security),
+    (("memory",), oci_spec.with_memory_limit),
+    (("cpus",), oci_spec.with_cpus),
+    (("pids_limit",), oci_spec.with_pids_limit),
+    (("network",), lambda mode: oci_spec.with_host_network if mode == "host" else None),
+    (("init",), lambda _: oci_spec.with_init(oci_spec.find_init_binary())),
+    (("labels",), oci_spec.with_annotations),
+)
+
+
+def flag_opts(options: ContainerOptions) -> list[oci_spec.SpecOpt]:
+    """flag_opts are the spec options ``options`` ask for, as ``FLAG_OPTS`` lists them."""
+    opts = []
+    for fields, make in FLAG_OPTS:
+        values = [getattr(options, field) for field in fields]
+        if all(_empty(value) for value in values):
+            continue
+        opt = make(*values)
+        if opt is not None:
+            opts.append(opt)
+    return opts
+
+
+def _empty(value: object) -> bool:
+    if isinstance(value, (str, tuple, dict)):
+        return not value
+    return value is None or value is False
 
 
 def hostname_for(options: ContainerOptions, container_id: str) -> str:
@@ -83,7 +131,7 @@ def container_spec(
     files_dir: Path,
 ) -> oci_spec.Spec:
     """container_spec builds the OCI runtime spec; ``rootfs`` must be mounted (user lookup)."""
-    opts: list[oci_spec.SpecOpt] = [
+    return oci_spec.generate_spec(
         oci_spec.with_image_config(
             image_config,
             rootfs,
@@ -98,38 +146,8 @@ def container_spec(
             hostname=files_dir / HOSTNAME_FILE,
             resolv_conf=files_dir / RESOLV_FILE,
         ),
-    ]
-    if options.env:
-        opts.append(oci_spec.with_env(options.env))
-    if options.workdir:
-        opts.append(oci_spec.with_cwd(options.workdir))
-    if options.tty:
-        opts.append(oci_spec.with_tty)
-    if options.mounts:
-        opts.append(oci_spec.with_mounts(options.mounts))
-    if options.read_only:
-        opts.append(oci_spec.with_readonly_rootfs)
-    if options.privileged:
-        opts.append(oci_spec.with_privileged)
-    if options.cap_add or options.cap_drop:
-        opts.append(oci_spec.with_capabilities(options.cap_add, options.cap_drop))
-    if options.security and options.security.no_new_privileges:
-        opts.append(oci_spec.with_no_new_privileges)
-    if options.security and options.security.seccomp_unconfined:
-        opts.append(oci_spec.with_seccomp_unconfined)
-    if options.memory is not None:
-        opts.append(oci_spec.with_memory_limit(options.memory))
-    if options.cpus is not None:
-        opts.append(oci_spec.with_cpus(options.cpus))
-    if options.pids_limit is not None:
-        opts.append(oci_spec.with_pids_limit(options.pids_limit))
-    if options.network == "host":
-        opts.append(oci_spec.with_host_network)
-    if options.init:
-        opts.append(oci_spec.with_init(oci_spec.find_init_binary()))
-    if options.labels:
-        opts.append(oci_spec.with_annotations(options.labels))
-    return oci_spec.generate_spec(*opts)
+        *flag_opts(options),
+    )
 
 
 def write_host_files(

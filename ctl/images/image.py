@@ -29,9 +29,6 @@ class Image(NamedTuple):
     created_at: float = 0.0
     updated_at: float = 0.0
 
-    def with_target(self, target: Descriptor) -> Image:
-        return self._replace(target=target)
-
     def to_record(self) -> dict[str, Any]:
         return {
             "version": RECORD_VERSION,

@@ -57,7 +57,7 @@ from ctl.runtime.users import resolve_user
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ctl.runtime.runopts import MountSpec
+    from ctl.runtime.runopts import MountSpec, SecurityOptions
 
 Spec = dict[str, Any]
 SpecOpt = Callable[[Spec], None]
@@ -522,6 +522,18 @@ def with_no_new_privileges(spec: Spec) -> None:
 def with_seccomp_unconfined(spec: Spec) -> None:
     """with_seccomp_unconfined removes any seccomp profile (ctl sets none by default)."""
     _linux(spec).pop("seccomp", None)
+
+
+def with_security(security: SecurityOptions) -> SpecOpt:
+    """with_security applies what the ``--security-opt`` values asked for, together."""
+
+    def opt(spec: Spec) -> None:
+        if security.no_new_privileges:
+            with_no_new_privileges(spec)
+        if security.seccomp_unconfined:
+            with_seccomp_unconfined(spec)
+
+    return opt
 
 
 def with_memory_limit(limit: int) -> SpecOpt:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ctl.containers.container import Container, ContainerStore
+from ctl.containers.container import Container, ContainerStore, RunConfig
 from ctl.containers.store import LocalContainerStore
 from ctl.errdefs import AlreadyExists, CtlError, InvalidArgument, NotFound
 
@@ -32,7 +32,7 @@ def _container(name: str, container_id: str | None = None) -> Container:
         snapshotter="overlayfs",
         snapshot_key="k",
         spec={"ociVersion": "1.0.2"},
-        config={"tty": False},
+        config=RunConfig(tty=False),
         labels={"a": "b"},
     )
 
@@ -85,9 +85,9 @@ def test_invalid_names_and_ids(store: ContainerStore) -> None:
 
 def test_update(store: ContainerStore) -> None:
     created = store.create(_container("web"))
-    store.update(created.updated(labels={"x": "y"}, config={"rm": True}), ["labels"])
+    store.update(created.updated(labels={"x": "y"}, config=RunConfig(rm=True)), ["labels"])
     got = store.get("web")
-    assert got.labels == {"x": "y"} and got.config == {"tty": False}
+    assert got.labels == {"x": "y"} and got.config == RunConfig(tty=False)
     with pytest.raises(InvalidArgument):
         store.update(created, ["name"])
 

@@ -77,6 +77,27 @@ def test_a_created_task_that_exits_at_once_starts_cleanly(croot: Path, image: st
         container.delete()
 
 
+def test_the_readme_python_api_example(croot: Path, images: CanonicalImages) -> None:
+    """README's "Python API" example, one statement a line, with a test image and root."""
+    sh = "trap 'exit 143' TERM; while :; do sleep 0.1; done"
+    ref = images.factory.push(images.factory.image(cmd=["sh", "-c", sh]), "test/readme")
+
+    client = ctl.Client(root=croot, namespace="default")
+    image = client.pull(ref)
+    container = client.new_container("web", image)
+    task = container.new_task()
+    task.start()
+    task.pause()
+    task.resume()
+    task.kill(signal.SIGTERM)
+    status = task.wait()
+    task.delete()
+    container.delete()
+
+    assert status.exit_code == 143
+    assert container.id[:12] not in ctl_proc("ps", "-a", "-q", root=croot).stdout
+
+
 def _opts(args: list[str]):
     from ctl.containers.create import ContainerOptions
 

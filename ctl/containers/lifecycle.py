@@ -1,0 +1,175 @@
+"""A container's life: create, start and remove, ``--rm`` included.
+
+This is containerd's client-side ``NewContainer``, ``NewTask`` and
+``container.Delete(WithSnapshotCleanup)``: the stores and the task service
+each do one thing, and the order between them, with its undoing, is here.
+
+- ``create`` makes the snapshot, the host files, the rootfs mount, the spec
+  and the record; a failure at any step undoes the steps before it.
+- ``start`` starts the task; a ``--rm`` container is removed when its task
+  exits (by its supervisor), or at once when it fails to start.
+- ``remove`` removes the task, then the snapshot, then the record, under the
+  container's removal lock, which a ``--rm`` supervisor takes too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from ctl import fsutil
+from ctl.errdefs import AlreadyExists, CtlError, NotFound, Unavailable
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ctl.client import Client
+    from ctl.containers.container import Container
+    from ctl.containers.create import ContainerOptions
+    from ctl.progress import Progress
+    from ctl.runtime.runc import Stdio
+    from ctl.runtime.state import ExitStatus
+    from ctl.runtime.supervisor import Spawned
+
+# A container without --name gets a random one; so many clashes in a row is a bug.
+NAME_ATTEMPTS = 8
+
+
+def create(
+    client: Client,
+    image_ref: str,
+    options: ContainerOptions,
+    progress: Progress | None = None,
+    snapshot: str | None = None,
+) -> Container:
+    """create makes a container: a snapshot of the image and a record with its spec.
+
+    Its rootfs stays mounted, ready for a task to start. ``snapshot`` names
+    the active snapshot (default: the container's id).
+    """
+    from ctl.containers.container import Container
+    from ctl.containers.create import container_spec, hostname_for, write_host_files
+    from ctl.containers.store import name_taken, validate_name
+    from ctl.images import manifests
+    from ctl.images.unpack import unpack
+    from ctl.reference import host_platform
+
+    name = validate_name(options.name) if options.name else None
+    if options.network not in ("none", "host"):
+        # A missing network fails before anything is pulled or prepared.
+        client.networks.get(options.network)
+    if name is not None:
+        with contextlib.suppress(NotFound):
+            raise name_taken(name, client.containers.get(name).id)
+    image = client.ensure_image(image_ref, options.pull, options.platform, progress)
+    platform = options.platform or host_platform()
+    tasks = client.tasks
+    # The lease lasts until the record is written: a prune meanwhile would
+    # take the new snapshot for garbage. A create killed before the record
+    # leaves a task directory that prune removes (ctl.gc).
+    with client.lease(), contextlib.ExitStack() as rollback:
+        manifest = manifests.platform_manifest(client.content, image.target, platform)
+        top = unpack(client.content, client.snapshotter, manifest)
+        image_config = manifests.read_config(client.content, manifest)
+        container_id = os.urandom(32).hex()
+        snapshot_key = snapshot or container_id
+        client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
+        rollback.callback(_remove_snapshot, client, snapshot_key)
+        files_dir = tasks.task_dir(container_id)
+        rollback.callback(tasks.remove_task_dir, container_id)
+        files_dir.mkdir(mode=0o700, parents=True)
+        write_host_files(files_dir, options.network, hostname_for(options, container_id))
+        draft = Container(
+            id=container_id,
+            name=name or "",
+            image=image.name,
+            snapshotter=client.snapshotter_name or "",
+            snapshot_key=snapshot_key,
+            spec={},
+            config=options.run_config(),
+            labels=dict(options.labels),
+        )
+        rootfs = tasks.mount_rootfs(draft)  # the spec reads the image's users
+        spec = container_spec(
+            options, image_config, rootfs, container_id, client.namespace, files_dir
+        )
+        container = _create_record(client, draft.updated(spec=spec), named=name is not None)
+        rollback.pop_all()
+        return container
+
+
+def _create_record(client: Client, container: Container, named: bool) -> Container:
+    """_create_record writes the record; an unnamed one takes random names until one is free."""
+    from ctl.containers.names import random_name
+
+    for attempt in range(NAME_ATTEMPTS):
+        try:
+            return client.containers.create(
+                container if named else container.updated(name=random_name())
+            )
+        except AlreadyExists:
+            if named or attempt == NAME_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def start(
+    client: Client, container: Container, attach: Stdio | None = None, start: bool = True
+) -> Spawned:
+    """start runs the container's task (with ``start`` False, only creates it).
+
+    A ``--rm`` container goes when its task exits, and at once if the task
+    fails to start; the error goes on to the caller.
+    """
+    on_exit = None
+    if container.config.rm:
+
+        def on_exit(status: ExitStatus) -> None:
+            lock = removal_lock(client, container, timeout=0)
+            try:
+                lock.acquire()
+            except Unavailable:
+                return  # 'rm' holds it, waiting for us to finish: it removes the container
+            try:
+                _remove(client, container, force=True)
+            finally:
+                lock.release()
+
+    try:
+        return client.tasks.start(container, attach=attach, on_exit=on_exit, start=start)
+    except CtlError:
+        if container.config.rm:
+            with contextlib.suppress(CtlError):
+                remove(client, container, force=True)
+        raise
+
+
+def remove(client: Client, container: Container, force: bool = False) -> None:
+    """remove deletes the container's task, snapshot, files and record.
+
+    A live task needs ``force`` (it is killed first); otherwise that is
+    FailedPrecondition and nothing is removed.
+    """
+    with removal_lock(client, container):
+        _remove(client, container, force)
+
+
+def _remove(client: Client, container: Container, force: bool) -> None:
+    # The task goes first: it holds the rootfs mounted on the snapshot.
+    client.tasks.delete(container, force)
+    _remove_snapshot(client, container.snapshot_key)
+    with contextlib.suppress(NotFound):
+        client.containers.delete(container.id)
+
+
+def _remove_snapshot(client: Client, key: str) -> None:
+    with contextlib.suppress(NotFound):
+        client.snapshotter.remove(key)
+
+
+def removal_lock(
+    client: Client, container: Container, timeout: float | None = None
+) -> fsutil.FileLock:
+    """removal_lock is held while a container is removed, so that only one remover runs."""
+    lock = client.paths.locks / f"container-{client.namespace}-{container.id}.lock"
+    return fsutil.FileLock(lock, what=f"container {container.name}", remove=True, timeout=timeout)
