@@ -355,7 +355,6 @@ class Client:
             self.paths.tasks(self.namespace),
             Runc(self.paths.root / "runc" / self.namespace, debug=self.debug),
             self.snapshotter,
-            self.containers.delete,
             self.networks,
         )
 
@@ -431,7 +430,7 @@ class Client:
             snapshot_key = snapshot or container_id
             self.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
             tasks = self.tasks
-            files_dir = tasks.task_dir(container_id)
+            files_dir = tasks.task_dir(container_id).path
             try:
                 files_dir.mkdir(mode=0o700, parents=True)
                 write_host_files(files_dir, options.network, hostname_for(options, container_id))
@@ -459,7 +458,7 @@ class Client:
                             raise
                 raise AssertionError("unreachable")
             except BaseException:
-                tasks.remove_task_dir(container_id)
+                tasks.task_dir(container_id).remove()
                 with contextlib.suppress(NotFound):
                     self.snapshotter.remove(snapshot_key)
                 raise
@@ -484,7 +483,7 @@ class Client:
                 except Unavailable:
                     return  # 'rm' holds it, waiting for us to finish: it removes the container
                 try:
-                    self.tasks.delete(container, force=True)
+                    self._remove(container, force=True)
                 finally:
                     lock.release()
 
@@ -494,8 +493,15 @@ class Client:
         """remove_container deletes the task, snapshot, files and record of a container."""
         container = self.containers.get(ref)
         with self._removal_lock(container):
-            self.tasks.delete(container, force)
+            self._remove(container, force)
         return container
+
+    def _remove(self, container: Container, force: bool) -> None:
+        self.tasks.remove(container, force)
+        with contextlib.suppress(NotFound):
+            self.snapshotter.remove(container.snapshot_key)
+        with contextlib.suppress(NotFound):
+            self.containers.delete(container.id)
 
     def _removal_lock(self, container: Container, timeout: float | None = None) -> fsutil.FileLock:
         lock = self.paths.locks / f"container-{self.namespace}-{container.id}.lock"
@@ -621,7 +627,7 @@ class TaskHandle:
         status = self.wait(0)
         if self.spawned is not None:
             self.spawned.close()
-        self.client.tasks.delete_task(self.record.id)
+        self.client.tasks.forget(self.record.id)
         return status
 
 

@@ -74,7 +74,7 @@ def collect(client: Client, *, unused_images: bool = False, timeout: float = 600
                 # A create killed before its record: nothing runs there (a task
                 # starts only once the record is written), and no create is
                 # half-way while the GC lock is held.
-                ns.tasks.remove_task_dir(container_id)
+                ns.tasks.task_dir(container_id).remove()
                 result.leftovers.append(f"{namespace}/{container_id}")
         _sweep_blobs(client.content, live_blobs, result)
         for name in NAMES:

@@ -20,7 +20,7 @@ the layout changes::
           bundle/rootfs/             mount point of the container's snapshot
           hosts hostname resolv.conf bound over the container's /etc files
           <id>-json.log[.N]          output, docker's json-file format, rotated
-          state.json exit.json       supervisor's records (ctl.runtime.state)
+          state.json exit.json       supervisor's records (ctl.runtime.taskdir)
           stopping supervisor.log    stop marker; the supervisor's own errors
       snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
       runc/<ns>/                     runc's own state (runc --root)

@@ -187,7 +187,7 @@ def boot(client: Client) -> list[str]:
     ``--restart always`` (or ``unless-stopped`` and ``on-failure`` that were
     not stopped by the user) are started again, in every namespace.
     """
-    from ctl.runtime import state
+    from ctl.runtime.state import boot_id
 
     started = []
     for ns in _namespaces(client):
@@ -196,13 +196,13 @@ def boot(client: Client) -> list[str]:
             if policy not in ("always", "unless-stopped", "on-failure"):
                 continue
             task_dir = ns.tasks.task_dir(container.id)
-            record = state.read_record(task_dir)
-            if record is None or record.get("boot_id") == state.boot_id():
+            record = task_dir.read_record()
+            if record is None or record.get("boot_id") == boot_id():
                 continue
-            if policy != "always" and state.is_stopping(task_dir):
+            if policy != "always" and task_dir.is_stopping():
                 continue
             try:
-                ns.tasks.delete_task(container.id)
+                ns.tasks.forget(container.id)
                 with ns.start_task(container):
                     pass
                 started.append(f"{ns.namespace}/{container.name}")

@@ -493,7 +493,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
-        "LogPath": str(ctx.client.tasks.log_path(container.id)),
+        "LogPath": str(ctx.client.tasks.task_dir(container.id).log),
         "Snapshotter": container.snapshotter,
         "SnapshotKey": container.snapshot_key,
         "Config": {

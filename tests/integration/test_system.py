@@ -61,7 +61,7 @@ def test_prune_removes_what_a_killed_create_left(root: Path, images: CanonicalIm
     assert os.listdir(rootfs)
     result = run_ctl("prune", "-f", root=root).assert_success()
     assert f"unfinished container: default/{orphan}" in result.stdout
-    assert not client.tasks.task_dir(orphan).exists()
+    assert not client.tasks.task_dir(orphan).path.exists()
     assert orphan not in run_ctl("snapshots", "ls", "-q", root=root).stdout
     assert str(root) not in Path("/proc/self/mountinfo").read_text()
 
