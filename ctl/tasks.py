@@ -458,8 +458,8 @@ class TaskService:
     def _stop_run(self, container: Container, task: TaskState, timeout: float, sig: int) -> None:
         with contextlib.suppress(NotFound):
             self.runc.kill(container.id, sig)
-            if task.status is Status.PAUSED:
-                self.runc.resume(container.id)
+        if task.status is Status.PAUSED:
+            self._thaw(container)
         try:
             self.wait(container.id, timeout)
         except Unavailable:
