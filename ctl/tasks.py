@@ -378,12 +378,31 @@ class TaskService:
         try:
             self.runc.start(container.id)
         except RuncError:
-            # A process that exits at once can be reaped, and its runc container
-            # deleted by the supervisor, before runc start has removed its
-            # exec.fifo: runc then fails, though the process ran.
-            if self.status(container.id) is not Status.STOPPED:
+            if not self._exited_at_once(container.id):
                 raise
         task_dir.set_status("start")
+
+    def _exited_at_once(self, container_id: str) -> bool:
+        """_exited_at_once is whether a failed ``runc start`` lost a race with the process.
+
+        A process that exits at once can be reaped, and its runc container
+        deleted by the supervisor, before runc start has removed its
+        exec.fifo: runc then fails, though the process ran. The supervisor
+        writes the exit record once it has reaped the process and run runc
+        delete: it is waited for here.
+        """
+        from ctl.runtime.runc import RuncNotFound
+
+        try:
+            runc_status = self.runc.state(container_id).get("status")
+        except RuncNotFound:
+            runc_status = "stopped"  # deleted by the supervisor, after the exit
+        if runc_status != "stopped":
+            return False
+        with contextlib.suppress(Unavailable):
+            self.wait(container_id, KILL_GRACE)
+            return True
+        return False
 
     def _gated(self, container: Container, op: str) -> TaskDir:
         """_gated is the container's task directory, once its status allows ``op``."""
