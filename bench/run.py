@@ -357,20 +357,20 @@ STEPS = [
     ("ctl.containers.store", "LocalContainerStore.create", "write the container record"),
     ("ctl.containers.store", "LocalContainerStore.delete", "delete the container record"),
     ("ctl.tasks", "TaskService.mount_rootfs", "mount the rootfs"),
-    ("ctl.tasks", "TaskService.unmount_rootfs", "unmount the rootfs"),
+    ("ctl.runtime.taskdir", "TaskDir.unmount_rootfs", "unmount the rootfs"),
     ("ctl.tasks", "TaskService.start", "start the task"),
-    ("ctl.tasks", "TaskService.delete", "delete task dir, snapshot, record"),
+    ("ctl.tasks", "TaskService.remove", "remove the task and its task dir"),
     ("ctl.client", "Client.remove_container", "--rm: remove the container"),
     ("ctl.runtime.prctl", "load", "load python-prctl"),
     ("ctl.runtime.supervisor", "spawn", "spawn: fork until the task runs"),
     ("ctl.runtime.supervisor", "Spawned.wait", "wait for the exit and the --rm"),
-    ("ctl.runtime.supervisor", "_Supervisor._setup", "setup: signals, fds, cgroup, log"),
-    ("ctl.runtime.supervisor", "_Supervisor._pump", "wait for the container to exit"),
-    ("ctl.runtime.supervisor", "_Supervisor._finish_run", "after the exit: record it"),
+    ("ctl.runtime.supervisor.process", "_Supervisor._setup", "setup: signals, fds, cgroup, log"),
+    ("ctl.runtime.supervisor.process", "_Supervisor._pump", "wait for the container to exit"),
+    ("ctl.runtime.supervisor.process", "_Supervisor._finish_run", "after the exit: record it"),
     ("ctl.runtime.runc", "Runc.run", "runc run --detach"),
     ("ctl.runtime.runc", "Runc.delete", "runc delete"),
-    ("ctl.runtime.state", "write_record", "write state.json"),
-    ("ctl.runtime.state", "write_exit", "write exit.json"),
+    ("ctl.runtime.taskdir", "TaskDir.write_record", "write state.json"),
+    ("ctl.runtime.taskdir", "TaskDir.write_exit", "write exit.json"),
     ("ctl.runtime.cgroups", "enter_supervisor_cgroup", "enter the supervisor's cgroup"),
     ("ctl.runtime.cgroups", "leave_supervisor_cgroup", "leave the supervisor's cgroup"),
     ("ctl.runtime.cgroups", "oom_killed", "OOM check"),
@@ -459,11 +459,11 @@ def run(self):
     real_run(self)
 
 try:
-    supervisor = sys.modules["ctl.runtime.supervisor"]._Supervisor
+    supervisor = sys.modules["ctl.runtime.supervisor.process"]._Supervisor
     real_run = supervisor.run
     supervisor.run = run
 except AttributeError:
-    print("profile: no ctl.runtime.supervisor._Supervisor.run to time", file=sys.stderr)
+    print("profile: no ctl.runtime.supervisor.process._Supervisor.run to time", file=sys.stderr)
 import ctl.main
 begin = clock()
 code = ctl.main.cli(sys.argv[2:])

@@ -87,7 +87,7 @@ class Client:
         self.paths.ensure()
         return LocalImageStore(
             self.paths.images(self.namespace),
-            self.paths.locks / f"images-{self.namespace}.lock",
+            self.paths.lock("images", self.namespace),
         )
 
     @cached_property
@@ -118,7 +118,7 @@ class Client:
         no lease behind.
         """
         return fsutil.FileLock(
-            self.paths.locks / "gc.lock", shared=True, timeout=GC_LOCK_TIMEOUT, what="gc"
+            self.paths.lock("gc"), shared=True, timeout=GC_LOCK_TIMEOUT, what="gc"
         )
 
     # Images.
@@ -129,7 +129,7 @@ class Client:
         return Registry(
             ref.domain,
             insecure=insecure,
-            certs_dirs=(self.paths.root / "certs.d", DOCKER_CERTS_DIR),
+            certs_dirs=(self.paths.certs, DOCKER_CERTS_DIR),
         )
 
     def fetch(
@@ -299,7 +299,7 @@ class Client:
         self.paths.ensure()
         return LocalContainerStore(
             self.paths.containers(self.namespace),
-            self.paths.locks / f"containers-{self.namespace}.lock",
+            self.paths.lock("containers", self.namespace),
         )
 
     @cached_property
@@ -319,10 +319,10 @@ class Client:
         from ctl.tasks import TaskService
 
         return TaskService(
-            self.paths.tasks(self.namespace),
-            Runc(self.paths.root / "runc" / self.namespace, debug=self.debug),
+            self.paths,
+            self.namespace,
+            Runc(self.paths.runc(self.namespace), debug=self.debug),
             self.snapshotter,
-            self.containers.delete,
             self.networks,
         )
 
@@ -466,7 +466,7 @@ class Client:
         return self.tasks.logs(self.containers.get(ref), follow=follow, tail=tail)
 
     def log_path(self, container: Container) -> Path:
-        return self.tasks.log_path(container.id)
+        return self.tasks.task_dir(container.id).log
 
     # Networks.
 
@@ -528,9 +528,12 @@ class Client:
         path = self.paths.namespace(name)
         if not path.is_dir():
             raise NotFound(f"namespace {name!r}: not found")
-        with fsutil.FileLock(self.paths.locks / f"images-{name}.lock", what="the image store"):
-            for kind in ("images", "containers"):
-                entries = [e for e in _listdir(path / kind) if not e.startswith(".")]
+        with fsutil.FileLock(self.paths.lock("images", name), what="the image store"):
+            for kind, directory in (
+                ("images", self.paths.images(name)),
+                ("containers", self.paths.containers(name)),
+            ):
+                entries = [e for e in _listdir(directory) if not e.startswith(".")]
                 if entries:
                     raise FailedPrecondition(
                         f"namespace {name!r} is not empty: it has {len(entries)} {kind}"
@@ -603,7 +606,7 @@ class TaskHandle:
         status = self.wait(0)
         if self.spawned is not None:
             self.spawned.close()
-        self.client.tasks.delete_task(self.record.id)
+        self.client.tasks.forget(self.record.id)
         return status
 
 

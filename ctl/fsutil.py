@@ -108,6 +108,13 @@ def atomic_write_json(path: Path, record: Any, durable: bool = True) -> None:
     atomic_write(path, data, durable=durable)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """write_all writes all of ``data`` to ``fd``, however many writes a pipe takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def read_json(path: Path) -> Any:
     """read_json loads a JSON record written by ``atomic_write_json``."""
     with open(path, "rb") as f:

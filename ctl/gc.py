@@ -61,7 +61,7 @@ def collect(client: Client, *, unused_images: bool = False, timeout: float = 600
     sweep would take that image's layers and snapshots.
     """
     paths = client.paths
-    with fsutil.FileLock(paths.locks / "gc.lock", timeout=timeout, what="a pull in progress"):
+    with fsutil.FileLock(paths.lock("gc"), timeout=timeout, what="a pull in progress"):
         marked = _mark(client, unused_images)
         return _sweep(client, marked)
 
@@ -175,7 +175,7 @@ def _sweep(client: Client, marked: _Marked) -> Collected:
         # A create killed before its record: nothing runs there (a task
         # starts only once the record is written), and no create is
         # half-way while the GC lock is held.
-        ns.tasks.remove_task_dir(container_id)
+        ns.tasks.task_dir(container_id).remove()
         result.leftovers.append(f"{ns.namespace}/{container_id}")
     _sweep_blobs(client.content, marked.blobs, result)
     for name in NAMES:

@@ -20,7 +20,7 @@ the layout changes::
           bundle/rootfs/             mount point of the container's snapshot
           hosts hostname resolv.conf bound over the container's /etc files
           <id>-json.log[.N]          output, docker's json-file format, rotated
-          state.json exit.json       supervisor's records (ctl.runtime.state)
+          state.json exit.json       supervisor's records (ctl.runtime.taskdir)
           stopping supervisor.log    stop marker; the supervisor's own errors
       snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
       runc/<ns>/                     runc's own state (runc --root)
@@ -116,15 +116,6 @@ class Paths:
 
     def task_dir(self, namespace: str, container_id: str) -> Path:
         return self.tasks(namespace) / identifiers.validate("container id", container_id)
-
-    def bundle(self, namespace: str, container_id: str) -> Path:
-        return self.task_dir(namespace, container_id) / "bundle"
-
-    def rootfs(self, namespace: str, container_id: str) -> Path:
-        return self.bundle(namespace, container_id) / "rootfs"
-
-    def container_log(self, namespace: str, container_id: str) -> Path:
-        return self.task_dir(namespace, container_id) / f"{container_id}-json.log"
 
     def snapshotter(self, name: str) -> Path:
         return self.root / "snapshots" / identifiers.validate("snapshotter", name)

@@ -99,17 +99,26 @@ class RecordDir:
                 f"{path}: damaged {self._what} record: {type(err).__name__}: {err}"
             ) from None
 
-    def list(self, decode: Callable[[Any], T], keys: Iterable[str] | None = None) -> Iterator[T]:
+    def list(
+        self,
+        decode: Callable[[Any], T],
+        keys: Iterable[str] | None = None,
+        on_error: Callable[[DataCorrupted], None] | None = None,
+    ) -> Iterator[T]:
         """list yields the records of ``keys`` (default: every key) that are there.
 
-        A damaged record is skipped with ``ctl: warning: <path>: <why>`` on
-        stderr; a record deleted meanwhile is skipped silently.
+        A damaged record is skipped: handed to ``on_error`` (``system check``
+        reports it), or by default written as ``ctl: warning: <path>: <why>``
+        on stderr. A record deleted meanwhile is skipped silently.
         """
         for key in self.all_keys() if keys is None else keys:
             try:
                 record = self.get(key, decode)
             except DataCorrupted as err:
-                sys.stderr.write(f"ctl: warning: {err}\n")
+                if on_error is None:
+                    sys.stderr.write(f"ctl: warning: {err}\n")
+                else:
+                    on_error(err)
                 continue
             if record is not None:
                 yield record

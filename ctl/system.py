@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ctl.errdefs import CtlError, NotFound
+from ctl.errdefs import CtlError, DataCorrupted, NotFound
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
@@ -131,8 +131,19 @@ def _listed(what: str, listing: Callable[[], Iterable[R]]) -> Generator[Finding,
         return []
 
 
+def _records(
+    listing: Callable[[Callable[[DataCorrupted], None]], Iterable[R]],
+) -> Generator[Finding, None, list[R]]:
+    """_records lists a store's records; each damaged one becomes a finding naming its file."""
+    damaged: list[DataCorrupted] = []
+    records = list(listing(damaged.append))
+    for err in damaged:
+        yield Finding("record", str(err))
+    return records
+
+
 def _check_images(client: Client) -> Iterator[Finding]:
-    images = yield from _listed(f"images of namespace {client.namespace}", client.images.list)
+    images = yield from _records(client.images.list)
     for image in images:
         what = f"image {client.namespace}/{image.name}"
         try:
@@ -145,9 +156,7 @@ def _check_images(client: Client) -> Iterator[Finding]:
 def _check_containers(client: Client) -> Iterator[Finding]:
     from ctl.runtime.state import Status
 
-    containers = yield from _listed(
-        f"containers of namespace {client.namespace}", client.containers.list
-    )
+    containers = yield from _records(client.containers.list)
     for container in containers:
         what = f"container {client.namespace}/{container.name}"
         try:
@@ -230,7 +239,7 @@ def boot(client: Client) -> list[str]:
     ``--restart always`` (or ``unless-stopped`` and ``on-failure`` that were
     not stopped by the user) are started again, in every namespace.
     """
-    from ctl.runtime import state
+    from ctl.runtime.state import boot_id
 
     started = []
     for ns in _namespaces(client):
@@ -240,13 +249,13 @@ def boot(client: Client) -> list[str]:
             if policy not in ("always", "unless-stopped", "on-failure"):
                 continue
             task_dir = ns.tasks.task_dir(container.id)
-            record = state.read_record(task_dir)
-            if record is None or record.get("boot_id") == state.boot_id():
+            record = task_dir.read_record()
+            if record is None or record.get("boot_id") == boot_id():
                 continue
-            if policy != "always" and state.is_stopping(task_dir):
+            if policy != "always" and task_dir.is_stopping():
                 continue
             try:
-                ns.tasks.delete_task(container.id)
+                ns.tasks.forget(container.id)
                 with ns.start_task(container):
                     pass
                 started.append(f"{ns.namespace}/{container.name}")

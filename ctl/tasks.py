@@ -1,14 +1,13 @@
 """Tasks: the live side of a container, over the runtime layer.
 
-A container's task directory (``Paths.tasks(ns)/<id>/``) lives as long as
-the container and holds its bundle (``config.json`` and the ``rootfs``
-mount point), the files bound over /etc/hosts, /etc/hostname and
-/etc/resolv.conf, the json-file log, and the supervisor's records
-(``state.json``, ``exit.json``; see ``ctl.runtime.state``).
-
-``TaskService`` turns client calls into runc calls and supervisor spawns.
-Status is read without running runc (``state.load_task``), so ``ps`` stays
-cheap; commands that change a task run runc and then record the change.
+``Task`` is the interface and its docstring the spec; ``TaskService``
+implements it over runc and one supervisor per run
+(``ctl.runtime.supervisor``). A container's files live in its task directory
+(``ctl.runtime.taskdir.TaskDir``) as long as the container. Status is read
+without running runc (``TaskDir.load``), so ``ps`` stays cheap; operations that
+change a task run runc and then record the change. Every operation is gated by
+the one transition table, ``ctl.runtime.state.TRANSITIONS``, and checked
+against it by ``tests/conformance/test_tasks.py``.
 """
 
 from __future__ import annotations
@@ -17,19 +16,20 @@ import contextlib
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ctl import fsutil
-from ctl.errdefs import CtlError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ctl.runtime import state
-from ctl.runtime.state import ExitStatus, Status, TaskState
+from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ctl.fsutil import write_all
+from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
+from ctl.runtime.taskdir import TaskDir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from ctl.containers.container import Container
+    from ctl.containers.container import Container, RunConfig
     from ctl.network.manager import NetworkManager
+    from ctl.paths import Paths
     from ctl.runtime.runc import Runc, Stdio
     from ctl.runtime.supervisor import Spawned
     from ctl.snapshots import Snapshotter
@@ -40,75 +40,224 @@ POLL_INTERVAL = 0.02
 KILL_GRACE = 10.0
 # How often stop looks again for a run that a restart started meanwhile.
 STOP_POLL = 0.2
-LIVE = (Status.CREATED, Status.RUNNING, Status.PAUSED)
+# How an operation reads in "cannot OP container NAME: it is STATUS".
+_VERBS = {
+    "exec": "exec in",
+    "pids": "list the processes of",
+    "metrics": "read the metrics of",
+    "delete": "remove",
+}
 
 
-class TaskService:
-    """TaskService runs and controls the tasks of one namespace."""
+class Task(Protocol):
+    """Task runs and controls the tasks of one namespace's containers.
 
-    def __init__(
-        self,
-        tasks_dir: Path,
-        runc: Runc,
-        snapshotter: Snapshotter,
-        remove_record: Callable[[str], None],
-        networks: NetworkManager,
-    ) -> None:
-        self._tasks_dir = tasks_dir
-        self.runc = runc
-        self._snapshotter = snapshotter
-        self._remove_record = remove_record
-        self._networks = networks
+    A container has at most one task at a time: one run of its process,
+    watched by one supervisor. A task's **status** is one of:
 
-    # Paths.
+    - **created**: runc created it; its process waits to be started;
+    - **running**;
+    - **paused**: its processes are frozen;
+    - **stopped**: its process exited (with a code, or unknown if nobody saw
+      it end: a lost supervisor, a reboot). A container whose restart policy
+      is about to run it again is stopped meanwhile;
+    - **unknown**: its record was written by another version of ctl.
 
-    def task_dir(self, container_id: str) -> Path:
-        return self._tasks_dir / container_id
+    A container without a task is treated as stopped. ``TRANSITIONS`` in
+    ``ctl.runtime.state`` is the one gate: each operation below names its
+    entry there, and one that the status does not allow raises
+    FailedPrecondition ("cannot pause container NAME: it is stopped"),
+    having changed nothing. The lifecycle::
 
-    def bundle(self, container_id: str) -> Path:
-        return self.task_dir(container_id) / "bundle"
+        (none), stopped --run--> running     (start; create: --create--> created)
+        created --start--> running
+        running --pause--> paused --resume--> running
+        created, running, paused --stop--> stopped (and kill, once the process dies)
+        stopped, unknown --delete--> (none)  (forget, remove)
 
-    def rootfs(self, container_id: str) -> Path:
-        return self.bundle(container_id) / "rootfs"
+    ``kill``, ``exec``, ``pids`` and ``metrics`` leave the status as it was.
+    A container named ``NAME`` below is a ``Container`` record; methods that
+    take ``container_id`` take the full id.
+    """
 
-    def log_path(self, container_id: str) -> Path:
-        return self.task_dir(container_id) / f"{container_id}-json.log"
-
-    # Root filesystem.
+    def task_dir(self, container_id: str) -> TaskDir:
+        """task_dir is the container's task directory; it may not exist."""
+        ...
 
     def mount_rootfs(self, container: Container) -> Path:
         """mount_rootfs mounts the container's snapshot on its bundle's rootfs, once."""
+        ...
+
+    def leftovers(self, container_ids: set[str]) -> list[str]:
+        """leftovers are the ids of task directories of no container in ``container_ids``."""
+        ...
+
+    def load(self, container_id: str) -> TaskState | None:
+        """load is the task with its live status, or None; it never runs runc."""
+        ...
+
+    def status(self, container_id: str) -> Status | None:
+        """status is ``load``'s status, or None without a task."""
+        ...
+
+    def start(
+        self,
+        container: Container,
+        attach: Stdio | None = None,
+        on_exit: Callable[[ExitStatus], None] | None = None,
+        start: bool = True,
+    ) -> Spawned:
+        """start runs a new task (``run``; with ``start`` False, ``create``).
+
+        It returns once the task runs (or is created). ``attach`` are the
+        caller's descriptors for the container's stdio; ``on_exit`` runs in
+        the supervisor once the task stopped for good and released its network
+        and rootfs. A task whose supervisor was lost is forgotten first, and
+        the last run's supervisor is waited for. Errors: FailedPrecondition
+        (the status), ExecFailed (exit code 126/127: the command cannot run),
+        RuncError, and the network's errors (a host port taken:
+        AlreadyExists); nothing stays set up after an error.
+        """
+        ...
+
+    def start_created(self, container: Container) -> None:
+        """start_created starts a created task (``start``): FailedPrecondition if not created."""
+        ...
+
+    def kill(self, container: Container, sig: int) -> None:
+        """kill signals the task's init (``kill``).
+
+        SIGKILL, SIGTERM and SIGINT also cancel the restart policy, and
+        SIGKILL thaws a paused task so that it can die.
+        """
+        ...
+
+    def pause(self, container: Container) -> None:
+        """pause freezes a running task (``pause``)."""
+        ...
+
+    def resume(self, container: Container) -> None:
+        """resume thaws a paused task (``resume``)."""
+        ...
+
+    def exec(
+        self,
+        container: Container,
+        args: list[str],
+        *,
+        tty: bool,
+        detach: bool,
+        env: list[str],
+        workdir: str | None,
+        user: str | None,
+        stdio: Stdio,
+    ) -> int:
+        """exec runs ``args`` in the running task (``exec``); returns its exit code.
+
+        InvalidArgument without ``args``; ExecFailed (126/127) when they
+        cannot run; 0 at once with ``detach``.
+        """
+        ...
+
+    def pids(self, container: Container) -> list[int]:
+        """pids are the task's processes, as host pids (``pids``)."""
+        ...
+
+    def metrics(self, container: Container) -> dict[str, Any]:
+        """metrics are runc's statistics of the task's cgroup (``metrics``)."""
+        ...
+
+    def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
+        """wait blocks until the task has stopped and returns how it exited.
+
+        NotFound without a task; Unavailable after ``timeout`` seconds.
+        """
+        ...
+
+    def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
+        """stop sends ``stop_signal``, then SIGKILL after ``timeout`` seconds (``stop``).
+
+        No restart follows, also for a task stopped between two runs of its
+        restart policy. It returns once the supervisor released the network
+        and the rootfs as well, or has not within a grace time. Stopping a
+        stopped task does nothing.
+        """
+        ...
+
+    def forget(self, container_id: str) -> None:
+        """forget deletes a stopped task (``delete``): its records, network and rootfs mount.
+
+        The container and its task directory stay, ready for another start.
+        A task whose supervisor was lost is cleaned up through runc first.
+        Nothing to forget is not an error.
+        """
+        ...
+
+    def remove(self, container: Container, force: bool) -> None:
+        """remove deletes the task and its task directory for good (``delete``).
+
+        With ``force`` a live task is killed first (``kill``); without it, it
+        raises FailedPrecondition. It waits for the supervisor to finish
+        (killing one that does not, after a while: Unavailable if it will not
+        die), deletes the runc container, detaches the network and unmounts
+        the rootfs. The container's record and snapshot are the caller's.
+        """
+        ...
+
+    def logs(
+        self, container: Container, *, follow: bool, tail: int | None
+    ) -> Iterator[tuple[str, str, str]]:
+        """logs yields (stream, text, time) from the task's json-file log, ``follow``ing it."""
+        ...
+
+
+def _allows(task: TaskState | None, op: str) -> bool:
+    return op in TRANSITIONS[task.status if task is not None else Status.STOPPED]
+
+
+def _gate(task: TaskState | None, op: str, name: str, hint: str | None = None) -> None:
+    """_gate raises FailedPrecondition unless the task's status allows ``op``."""
+    if not _allows(task, op):
+        status = task.status if task is not None else Status.STOPPED
+        raise FailedPrecondition(
+            f"cannot {_VERBS.get(op, op)} container {name}: it is {status.value}", hint=hint
+        )
+
+
+class TaskService:
+    """TaskService is the Task of one namespace, over runc and the supervisor."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        namespace: str,
+        runc: Runc,
+        snapshotter: Snapshotter,
+        networks: NetworkManager,
+    ) -> None:
+        self._paths = paths
+        self._namespace = namespace
+        self.runc = runc
+        self._snapshotter = snapshotter
+        self._networks = networks
+
+    def task_dir(self, container_id: str) -> TaskDir:
+        return TaskDir(self._paths.task_dir(self._namespace, container_id))
+
+    def mount_rootfs(self, container: Container) -> Path:
         from ctl.snapshots.mount import is_mount_point, mount_all
 
-        rootfs = self.rootfs(container.id)
+        rootfs = self.task_dir(container.id).rootfs
         rootfs.mkdir(mode=0o755, parents=True, exist_ok=True)
         if not is_mount_point(rootfs):
             mount_all(self._snapshotter.mounts(container.snapshot_key), rootfs)
         return rootfs
 
-    def unmount_rootfs(self, container_id: str) -> None:
-        """unmount_rootfs takes every mount off the bundle's rootfs; none is fine."""
-        from ctl.snapshots.mount import unmount
-
-        rootfs = self.rootfs(container_id)
-        try:
-            unmount(rootfs)
-        except CtlError:
-            unmount(rootfs, detach=True)
-
-    def remove_task_dir(self, container_id: str) -> None:
-        """remove_task_dir unmounts the rootfs and deletes the container's task directory."""
-        import shutil  # not at the top: with bz2 and lzma, 1 ms of every `ctl run`
-
-        self.unmount_rootfs(container_id)
-        shutil.rmtree(self.task_dir(container_id), ignore_errors=True)
-
     def leftovers(self, container_ids: set[str]) -> list[str]:
-        """leftovers are the task directories of no container in ``container_ids``."""
         from ctl.containers.store import is_container_id
 
         try:
-            entries = os.listdir(self._tasks_dir)
+            entries = os.listdir(self._paths.tasks(self._namespace))
         except FileNotFoundError:
             return []
         return sorted(e for e in entries if e not in container_ids and is_container_id(e))
@@ -116,7 +265,7 @@ class TaskService:
     # Status.
 
     def load(self, container_id: str) -> TaskState | None:
-        return state.load_task(self.task_dir(container_id))
+        return self.task_dir(container_id).load()
 
     def status(self, container_id: str) -> Status | None:
         task = self.load(container_id)
@@ -131,43 +280,31 @@ class TaskService:
         on_exit: Callable[[ExitStatus], None] | None = None,
         start: bool = True,
     ) -> Spawned:
-        """start runs the container's task under a new supervisor and returns once it runs.
+        from ctl.runtime.supervisor import TaskSpec, spawn
 
-        With ``start`` False the task is only created (``runc create``) and
-        ``start_created`` starts it later.
-        """
-        from ctl.runtime.supervisor import TaskSpec, spawn, wait_for_supervisor
-
-        task = self.load(container.id)
-        if task is not None and task.status in LIVE:
-            raise FailedPrecondition(f"container {container.name} is already {task.status.value}")
+        task_dir = self.task_dir(container.id)
+        task = task_dir.load()
+        _gate(task, "run" if start else "create", container.name)
         # The last run's supervisor may still be releasing the rootfs and the
         # network that this run is about to set up again.
-        wait_for_supervisor(self.task_dir(container.id))
+        task_dir.wait_for_supervisor()
         if task is not None and task.exit is not None and task.exit.exit_code is None:
-            self.delete_task(container.id)  # a lost task: runc may still hold it
-        config = container.config
-        task_dir = self.task_dir(container.id)
-        task_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.forget(container.id)  # a lost task: runc may still hold it
+        options = container.config
+        task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.mount_rootfs(container)
         try:
-            runtime_spec = self._attach_network(container)
+            runtime_spec = self._attach_network(container, options)
         except BaseException:
-            self.unmount_rootfs(container.id)
+            task_dir.unmount_rootfs()
             raise
-        # Derived from the record at every start: no fsync needed.
-        fsutil.atomic_write_json(
-            self.bundle(container.id) / "config.json", runtime_spec, durable=False
-        )
+        task_dir.write_config(runtime_spec)
         spec = TaskSpec(
-            runc_id=container.id,
-            bundle=self.bundle(container.id),
-            task_dir=task_dir,
-            log_path=self.log_path(container.id),
-            tty=config.tty,
-            stdin=config.stdin,
+            task=task_dir,
+            tty=options.tty,
+            stdin=options.stdin,
             attach=attach,
-            restart=config.restart,
+            restart=options.restart,
             start=start,
         )
 
@@ -176,19 +313,19 @@ class TaskService:
             # follows: release the network and the rootfs, then what the
             # caller asked (--rm).
             self._networks.detach(container.id)
-            self.unmount_rootfs(container.id)
+            task_dir.unmount_rootfs()
             if on_exit is not None:
                 on_exit(status)
 
         try:
             return spawn(self.runc, spec, on_exit=exited)
         except BaseException:
-            if self.status(container.id) not in LIVE:
+            if _allows(task_dir.load(), "run"):
                 self._networks.detach(container.id)
-                self.unmount_rootfs(container.id)
+                task_dir.unmount_rootfs()
             raise
 
-    def _attach_network(self, container: Container) -> dict[str, Any]:
+    def _attach_network(self, container: Container, options: RunConfig) -> dict[str, Any]:
         """_attach_network joins the task to its network; returns the spec to run.
 
         A bridge network gets a named network namespace, set up by the CNI
@@ -196,15 +333,14 @@ class TaskService:
         """
         from ctl.containers.create import write_host_files
 
-        network = container.config.network
-        if network in ("none", "host"):
+        if options.network in ("none", "host"):
             return container.spec
         hostname = str(container.spec.get("hostname") or container.id[:12])
-        attachment = self._networks.attach(
-            container.id, network, container.config.publish, hostname
-        )
+        attachment = self._networks.attach(container.id, options.network, options.publish, hostname)
         try:
-            write_host_files(self.task_dir(container.id), network, hostname, attachment.address)
+            write_host_files(
+                self.task_dir(container.id).path, options.network, hostname, attachment.address
+            )
         except BaseException:
             self._networks.detach(container.id)
             raise
@@ -217,55 +353,79 @@ class TaskService:
         return spec
 
     def start_created(self, container: Container) -> None:
-        """start_created starts a task that ``start(start=False)`` created."""
         from ctl.runtime.runc import RuncError
 
-        task = self._require_live(container, "start")
-        state.transition(task.status, "start")
+        task_dir = self._gated(container, "start")
         try:
             self.runc.start(container.id)
         except RuncError:
-            # A process that exits at once can be reaped, and its runc container
-            # deleted by the supervisor, before runc start has removed its
-            # exec.fifo: runc then fails, though the process ran.
-            if self.status(container.id) is not Status.STOPPED:
+            if not self._exited_at_once(container.id):
                 raise
-        state.set_status(self.task_dir(container.id), "start")
+        task_dir.set_status("start")
 
-    def _require_live(self, container: Container, op: str) -> TaskState:
-        task = self.load(container.id)
-        if task is None or task.status not in LIVE:
-            raise FailedPrecondition(f"cannot {op} container {container.name}: it is not running")
-        return task
+    def _exited_at_once(self, container_id: str) -> bool:
+        """_exited_at_once is whether a failed ``runc start`` lost a race with the process.
+
+        A process that exits at once can be reaped, and its runc container
+        deleted by the supervisor, before runc start has removed its
+        exec.fifo: runc then fails, though the process ran. The supervisor
+        writes the exit record once it has reaped the process and run runc
+        delete: it is waited for here.
+        """
+        from ctl.runtime.runc import RuncNotFound
+
+        try:
+            runc_status = self.runc.state(container_id).get("status")
+        except RuncNotFound:
+            runc_status = "stopped"  # deleted by the supervisor, after the exit
+        if runc_status != "stopped":
+            return False
+        with contextlib.suppress(Unavailable):
+            self.wait(container_id, KILL_GRACE)
+            return True
+        return False
+
+    def _gated(self, container: Container, op: str) -> TaskDir:
+        """_gated is the container's task directory, once its status allows ``op``."""
+        task_dir = self.task_dir(container.id)
+        _gate(task_dir.load(), op, container.name)
+        return task_dir
 
     def kill(self, container: Container, sig: int) -> None:
-        """kill signals the container's init; a fatal signal also cancels restarts."""
-        task = self._require_live(container, "kill")
+        task_dir = self.task_dir(container.id)
+        task = task_dir.load()
+        _gate(task, "kill", container.name)
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-            state.mark_stopping(self.task_dir(container.id))
+            task_dir.mark_stopping()
         self.runc.kill(container.id, sig)
-        if task.status is Status.PAUSED and sig == signal.SIGKILL:
-            # A frozen process cannot die until it is thawed.
-            with contextlib.suppress(Exception):
-                self.runc.resume(container.id)
+        if task is not None and task.status is Status.PAUSED and sig == signal.SIGKILL:
+            self._thaw(container)
+
+    def _thaw(self, container: Container) -> None:
+        """_thaw resumes a paused task that was signalled: frozen, it cannot die.
+
+        runc itself thaws a task it sends SIGKILL, and then refuses to resume it.
+        """
+        from ctl.runtime.runc import RuncError
+
+        with contextlib.suppress(RuncError):
+            self.runc.resume(container.id)
 
     def pause(self, container: Container) -> None:
-        task = self._require_live(container, "pause")
-        state.transition(task.status, "pause")
+        task_dir = self._gated(container, "pause")
         self.runc.pause(container.id)
-        state.set_status(self.task_dir(container.id), "pause")
+        task_dir.set_status("pause")
 
     def resume(self, container: Container) -> None:
-        task = self._require_live(container, "resume")
-        state.transition(task.status, "resume")
+        task_dir = self._gated(container, "resume")
         self.runc.resume(container.id)
-        state.set_status(self.task_dir(container.id), "resume")
+        task_dir.set_status("resume")
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
-        """wait blocks until the task has stopped and returns how it exited."""
+        task_dir = self.task_dir(container_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            task = self.load(container_id)
+            task = task_dir.load()
             if task is None:
                 raise NotFound(f"container {container_id[:12]} has no task")
             if task.status is Status.STOPPED:
@@ -275,30 +435,21 @@ class TaskService:
             time.sleep(POLL_INTERVAL)
 
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
-        """stop sends the stop signal, then SIGKILL after ``timeout`` seconds.
-
-        A container between two runs of its restart policy is stopped too: no
-        run follows. It returns once the supervisor has released the network
-        and the rootfs as well (as docker's stop does), or has not within a
-        grace time.
-        """
-        from ctl.runtime.supervisor import wait_for_supervisor
-
-        task_dir = self.task_dir(container.id)
-        record = state.read_record(task_dir)
-        if record is None or not state.supervisor_alive(record):
+        task_dir = self._gated(container, "stop")
+        record = task_dir.read_record()
+        if record is None or not supervisor_alive(record):
             return  # never started, or stopped for good
-        state.mark_stopping(task_dir)
+        task_dir.mark_stopping()
         deadline = time.monotonic() + KILL_GRACE
         while True:
             # Again after each wait: a restart that passed its last look at the
             # marker just before it was written makes one more run to stop.
-            task = self.load(container.id)
-            if task is not None and task.status in LIVE:
+            task = task_dir.load()
+            if task is not None and _allows(task, "kill"):
                 self._stop_run(container, task, timeout, stop_signal)
                 deadline = time.monotonic() + KILL_GRACE
             try:
-                wait_for_supervisor(task_dir, STOP_POLL)
+                task_dir.wait_for_supervisor(STOP_POLL)
                 return
             except Unavailable:
                 if time.monotonic() > deadline:
@@ -307,8 +458,8 @@ class TaskService:
     def _stop_run(self, container: Container, task: TaskState, timeout: float, sig: int) -> None:
         with contextlib.suppress(NotFound):
             self.runc.kill(container.id, sig)
-            if task.status is Status.PAUSED:
-                self.runc.resume(container.id)
+        if task.status is Status.PAUSED:
+            self._thaw(container)
         try:
             self.wait(container.id, timeout)
         except Unavailable:
@@ -322,49 +473,30 @@ class TaskService:
         except RuncError:
             # The task may have died between the wait and the kill (runc then
             # fails on the vanished cgroup): only a live task is an error.
-            if self.status(container.id) in LIVE:
+            if _allows(self.load(container.id), "kill"):
                 raise
         self.wait(container.id, KILL_GRACE)
 
-    def delete_task(self, container_id: str) -> None:
-        """delete_task forgets a stopped task and releases its rootfs; the container stays."""
-        from ctl.runtime.supervisor import cleanup_lost_task
-
-        task = self.load(container_id)
-        if task is not None and task.status in LIVE:
-            raise FailedPrecondition(f"task {container_id[:12]} is {task.status.value}")
+    def forget(self, container_id: str) -> None:
+        task_dir = self.task_dir(container_id)
+        task = task_dir.load()
+        _gate(task, "delete", container_id[:12])
         if task is not None and (task.exit is None or task.exit.exit_code is None):
-            # Nobody saw it end (a lost supervisor, a reboot): runc may still
-            # hold the container, or even run it.
-            cleanup_lost_task(self.runc, container_id)
+            # Nobody saw it end (a lost supervisor, a reboot, a record of
+            # another version): runc may still hold the container, or even run it.
+            task_dir.cleanup_lost(self.runc)
         self._networks.detach(container_id)
-        self.unmount_rootfs(container_id)
-        for name in (state.STATE_FILE, state.EXIT_FILE, state.STOPPING_FILE):
-            (self.task_dir(container_id) / name).unlink(missing_ok=True)
+        task_dir.unmount_rootfs()
+        task_dir.forget()
 
-    def delete(self, container: Container, force: bool) -> None:
-        """delete removes the task and what the container owns: network, mount, snapshot, files.
-
-        A live task needs ``force`` (it is killed first). It waits for the
-        supervisor to finish its own clean-up, and a task whose supervisor
-        was lost is cleaned through ``runc delete --force``.
-        """
-        from ctl.runtime.supervisor import delete_task
-
+    def remove(self, container: Container, force: bool) -> None:
         task_dir = self.task_dir(container.id)
-        task = self.load(container.id)
-        if task is not None and task.status in LIVE and not force:
-            raise FailedPrecondition(
-                f"container {container.name} is {task.status.value}",
-                hint="stop it first, or use rm -f",
-            )
-        delete_task(self.runc, container.id, task_dir)
+        task = task_dir.load()
+        if not (force and _allows(task, "kill")):
+            _gate(task, "delete", container.name, hint="stop it first, or use rm -f")
+        task_dir.terminate(self.runc)
         self._networks.detach(container.id)
-        self.remove_task_dir(container.id)
-        with contextlib.suppress(NotFound):
-            self._snapshotter.remove(container.snapshot_key)
-        with contextlib.suppress(NotFound):
-            self._remove_record(container.id)
+        task_dir.remove()
 
     # Inside a running task.
 
@@ -380,7 +512,6 @@ class TaskService:
         user: str | None,
         stdio: Stdio,
     ) -> int:
-        """exec runs ``args`` in the running container; returns its exit code."""
         from pathlib import Path
 
         from ctl.runtime.runc import ExecOpts, Stdio
@@ -388,9 +519,10 @@ class TaskService:
         from ctl.runtime.spec import merge_env
         from ctl.runtime.users import resolve_user
 
-        task = self._require_live(container, "exec in")
-        if task.status is Status.PAUSED:
-            raise FailedPrecondition(f"container {container.name} is paused: resume it first")
+        task = self.load(container.id)
+        hint = "resume it first" if task is not None and task.status is Status.PAUSED else None
+        _gate(task, "exec", container.name, hint=hint)
+        assert task is not None  # a running task
         if not args:
             raise InvalidArgument("exec needs a command")
         process: dict[str, Any] = dict(container.spec.get("process", {}))
@@ -420,24 +552,24 @@ class TaskService:
             signal.signal(signal.SIGINT, previous)
 
     def pids(self, container: Container) -> list[int]:
-        self._require_live(container, "list the processes of")
+        self._gated(container, "pids")
         return self.runc.ps(container.id)
 
     def metrics(self, container: Container) -> dict[str, Any]:
-        self._require_live(container, "read the metrics of")
+        self._gated(container, "metrics")
         return self.runc.events_stats(container.id)
 
     def logs(
         self, container: Container, *, follow: bool, tail: int | None
     ) -> Iterator[tuple[str, str, str]]:
-        """logs yields (stream, text, time) from the container's json-file log."""
         from ctl.runtime.logs import read_logs
 
         def stopped() -> bool:
             task = self.load(container.id)
             return task is None or task.status is Status.STOPPED
 
-        for entry in read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped):
+        log = self.task_dir(container.id).log
+        for entry in read_logs(log, tail=tail, follow=follow, stop=stopped):
             yield entry.stream, entry.text, entry.time
 
 
@@ -480,12 +612,6 @@ class _RuncErrorFilter:
                 if held.startswith(self.PREFIX):
                     continue  # runc's error: dropped, ctl reports it
                 passing, chunk, held = True, held, b""
-            _write_all(self._target, chunk)
+            write_all(self._target, chunk)
         if held and not held.startswith(self.PREFIX):
-            _write_all(self._target, held)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+            write_all(self._target, held)

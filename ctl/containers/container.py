@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from ctl.errdefs import DataCorrupted
     from ctl.runtime.runopts import PortMapping, RestartPolicy
 
 RECORD_VERSION = 1
@@ -135,7 +136,10 @@ class ContainerStore(Protocol):
 
     def get(self, ref: str) -> Container: ...
 
-    def list(self) -> Iterator[Container]: ...
+    def list(self, on_error: Callable[[DataCorrupted], None] | None = None) -> Iterator[Container]:
+        """list yields every container of the namespace; a damaged record is skipped, as
+        ``ImageStore.list`` says."""
+        ...
 
     def create(self, container: Container) -> Container: ...
 

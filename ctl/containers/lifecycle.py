@@ -75,8 +75,9 @@ def create(
         snapshot_key = snapshot or container_id
         client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
         rollback.callback(_remove_snapshot, client, snapshot_key)
-        files_dir = tasks.task_dir(container_id)
-        rollback.callback(tasks.remove_task_dir, container_id)
+        task_dir = tasks.task_dir(container_id)
+        rollback.callback(task_dir.remove)
+        files_dir = task_dir.path
         files_dir.mkdir(mode=0o700, parents=True)
         write_host_files(files_dir, options.network, hostname_for(options, container_id))
         draft = Container(
@@ -156,7 +157,7 @@ def remove(client: Client, container: Container, force: bool = False) -> None:
 
 def _remove(client: Client, container: Container, force: bool) -> None:
     # The task goes first: it holds the rootfs mounted on the snapshot.
-    client.tasks.delete(container, force)
+    client.tasks.remove(container, force)
     _remove_snapshot(client, container.snapshot_key)
     with contextlib.suppress(NotFound):
         client.containers.delete(container.id)
@@ -171,5 +172,5 @@ def removal_lock(
     client: Client, container: Container, timeout: float | None = None
 ) -> fsutil.FileLock:
     """removal_lock is held while a container is removed, so that only one remover runs."""
-    lock = client.paths.locks / f"container-{client.namespace}-{container.id}.lock"
+    lock = client.paths.lock("container", client.namespace, container.id)
     return fsutil.FileLock(lock, what=f"container {container.name}", remove=True, timeout=timeout)

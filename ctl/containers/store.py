@@ -13,10 +13,11 @@ from ctl.records import RecordDir
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
     from ctl.containers.container import Container
+    from ctl.errdefs import DataCorrupted
 
 _ID = re.compile(r"[0-9a-f]{64}")
 
@@ -102,13 +103,13 @@ class LocalContainerStore:
                 raise InvalidArgument(f"container id prefix {ref!r} is ambiguous")
         raise NotFound(f"container {ref!r}: no such container")
 
-    def list(self) -> Iterator[Container]:
+    def list(self, on_error: Callable[[DataCorrupted], None] | None = None) -> Iterator[Container]:
         ids = self._ids()
         if not ids:
             return
         from ctl.containers.container import Container
 
-        yield from self._records.list(Container.from_record, ids)
+        yield from self._records.list(Container.from_record, ids, on_error)
 
     def create(self, container: Container) -> Container:
         validate_name(container.name)

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from ctl.oci import Descriptor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+
+    from ctl.errdefs import DataCorrupted
 
 RECORD_VERSION = 1
 
@@ -60,8 +62,12 @@ class ImageStore(Protocol):
 
     def get(self, name: str) -> Image: ...
 
-    def list(self) -> Iterator[Image]:
-        """list yields every image of the namespace, in no particular order."""
+    def list(self, on_error: Callable[[DataCorrupted], None] | None = None) -> Iterator[Image]:
+        """list yields every image of the namespace, in no particular order.
+
+        A damaged record is skipped: handed to ``on_error``, or by default
+        named in a warning on stderr; it never ends the listing.
+        """
         ...
 
     def create(self, image: Image) -> Image:

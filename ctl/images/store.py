@@ -12,9 +12,10 @@ from ctl.records import RecordDir
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
+    from ctl.errdefs import DataCorrupted
     from ctl.images.image import Image
 
 
@@ -39,13 +40,13 @@ class LocalImageStore:
             raise NotFound(f"image {name!r}: not found")
         return image
 
-    def list(self) -> Iterator[Image]:
+    def list(self, on_error: Callable[[DataCorrupted], None] | None = None) -> Iterator[Image]:
         keys = self._records.all_keys()
         if not keys:
             return
         from ctl.images.image import Image
 
-        yield from self._records.list(Image.from_record, keys)
+        yield from self._records.list(Image.from_record, keys, on_error)
 
     def create(self, image: Image) -> Image:
         if not image.name:

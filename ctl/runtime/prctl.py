@@ -38,10 +38,6 @@ def set_child_subreaper() -> None:
     load().set_child_subreaper(True)
 
 
-def get_child_subreaper() -> bool:
-    return bool(load().get_child_subreaper())
-
-
 def set_name(name: str) -> None:
     """set_name sets the comm that ps and top show (truncated to 15 bytes)."""
     load().set_name(name[:MAX_NAME])

@@ -1,25 +1,13 @@
-"""Task state on disk, and the task state machine.
+"""The task state machine, and what a task's records mean.
 
 A task is one run of a container's process, watched by one supervisor. Its
-records live in a directory the caller chooses (``Paths.tasks(ns)/<id>``)::
-
-    <task_dir>/
-      state.json       TaskRecord: pids, supervisor identity, status, restart count
-      exit.json        ExitRecord: exit code or signal, finish time (once exited)
-      stopping         marker: a user stopped or killed the task; do not restart it
-      init.pid         written by runc (--pid-file)
-      supervisor.log   the supervisor's own stderr, for post-mortems
-      lock             flock guarding read-modify-write of state.json
-
-The supervisor writes ``state.json`` once the init runs, and ``exit.json``
-when it has exited; ``pause``/``resume``/``start`` update the status in
-``state.json`` under the lock. Every write is atomic, so a ``kill -9`` at any
-moment leaves either the old or the new record.
-
-``load_task`` derives the live status without running runc: an ``exit.json``
-means STOPPED with its code; a supervisor that is gone (dead, or its pid now
-belongs to another process, or the machine rebooted since) means STOPPED with
-an unknown exit code; otherwise the recorded status holds.
+records live in its task directory (``ctl.runtime.taskdir``, which reads and
+writes them); this module holds what is pure: the statuses, the transition
+table every task operation goes through, the record types, and how a live
+status is derived from the records without running runc (``task_state``): an
+exit record means STOPPED with its code; a supervisor that is gone (dead, or
+its pid now belongs to another process, or the machine rebooted since) means
+STOPPED with an unknown exit code; otherwise the recorded status holds.
 """
 
 from __future__ import annotations
@@ -27,9 +15,8 @@ from __future__ import annotations
 import os
 import time
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypedDict, cast
+from typing import TYPE_CHECKING, Final, NamedTuple, TypedDict
 
-from ctl import fsutil
 from ctl.errdefs import FailedPrecondition
 
 if TYPE_CHECKING:
@@ -38,14 +25,6 @@ if TYPE_CHECKING:
 RECORD_VERSION: Final = 1
 # How long a killed supervisor may take to be gone (it cannot block SIGKILL).
 KILL_WAIT_MS: Final = 5000
-STATE_FILE: Final = "state.json"
-EXIT_FILE: Final = "exit.json"
-STOPPING_FILE: Final = "stopping"
-LOCK_FILE: Final = "lock"
-PID_FILE: Final = "init.pid"
-SUPERVISOR_LOG: Final = "supervisor.log"
-# RECORD_FILES are what the runtime keeps in a task directory (delete_task removes them).
-RECORD_FILES: Final = (STATE_FILE, EXIT_FILE, STOPPING_FILE, PID_FILE, SUPERVISOR_LOG, LOCK_FILE)
 
 
 class Status(Enum):
@@ -59,23 +38,54 @@ class Status(Enum):
     UNKNOWN = "unknown"
 
 
-# TRANSITIONS lists, for each status, the operations it allows and the status
-# each one leads to. Everything not listed raises FailedPrecondition.
+# TRANSITIONS is the one gate of every task operation: for each status, the
+# operations it allows and the status each one leads to. Everything not listed
+# raises FailedPrecondition. The operations are ctl.tasks.Task's:
+#   run, create  a new run from a stopped task (or none): runc run, or runc create
+#   start        runc start of a created task
+#   kill         signal the init; the status it gives is the one right after
+#                (the exit, if it comes, is the supervisor's to record)
+#   stop         the stop signal, then SIGKILL; waits for the exit
+#   exec, pids, metrics
+#                need a process to run in or to read (exec: an unpaused one)
+#   delete       forget the task (its records; no task reads as stopped):
+#                only once it stopped, as in containerd, or when its record
+#                is unreadable (UNKNOWN), where ``runc delete --force`` is the
+#                one way out. A live task is deleted by killing it first
+#                (``rm -f``); kill is refused from UNKNOWN, as ctl cannot
+#                tell what such a task is.
+# Like containerd (and unlike runc, which deletes a created container), a
+# created task is live: it has a process waiting to be started.
 TRANSITIONS: Final[dict[Status, dict[str, Status]]] = {
-    Status.CREATED: {"start": Status.RUNNING, "kill": Status.CREATED, "delete": Status.STOPPED},
+    Status.CREATED: {
+        "start": Status.RUNNING,
+        "kill": Status.CREATED,
+        "stop": Status.STOPPED,
+        "pids": Status.CREATED,
+        "metrics": Status.CREATED,
+    },
     Status.RUNNING: {
         "pause": Status.PAUSED,
         "kill": Status.RUNNING,
         "exec": Status.RUNNING,
         "stop": Status.STOPPED,
+        "pids": Status.RUNNING,
+        "metrics": Status.RUNNING,
     },
     Status.PAUSED: {
         "resume": Status.RUNNING,
         "kill": Status.PAUSED,
         "stop": Status.STOPPED,
+        "pids": Status.PAUSED,
+        "metrics": Status.PAUSED,
     },
-    Status.STOPPED: {"delete": Status.STOPPED},
-    Status.UNKNOWN: {"kill": Status.UNKNOWN, "delete": Status.STOPPED},
+    Status.STOPPED: {
+        "run": Status.RUNNING,
+        "create": Status.CREATED,
+        "stop": Status.STOPPED,
+        "delete": Status.STOPPED,
+    },
+    Status.UNKNOWN: {"delete": Status.STOPPED},
 }
 
 
@@ -137,7 +147,7 @@ class ExitStatus(NamedTuple):
 
 
 class TaskState(NamedTuple):
-    """TaskState is a task's record with its live status derived (see ``load_task``)."""
+    """TaskState is a task's record with its live status derived (see ``TaskDir.load``)."""
 
     id: str
     status: Status
@@ -205,112 +215,6 @@ def new_record(
     )
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    # Atomic writes mean a record is whole or absent; anything else (a disk
-    # error, an edit by hand) is treated as absent rather than raised.
-    try:
-        record = fsutil.read_json(path)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def read_record(task_dir: Path) -> TaskRecord | None:
-    """read_record is ``state.json`` as written, or None if there is none."""
-    record = _read(task_dir / STATE_FILE)
-    if record is None or not isinstance(record.get("id"), str):
-        return None
-    return cast("TaskRecord", record)
-
-
-def write_record(task_dir: Path, record: TaskRecord) -> None:
-    fsutil.atomic_write_json(task_dir / STATE_FILE, record)
-
-
-def task_lock(task_dir: Path) -> fsutil.FileLock:
-    """task_lock guards read-modify-write of the task's records."""
-    return fsutil.FileLock(task_dir / LOCK_FILE, what=f"task {task_dir.name}")
-
-
-def update_record(task_dir: Path, **changes: Any) -> TaskRecord:
-    """update_record changes fields of ``state.json`` under the task's lock."""
-    with task_lock(task_dir):
-        record = read_record(task_dir)
-        if record is None:
-            raise FailedPrecondition(f"task {task_dir.name} has no state record")
-        updated: TaskRecord = {**record, **changes}  # type: ignore[typeddict-item]
-        write_record(task_dir, updated)
-        return updated
-
-
-def set_status(task_dir: Path, op: str) -> TaskState:
-    """set_status applies ``op`` (start, pause, resume) to the recorded status.
-
-    Call it after runc did the operation. It raises FailedPrecondition if the
-    live status does not allow ``op``.
-    """
-    with task_lock(task_dir):
-        task = load_task(task_dir)
-        if task is None:
-            raise FailedPrecondition(f"task {task_dir.name} has no state record")
-        record = read_record(task_dir)
-        assert record is not None
-        if op == "start" and task.status is Status.STOPPED and record["started_at"] is None:
-            # A process that exits at once is reaped and recorded by its
-            # supervisor before runc start returns: it did start.
-            status = Status.STOPPED
-        else:
-            status = transition(task.status, op)
-        record["status"] = status.value
-        if op == "start":
-            record["started_at"] = time.time()
-        write_record(task_dir, record)
-        return task._replace(status=status, started_at=record["started_at"])
-
-
-def write_exit(task_dir: Path, status: ExitStatus) -> None:
-    assert status.exit_code is not None, "an observed exit has a code"
-    fsutil.atomic_write_json(
-        task_dir / EXIT_FILE,
-        ExitRecord(
-            version=RECORD_VERSION,
-            exit_code=status.exit_code,
-            signal=status.signal,
-            finished_at=status.finished_at or time.time(),
-            oom=status.oom,
-        ),
-    )
-
-
-def read_exit(task_dir: Path) -> ExitStatus | None:
-    record = _read(task_dir / EXIT_FILE)
-    if record is None or not isinstance(record.get("exit_code"), int):
-        return None
-    return ExitStatus(
-        exit_code=record["exit_code"],
-        signal=record.get("signal"),
-        finished_at=record.get("finished_at"),
-        oom=bool(record.get("oom", False)),
-    )
-
-
-def clear_exit(task_dir: Path) -> None:
-    (task_dir / EXIT_FILE).unlink(missing_ok=True)
-
-
-def mark_stopping(task_dir: Path) -> None:
-    """mark_stopping tells the supervisor not to restart: call it before signalling a stop."""
-    fsutil.atomic_write(task_dir / STOPPING_FILE, b"")
-
-
-def is_stopping(task_dir: Path) -> bool:
-    return (task_dir / STOPPING_FILE).exists()
-
-
-def clear_stopping(task_dir: Path) -> None:
-    (task_dir / STOPPING_FILE).unlink(missing_ok=True)
-
-
 def supervisor_alive(record: TaskRecord) -> bool:
     """supervisor_alive is whether the recorded supervisor still runs, on this boot."""
     if record.get("boot_id") != boot_id():
@@ -350,16 +254,8 @@ def wait_supervisor_exit(record: TaskRecord, timeout: float, kill: bool = False)
         os.close(pidfd)
 
 
-def load_task(task_dir: Path) -> TaskState | None:
-    """load_task reads a task and derives its live status; None if there is no task.
-
-    It never raises on missing or unreadable files and never runs runc: it
-    reads two small files and /proc/<supervisor>/stat.
-    """
-    record = read_record(task_dir)
-    if record is None:
-        return None
-    exit_status = read_exit(task_dir)
+def task_state(record: TaskRecord, exit_status: ExitStatus | None) -> TaskState:
+    """task_state is a task's live status, derived from its records and /proc (no runc)."""
     if exit_status is not None:
         status = Status.STOPPED
     elif record.get("version") != RECORD_VERSION:

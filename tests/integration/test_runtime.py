@@ -27,16 +27,9 @@ from ctl.runtime.logs import read_logs
 from ctl.runtime.runc import CreateOpts, ExecFailed, ExecOpts, Runc, RuncNotFound, Stdio
 from ctl.runtime.runopts import RestartPolicy
 from ctl.runtime.state import ExitStatus, Status
-from ctl.runtime.supervisor import (
-    Spawned,
-    TaskSpec,
-    cleanup_lost_task,
-    delete_task,
-    restart_delay,
-    should_restart,
-    spawn,
-    supervisor_name,
-)
+from ctl.runtime.supervisor import Spawned, TaskSpec, spawn
+from ctl.runtime.supervisor.process import restart_delay, should_restart, supervisor_name
+from ctl.runtime.taskdir import TaskDir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -100,7 +93,7 @@ class Env:
     ) -> tuple[str, Path]:
         runc_id = f"t{uuid.uuid4().hex[:12]}"
         self.ids.append(runc_id)
-        bundle = self.tmp / "bundles" / runc_id
+        bundle = self.task_dir(runc_id).bundle
         bundle.mkdir(parents=True)
         config = json.loads(json.dumps(self.base_config))
         config["process"]["args"] = list(args)
@@ -112,24 +105,26 @@ class Env:
         (bundle / "config.json").write_text(json.dumps(config))
         return runc_id, bundle
 
+    def task_dir(self, runc_id: str) -> TaskDir:
+        return TaskDir(self.tmp / "tasks" / runc_id)
+
     def task(self, *args: str, tty: bool = False, **kwargs: Any) -> TaskSpec:
         edit = kwargs.pop("edit", None)
-        runc_id, bundle = self.bundle(*args, tty=tty, edit=edit)
-        task_dir = self.tmp / "tasks" / runc_id
-        return TaskSpec(runc_id, bundle, task_dir, task_dir / "log.json", tty=tty, **kwargs)
+        runc_id, _ = self.bundle(*args, tty=tty, edit=edit)
+        return TaskSpec(self.task_dir(runc_id), tty=tty, **kwargs)
 
     def logs(self, spec: TaskSpec) -> list[tuple[str, str]]:
-        return [(e.stream, e.text) for e in read_logs(spec.log_path)]
+        return [(e.stream, e.text) for e in read_logs(spec.task.log)]
 
     def wait_gone(self, spec: TaskSpec, timeout: float = 5.0) -> state.TaskState:
         """wait_gone waits until the task stopped and its supervisor finished."""
 
         def done() -> bool:
-            task = state.load_task(spec.task_dir)
+            task = spec.task.load()
             return task is not None and not alive(task.supervisor_pid)
 
-        wait_until(done, timeout, f"supervisor of {spec.runc_id} to finish")
-        task = state.load_task(spec.task_dir)
+        wait_until(done, timeout, f"supervisor of {spec.task.id} to finish")
+        task = spec.task.load()
         assert task is not None
         return task
 
@@ -139,7 +134,7 @@ def env(tmp_path: Path, rootfs: Path, base_config: dict[str, Any]) -> Iterator[E
     e = Env(Runc(tmp_path / "runc"), tmp_path, rootfs, base_config)
     yield e
     for runc_id in e.ids:
-        cleanup_lost_task(e.runc, runc_id)
+        e.task_dir(runc_id).cleanup_lost(e.runc)
 
 
 # --- pure parts of the runtime -------------------------------------------------
@@ -184,38 +179,39 @@ def test_restart_delay_doubles_and_is_capped() -> None:
 
 
 def test_load_task_never_raises_on_missing_or_broken_files(tmp_path: Path) -> None:
-    task_dir = tmp_path / "task"
-    assert state.load_task(task_dir) is None
-    task_dir.mkdir()
-    (task_dir / state.STATE_FILE).write_text('{"id": "x", "pid"')
-    assert state.load_task(task_dir) is None
+    task_dir = TaskDir(tmp_path / "task")
+    assert task_dir.load() is None
+    task_dir.path.mkdir()
+    (task_dir.path / "state.json").write_text('{"id": "x", "pid"')
+    assert task_dir.load() is None
 
     record = state.new_record("x", 1234, Status.RUNNING, tmp_path, tmp_path / "log")
-    state.write_record(task_dir, record)
-    task = state.load_task(task_dir)
+    task_dir.write_record(record)
+    task = task_dir.load()
     assert task is not None and task.status is Status.RUNNING and task.exit is None
 
-    (task_dir / state.EXIT_FILE).write_text("{")
-    assert state.load_task(task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+    (task_dir.path / "exit.json").write_text("{")
+    assert task_dir.load().status is Status.RUNNING  # type: ignore[union-attr]
 
-    state.write_exit(task_dir, ExitStatus(3, finished_at=1.0))
-    task = state.load_task(task_dir)
+    task_dir.write_exit(ExitStatus(3, finished_at=1.0))
+    task = task_dir.load()
     assert task is not None and task.status is Status.STOPPED
     assert task.exit == ExitStatus(3, None, 1.0, False)
 
 
 def test_load_task_after_reboot_or_pid_reuse(tmp_path: Path) -> None:
+    task_dir = TaskDir(tmp_path)
     record = state.new_record("x", 1234, Status.RUNNING, tmp_path, tmp_path / "log")
-    state.write_record(tmp_path, {**record, "boot_id": "another-boot"})
-    task = state.load_task(tmp_path)
+    task_dir.write_record({**record, "boot_id": "another-boot"})
+    task = task_dir.load()
     assert task is not None and task.status is Status.STOPPED
     assert task.exit == ExitStatus(None) and task.exit.describe() == "Exited (unknown)"
 
-    state.write_record(tmp_path, {**record, "supervisor_start_time": 1})
-    assert state.load_task(tmp_path).status is Status.STOPPED  # type: ignore[union-attr]
+    task_dir.write_record({**record, "supervisor_start_time": 1})
+    assert task_dir.load().status is Status.STOPPED  # type: ignore[union-attr]
 
-    state.write_record(tmp_path, {**record, "version": 99})
-    assert state.load_task(tmp_path).status is Status.UNKNOWN  # type: ignore[union-attr]
+    task_dir.write_record({**record, "version": 99})
+    assert task_dir.load().status is Status.UNKNOWN  # type: ignore[union-attr]
 
 
 # --- Runc ----------------------------------------------------------------------
@@ -268,17 +264,17 @@ def test_exit_code(env: Env, code: int) -> None:
     assert task.exit.exit_code == code and task.exit.finished_at
     # The supervisor deleted the runc container.
     with pytest.raises(RuncNotFound):
-        env.runc.state(spec.runc_id)
+        env.runc.state(spec.task.id)
 
 
 def test_killed_by_signal_is_128_plus_n(env: Env) -> None:
     spec = env.task("sleep", "30")
     with spawn(env.runc, spec) as spawned:
-        assert state.load_task(spec.task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+        assert spec.task.load().status is Status.RUNNING  # type: ignore[union-attr]
         spawned.signal(signal.SIGKILL)
         status = spawned.wait(timeout=10)
     assert (status.exit_code, status.signal) == (137, signal.SIGKILL)
-    assert state.read_exit(spec.task_dir) == status
+    assert spec.task.read_exit() == status
 
 
 @pytest.mark.parametrize(("command", "code"), [("nope", 127), ("/bin/noexec", 126), ("/bin", 126)])
@@ -288,9 +284,9 @@ def test_command_that_cannot_run(env: Env, command: str, code: int) -> None:
         spawn(env.runc, spec)
     assert caught.value.exit_code == code
     assert command in str(caught.value) and "\n" not in str(caught.value)
-    assert state.load_task(spec.task_dir) is None
+    assert spec.task.load() is None
     with pytest.raises(RuncNotFound):
-        env.runc.state(spec.runc_id)
+        env.runc.state(spec.task.id)
 
 
 def test_foreground_signals_are_forwarded(env: Env) -> None:
@@ -305,7 +301,7 @@ def test_foreground_signals_are_forwarded(env: Env) -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_prepare_and_on_exit_run_in_the_supervisor(env: Env) -> None:
+def test_on_exit_runs_in_the_supervisor(env: Env) -> None:
     marker = env.tmp / "on_exit"
 
     def on_exit(status: ExitStatus) -> None:
@@ -324,13 +320,7 @@ def test_prepare_and_on_exit_run_in_the_supervisor(env: Env) -> None:
     with spawn(env.runc, spec, on_exit=broken) as spawned:
         assert spawned.wait(timeout=10).exit_code == 0
     # The supervisor's own failures land in its log, not on anyone's terminal.
-    assert "RuntimeError: teardown exploded" in (spec.task_dir / state.SUPERVISOR_LOG).read_text()
-
-    def prepare() -> None:
-        raise InvalidArgument("network 'nope' not found")
-
-    with pytest.raises(InvalidArgument, match="network 'nope' not found"):
-        spawn(env.runc, env.task("true"), prepare=prepare)
+    assert "RuntimeError: teardown exploded" in spec.task.supervisor_log.read_text()
 
 
 def test_spawn_refuses_a_task_dir_with_a_live_task(env: Env) -> None:
@@ -436,11 +426,11 @@ def test_created_task_starts_later(env: Env) -> None:
     # TaskService.start_created for a process that exits at once).
     spec = env.task("sh", "-c", "sleep 1; echo started", start=False)
     with spawn(env.runc, spec) as spawned:
-        task = state.load_task(spec.task_dir)
+        task = spec.task.load()
         assert task is not None and task.status is Status.CREATED and task.pid == spawned.init_pid
-        assert env.runc.state(spec.runc_id)["status"] == "created"
-        env.runc.start(spec.runc_id)
-        assert state.set_status(spec.task_dir, "start").status is Status.RUNNING
+        assert env.runc.state(spec.task.id)["status"] == "created"
+        env.runc.start(spec.task.id)
+        assert spec.task.set_status("start").status is Status.RUNNING
         assert spawned.wait(timeout=10).exit_code == 0
     assert env.logs(spec) == [("stdout", "started\n")]
 
@@ -448,7 +438,7 @@ def test_created_task_starts_later(env: Env) -> None:
 def test_removing_a_created_task(env: Env) -> None:
     spec = env.task("true", start=False)
     with spawn(env.runc, spec) as spawned:
-        env.runc.delete(spec.runc_id, force=True)
+        env.runc.delete(spec.task.id, force=True)
         assert spawned.wait(timeout=10).exit_code == 137
 
 
@@ -461,7 +451,8 @@ from pathlib import Path
 from ctl.runtime.runc import Runc
 from ctl.runtime.supervisor import TaskSpec, spawn
 args = json.loads(sys.argv[1])
-spec = TaskSpec(args["id"], Path(args["bundle"]), Path(args["task_dir"]), Path(args["log"]))
+from ctl.runtime.taskdir import TaskDir
+spec = TaskSpec(TaskDir(Path(args["task_dir"])))
 spawned = spawn(Runc(Path(args["root"])), spec)
 print(spawned.init_pid, spawned.supervisor_pid, flush=True)
 if args["linger"]:
@@ -471,10 +462,7 @@ if args["linger"]:
 
 def run_spawner(env: Env, spec: TaskSpec, linger: bool) -> subprocess.Popen[bytes]:
     args = {
-        "id": spec.runc_id,
-        "bundle": str(spec.bundle),
-        "task_dir": str(spec.task_dir),
-        "log": str(spec.log_path),
+        "task_dir": str(spec.task.path),
         "root": str(env.runc.root),
         "linger": linger,
     }
@@ -503,9 +491,9 @@ def test_detached_spawner_output_ends_at_once(env: Env) -> None:
         for fd in os.listdir(f"/proc/{pid}/fd"):
             assert os.readlink(f"/proc/{pid}/fd/{fd}") not in pipes
     comm = Path(f"/proc/{supervisor_pid}/comm").read_text().strip()
-    assert comm == supervisor_name(spec.runc_id) == f"ctl-sup-{spec.runc_id[:7]}"
-    env.runc.kill(spec.runc_id, signal.SIGKILL)
-    assert env.wait_gone(spec).exit == state.read_exit(spec.task_dir)
+    assert comm == supervisor_name(spec.task.id) == f"ctl-sup-{spec.task.id[:7]}"
+    env.runc.kill(spec.task.id, signal.SIGKILL)
+    assert env.wait_gone(spec).exit == spec.task.read_exit()
 
 
 def test_concurrent_spawns(env: Env) -> None:
@@ -530,13 +518,13 @@ def test_killing_the_spawners_session_leaves_the_task(env: Env) -> None:
     proc.wait()
     time.sleep(0.1)
     assert alive(init_pid) and alive(supervisor_pid)
-    assert state.load_task(spec.task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+    assert spec.task.load().status is Status.RUNNING  # type: ignore[union-attr]
     # The supervisor sits in its own cgroup, away from its starter's.
-    own = [str(p) for p in cgroups.supervisor_cgroups(spec.runc_id)]
+    own = [str(p) for p in cgroups.supervisor_cgroups(spec.task.id)]
     assert own, "no cgroup hierarchy to move into"
     cgroup_file = Path(f"/proc/{supervisor_pid}/cgroup").read_text()
-    assert f"/ctl/sup-{spec.runc_id}" in cgroup_file
-    env.runc.kill(spec.runc_id, signal.SIGKILL)
+    assert f"/ctl/sup-{spec.task.id}" in cgroup_file
+    env.runc.kill(spec.task.id, signal.SIGKILL)
     task = env.wait_gone(spec)
     assert task.exit is not None and task.exit.exit_code == 137
     # The supervisor removed its cgroup on the way out.
@@ -548,44 +536,43 @@ def test_supervisor_killed_with_sigkill(env: Env) -> None:
     with spawn(env.runc, spec) as spawned:
         os.kill(spawned.supervisor_pid, signal.SIGKILL)
         wait_until(lambda: not alive(spawned.supervisor_pid), what="supervisor death")
-        task = state.load_task(spec.task_dir)
+        task = spec.task.load()
         assert task is not None and task.status is Status.STOPPED
         assert task.exit == ExitStatus(None)
         # The container outlives its supervisor; cleanup kills and deletes it.
         assert alive(spawned.init_pid)
-        cleanup_lost_task(env.runc, spec.runc_id)
+        spec.task.cleanup_lost(env.runc)
         assert not alive(spawned.init_pid)
         with pytest.raises(RuncNotFound):
-            env.runc.state(spec.runc_id)
-        assert not any(p.exists() for p in cgroups.supervisor_cgroups(spec.runc_id))
+            env.runc.state(spec.task.id)
+        assert not any(p.exists() for p in cgroups.supervisor_cgroups(spec.task.id))
         # A caller waiting on a lost supervisor gets an unknown status, not a hang.
         assert spawned.wait(timeout=10) == ExitStatus(None)
 
 
-def test_delete_task_kills_and_forgets_a_restarting_task(env: Env) -> None:
+def test_terminate_kills_and_forgets_a_restarting_task(env: Env) -> None:
     spec = env.task("sleep", "30", restart=RestartPolicy("always"))
     with spawn(env.runc, spec) as spawned:
-        delete_task(env.runc, spec.runc_id, spec.task_dir)
+        spec.task.terminate(env.runc)
         assert not alive(spawned.init_pid) and not alive(spawned.supervisor_pid)
-    assert state.load_task(spec.task_dir) is None
+    assert spec.task.load() is None
     with pytest.raises(RuncNotFound):
-        env.runc.state(spec.runc_id)
-    # The log is not the runtime's to delete; the records are.
-    assert sorted(p.name for p in spec.task_dir.iterdir()) == ["log.json"]
-    delete_task(env.runc, spec.runc_id, spec.task_dir)
+        env.runc.state(spec.task.id)
+    # The log and the bundle are not the runtime's to delete; the records are.
+    assert sorted(p.name for p in spec.task.path.iterdir()) == ["bundle", spec.task.log.name]
+    spec.task.terminate(env.runc)
 
 
 def test_on_exit_can_delete_its_own_task(env: Env) -> None:
     spec = env.task("echo", "bye")
-    spec = spec._replace(log_path=env.tmp / "bye.log")
 
     def remove(status: ExitStatus) -> None:
-        delete_task(env.runc, spec.runc_id, spec.task_dir)
+        spec.task.terminate(env.runc)
 
     with spawn(env.runc, spec, on_exit=remove) as spawned:
         assert spawned.wait(timeout=10).exit_code == 0
-    assert not spec.task_dir.exists()
-    assert [e.text for e in read_logs(spec.log_path)] == ["bye\n"]
+    assert sorted(p.name for p in spec.task.path.iterdir()) == ["bundle", spec.task.log.name]
+    assert [e.text for e in read_logs(spec.task.log)] == ["bye\n"]
 
 
 def test_a_new_task_waits_for_the_last_supervisor(env: Env) -> None:
@@ -620,8 +607,8 @@ def test_restart_on_failure_restarts_n_times(env: Env) -> None:
 def test_stop_marker_prevents_restart(env: Env) -> None:
     spec = env.task("sleep", "30", restart=RestartPolicy("always"))
     with spawn(env.runc, spec):
-        state.mark_stopping(spec.task_dir)
-        env.runc.kill(spec.runc_id, signal.SIGKILL)
+        spec.task.mark_stopping()
+        env.runc.kill(spec.task.id, signal.SIGKILL)
     task = env.wait_gone(spec)
     assert task.restart_count == 0
     assert task.exit is not None and task.exit.exit_code == 137
@@ -630,18 +617,18 @@ def test_stop_marker_prevents_restart(env: Env) -> None:
 def test_restart_always_gets_a_new_init(env: Env) -> None:
     spec = env.task("sleep", "30", restart=RestartPolicy("always"))
     with spawn(env.runc, spec) as spawned:
-        env.runc.kill(spec.runc_id, signal.SIGKILL)
+        env.runc.kill(spec.task.id, signal.SIGKILL)
 
         def restarted() -> bool:
-            task = state.load_task(spec.task_dir)
+            task = spec.task.load()
             return task is not None and task.restart_count == 1 and task.status is Status.RUNNING
 
         wait_until(restarted, what="restart")
-        task = state.load_task(spec.task_dir)
+        task = spec.task.load()
         assert task is not None and task.pid != spawned.init_pid and alive(task.pid)
-        assert env.runc.state(spec.runc_id)["pid"] == task.pid
-        state.mark_stopping(spec.task_dir)
-        env.runc.kill(spec.runc_id, signal.SIGKILL)
+        assert env.runc.state(spec.task.id)["pid"] == task.pid
+        spec.task.mark_stopping()
+        env.runc.kill(spec.task.id, signal.SIGKILL)
     assert env.wait_gone(spec).restart_count == 1
 
 
@@ -658,23 +645,23 @@ def process_state(pid: int) -> str:
 def test_pause_freezes_the_task(env: Env) -> None:
     spec = env.task("sleep", "30")
     with spawn(env.runc, spec) as spawned:
-        freezer = cgroups.container_cgroup(f"/ctl-test/{spec.runc_id}", "freezer")
+        freezer = cgroups.container_cgroup(f"/ctl-test/{spec.task.id}", "freezer")
         assert freezer is not None
-        env.runc.pause(spec.runc_id)
-        state.set_status(spec.task_dir, "pause")
-        assert env.runc.state(spec.runc_id)["status"] == "paused"
+        env.runc.pause(spec.task.id)
+        spec.task.set_status("pause")
+        assert env.runc.state(spec.task.id)["status"] == "paused"
         assert (freezer / "freezer.state").read_text().strip() == "FROZEN"
         # A frozen task shows as uninterruptible sleep.
         assert process_state(spawned.init_pid) == "D"
-        assert state.load_task(spec.task_dir).status is Status.PAUSED  # type: ignore[union-attr]
+        assert spec.task.load().status is Status.PAUSED  # type: ignore[union-attr]
         with pytest.raises(FailedPrecondition, match="cannot pause task in paused state"):
-            state.set_status(spec.task_dir, "pause")
+            spec.task.set_status("pause")
 
-        env.runc.resume(spec.runc_id)
-        state.set_status(spec.task_dir, "resume")
+        env.runc.resume(spec.task.id)
+        spec.task.set_status("resume")
         assert (freezer / "freezer.state").read_text().strip() == "THAWED"
         assert process_state(spawned.init_pid) in ("S", "R")
-        assert state.load_task(spec.task_dir).status is Status.RUNNING  # type: ignore[union-attr]
+        assert spec.task.load().status is Status.RUNNING  # type: ignore[union-attr]
         spawned.signal(signal.SIGKILL)
         assert spawned.wait(timeout=10).exit_code == 137
 
@@ -689,7 +676,7 @@ def test_oom_kill_is_recorded(env: Env) -> None:
     with spawn(env.runc, spec) as spawned:
         status = spawned.wait(timeout=10)
     assert status.exit_code == 137 and status.oom
-    assert state.read_exit(spec.task_dir) == status
+    assert spec.task.read_exit() == status
 
 
 def test_spawn_checks_the_bundle(env: Env) -> None:
