@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -278,7 +279,7 @@ def workspace() -> Iterator[Path]:
 # --- the comparison --------------------------------------------------------------
 
 
-def compare(rounds: int) -> int:
+def compare(rounds: int, others: list[str]) -> int:
     env = clean_env()
     with workspace() as tmp, contextlib.ExitStack() as stack:
         archive, layer = build_image(tmp)
@@ -299,6 +300,9 @@ def compare(rounds: int) -> int:
         add(FLOOR, lambda: setup_runc(tmp, layer, env))
         add(pex_label, lambda: setup_ctl(pex_label, [str(PEX)], tmp / "ctl-pex", archive, env))
         add(venv_label, lambda: setup_ctl(venv_label, venv, tmp / "ctl-venv", archive, env))
+        for n, other in enumerate(others):
+            label, root = f"{other} run --rm", tmp / f"other-{n}"
+            add(label, functools.partial(setup_ctl, label, [other], root, archive, env))
         add("podman run --rm", lambda: setup_podman(tmp, archive, env))
         add("ctr run --rm", ctr)
 
@@ -680,10 +684,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20, help="rounds of turns (default 20)")
     parser.add_argument("--profile", action="store_true", help="time ctl's steps instead")
+    parser.add_argument(
+        "--ctl", action="append", default=[], help="another ctl binary to time (an older build)"
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    return profile(args.rounds) if args.profile else compare(args.rounds)
+    return profile(args.rounds) if args.profile else compare(args.rounds, args.ctl)
 
 
 if __name__ == "__main__":

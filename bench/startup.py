@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 FLOOR = "python3 -c pass (floor)"
 
 
-def commands(tmp: Path) -> dict[str, list[str]]:
+def commands(tmp: Path, others: list[str]) -> dict[str, list[str]]:
     """commands names each contestant; every ctl and podman gets its own empty root in tmp."""
     found = {
         FLOOR: ["/usr/bin/python3", "-c", "pass"],
@@ -50,6 +50,8 @@ def commands(tmp: Path) -> dict[str, list[str]]:
             "images",
         ],
     }
+    for n, other in enumerate(others):
+        found[f"{other} images"] = [other, "--root", str(tmp / f"other-{n}"), "images"]
     podman = shutil.which("podman")
     if podman:
         found["podman images (vfs)"] = [
@@ -97,6 +99,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=8, help="rounds of turns (default 8)")
     parser.add_argument("--batch", type=int, default=5, help="runs per command a round (5)")
+    parser.add_argument(
+        "--ctl", action="append", default=[], help="another ctl binary to time (an older build)"
+    )
     args = parser.parse_args()
     # PEX_* variables change how the pex boots. PYTHON* ones (PYTHONDONTWRITEBYTECODE, say,
     # which makes every `python -m ctl` compile ctl from source) reach the venv row but not the
@@ -106,7 +111,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="ctl-bench-") as name:
         tmp = Path(name)
-        timed = commands(tmp)
+        timed = commands(tmp, args.ctl)
         failed: dict[str, str] = {}
         for label, argv in list(timed.items()):
             try:
