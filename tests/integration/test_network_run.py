@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
+import re
 import socket
 import subprocess
 import time
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ctl_proc, free_port, remove_bridges
+from tests.helpers import CtlResult, ctl_proc, free_port, host_leftovers, remove_bridges
 from tests.images import CanonicalImages, LayerBuilder
 
 pytestmark = pytest.mark.needs_root
@@ -159,39 +159,26 @@ def test_ten_concurrent_runs_get_distinct_addresses(nroot: Path, httpd_image: st
     assert len(set(addresses)) == 10, addresses
 
 
-def _leftovers(root: Path) -> dict[str, object]:
-    veths = sorted(n for n in os.listdir("/sys/class/net") if n.startswith("veth"))
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    ipam = sorted(
-        str(p.relative_to(root))
-        for p in (root / "cni" / "ipam").rglob("*")
-        if p.is_file() and not p.name.startswith(("last_reserved_ip", "lock"))
-    )
-    netns = sorted(str(p) for p in (root / "netns").rglob("*") if p.is_file())
-    cni_rules = sorted(
-        line
-        for line in rules.splitlines()
-        if "CNI-" in line
-        and "-A CNI-" in line
-        and ("CNI-DN-" in line or "dport" in line or "comment" in line)
-    )
-    return {"veths": veths, "ipam": ipam, "netns": netns, "rules": cni_rules}
-
-
 def test_no_leftovers_after_100_run_rm_cycles(nroot: Path, httpd_image: str) -> None:
-    ctl_proc("run", "--rm", httpd_image, "true", root=nroot).assert_success()
-    before = _leftovers(nroot)
+    # Each container says who it is (its cgroup is /ctl/<namespace>/<id>) and its address.
+    report = "cat /proc/self/cgroup; ip -4 -o addr show eth0"
 
-    def cycle(i: int) -> int:
+    def cycle(i: int) -> CtlResult:
         port = 20000 + i
         return ctl_proc(
-            "run", "--rm", "-p", f"{port}:80", httpd_image, "true", root=nroot, timeout=120
-        ).code
+            "run", "--rm", "-p", f"{port}:80", httpd_image, "sh", "-c", report,
+            root=nroot, timeout=120,
+        )  # fmt: skip
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        codes = list(pool.map(cycle, range(100)))
-    assert codes == [0] * 100
-    assert _leftovers(nroot) == before
+        results = list(pool.map(cycle, range(100)))
+    for result in results:
+        result.assert_success()
+    output = "".join(r.stdout for r in results)
+    ids = set(re.findall(r"/ctl/[^/]+/([0-9a-f]{64})$", output, re.MULTILINE))
+    addresses = set(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", output))
+    assert len(ids) == 100 and addresses, output
+    assert host_leftovers(nroot, ids, addresses) == {}
 
 
 def test_without_cni_plugins_the_default_is_no_network(nroot: Path, httpd_image: str) -> None:
