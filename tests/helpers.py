@@ -292,21 +292,27 @@ def host_leftovers(
     """host_leftovers is what root ``root`` left on the host, by kind; empty when nothing.
 
     It looks only at what it can tell is this root's, so that other roots
-    working at the same moment (other tests, other jobs) never count:
-    interfaces on the bridges of the root's networks; iptables rules that
-    name those bridges, a container of ``ids``, one of the chains CNI makes
-    for them, or one of their ``addresses`` (IPv4, given by the test, as
-    subnets can be alike in two roots); mounts under the root; the cgroups
-    of ``ids``; and, under the root, network namespaces, attachment records
-    and address leases.
+    working at the same moment (other tests, other jobs) never count: the
+    bridges of its networks and those marked as made by it (a bridge lives
+    only while containers use it), and the interfaces on them; iptables
+    rules that name those bridges, a container of ``ids``, one of the
+    chains CNI makes for them, or one of their ``addresses`` (IPv4, given
+    by the test, as two roots can have alike subnets); mounts under the
+    root; the cgroups of ``ids``; and, under the root, network namespaces,
+    attachment records and address leases.
     """
+    from ctl.network import bridges as host_bridges
+
     ids, addresses = set(ids), set(addresses)
     networks = [json.loads(p.read_text()) for p in sorted((root / "networks").glob("*.conflist"))]
+    mark = host_bridges.alias_for(str(root))
     bridges = {str(n["ctl"]["bridge"]) for n in networks}
+    bridges |= {b for b in host_bridges.ctl_named() if host_bridges.alias(b) == mark}
     chains = {c for n in networks for cid in ids for c in cni_chains(n["name"], cid)}
     words = bridges | ids | chains | addresses
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     left = {
+        "bridges": sorted(b for b in bridges if host_bridges.exists(b)),
         "interfaces on the root's bridges": sorted(
             f"{bridge}: {port}"
             for bridge in bridges
@@ -365,22 +371,27 @@ def _mount_points() -> list[str]:
 
 
 def remove_bridges(root: Path) -> None:
-    """remove_bridges detaches what a root left attached and deletes its networks' bridges.
+    """remove_bridges detaches what a root left attached, and deletes its unused bridges.
 
-    Bridges outlive a root (the bridge plugin never deletes them), so a
-    test root must take its own with it.
+    A safety net for a test that failed half-way: the records of its
+    containers keep their veths, rules and bridges on the host, as a
+    detach after a crash would find them. The last detach from a network
+    takes its bridge; a bridge that nothing uses any more (a kill -9
+    between DEL and the bridge's delete) goes as ``system check --repair``
+    deletes it.
     """
-    attachments = root / "cni" / "attachments"
-    for ns_dir in sorted(attachments.glob("*")):
-        from ctl.network.manager import NetworkManager
-        from ctl.paths import Paths
+    from ctl.network.manager import NetworkManager
+    from ctl.paths import Paths
 
-        manager = NetworkManager(Paths(root), ns_dir.name, lambda ns, cid: cid)
+    if not root.exists():
+        return
+    paths = Paths(root)
+    for ns_dir in sorted((root / "cni" / "attachments").glob("*")):
+        manager = NetworkManager(paths, ns_dir.name, lambda ns, cid: cid)
         for record in sorted(ns_dir.glob("*.json")):
             manager.detach(record.stem)
-    for conflist in sorted((root / "networks").glob("*.conflist")):
-        bridge = json.loads(conflist.read_text())["ctl"]["bridge"]
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+    for unused in NetworkManager(paths, "default", lambda ns, cid: cid).unused_bridges():
+        unused.repair()
 
 
 def imported_modules(*argv: str) -> set[str]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, NotFound
-from ctl.network import netns
+from ctl.network import Attachment, bridges, netns
 from ctl.network.config import DEFAULT_NETWORK
 from ctl.network.manager import NetworkManager
 from ctl.paths import Paths
@@ -404,6 +404,137 @@ def test_a_failing_plugin_leaves_nothing_attached(
         assert host_leftovers(root, {container_id}) == {}
     finally:
         monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
+        remove_bridges(root)
+
+
+# A bridge lives only while containers use it (issue 9).
+
+
+def _bridge_up(bridge: str) -> bool:
+    return Path("/sys/class/net", bridge).exists()
+
+
+def _ping(att: Attachment, address: str) -> None:
+    ping = in_netns(att.netns_path, BUSYBOX, "ping", "-c", "1", "-W", "2", address)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
+def test_the_last_container_takes_the_bridge_and_the_next_makes_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    manager = _manager(root, "default")
+    try:
+        info = manager.create("shared")
+        assert not _bridge_up(info.bridge)
+        a, b = _new_id(), _new_id()
+        att_a = manager.attach(a, "shared", [], "a")
+        att_b = manager.attach(b, "shared", [PortMapping("", free_port(), 80, "tcp")], "b")
+        assert bridges.alias(info.bridge) == f"ctl {root}"
+        manager.detach(a)
+        # The other container keeps its network.
+        assert _bridge_up(info.bridge)
+        _ping(att_b, att_b.gateway)
+        manager.detach(b)
+        assert host_leftovers(root, {a, b}, {att_a.address, att_b.address}) == {}
+        # The next container makes it again, with the network's subnet.
+        c = _new_id()
+        att_c = manager.attach(c, "shared", [], "c")
+        assert ipaddress.IPv4Address(att_c.address) in ipaddress.IPv4Network(info.subnet)
+        _ping(att_c, att_c.gateway)
+        manager.detach(c)
+        assert host_leftovers(root, {c}, {att_c.address}) == {}
+    finally:
+        remove_bridges(root)
+
+
+def test_containers_coming_and_going_on_one_network_keep_theirs(tmp_path: Path) -> None:
+    # Each detach may be the last and take the bridge, while attaches make it
+    # again: a container that is attached must always reach its gateway.
+    root = tmp_path / "root"
+    _manager(root, "default").create("busy")
+
+    def cycles(worker: int) -> list[str]:
+        mine = _manager(root, "default")
+        ids = [_new_id() for _ in range(5)]
+        for container_id in ids:
+            att = mine.attach(container_id, "busy", [], f"w{worker}")
+            time.sleep(0.05 * (worker % 3))
+            _ping(att, att.gateway)
+            mine.detach(container_id)
+        return ids
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            ids = [i for batch in pool.map(cycles, range(6)) for i in batch]
+        assert host_leftovers(root, ids) == {}
+    finally:
+        remove_bridges(root)
+
+
+def test_an_idle_network_leaves_its_subnet_to_others(tmp_path: Path) -> None:
+    first = _manager(tmp_path / "first", "default")
+    second = _manager(tmp_path / "second", "default")
+    try:
+        info = first.create("idle")
+        cid = _new_id()
+        first.attach(cid, "idle", [], "x")
+        with pytest.raises(FailedPrecondition, match="overlaps the host"):
+            second.create("same", subnet=info.subnet)
+        first.detach(cid)
+        # The subnet is free again: nothing holds it while no container uses it.
+        second.create("same", subnet=info.subnet)
+        other = _new_id()
+        second.attach(other, "same", [], "y")
+        try:
+            # The idle network does not take it back from under the other.
+            with pytest.raises(FailedPrecondition, match=f"subnet {info.subnet} is in use"):
+                first.attach(cid, "idle", [], "x")
+            assert first.attachment(cid) is None
+        finally:
+            second.detach(other)
+        first.attach(cid, "idle", [], "x")
+        first.detach(cid)
+        assert host_leftovers(tmp_path / "first", {cid}) == {}
+        assert host_leftovers(tmp_path / "second", {other}) == {}
+    finally:
+        remove_bridges(tmp_path / "first")
+        remove_bridges(tmp_path / "second")
+
+
+def test_system_check_reports_and_repairs_only_its_roots_unused_bridges(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    manager = _manager(root, "default")
+    info = manager.create("left")
+    # What a kill -9 between the last DEL and the bridge's delete leaves, a
+    # bridge of a network this root removed, and another root's.
+    ours, theirs = f"ctl-t{secrets.token_hex(5)}", f"ctl-t{secrets.token_hex(5)}"
+    made = [info.bridge, ours, theirs]
+    try:
+        for bridge in made:
+            subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+        bridges.claim(ours, str(root))
+        bridges.claim(theirs, str(tmp_path / "other"))
+        checked = run_ctl("system", "check", root=root)
+        assert checked.code == 1, checked.stdout + checked.stderr
+        assert f"bridge {info.bridge}: up, but no container uses network 'left'" in checked.stdout
+        assert f"bridge {ours}: left by a network this root no longer has" in checked.stdout
+        assert theirs not in checked.stdout
+        unused = manager.unused_bridges()
+        assert sorted(u.bridge for u in unused) == sorted([info.bridge, ours])
+        assert [u.repair() for u in unused] == [f"deleted bridge {u.bridge}" for u in unused]
+        run_ctl("system", "check", root=root).assert_success()
+        assert [_bridge_up(b) for b in made] == [False, False, True]
+        # One that is used again meanwhile is left as it is.
+        cid = _new_id()
+        subprocess.run(["ip", "link", "add", info.bridge, "type", "bridge"], check=True)
+        (stale,) = manager.unused_bridges()
+        manager.attach(cid, "left", [], "x")
+        with pytest.raises(FailedPrecondition, match="in use again"):
+            stale.repair()
+        manager.detach(cid)
+        assert host_leftovers(root, {cid}) == {}
+    finally:
+        for bridge in made:
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
         remove_bridges(root)
 
 
