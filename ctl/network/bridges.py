@@ -18,7 +18,6 @@ bridges are ``ctl-`` named too.
 from __future__ import annotations
 
 import os
-import subprocess
 
 SYSFS_NET = "/sys/class/net"
 PREFIX = "ctl"
@@ -81,6 +80,7 @@ def claim(bridge: str, root: str) -> None:
 def delete(bridge: str) -> None:
     """delete deletes ``bridge``, with its address and route; one that is gone is fine."""
     import contextlib
+    import subprocess
 
     # A bridge that is gone, or was never one, makes ip fail: nothing to do either way.
     with contextlib.suppress(OSError, subprocess.SubprocessError):
