@@ -90,13 +90,15 @@ def check(client: Client) -> Iterator[Finding]:
     """check verifies every blob's digest, every record, and what records point at.
 
     A bad blob or record is a finding that names it, and the check goes on.
-    The network of a running container is checked by its CNI plugins (CHECK).
+    The network of a running container is checked by its CNI plugins (CHECK),
+    and a bridge of the root that no container uses is reported.
     """
     yield from _check_content(client.content)
     for ns in _namespaces(client):
         yield from _check_images(ns)
         yield from _check_containers(ns)
         yield from _check_snapshots(ns)
+    yield from (Finding(b.what, b.problem) for b in client.networks.unused_bridges())
 
 
 def _check_content(store: ContentStore) -> Iterator[Finding]:

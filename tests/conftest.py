@@ -94,8 +94,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def root(tmp_path: Path) -> Iterator[Path]:
     """root is a ``--root`` for ctl that does not exist yet (ctl creates it, mode 0700).
 
-    Bridges outlive a root (the CNI bridge plugin never deletes them), so the
-    ones a test's root made go with it.
+    A test that fails half-way leaves its containers attached, and their
+    networks on the host (veths, rules, bridges): they go with the root.
     """
     yield tmp_path / "root"
     remove_bridges(tmp_path / "root")

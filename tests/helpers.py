@@ -10,6 +10,7 @@ file descriptors. Both return a ``CtlResult`` and always pass ``--root``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from tests.images import push_layout
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from tests.images import OCILayout
 
@@ -273,23 +274,124 @@ class RegistryServer:
         return f"{self.host}/{repo}:{tag}"
 
 
-def remove_bridges(root: Path) -> None:
-    """remove_bridges detaches what a root left attached and deletes its networks' bridges.
+# CNI plugins name a container's iptables chains after its network and id
+# (containernetworking/plugins pkg/utils FormatChainNameWithPrefix).
+_CNI_CHAIN_PREFIXES = ("CNI-", "CNI-DN-")
+_CNI_CHAIN_LENGTH = 28
 
-    Bridges outlive a root (the bridge plugin never deletes them), so a
-    test root must take its own with it.
+
+def cni_chains(network: str, container_id: str) -> set[str]:
+    """cni_chains are the chains bridge (masquerade) and portmap (DNAT) make for a container."""
+    digest = hashlib.sha512(f"{network}{container_id}".encode()).hexdigest()
+    return {f"{prefix}{digest}"[:_CNI_CHAIN_LENGTH] for prefix in _CNI_CHAIN_PREFIXES}
+
+
+def host_leftovers(
+    root: Path, ids: Iterable[str] = (), addresses: Iterable[str] = ()
+) -> dict[str, list[str]]:
+    """host_leftovers is what root ``root`` left on the host, by kind; empty when nothing.
+
+    It looks only at what it can tell is this root's, so that other roots
+    working at the same moment (other tests, other jobs) never count: the
+    bridges of its networks and those marked as made by it (a bridge lives
+    only while containers use it), and the interfaces on them; iptables
+    rules that name those bridges, a container of ``ids``, one of the
+    chains CNI makes for them, or one of their ``addresses`` (IPv4, given
+    by the test, as two roots can have alike subnets); mounts under the
+    root; the cgroups of ``ids``; and, under the root, network namespaces,
+    attachment records and address leases.
     """
-    attachments = root / "cni" / "attachments"
-    for ns_dir in sorted(attachments.glob("*")):
-        from ctl.network.manager import NetworkManager
-        from ctl.paths import Paths
+    from ctl.network import bridges as host_bridges
 
-        manager = NetworkManager(Paths(root), ns_dir.name, lambda ns, cid: cid)
+    ids, addresses = set(ids), set(addresses)
+    networks = [json.loads(p.read_text()) for p in sorted((root / "networks").glob("*.conflist"))]
+    mark = host_bridges.alias_for(str(root))
+    bridges = {str(n["ctl"]["bridge"]) for n in networks}
+    bridges |= {b for b in host_bridges.ctl_named() if host_bridges.alias(b) == mark}
+    chains = {c for n in networks for cid in ids for c in cni_chains(n["name"], cid)}
+    words = bridges | ids | chains | addresses
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    left = {
+        "bridges": sorted(b for b in bridges if host_bridges.exists(b)),
+        "interfaces on the root's bridges": sorted(
+            f"{bridge}: {port}"
+            for bridge in bridges
+            for port in _listdir(Path("/sys/class/net", bridge, "brif"))
+        ),
+        "iptables rules": [
+            line
+            for line in rules.splitlines()
+            if line.startswith("-A") and any(_names(line, word) for word in words)
+        ],
+        "iptables chains": sorted(
+            line.split()[0][1:] for line in rules.splitlines() if line.split()[0][1:] in chains
+        ),
+        "mounts": [
+            point for point in _mount_points() if point == str(root) or point.startswith(f"{root}/")
+        ],
+        "cgroups": sorted(
+            str(path)
+            for cid in ids
+            for pattern in (f"ctl/*/{cid}", f"*/ctl/*/{cid}")
+            for path in Path("/sys/fs/cgroup").glob(pattern)
+        ),
+        "network namespaces": _files(root / "netns"),
+        "attachment records": _files(root / "cni" / "attachments"),
+        # host-local's address files, not its lock and last-reserved bookkeeping.
+        "address leases": [
+            f
+            for f in _files(root / "cni" / "ipam")
+            if not f.endswith("/lock") and "/last_reserved_ip" not in f
+        ],
+    }
+    return {kind: found for kind, found in left.items() if found}
+
+
+def _names(line: str, word: str) -> bool:
+    """_names is True if ``word`` stands in ``line`` as a whole token (not part of a longer one)."""
+    return re.search(rf"(?<![\w.-]){re.escape(word)}(?![\w-])", line) is not None
+
+
+def _listdir(directory: Path) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
+
+
+def _files(directory: Path) -> list[str]:
+    if not directory.exists():
+        return []
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def _mount_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4].encode().decode("unicode_escape") for line in f]
+
+
+def remove_bridges(root: Path) -> None:
+    """remove_bridges detaches what a root left attached, and deletes its unused bridges.
+
+    A safety net for a test that failed half-way: the records of its
+    containers keep their veths, rules and bridges on the host, as a
+    detach after a crash would find them. The last detach from a network
+    takes its bridge; a bridge that nothing uses any more (a kill -9
+    between DEL and the bridge's delete) goes as ``system check --repair``
+    deletes it.
+    """
+    from ctl.network.manager import NetworkManager
+    from ctl.paths import Paths
+
+    if not root.exists():
+        return
+    paths = Paths(root)
+    for ns_dir in sorted((root / "cni" / "attachments").glob("*")):
+        manager = NetworkManager(paths, ns_dir.name, lambda ns, cid: cid)
         for record in sorted(ns_dir.glob("*.json")):
             manager.detach(record.stem)
-    for conflist in sorted((root / "networks").glob("*.conflist")):
-        bridge = json.loads(conflist.read_text())["ctl"]["bridge"]
-        subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
+    for unused in NetworkManager(paths, "default", lambda ns, cid: cid).unused_bridges():
+        unused.repair()
 
 
 def imported_modules(*argv: str) -> set[str]:

@@ -21,8 +21,9 @@ ports they stand for)::
 
 The modules: ``cni`` runs plugins per the CNI specification, ``netns`` makes
 and removes named namespaces, ``config`` says what a network definition holds
-and picks subnets, ``networks`` keeps the definitions, ``manager`` attaches
-containers (and removes a network only when none is attached).
+and picks subnets, ``networks`` keeps the definitions, ``bridges`` handles a
+network's bridge (on the host only while containers use it), ``manager``
+attaches containers (and removes a network only when none is attached).
 """
 
 from __future__ import annotations

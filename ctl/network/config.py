@@ -27,9 +27,14 @@ behind for every bridge that ever existed.
 The default network ``ctl`` is written on first use. Its bridge is ``ctl0``
 in the default root; every other network's bridge is named after the
 network's id (``bridge_name``). A subnet not given is the first /16 of
-``CANDIDATE_SUBNETS`` that overlaps none of the host's routes and addresses,
-other CNI configurations' subnets (in /etc/cni/net.d) and ctl's other
-networks.
+``CANDIDATE_SUBNETS``, counted from a place the network's id picks
+(``candidate_subnets``), that overlaps none of the host's routes and
+addresses, other CNI configurations' subnets (in /etc/cni/net.d) and ctl's
+other networks. A network's bridge, and so its route, exists only while
+containers use it (``ctl.network.bridges``), so the host's routes do not
+show the subnets of other roots' idle networks: starting each search
+elsewhere keeps two roots from picking the same /16 but by chance, and an
+attach that finds its subnet routed elsewhere refuses to make the bridge.
 """
 
 from __future__ import annotations
@@ -122,6 +127,14 @@ def bridge_conflist(
             {"type": "firewall", "backend": "iptables"},
         ],
     }
+
+
+def bridge_of(conflist: dict[str, Any]) -> str:
+    """bridge_of is the bridge the conflist's bridge plugin attaches containers to."""
+    for plugin in conflist["plugins"]:
+        if plugin.get("type") == "bridge":
+            return str(plugin["bridge"])
+    raise DataCorrupted(f"network {conflist.get('name')!r}: conflist has no bridge plugin")
 
 
 def for_container(conflist: dict[str, Any], publishes: bool) -> dict[str, Any]:
@@ -239,6 +252,12 @@ def system_cni_conflists(dirs: Iterable[str] = SYSTEM_CNI_DIRS) -> Iterator[dict
                 continue
             if isinstance(value, dict):
                 yield value
+
+
+def candidate_subnets(network_id: str) -> list[ipaddress.IPv4Network]:
+    """candidate_subnets is ``CANDIDATE_SUBNETS`` rotated to start where the (hex) id says."""
+    start = int(network_id[:8], 16) % len(CANDIDATE_SUBNETS)
+    return [*CANDIDATE_SUBNETS[start:], *CANDIDATE_SUBNETS[:start]]
 
 
 def pick_subnet(

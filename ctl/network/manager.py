@@ -4,7 +4,8 @@
 
 1. under the network lock (one flock for the whole root, as bridges, subnets
    and host ports are the host's, not a namespace's), check that no other
-   attached container publishes the same host port;
+   attached container publishes the same host port, and, if the network's
+   bridge is down, that nothing on the host routes its subnet now;
 2. write the attachment record first, so that whatever happens next, a
    ``detach`` finds what to undo;
 3. create the namespace file, run the ``loopback`` plugin for ``lo`` and
@@ -25,6 +26,22 @@ address, its rules and chains, each under the kernel's or iptables' own
 locking), so detaches hold the lock shared, plus a lock of their container:
 fifty containers stopping at once tear down side by side instead of in a
 queue, and no ADD runs meanwhile.
+
+A bridge lives only while containers use it (``ctl.network.bridges``): the
+detach that leaves it without ports deletes it, still under the shared
+lock, and the next ADD makes it again. This is safe because:
+
+- ports are added only by ADD, which holds the lock exclusively: between a
+  detach's look at the bridge and its delete, no port can appear, and no
+  ADD can be half-way (bridge made, veth not yet on it);
+- detaches side by side only take ports away, each its own before it looks:
+  of two last containers leaving together, the later look sees no port (if
+  both do, both delete, and the second delete finds nothing: harmless), so
+  the bridge never outlives its last container, and never goes before it;
+- a kill -9 between DEL and the delete leaves a bridge without ports: the
+  next ADD on the network uses it as it is, the next detach from it deletes
+  it, and ``system check`` reports it (``unused_bridges``) and ``--repair``
+  deletes it (``remove_unused_bridge``), under the lock as a detach does.
 """
 
 from __future__ import annotations
@@ -37,7 +54,7 @@ from pathlib import Path
 
 from ctl import fsutil, identifiers
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
-from ctl.network import Attachment, NetworkInfo, config
+from ctl.network import Attachment, NetworkInfo, bridges, config
 from ctl.network.networks import LOCK_TIMEOUT, Networks, network_lock, resolve_network
 from ctl.records import RecordDir
 from ctl.runtime.state import boot_id
@@ -144,6 +161,25 @@ def _attachment_record(value: Any) -> dict[str, Any]:
     return value
 
 
+class UnusedBridge:
+    """UnusedBridge is a bridge of this root that no container uses, as ``system check`` sees it.
+
+    ``repair`` deletes it, unless a container came meanwhile, and says so.
+    """
+
+    def __init__(self, manager: NetworkManager, bridge: str, problem: str) -> None:
+        self._manager = manager
+        self.bridge = bridge
+        self.what = f"bridge {bridge}"
+        self.problem = problem
+
+    def repair(self) -> str:
+        with network_lock(self._manager.paths, shared=True):
+            if not bridges.remove_if_unused(self.bridge):
+                raise FailedPrecondition(f"bridge {self.bridge}: in use again, left as it is")
+        return f"deleted bridge {self.bridge}"
+
+
 class NetworkManager:
     """NetworkManager puts the containers of one namespace on networks and takes them off.
 
@@ -208,6 +244,9 @@ class NetworkManager:
             self._detach_locked(container_id)
             conflist = config.for_container(self.networks.conflist_locked(name), bool(ports))
             self._check_ports(ports)
+            bridge = config.bridge_of(conflist)
+            if not bridges.exists(bridge):
+                self._check_subnet(name, conflist)
             cni_version = conflist["cniVersion"]
             record: dict[str, Any] = {
                 "version": RECORD_VERSION,
@@ -234,6 +273,7 @@ class NetworkManager:
                 netns.create(path)
                 self.cni.add(record["loopback"], RuntimeConf(container_id, str(path), "lo"))
                 self.cni.add_list(conflist, self._runtime_conf(record), on_result=recorded)
+                bridges.claim(bridge, str(self.paths.root))
                 return attachment_of(record)
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -288,6 +328,9 @@ class NetworkManager:
             self._delete(record, path)
         netns.remove(path)
         self._records.delete(container_id)
+        if record is not None:
+            # The last container off the network takes its bridge (see the module's docstring).
+            bridges.remove_if_unused(config.bridge_of(record["config"]))
 
     def _delete(self, record: dict[str, Any], path: Path) -> None:
         from ctl.network import netns
@@ -327,6 +370,22 @@ class NetworkManager:
                 timeout=30,
                 check=False,
             )
+
+    def _check_subnet(self, name: str, conflist: dict[str, Any]) -> None:
+        """_check_subnet refuses to make a network's bridge on a subnet the host routes elsewhere.
+
+        A subnet is routed only while its bridge is up, so another root's
+        network may have taken it while this one was idle (see
+        ``ctl.network.config``). Two bridges on one subnet would each get
+        the other's traffic.
+        """
+        subnet = ipaddress.IPv4Network(config.info_of(conflist).subnet)
+        for taken in config.host_networks():
+            if taken.overlaps(subnet):
+                raise FailedPrecondition(
+                    f"network {name!r}: its subnet {subnet} is in use on the host ({taken})",
+                    hint="stop what uses it, or use a network with another --subnet",
+                )
 
     def _runtime_conf(self, record: dict[str, Any]) -> RuntimeConf:
         from ctl.network.cni import RuntimeConf
@@ -380,6 +439,37 @@ class NetworkManager:
         except CtlError:
             name = container_id[:12]
         return name if namespace == self.namespace else f"{name} (namespace {namespace})"
+
+    # Bridges.
+
+    def unused_bridges(self) -> list[UnusedBridge]:
+        """unused_bridges are the bridges this root made that have no port (``system check``).
+
+        A bridge is this root's if one of its networks names it, or if its
+        alias says this root made it (``ctl.network.bridges``): the network
+        was removed meanwhile. Other roots' bridges, ``ctl-`` named too, are
+        never reported, nor are unmarked ones (made before bridges were
+        marked) that no network of this root names: nothing tells whose
+        they are.
+        """
+        mark = bridges.alias_for(str(self.paths.root))
+        with network_lock(self.paths, shared=True):
+            networks = {}
+            for name in self.networks.names():
+                with contextlib.suppress(CtlError):
+                    networks[config.bridge_of(self.networks.conflist(name))] = name
+            found = []
+            for bridge in bridges.ctl_named():
+                if bridges.ports(bridge):
+                    continue
+                if bridge in networks:
+                    problem = f"up, but no container uses network {networks[bridge]!r}"
+                elif mark is not None and bridges.alias(bridge) == mark:
+                    problem = "left by a network this root no longer has"
+                else:
+                    continue
+                found.append(UnusedBridge(self, bridge, problem))
+        return found
 
     # Networks: what needs the attachments, and the definitions for callers that hold only this.
 

@@ -142,12 +142,13 @@ class Networks:
         from ctl.network.cni import CNI
         from ctl.timefmt import format_rfc3339
 
+        network_id = secrets.token_hex(32)
         existing = self._conflists()
         ours = [ipaddress.IPv4Network(config.info_of(c).subnet) for c in existing]
         if subnet is None:
             taken = ours + config.host_networks()
             taken += config.cni_subnets(config.system_cni_conflists())
-            chosen = config.pick_subnet(taken)
+            chosen = config.pick_subnet(taken, config.candidate_subnets(network_id))
         else:
             chosen = config.parse_subnet(subnet)
             for other in existing:
@@ -159,7 +160,6 @@ class Networks:
             for route in config.host_networks():
                 if route.overlaps(chosen):
                     raise FailedPrecondition(f"subnet {chosen} overlaps the host's {route}")
-        network_id = secrets.token_hex(32)
         default_bridge = name == config.DEFAULT_NETWORK and self._paths.root == Path(DEFAULT_ROOT)
         conflist = config.bridge_conflist(
             name,
@@ -179,19 +179,13 @@ class Networks:
 
         The caller has made sure that no container is attached to it.
         """
-        import contextlib
         import shutil
-        import subprocess
+
+        from ctl.network import bridges
 
         info = config.info_of(self.conflist(name))
+        # The bridge first: while the conflist is there, this root knows the bridge is its own.
+        bridges.delete(info.bridge)
         self._records.delete(name)
         # host-local keeps a network's leases in <dataDir>/<network name>.
         shutil.rmtree(self._paths.ipam / name, ignore_errors=True)
-        # The bridge plugin creates bridges but never deletes them.
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                ["ip", "link", "delete", info.bridge, "type", "bridge"],
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, NotFound
-from ctl.network import netns
+from ctl.network import Attachment, bridges, netns
 from ctl.network.config import DEFAULT_NETWORK
 from ctl.network.manager import NetworkManager
 from ctl.paths import Paths
 from ctl.runtime.runopts import PortMapping
-from tests.helpers import free_port, remove_bridges, run_ctl
+from tests.helpers import free_port, host_leftovers, remove_bridges, run_ctl
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -116,64 +116,6 @@ def _get(url: str, timeout: float = 10.0) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-# What a container may leave behind on the host.
-
-
-def _iptables_lines() -> list[str]:
-    out = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if line.startswith(("-A", ":"))]
-
-
-def _chains() -> set[str]:
-    return {line.split()[0][1:] for line in _iptables_lines() if line.startswith(":")}
-
-
-def _veths() -> set[str]:
-    return {n for n in os.listdir("/sys/class/net") if n.startswith("veth")}
-
-
-def _files(directory: Path) -> list[str]:
-    if not directory.exists():
-        return []
-    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
-
-
-def _leases(root: Path) -> list[str]:
-    """_leases are host-local's address files (not its lock and last-reserved bookkeeping)."""
-    return [
-        f
-        for f in _files(root / "cni" / "ipam")
-        if not f.endswith("/lock") and "/last_reserved_ip" not in f
-    ]
-
-
-def _mentions(lines: list[str], ids: set[str], subnet: ipaddress.IPv4Network) -> list[str]:
-    """_mentions are the rules that name one of ``ids`` or a container address in ``subnet``."""
-    gateway = subnet.network_address + 1
-    found = []
-    for line in lines:
-        addresses = [
-            ipaddress.IPv4Address(address)
-            for address, prefix in re.findall(r"(\d+\.\d+\.\d+\.\d+)(/\d+)?", line)
-            if prefix in ("", "/32")
-        ]
-        if any(i in line for i in ids) or any(a in subnet and a != gateway for a in addresses):
-            found.append(line)
-    return found
-
-
-def assert_nothing_left(
-    root: Path, ids: set[str], subnet: str, veths_before: set[str], chains_before: set[str]
-) -> None:
-    network = ipaddress.IPv4Network(subnet)
-    assert _veths() - veths_before == set(), "veths left over"
-    assert _mentions(_iptables_lines(), ids, network) == [], "iptables rules left over"
-    assert _chains() - chains_before == set(), "iptables chains left over"
-    assert _leases(root) == [], "addresses left over"
-    assert _files(root / "netns") == [], "netns files left over"
-    assert _files(root / "cni" / "attachments") == [], "attachment records left over"
 
 
 # Attaching.
@@ -356,30 +298,27 @@ def test_100_cycles_leave_nothing_behind(tmp_path: Path) -> None:
     root = tmp_path / "root"
     manager = _manager(root, "default")
     try:
-        info = manager.create("cycles")
+        manager.create("cycles")
         port = free_port()
         publish = [PortMapping("", port, 80, "tcp")]
-        # A first cycle makes what the plugins share (bridge, CNI-HOSTPORT-* chains).
-        warm = _new_id()
-        manager.attach(warm, "cycles", publish, "warm")
-        manager.detach(warm)
-        veths, chains = _veths(), _chains()
         ids = {_new_id() for _ in range(100)}
+        addresses = set()
         for container_id in ids:
-            manager.attach(container_id, "cycles", publish, "c")
+            addresses.add(manager.attach(container_id, "cycles", publish, "c").address)
             manager.detach(container_id)
-        assert_nothing_left(root, ids | {warm}, info.subnet, veths, chains)
+        assert host_leftovers(root, ids, addresses) == {}
     finally:
         remove_bridges(root)
 
 
 def test_detach_after_the_namespace_is_gone(nroot: Path, manager: NetworkManager) -> None:
-    veths, chains = _veths(), _chains()
-    subnet = manager.get(DEFAULT_NETWORK).subnet
     gone, stale = _new_id(), _new_id()
     port = free_port()
-    manager.attach(gone, "bridge", [PortMapping("", port, 80, "tcp")], "gone")
-    manager.attach(stale, "bridge", [PortMapping("127.0.0.1", port, 53, "udp")], "stale")
+    tcp, udp = PortMapping("", port, 80, "tcp"), PortMapping("127.0.0.1", port, 53, "udp")
+    addresses = {
+        manager.attach(gone, "bridge", [tcp], "gone").address,
+        manager.attach(stale, "bridge", [udp], "stale").address,
+    }
     # One namespace unmounted and deleted by hand; the other only unmounted,
     # as a reboot leaves it.
     netns.remove(manager.netns_path(gone))
@@ -388,7 +327,7 @@ def test_detach_after_the_namespace_is_gone(nroot: Path, manager: NetworkManager
     manager.detach(gone)
     manager.detach(stale)
     manager.detach(stale)  # again: nothing left to do
-    assert_nothing_left(nroot, {gone, stale}, subnet, veths, chains)
+    assert host_leftovers(nroot, {gone, stale}, addresses) == {}
 
 
 def test_detach_after_a_reboot(tmp_path: Path) -> None:
@@ -404,10 +343,6 @@ def test_detach_after_a_reboot(tmp_path: Path) -> None:
         conflist = json.loads(conflist_path.read_text())
         conflist["plugins"][0]["ipMasq"] = False
         conflist_path.write_text(json.dumps(conflist))
-        warm = _new_id()
-        manager.attach(warm, "rebooted", [], "warm")
-        manager.detach(warm)
-        veths, chains = _veths(), _chains()
         container_id = _new_id()
         att = manager.attach(
             container_id, "rebooted", [PortMapping("", free_port(), 80, "tcp")], "x"
@@ -419,7 +354,7 @@ def test_detach_after_a_reboot(tmp_path: Path) -> None:
         subprocess.run(["umount", str(att.netns_path)], check=True)
         subprocess.run(["ip", "link", "delete", f"{info.bridge}"], check=True)
         manager.detach(container_id)
-        assert_nothing_left(root, {container_id}, info.subnet, veths, chains)
+        assert host_leftovers(root, {container_id}, {att.address}) == {}
     finally:
         remove_bridges(root)
 
@@ -429,13 +364,12 @@ def test_detach_of_a_container_never_attached(manager: NetworkManager) -> None:
 
 
 def test_detach_after_the_interface_is_gone(nroot: Path, manager: NetworkManager, cid: str) -> None:
-    veths, chains = _veths(), _chains()
     port = free_port()
     att = manager.attach(cid, "bridge", [PortMapping("", port, 80, "tcp")], "x")
     # What a privileged container can do to itself.
     assert in_netns(att.netns_path, "ip", "link", "delete", "eth0").returncode == 0
     manager.detach(cid)
-    assert_nothing_left(nroot, {cid}, manager.get(DEFAULT_NETWORK).subnet, veths, chains)
+    assert host_leftovers(nroot, {cid}, {att.address}) == {}
 
 
 def test_a_failing_plugin_leaves_nothing_attached(
@@ -462,20 +396,145 @@ def test_a_failing_plugin_leaves_nothing_attached(
     root = tmp_path / "root"
     manager = _manager(root, "default")
     try:
-        info = manager.create("failing")
-        warm = _new_id()
-        monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
-        _manager(root, "default").attach(warm, "failing", [], "warm")
-        _manager(root, "default").detach(warm)
-        veths, chains = _veths(), _chains()
-        monkeypatch.setenv("CTL_CNI_PATH", str(plugins))
+        manager.create("failing")
         container_id = _new_id()
         port = free_port()
         with pytest.raises(CtlError, match="CNI plugin firewall ADD: firewall says no: by design"):
             manager.attach(container_id, "failing", [PortMapping("", port, 80, "tcp")], "x")
-        assert_nothing_left(root, {container_id, warm}, info.subnet, veths, chains)
+        assert host_leftovers(root, {container_id}) == {}
     finally:
         monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
+        remove_bridges(root)
+
+
+# A bridge lives only while containers use it (issue 9).
+
+
+def _bridge_up(bridge: str) -> bool:
+    return Path("/sys/class/net", bridge).exists()
+
+
+def _ping(att: Attachment, address: str) -> None:
+    ping = in_netns(att.netns_path, BUSYBOX, "ping", "-c", "1", "-W", "2", address)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
+def test_the_last_container_takes_the_bridge_and_the_next_makes_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    manager = _manager(root, "default")
+    try:
+        info = manager.create("shared")
+        assert not _bridge_up(info.bridge)
+        a, b = _new_id(), _new_id()
+        att_a = manager.attach(a, "shared", [], "a")
+        att_b = manager.attach(b, "shared", [PortMapping("", free_port(), 80, "tcp")], "b")
+        assert bridges.alias(info.bridge) == f"ctl {root}"
+        manager.detach(a)
+        # The other container keeps its network.
+        assert _bridge_up(info.bridge)
+        _ping(att_b, att_b.gateway)
+        manager.detach(b)
+        assert host_leftovers(root, {a, b}, {att_a.address, att_b.address}) == {}
+        # The next container makes it again, with the network's subnet.
+        c = _new_id()
+        att_c = manager.attach(c, "shared", [], "c")
+        assert ipaddress.IPv4Address(att_c.address) in ipaddress.IPv4Network(info.subnet)
+        _ping(att_c, att_c.gateway)
+        manager.detach(c)
+        assert host_leftovers(root, {c}, {att_c.address}) == {}
+    finally:
+        remove_bridges(root)
+
+
+def test_containers_coming_and_going_on_one_network_keep_theirs(tmp_path: Path) -> None:
+    # Each detach may be the last and take the bridge, while attaches make it
+    # again: a container that is attached must always reach its gateway.
+    root = tmp_path / "root"
+    _manager(root, "default").create("busy")
+
+    def cycles(worker: int) -> list[str]:
+        mine = _manager(root, "default")
+        ids = [_new_id() for _ in range(5)]
+        for container_id in ids:
+            att = mine.attach(container_id, "busy", [], f"w{worker}")
+            time.sleep(0.05 * (worker % 3))
+            _ping(att, att.gateway)
+            mine.detach(container_id)
+        return ids
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            ids = [i for batch in pool.map(cycles, range(6)) for i in batch]
+        assert host_leftovers(root, ids) == {}
+    finally:
+        remove_bridges(root)
+
+
+def test_an_idle_network_leaves_its_subnet_to_others(tmp_path: Path) -> None:
+    first = _manager(tmp_path / "first", "default")
+    second = _manager(tmp_path / "second", "default")
+    try:
+        info = first.create("idle")
+        cid = _new_id()
+        first.attach(cid, "idle", [], "x")
+        with pytest.raises(FailedPrecondition, match="overlaps the host"):
+            second.create("same", subnet=info.subnet)
+        first.detach(cid)
+        # The subnet is free again: nothing holds it while no container uses it.
+        second.create("same", subnet=info.subnet)
+        other = _new_id()
+        second.attach(other, "same", [], "y")
+        try:
+            # The idle network does not take it back from under the other.
+            with pytest.raises(FailedPrecondition, match=f"subnet {info.subnet} is in use"):
+                first.attach(cid, "idle", [], "x")
+            assert first.attachment(cid) is None
+        finally:
+            second.detach(other)
+        first.attach(cid, "idle", [], "x")
+        first.detach(cid)
+        assert host_leftovers(tmp_path / "first", {cid}) == {}
+        assert host_leftovers(tmp_path / "second", {other}) == {}
+    finally:
+        remove_bridges(tmp_path / "first")
+        remove_bridges(tmp_path / "second")
+
+
+def test_system_check_reports_and_repairs_only_its_roots_unused_bridges(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    manager = _manager(root, "default")
+    info = manager.create("left")
+    # What a kill -9 between the last DEL and the bridge's delete leaves, a
+    # bridge of a network this root removed, and another root's.
+    ours, theirs = f"ctl-t{secrets.token_hex(5)}", f"ctl-t{secrets.token_hex(5)}"
+    made = [info.bridge, ours, theirs]
+    try:
+        for bridge in made:
+            subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+        bridges.claim(ours, str(root))
+        bridges.claim(theirs, str(tmp_path / "other"))
+        checked = run_ctl("system", "check", root=root)
+        assert checked.code == 1, checked.stdout + checked.stderr
+        assert f"bridge {info.bridge}: up, but no container uses network 'left'" in checked.stdout
+        assert f"bridge {ours}: left by a network this root no longer has" in checked.stdout
+        assert theirs not in checked.stdout
+        unused = manager.unused_bridges()
+        assert sorted(u.bridge for u in unused) == sorted([info.bridge, ours])
+        assert [u.repair() for u in unused] == [f"deleted bridge {u.bridge}" for u in unused]
+        run_ctl("system", "check", root=root).assert_success()
+        assert [_bridge_up(b) for b in made] == [False, False, True]
+        # One that is used again meanwhile is left as it is.
+        cid = _new_id()
+        subprocess.run(["ip", "link", "add", info.bridge, "type", "bridge"], check=True)
+        (stale,) = manager.unused_bridges()
+        manager.attach(cid, "left", [], "x")
+        with pytest.raises(FailedPrecondition, match="in use again"):
+            stale.repair()
+        manager.detach(cid)
+        assert host_leftovers(root, {cid}) == {}
+    finally:
+        for bridge in made:
+            subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
         remove_bridges(root)
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
+import re
 import socket
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import ctl_proc, free_port, remove_bridges
+from tests.helpers import CtlResult, ctl_proc, free_port, host_leftovers, remove_bridges
 from tests.images import CanonicalImages, LayerBuilder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.needs_root
 
@@ -159,39 +163,66 @@ def test_ten_concurrent_runs_get_distinct_addresses(nroot: Path, httpd_image: st
     assert len(set(addresses)) == 10, addresses
 
 
-def _leftovers(root: Path) -> dict[str, object]:
-    veths = sorted(n for n in os.listdir("/sys/class/net") if n.startswith("veth"))
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    ipam = sorted(
-        str(p.relative_to(root))
-        for p in (root / "cni" / "ipam").rglob("*")
-        if p.is_file() and not p.name.startswith(("last_reserved_ip", "lock"))
-    )
-    netns = sorted(str(p) for p in (root / "netns").rglob("*") if p.is_file())
-    cni_rules = sorted(
-        line
-        for line in rules.splitlines()
-        if "CNI-" in line
-        and "-A CNI-" in line
-        and ("CNI-DN-" in line or "dport" in line or "comment" in line)
-    )
-    return {"veths": veths, "ipam": ipam, "netns": netns, "rules": cni_rules}
+def _runs_side_by_side(
+    root: Path, count: int, workers: int, argv: Callable[[int], list[str]]
+) -> list[CtlResult]:
+    """_runs_side_by_side runs ``ctl ARGV(i)`` for i < count, ``workers`` at once; all must pass."""
+
+    def one(i: int) -> CtlResult:
+        return ctl_proc(*argv(i), root=root, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(one, range(count)))
+    for result in results:
+        result.assert_success()
+    return results
 
 
 def test_no_leftovers_after_100_run_rm_cycles(nroot: Path, httpd_image: str) -> None:
-    ctl_proc("run", "--rm", httpd_image, "true", root=nroot).assert_success()
-    before = _leftovers(nroot)
+    # Each container says who it is (its cgroup is /ctl/<namespace>/<id>) and its address.
+    report = ["sh", "-c", "cat /proc/self/cgroup; ip -4 -o addr show eth0"]
+    results = _runs_side_by_side(
+        nroot, 100, 4, lambda i: ["run", "--rm", "-p", f"{20000 + i}:80", httpd_image, *report]
+    )
+    output = "".join(r.stdout for r in results)
+    ids = set(re.findall(r"/ctl/[^/]+/([0-9a-f]{64})$", output, re.MULTILINE))
+    addresses = set(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", output))
+    assert len(ids) == 100 and addresses, output
+    assert host_leftovers(nroot, ids, addresses) == {}
 
-    def cycle(i: int) -> int:
-        port = 20000 + i
-        return ctl_proc(
-            "run", "--rm", "-p", f"{port}:80", httpd_image, "true", root=nroot, timeout=120
-        ).code
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        codes = list(pool.map(cycle, range(100)))
-    assert codes == [0] * 100
-    assert _leftovers(nroot) == before
+def _bridge_of(root: Path, network: str) -> Path:
+    doc = json.loads(ctl_proc("network", "inspect", network, root=root).assert_success().stdout)
+    return Path("/sys/class/net", doc[0]["Options"]["bridge"])
+
+
+def test_the_bridge_goes_with_the_last_container(nroot: Path, httpd_image: str) -> None:
+    ctl_proc("network", "create", "short", root=nroot).assert_success()
+    bridge = _bridge_of(nroot, "short")
+    assert not bridge.exists()
+    for name in ("one", "two"):
+        ctl_proc(
+            "run", "-d", "--net", "short", "--name", name, httpd_image, root=nroot
+        ).assert_success()
+    assert bridge.exists()
+    ctl_proc("rm", "-f", "one", root=nroot).assert_success()
+    # The other container still answers, through the bridge.
+    assert _get(f"http://{_address(nroot, 'two')}/") == "hello from ctl\n"
+    ctl_proc("rm", "-f", "two", root=nroot).assert_success()
+    assert not bridge.exists()
+    ctl_proc("system", "check", root=nroot).assert_success()
+    ctl_proc("network", "rm", "short", root=nroot).assert_success()
+
+
+def test_parallel_runs_on_one_network_never_fail(nroot: Path, httpd_image: str) -> None:
+    # Containers come and go side by side: whichever leaves last takes the
+    # bridge, and the next makes it again. Each must reach its gateway.
+    ctl_proc("network", "create", "crowd", root=nroot).assert_success()
+    script = "sleep 0.$((RANDOM % 5)); ping -c 1 -W 2 $(ip route | awk '/default/ {print $3}')"
+    argv = ["run", "--rm", "--net", "crowd", httpd_image, "sh", "-c", script]
+    _runs_side_by_side(nroot, 24, 8, lambda i: argv)
+    assert not _bridge_of(nroot, "crowd").exists()
+    ctl_proc("network", "rm", "crowd", root=nroot).assert_success()
 
 
 def test_without_cni_plugins_the_default_is_no_network(nroot: Path, httpd_image: str) -> None:

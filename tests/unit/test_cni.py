@@ -178,6 +178,17 @@ def test_pick_subnet_skips_what_overlaps_the_host() -> None:
         config.pick_subnet([_net("10.0.0.0/8")])
 
 
+def test_candidate_subnets_start_where_the_network_id_says() -> None:
+    # Two roots' networks, each made while the other's bridge was down, should
+    # not both take 10.90: the id picks where the search starts.
+    first = config.candidate_subnets("00000000" + "0" * 56)
+    assert first == list(config.CANDIDATE_SUBNETS)
+    later = config.candidate_subnets("0000000a" + "f" * 56)
+    assert later[0] == _net("10.100.0.0/16")
+    assert sorted(later) == sorted(config.CANDIDATE_SUBNETS)
+    assert config.pick_subnet([_net("10.100.0.0/16")], later) == _net("10.101.0.0/16")
+
+
 def test_parse_ip_addr_and_cni_subnets() -> None:
     text = json.dumps(
         [
