@@ -176,9 +176,12 @@ def add_format_only(parser: argparse.ArgumentParser) -> None:
 
 def add_inspect_format(parser: argparse.ArgumentParser) -> None:
     """add_inspect_format adds inspect's ``-f/--format TEMPLATE`` (default: a JSON array)."""
+    from ctl.output import check_template
+
     parser.add_argument(
         "-f",
         "--format",
+        type=check_template,
         default=None,
         help="a template for each object, e.g. '{{.State.Status}}' or '{{json .Config}}'",
     )
