@@ -187,6 +187,18 @@ def add_inspect_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_platform(parser: argparse.ArgumentParser, help: str) -> None:
+    """add_platform adds ``--platform os/arch[/variant]``, refused while parsing if unknown."""
+    parser.add_argument("--platform", type=_check_platform, metavar="PLATFORM", help=help)
+
+
+def _check_platform(text: str) -> str:
+    from ctl.reference import parse_platform
+
+    parse_platform(text)
+    return text
+
+
 def each(refs: list[str], action: Any, *, echo: bool = True) -> int:
     """each applies ``action`` to every name and, if ``echo``, prints it.
 

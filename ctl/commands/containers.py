@@ -11,6 +11,7 @@ from ctl.commands._base import (
     Group,
     add_format,
     add_inspect_format,
+    add_platform,
     complete,
     complete_containers,
     complete_images,
@@ -178,7 +179,7 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("-l", "--label", action="append", default=[], metavar="K=V", help="set a label")
     add("--init", action="store_true", help="run an init that reaps zombies as PID 1")
     add("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
-    add("--platform", help="os/arch[/variant] of the image")
+    add_platform(parser, "os/arch[/variant] of the image")
     add("--pull", default="missing", help="missing, always or never")
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
