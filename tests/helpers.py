@@ -273,6 +273,16 @@ class RegistryServer:
         return f"{self.host}/{repo}:{tag}"
 
 
+def remove_containers(root: Path) -> None:
+    """remove_containers removes every container of the default namespace, running or not.
+
+    A created container keeps its rootfs mounted, which a test's temporary root must not.
+    """
+    ids = ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split()
+    if ids:
+        ctl_proc("rm", "-f", *ids, root=root)
+
+
 def remove_bridges(root: Path) -> None:
     """remove_bridges detaches what a root left attached and deletes its networks' bridges.
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, ctl_command, ctl_proc
+from tests.helpers import REPO_ROOT, ctl_command, ctl_proc, remove_containers
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
 
 
 @pytest.fixture(scope="module")
-def sroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Path:
+def sroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
     """sroot holds an image, a created container and one that ran and logged."""
     root = tmp_path_factory.mktemp("stdio") / "root"
     ctl_proc("pull", images.busybox_ref, root=root).assert_success()
@@ -30,7 +31,8 @@ def sroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> 
     ctl_proc(
         "run", "--name", "said", "--net", "none", images.busybox_ref, "echo", "hello", root=root
     ).assert_success("hello")
-    return root
+    yield root
+    remove_containers(root)
 
 
 # Each prints something even on a root with nothing in it, or on sroot.
