@@ -52,6 +52,7 @@ PRINTING = {
     "info": ["info"],
     "namespaces": ["namespaces", "ls"],
     "content": ["content", "ls"],
+    "save": ["save", "IMAGE"],
 }
 
 # What the shell does to ctl's stdout and stderr, and what ctl must do then.
