@@ -35,6 +35,29 @@ def check_format(fmt: str) -> str:
         raise InvalidArgument(
             f"unknown --format {fmt!r}: use table, json or a template such as '{{{{.ID}}}}'"
         )
+    return check_template(fmt)
+
+
+def check_template(fmt: str) -> str:
+    """check_template accepts a template whose every action is one ``render_template`` fills.
+
+    Go's text/template would fail on the rest too: an action left open, or a
+    function, pipeline or keyword (``{{upper .Name}}``, ``{{range .}}``) that
+    ctl does not implement.
+    """
+    import re
+
+    end = 0
+    while (start := fmt.find("{{", end)) != -1:
+        end = fmt.find("}}", start + 2)
+        if end == -1:
+            raise InvalidArgument(f"template {fmt!r}: unclosed action {fmt[start:]!r}")
+        end += 2
+        if not re.fullmatch(_ACTION, fmt[start:end]):
+            raise InvalidArgument(
+                f"template {fmt!r}: {fmt[start:end]!r} is not supported: "
+                "use '{{.Field}}', '{{.A.B}}' or '{{json .Field}}'"
+            )
     return fmt
 
 
@@ -175,7 +198,7 @@ def print_inspect(docs: list[dict[str, Any]], fmt: str | None) -> None:
     if fmt is None:
         print_json(docs)
     else:
-        sys.stdout.write(render_template(check_format(fmt), docs))
+        sys.stdout.write(render_template(check_template(fmt), docs))
 
 
 def _cell(value: Any) -> str:

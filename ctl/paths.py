@@ -55,6 +55,20 @@ DEFAULT_ROOT = "/var/lib/ctl"
 DEFAULT_NAMESPACE = "default"
 
 
+def check_root(root: str) -> str:
+    """check_root accepts an absolute root; a relative one would follow the working directory.
+
+    An empty one too, and ``--root ''`` made the working directory a root.
+    """
+    if not os.path.isabs(root):
+        from ctl.errdefs import InvalidArgument
+
+        raise InvalidArgument(
+            f"invalid root {root!r}: it must be an absolute path (from --root or CTL_ROOT)"
+        )
+    return root
+
+
 def ref_key(ref: str) -> str:
     """ref_key maps an arbitrary string to a fixed-length safe file name."""
     import hashlib

@@ -222,7 +222,11 @@ def validate_repository(path: str, text: str | None = None) -> str:
 
 # Platforms, normalised as containerd's platforms package does.
 
-_KNOWN_OS = frozenset(
+# The OCI image spec (image-index.md, "platform") takes os and architecture
+# values from Go's GOOS and GOARCH. Go keeps every value it ever knew in
+# src/internal/syslist/syslist.go (KnownOS, KnownArch; go1.23), never removing
+# one: these are copies of those two tables.
+KNOWN_OS = frozenset(
     [
         "aix",
         "android",
@@ -239,8 +243,37 @@ _KNOWN_OS = frozenset(
         "openbsd",
         "plan9",
         "solaris",
+        "wasip1",
         "windows",
         "zos",
+    ]
+)
+KNOWN_ARCHITECTURES = frozenset(
+    [
+        "386",
+        "amd64",
+        "amd64p32",
+        "arm",
+        "armbe",
+        "arm64",
+        "arm64be",
+        "loong64",
+        "mips",
+        "mipsle",
+        "mips64",
+        "mips64le",
+        "mips64p32",
+        "mips64p32le",
+        "ppc",
+        "ppc64",
+        "ppc64le",
+        "riscv",
+        "riscv64",
+        "s390",
+        "s390x",
+        "sparc",
+        "sparc64",
+        "wasm",
     ]
 )
 _PLATFORM_PART = re.compile(r"[A-Za-z0-9_.-]+")
@@ -301,16 +334,31 @@ def parse_platform(text: str) -> Platform:
         )
     if len(parts) == 1:
         word = parts[0].lower()
-        if word in _KNOWN_OS:
+        if word in KNOWN_OS:
             host = host_platform()
             return Platform(word, host.architecture, host.variant)
         arch, variant = _normalize_arch(word, "")
-        return Platform("linux", arch, variant)
+        return _known(text, Platform("linux", arch, variant))
     os_name = parts[0].lower()
     if os_name == "macos":
         os_name = "darwin"
     arch, variant = _normalize_arch(parts[1], parts[2] if len(parts) == 3 else "")
-    return Platform(os_name, arch, variant)
+    return _known(text, Platform(os_name, arch, variant))
+
+
+def _known(text: str, platform: Platform) -> Platform:
+    """_known refuses an OS or architecture that no image index can name."""
+    if platform.os not in KNOWN_OS:
+        raise InvalidArgument(
+            f"invalid platform {text!r}: unknown operating system {platform.os!r} "
+            f"(known: {', '.join(sorted(KNOWN_OS))})"
+        )
+    if platform.architecture not in KNOWN_ARCHITECTURES:
+        raise InvalidArgument(
+            f"invalid platform {text!r}: unknown architecture {platform.architecture!r} "
+            f"(known: {', '.join(sorted(KNOWN_ARCHITECTURES))})"
+        )
+    return platform
 
 
 def host_platform() -> Platform:

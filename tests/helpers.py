@@ -274,6 +274,16 @@ class RegistryServer:
         return f"{self.host}/{repo}:{tag}"
 
 
+def remove_containers(root: Path) -> None:
+    """remove_containers removes every container of the default namespace, running or not.
+
+    A created container keeps its rootfs mounted, which a test's temporary root must not.
+    """
+    ids = ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split()
+    if ids:
+        ctl_proc("rm", "-f", *ids, root=root)
+
+
 # CNI plugins name a container's iptables chains after its network and id
 # (containernetworking/plugins pkg/utils FormatChainNameWithPrefix).
 _CNI_CHAIN_PREFIXES = ("CNI-", "CNI-DN-")

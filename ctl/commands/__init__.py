@@ -35,7 +35,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """
     from ctl.commands._base import Parser
     from ctl.commands._index import MODULE_OF
-    from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT
+    from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, check_root
 
     parser = Parser(
         prog="ctl",
@@ -44,7 +44,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--root",
-        default=os.environ.get("CTL_ROOT") or DEFAULT_ROOT,
+        # A set but empty CTL_ROOT is refused, not taken for the system's root.
+        default=os.environ.get("CTL_ROOT", DEFAULT_ROOT),
+        type=check_root,
         help=f"root directory of all persistent state (default {DEFAULT_ROOT})",
     )
     parser.add_argument(

@@ -176,12 +176,27 @@ def add_format_only(parser: argparse.ArgumentParser) -> None:
 
 def add_inspect_format(parser: argparse.ArgumentParser) -> None:
     """add_inspect_format adds inspect's ``-f/--format TEMPLATE`` (default: a JSON array)."""
+    from ctl.output import check_template
+
     parser.add_argument(
         "-f",
         "--format",
+        type=check_template,
         default=None,
         help="a template for each object, e.g. '{{.State.Status}}' or '{{json .Config}}'",
     )
+
+
+def add_platform(parser: argparse.ArgumentParser, help: str) -> None:
+    """add_platform adds ``--platform os/arch[/variant]``, refused while parsing if unknown."""
+    parser.add_argument("--platform", type=_check_platform, metavar="PLATFORM", help=help)
+
+
+def _check_platform(text: str) -> str:
+    from ctl.reference import parse_platform
+
+    parse_platform(text)
+    return text
 
 
 def each(refs: list[str], action: Any, *, echo: bool = True) -> int:

@@ -10,6 +10,7 @@ from ctl.commands._base import (
     Group,
     add_format,
     add_inspect_format,
+    add_platform,
     complete,
     complete_containers,
     complete_images,
@@ -154,10 +155,10 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("--env-file", action="append", default=[], metavar="FILE", help="read K=V lines")
     add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
     add("--mount", action="append", default=[], metavar="SPEC", help="type=bind|tmpfs,...")
-    add("-w", "--workdir", help="working directory inside the container")
+    add("-w", "--workdir", type=_workdir, help="working directory inside the container")
     add("-u", "--user", help="user[:group] (name or id)")
     add("--entrypoint", help="override the image's entrypoint")
-    add("--hostname", help="container host name")
+    add("--hostname", type=_hostname, help="container host name")
     network = add(
         "--net",
         "--network",
@@ -170,14 +171,14 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     add("--cpus", help="number of CPUs (e.g. 1.5)")
     add("--pids-limit", type=int, help="maximum number of processes")
     add("--read-only", action="store_true", help="mount the root filesystem read-only")
-    add("--cap-add", action="append", default=[], help="add a capability")
-    add("--cap-drop", action="append", default=[], help="drop a capability")
+    add("--cap-add", action="append", default=[], type=_capability, help="add a capability")
+    add("--cap-drop", action="append", default=[], type=_capability, help="drop a capability")
     add("--privileged", action="store_true", help="give the container every capability")
     add("--security-opt", action="append", default=[], help="no-new-privileges, seccomp=...")
     add("-l", "--label", action="append", default=[], metavar="K=V", help="set a label")
     add("--init", action="store_true", help="run an init that reaps zombies as PID 1")
     add("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
-    add("--platform", help="os/arch[/variant] of the image")
+    add_platform(parser, "os/arch[/variant] of the image")
     add("--pull", default="missing", help="missing, always or never")
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
@@ -189,6 +190,31 @@ def _flag(flag: str, parse: Any, value: Any) -> Any:
         return parse(value)
     except InvalidArgument as err:
         raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
+
+
+# Values the spec checks, checked while parsing as well: create validates them
+# only once it has prepared the container's snapshot.
+
+
+def _workdir(text: str) -> str:
+    from ctl.runtime.spec import with_cwd
+
+    with_cwd(text)
+    return text
+
+
+def _hostname(text: str) -> str:
+    from ctl.runtime.spec import with_hostname
+
+    with_hostname(text)
+    return text
+
+
+def _capability(text: str) -> str:
+    from ctl.runtime.spec import normalize_capability
+
+    normalize_capability(text)
+    return text
 
 
 def _options(args: argparse.Namespace, ctx: Context) -> ContainerOptions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ctl.commands._base import Command, Group, add_format, add_format_only
+from ctl.commands._base import Command, Group, add_format, add_format_only, add_platform
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -45,7 +45,7 @@ def _rm_flags(parser: argparse.ArgumentParser) -> None:
 
 def _fetch_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ref", metavar="REF")
-    parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
+    add_platform(parser, "os/arch[/variant] (default: this host's)")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
 

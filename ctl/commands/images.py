@@ -9,6 +9,7 @@ from ctl.commands._base import (
     Group,
     add_format,
     add_inspect_format,
+    add_platform,
     complete,
     complete_images,
     each,
@@ -70,7 +71,7 @@ def _images_arg(parser: argparse.ArgumentParser) -> None:
 
 def _pull_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ref", metavar="REF", help="image reference, e.g. busybox or host/repo:tag")
-    parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
+    add_platform(parser, "os/arch[/variant] (default: this host's)")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
 
@@ -121,7 +122,7 @@ def _history_flags(parser: argparse.ArgumentParser) -> None:
 
 def _unpack_flags(parser: argparse.ArgumentParser) -> None:
     _image_arg(parser, "ref")
-    parser.add_argument("--platform", help="os/arch[/variant] (default: this host's)")
+    add_platform(parser, "os/arch[/variant] (default: this host's)")
 
 
 # Handlers.

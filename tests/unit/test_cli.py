@@ -88,6 +88,32 @@ def test_a_bad_format_fails_before_any_work(
     assert not (tmp_path / "root").exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--root", ""], {}),
+        (["--root", "rel"], {}),
+        ([], {"CTL_ROOT": ""}),
+        ([], {"CTL_ROOT": "rel"}),
+    ],
+)
+def test_an_empty_or_relative_root_is_refused(
+    argv: list[str],
+    env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli([*argv, "ps", "-a"]) == 125
+    err = capsys.readouterr().err
+    assert err.startswith("ctl: invalid root ") and err.count("\n") == 1, err
+    assert "must be an absolute path" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["--help"]) == 0
     out = capsys.readouterr().out

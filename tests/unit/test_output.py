@@ -6,7 +6,14 @@ import pytest
 import tabulate
 
 from ctl.errdefs import InvalidArgument
-from ctl.output import Column, Listing, check_format, print_listing, render_template
+from ctl.output import (
+    Column,
+    Listing,
+    check_format,
+    check_template,
+    print_listing,
+    render_template,
+)
 
 DOC = {
     "Name": "web",
@@ -45,6 +52,32 @@ def test_check_format() -> None:
     assert check_format("table") == "table"
     with pytest.raises(InvalidArgument, match="unknown --format 'yaml'"):
         check_format("yaml")
+
+
+@pytest.mark.parametrize(
+    "fmt", ["{{.ID}}", "table {{.ID}}\t{{ .Names }}", "{{json .Config}} x", "{{.}}", "plain }}"]
+)
+def test_check_template_accepts_what_render_template_fills(fmt: str) -> None:
+    assert check_template(fmt) == fmt
+
+
+@pytest.mark.parametrize(
+    ("fmt", "why"),
+    [
+        ("{{", "unclosed action '{{'"),
+        ("{{.ID", "unclosed action '{{.ID'"),
+        ("{{.ID}} {{", "unclosed action '{{'$"),
+        ("{{}}", "'{{}}' is not supported"),
+        ("{{upper .Names}}", "'{{upper .Names}}' is not supported"),
+        ("{{range .}}{{.ID}}{{end}}", "'{{range .}}' is not supported"),
+        ("{{.Names | lower}}", "is not supported"),
+    ],
+)
+def test_a_malformed_template_is_refused_whole(fmt: str, why: str) -> None:
+    with pytest.raises(InvalidArgument, match=why):
+        check_template(fmt)
+    with pytest.raises(InvalidArgument, match=why):
+        check_format(fmt)
 
 
 LISTING = Listing(

@@ -9,6 +9,8 @@ import pytest
 from ctl.errdefs import InvalidArgument
 from ctl.oci import Platform
 from ctl.reference import (
+    KNOWN_ARCHITECTURES,
+    KNOWN_OS,
     Reference,
     host_platform,
     parse,
@@ -147,10 +149,28 @@ def test_parse_platform_os_only_takes_host_arch() -> None:
     assert parse_platform("linux") == Platform("linux", host.architecture, host.variant)
 
 
-@pytest.mark.parametrize("text", ["", "linux/", "a/b/c/d", "linux/amd 64", "/amd64"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "linux/", "a/b/c/d", "linux/amd 64", "/amd64", "linux/amd65", "linus/amd64", "amd65"],
+)
 def test_parse_platform_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid platform"):
         parse_platform(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("linux/amd65", "unknown architecture 'amd65'"), ("linus/amd64", "unknown operating system")],
+)
+def test_parse_platform_names_the_unknown_part(text: str, why: str) -> None:
+    with pytest.raises(InvalidArgument, match=why):
+        parse_platform(text)
+
+
+def test_every_platform_of_the_go_tables_parses() -> None:
+    for os_name in KNOWN_OS:
+        for arch in KNOWN_ARCHITECTURES:
+            assert parse_platform(f"{os_name}/{arch}") == Platform(os_name, arch)
 
 
 def test_host_platform() -> None:
