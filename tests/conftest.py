@@ -16,7 +16,7 @@ import pytest
 # ctl is not installed into the venv: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import DOCKER_REGISTRY, RegistryServer, remove_bridges
+from tests.helpers import DOCKER_REGISTRY, RegistryServer, clean_root
 from tests.images import CanonicalImages, ImageFactory, push_canonical
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def root(tmp_path: Path) -> Iterator[Path]:
     networks on the host (veths, rules, bridges): they go with the root.
     """
     yield tmp_path / "root"
-    remove_bridges(tmp_path / "root")
+    clean_root(tmp_path / "root")
 
 
 @pytest.fixture(scope="session")

@@ -274,16 +274,6 @@ class RegistryServer:
         return f"{self.host}/{repo}:{tag}"
 
 
-def remove_containers(root: Path) -> None:
-    """remove_containers removes every container of the default namespace, running or not.
-
-    A created container keeps its rootfs mounted, which a test's temporary root must not.
-    """
-    ids = ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split()
-    if ids:
-        ctl_proc("rm", "-f", *ids, root=root)
-
-
 # CNI plugins name a container's iptables chains after its network and id
 # (containernetworking/plugins pkg/utils FormatChainNameWithPrefix).
 _CNI_CHAIN_PREFIXES = ("CNI-", "CNI-DN-")
@@ -380,21 +370,31 @@ def _mount_points() -> list[str]:
         return [line.split()[4].encode().decode("unicode_escape") for line in f]
 
 
-def remove_bridges(root: Path) -> None:
-    """remove_bridges detaches what a root left attached, and deletes its unused bridges.
+def clean_root(root: Path) -> None:
+    """clean_root removes what a test's root left on the host: containers, networks, bridges.
 
-    A safety net for a test that failed half-way: the records of its
-    containers keep their veths, rules and bridges on the host, as a
-    detach after a crash would find them. The last detach from a network
+    A safety net for a test that failed half-way. Its containers keep their
+    rootfs mounted under pytest's temporary directory (which then cannot be
+    deleted) and their supervisors running; each is removed, in every
+    namespace. Attachment records left without a container keep their
+    veths, rules and bridges on the host, as a detach after a crash would
+    find them. The last detach from a network
     takes its bridge; a bridge that nothing uses any more (a kill -9
     between DEL and the bridge's delete) goes as ``system check --repair``
     deletes it.
     """
+    from ctl.client import Client
+    from ctl.errdefs import CtlError
     from ctl.network.manager import NetworkManager
     from ctl.paths import Paths
 
     if not root.exists():
         return
+    for namespace in Client(root).list_namespaces():
+        client = Client(root, namespace)
+        for container in client.list_containers():
+            with contextlib.suppress(CtlError):
+                client.remove_container(container.id, force=True)
     paths = Paths(root)
     for ns_dir in sorted((root / "cni" / "attachments").glob("*")):
         manager = NetworkManager(paths, ns_dir.name, lambda ns, cid: cid)

@@ -21,7 +21,7 @@ from ctl.errdefs import FailedPrecondition
 from ctl.runtime import state
 from ctl.runtime.runc import Stdio
 from ctl.runtime.state import TRANSITIONS, Status
-from tests.helpers import remove_bridges
+from tests.helpers import clean_root
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,7 +41,7 @@ def client(
     client = ctl.Client(root=root)
     client.pull(images.busybox_ref)
     yield client
-    remove_bridges(root)
+    clean_root(root)
 
 
 @pytest.fixture

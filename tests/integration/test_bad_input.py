@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ctl_proc, remove_bridges, remove_containers
+from tests.helpers import clean_root, ctl_proc
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -163,8 +163,7 @@ def broot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> 
     ctl_proc("create", "--name", "c1", "--net", "none", images.busybox_ref, root=root)
     ctl_proc("network", "ls", root=root).assert_success()
     yield root
-    remove_containers(root)
-    remove_bridges(root)
+    clean_root(root)
 
 
 @pytest.mark.parametrize("argv", BAD.values(), ids=BAD.keys())

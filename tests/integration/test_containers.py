@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import ctl
-from tests.helpers import ctl_command, ctl_proc, imported_modules, remove_bridges
+from tests.helpers import clean_root, ctl_command, ctl_proc, imported_modules
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -26,10 +26,7 @@ def croot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> 
     root = tmp_path_factory.mktemp("containers") / "root"
     ctl_proc("pull", images.busybox_ref, root=root).assert_success()
     yield root
-    # Leave no container running behind the tests.
-    for cid in ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split():
-        ctl_proc("rm", "-f", cid, root=root)
-    remove_bridges(root)
+    clean_root(root)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from ctl.network.config import DEFAULT_NETWORK
 from ctl.network.manager import NetworkManager
 from ctl.paths import Paths
 from ctl.runtime.runopts import PortMapping
-from tests.helpers import free_port, host_leftovers, remove_bridges, run_ctl
+from tests.helpers import clean_root, free_port, host_leftovers, run_ctl
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -44,7 +44,7 @@ CNI_DIR = "/usr/lib/cni"
 def nroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("network") / "root"
     yield root
-    remove_bridges(root)
+    clean_root(root)
 
 
 def _no_names(namespace: str, container_id: str) -> str:
@@ -308,7 +308,7 @@ def test_100_cycles_leave_nothing_behind(tmp_path: Path) -> None:
             manager.detach(container_id)
         assert host_leftovers(root, ids, addresses) == {}
     finally:
-        remove_bridges(root)
+        clean_root(root)
 
 
 def test_detach_after_the_namespace_is_gone(nroot: Path, manager: NetworkManager) -> None:
@@ -356,7 +356,7 @@ def test_detach_after_a_reboot(tmp_path: Path) -> None:
         manager.detach(container_id)
         assert host_leftovers(root, {container_id}, {att.address}) == {}
     finally:
-        remove_bridges(root)
+        clean_root(root)
 
 
 def test_detach_of_a_container_never_attached(manager: NetworkManager) -> None:
@@ -404,7 +404,7 @@ def test_a_failing_plugin_leaves_nothing_attached(
         assert host_leftovers(root, {container_id}) == {}
     finally:
         monkeypatch.setenv("CTL_CNI_PATH", CNI_DIR)
-        remove_bridges(root)
+        clean_root(root)
 
 
 # A bridge lives only while containers use it (issue 9).
@@ -443,7 +443,7 @@ def test_the_last_container_takes_the_bridge_and_the_next_makes_it(tmp_path: Pat
         manager.detach(c)
         assert host_leftovers(root, {c}, {att_c.address}) == {}
     finally:
-        remove_bridges(root)
+        clean_root(root)
 
 
 def test_containers_coming_and_going_on_one_network_keep_theirs(tmp_path: Path) -> None:
@@ -467,7 +467,7 @@ def test_containers_coming_and_going_on_one_network_keep_theirs(tmp_path: Path) 
             ids = [i for batch in pool.map(cycles, range(6)) for i in batch]
         assert host_leftovers(root, ids) == {}
     finally:
-        remove_bridges(root)
+        clean_root(root)
 
 
 def test_an_idle_network_leaves_its_subnet_to_others(tmp_path: Path) -> None:
@@ -496,8 +496,8 @@ def test_an_idle_network_leaves_its_subnet_to_others(tmp_path: Path) -> None:
         assert host_leftovers(tmp_path / "first", {cid}) == {}
         assert host_leftovers(tmp_path / "second", {other}) == {}
     finally:
-        remove_bridges(tmp_path / "first")
-        remove_bridges(tmp_path / "second")
+        clean_root(tmp_path / "first")
+        clean_root(tmp_path / "second")
 
 
 def test_system_check_reports_and_repairs_only_its_roots_unused_bridges(tmp_path: Path) -> None:
@@ -535,7 +535,7 @@ def test_system_check_reports_and_repairs_only_its_roots_unused_bridges(tmp_path
     finally:
         for bridge in made:
             subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
-        remove_bridges(root)
+        clean_root(root)
 
 
 # The CLI.
@@ -585,4 +585,4 @@ def test_network_commands(tmp_path: Path) -> None:
         assert "default network" in removed.stderr
         run_ctl("network", "rm", "web", root=root).assert_failure(code=125, stderr_re="no such")
     finally:
-        remove_bridges(root)
+        clean_root(root)

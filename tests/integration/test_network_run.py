@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import CtlResult, ctl_proc, free_port, host_leftovers, remove_bridges
+from tests.helpers import CtlResult, clean_root, ctl_proc, free_port, host_leftovers
 from tests.images import CanonicalImages, LayerBuilder
 
 if TYPE_CHECKING:
@@ -27,9 +27,7 @@ pytestmark = pytest.mark.needs_root
 def nroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages):
     root = tmp_path_factory.mktemp("netrun") / "root"
     yield root
-    for cid in ctl_proc("ps", "-a", "-q", "--no-trunc", root=root).stdout.split():
-        ctl_proc("rm", "-f", cid, root=root)
-    remove_bridges(root)
+    clean_root(root)
 
 
 @pytest.fixture(scope="module")

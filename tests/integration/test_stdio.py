@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, ctl_command, ctl_proc, remove_containers
+from tests.helpers import REPO_ROOT, clean_root, ctl_command, ctl_proc
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -32,7 +32,7 @@ def sroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> 
         "run", "--name", "said", "--net", "none", images.busybox_ref, "echo", "hello", root=root
     ).assert_success("hello")
     yield root
-    remove_containers(root)
+    clean_root(root)
 
 
 # Each prints something even on a root with nothing in it, or on sroot.
