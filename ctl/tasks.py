@@ -429,16 +429,15 @@ class TaskService:
 
     def logs(
         self, container: Container, *, follow: bool, tail: int | None
-    ) -> Iterator[tuple[str, str, str]]:
-        """logs yields (stream, text, time) from the container's json-file log."""
+    ) -> Iterator[tuple[str, str, str, int]]:
+        """logs yields (stream, text, time, skipped) from the container's json-file log."""
         from ctl.runtime.logs import read_logs
 
         def stopped() -> bool:
             task = self.load(container.id)
             return task is None or task.status is Status.STOPPED
 
-        for entry in read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped):
-            yield entry.stream, entry.text, entry.time
+        yield from read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped)
 
 
 class _RuncErrorFilter:
