@@ -76,7 +76,11 @@ class LogWriter:
         self.max_files = max(1, max_files)
         self._fd = self._open()
         self._size = os.fstat(self._fd).st_size
-        self._seq = _next_seq(rotated_files(path, self.max_files))
+        # The number of the next record. Finding it in a log that was there
+        # before means counting its newest file: put off until a rotation needs it.
+        self._seq: int | None = (
+            None if self._size else _next_seq(rotated_files(path, self.max_files))
+        )
         self._pending = {s: "" for s in STREAMS}
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
 
@@ -117,7 +121,8 @@ class LogWriter:
                 record = self._record(text, stream, stamp, first=True)
             batch.append(record)
             size += len(record)
-            self._seq += 1
+            if self._seq is not None:
+                self._seq += 1
         self._write(b"".join(batch))
 
     def _record(self, text: str, stream: str, stamp: str, *, first: bool) -> bytes:
@@ -134,6 +139,8 @@ class LogWriter:
 
     def _rotate(self) -> None:
         os.close(self._fd)
+        if self._seq is None:
+            self._seq = _next_seq([self.path])
         files = rotated_files(self.path, self.max_files)
         if len(files) == 1:
             # Unlinked, not truncated: a reader holding the file reads it to its end.

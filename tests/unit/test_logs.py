@@ -302,5 +302,8 @@ def test_follower_of_a_single_file_log_reads_or_counts_every_line(tmp_path: Path
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_follower_soak(tmp_path: Path) -> None:
+    """The full-speed follower, longer and over more shapes of log (about 30 s)."""
     for max_files in (1, 2, 3, 5):
-        _follow_full_speed(tmp_path / f"log{max_files}.json", 3_000_000, 65536, max_files)
+        for max_size in (4096, 65536):
+            log = tmp_path / f"log-{max_files}-{max_size}.json"
+            _follow_full_speed(log, 500_000, max_size, max_files)
