@@ -32,7 +32,6 @@ import collections
 import contextlib
 import itertools
 import json
-import math
 import os
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -333,7 +332,7 @@ def _open_files(path: Path, max_files: int, after: _LogFile | None = None) -> li
     reused meanwhile.
     """
     opened: dict[int, tuple[int, _LogFile]] = {}
-    after_position = math.inf
+    after_position = float("inf")
     for position, name in enumerate(reversed(rotated_files(path, max_files))):
         fd = _open_ro(name)
         if fd is None:
@@ -374,7 +373,9 @@ def read_logs(
     ``stop()`` returns True and the file is drained; without ``stop`` it
     follows until the caller stops iterating. A follower slower than the
     writer loses the files rotated away before it reached them: the next
-    entry it yields says how many records that was (``LogEntry.skipped``).
+    entry it yields says how many records that was (``LogEntry.skipped``;
+    not within ``tail``'s window, where only rotations racing the opening of
+    the files could make one).
     Formatting (``--timestamps``) is the caller's: every entry carries its
     time.
     """
