@@ -437,7 +437,8 @@ class TaskService:
             task = self.load(container.id)
             return task is None or task.status is Status.STOPPED
 
-        yield from read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped)
+        for entry in read_logs(self.log_path(container.id), tail=tail, follow=follow, stop=stopped):
+            yield entry.stream, entry.text, entry.time, entry.skipped
 
 
 class _RuncErrorFilter:
