@@ -461,8 +461,12 @@ class Client:
 
     def logs(
         self, ref: str, *, follow: bool = False, tail: int | None = None
-    ) -> Iterator[tuple[str, str, str]]:
-        """logs yields (stream, text, time) from the container's json-file log."""
+    ) -> Iterator[tuple[str, str, str, int]]:
+        """logs yields (stream, text, time, skipped) from the container's json-file log.
+
+        ``skipped`` is how many records right before this one were rotated
+        away before they could be read (a follower slower than the writer).
+        """
         return self.tasks.logs(self.containers.get(ref), follow=follow, tail=tail)
 
     def log_path(self, container: Container) -> Path:

@@ -206,8 +206,9 @@ class Task(Protocol):
 
     def logs(
         self, container: Container, *, follow: bool, tail: int | None
-    ) -> Iterator[tuple[str, str, str]]:
-        """logs yields (stream, text, time) from the task's json-file log, ``follow``ing it."""
+    ) -> Iterator[tuple[str, str, str, int]]:
+        """logs yields (stream, text, time, skipped) from the task's json-file log, ``follow``ing
+        it; ``skipped`` counts the records rotated away just before this one, unread."""
         ...
 
 
@@ -561,7 +562,7 @@ class TaskService:
 
     def logs(
         self, container: Container, *, follow: bool, tail: int | None
-    ) -> Iterator[tuple[str, str, str]]:
+    ) -> Iterator[tuple[str, str, str, int]]:
         from ctl.runtime.logs import read_logs
 
         def stopped() -> bool:
@@ -570,7 +571,7 @@ class TaskService:
 
         log = self.task_dir(container.id).log
         for entry in read_logs(log, tail=tail, follow=follow, stop=stopped):
-            yield entry.stream, entry.text, entry.time
+            yield entry.stream, entry.text, entry.time, entry.skipped
 
 
 class _RuncErrorFilter:

@@ -461,7 +461,16 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-    for stream, text, when in ctx.client.logs(args.container, follow=args.follow, tail=tail):
+    for stream, text, when, skipped in ctx.client.logs(
+        args.container, follow=args.follow, tail=tail
+    ):
+        if skipped:
+            # docker says nothing; a silent hole in a log reads as a quiet container.
+            sys.stdout.flush()
+            sys.stderr.write(
+                f"ctl: logs: {skipped} lines were rotated away before they could be read\n"
+            )
+            sys.stderr.flush()
         out = streams.get(stream, sys.stdout)
         out.write(f"{when} {text}" if args.timestamps else text)
         if args.follow:

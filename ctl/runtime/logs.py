@@ -7,9 +7,20 @@ Each line of the file is one JSON object::
 ``log`` ends with ``\\n`` for a complete line; a line longer than
 ``PARTIAL_SIZE`` is cut into records without one, as docker does. When the
 file would grow past ``max_size`` it is rotated: ``path`` becomes
-``path.1``, ``path.1`` becomes ``path.2`` and so on up to ``max_files - 1``
-(renames, so a reader holding the old file keeps reading it to its end).
-With ``max_files`` 1 the file is truncated instead.
+``path.1``, ``path.1`` becomes ``path.2`` and so on up to ``max_files - 1``,
+and the oldest is dropped (renames and unlinks, never truncation, so a
+reader holding a file keeps reading it to its end).
+
+The writer numbers its records from 0, across rotations: the first record
+of every file but the log's very first carries its number as ``seq``::
+
+    {"log":"hello\\n","stream":"stdout","time":"...","seq":120517}
+
+Readers that do not know it (docker's among them) ignore the key. A
+follower that finishes one file and next finds a file starting at a
+higher number than it has counted knows how many records were rotated away
+before it could read them. A file whose first record has no ``seq``
+counts as starting at 0 (the first file, or one written before ``seq``).
 
 One process writes a log (the task's supervisor); any number read it.
 """
@@ -26,7 +37,7 @@ import time
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024
@@ -64,6 +75,11 @@ class LogWriter:
         self.max_files = max(1, max_files)
         self._fd = self._open()
         self._size = os.fstat(self._fd).st_size
+        # The number of the next record. Finding it in a log that was there
+        # before means counting its newest file: put off until a rotation needs it.
+        self._seq: int | None = (
+            None if self._size else _next_seq(rotated_files(path, self.max_files))
+        )
         self._pending = {s: "" for s in STREAMS}
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
 
@@ -96,21 +112,23 @@ class LogWriter:
         batch: list[bytes] = []
         size = 0
         for text in texts:
-            record = (
-                json.dumps(
-                    {"log": text, "stream": stream, "time": stamp},
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                ).encode()
-                + b"\n"
-            )
+            record = self._record(text, stream, stamp, first=self._size + size == 0)
             if self._size + size + len(record) > self.max_size and self._size + size > 0:
                 self._write(b"".join(batch))
                 batch, size = [], 0
                 self._rotate()
+                record = self._record(text, stream, stamp, first=True)
             batch.append(record)
             size += len(record)
+            if self._seq is not None:
+                self._seq += 1
         self._write(b"".join(batch))
+
+    def _record(self, text: str, stream: str, stamp: str, *, first: bool) -> bytes:
+        fields: dict[str, object] = {"log": text, "stream": stream, "time": stamp}
+        if first and self._seq:
+            fields["seq"] = self._seq
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -120,7 +138,13 @@ class LogWriter:
 
     def _rotate(self) -> None:
         os.close(self._fd)
+        if self._seq is None:
+            self._seq = _next_seq([self.path])
         files = rotated_files(self.path, self.max_files)
+        if len(files) == 1:
+            # Unlinked, not truncated: a reader holding the file reads it to its end.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         for older, newer in itertools.pairwise(files):
             with contextlib.suppress(FileNotFoundError):
                 os.rename(newer, older)
@@ -134,15 +158,35 @@ class LogWriter:
             self._fd = -1
 
 
+def _next_seq(files: list[Path]) -> int:
+    """_next_seq is the number of the next record of a log: after the last in its newest file."""
+    for path in reversed(files):
+        fd = _open_ro(path)
+        if fd is None:
+            continue
+        try:
+            first = _first_seq(fd)
+            if first is not None:
+                return first + _count_lines(fd)
+        finally:
+            os.close(fd)
+    return 0
+
+
 class LogEntry(NamedTuple):
-    """LogEntry is one record of a log: ``text`` keeps its newline (absent if partial)."""
+    """LogEntry is one record of a log: ``text`` keeps its newline (absent if partial).
+
+    ``skipped`` is how many records came between this one and the one read
+    before it and were rotated away before the reader got to them.
+    """
 
     stream: str
     text: str
     time: str
+    skipped: int = 0
 
 
-def _parse(line: bytes) -> LogEntry | None:
+def _parse(line: bytes, skipped: int = 0) -> LogEntry | None:
     try:
         record = json.loads(line)
     except ValueError:
@@ -150,8 +194,48 @@ def _parse(line: bytes) -> LogEntry | None:
     if not isinstance(record, dict):
         return None
     return LogEntry(
-        str(record.get("stream", "stdout")), str(record.get("log", "")), str(record.get("time", ""))
+        str(record.get("stream", "stdout")),
+        str(record.get("log", "")),
+        str(record.get("time", "")),
+        skipped,
     )
+
+
+def _entries(lines: Iterable[bytes], skipped: int = 0) -> Iterator[LogEntry]:
+    """_entries parses records; the first that parses carries ``skipped``."""
+    for line in lines:
+        entry = _parse(line, skipped)
+        if entry is not None:
+            skipped = 0
+            yield entry
+
+
+def _seq_of(line: bytes) -> int:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return 0
+    seq = record.get("seq", 0) if isinstance(record, dict) else 0
+    return seq if isinstance(seq, int) and seq > 0 else 0
+
+
+def _first_seq(fd: int) -> int | None:
+    """_first_seq is the number of a file's first record; None while it has no complete line."""
+    head = bytearray()
+    while (end := head.find(b"\n")) < 0:
+        chunk = os.pread(fd, 65536, len(head))
+        if not chunk:
+            return None
+        head += chunk
+    return _seq_of(bytes(head[:end]))
+
+
+def _count_lines(fd: int) -> int:
+    count = offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
 
 
 def _open_ro(path: Path) -> int | None:
@@ -161,16 +245,116 @@ def _open_ro(path: Path) -> int | None:
         return None
 
 
-def _lines(fd: int, buf: bytearray) -> Iterator[bytes]:
-    """_lines reads ``fd`` to its current end and yields complete lines; the rest stays in buf."""
-    while chunk := os.read(fd, 65536):
-        buf += chunk
-        end = buf.rfind(b"\n")
-        if end < 0:
+class _LogFile:
+    """_LogFile is one file of a log, read from its start, its records counted."""
+
+    __slots__ = ("buf", "count", "fd", "ino", "seq")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.ino = os.fstat(fd).st_ino
+        self.seq: int | None = None
+        self.count = 0
+        self.buf = bytearray()
+
+    def chunks(self) -> Iterator[list[bytes]]:
+        """chunks reads to the file's current end, in lists of complete lines.
+
+        A partial last line waits in ``buf`` for the rest of it.
+        """
+        while chunk := os.read(self.fd, 65536):
+            self.buf += chunk
+            end = self.buf.rfind(b"\n")
+            if end < 0:
+                continue
+            lines = bytes(self.buf[:end]).split(b"\n")
+            del self.buf[: end + 1]
+            if self.count == 0 and self.seq is None:
+                self.seq = _seq_of(lines[0])
+            self.count += len(lines)
+            yield lines
+
+    def rewound(self) -> bool:
+        """rewound is whether the file was cut shorter than what was read (by hand:
+        the writer never truncates); then reading starts again from its beginning."""
+        if os.fstat(self.fd).st_size >= os.lseek(self.fd, 0, os.SEEK_CUR):
+            return False
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.buf.clear()
+        self.count, self.seq = 0, None
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Chain:
+    """_Chain reads the files of a log one after another, counting the records
+    between them that it never saw: after a file whose records it counted up
+    to N, a file whose first record is N + k means k were rotated away."""
+
+    def __init__(self) -> None:
+        self.expected: int | None = None
+
+    def lines(self, log: _LogFile) -> Iterator[tuple[int, list[bytes]]]:
+        """lines reads ``log`` to its current end: (records skipped before them, lines)."""
+        for lines in log.chunks():
+            skipped = 0
+            if log.seq is not None:
+                if log.count == len(lines) and self.expected is not None:
+                    skipped = max(0, log.seq - self.expected)
+                self.expected = log.seq + log.count
+            yield skipped, lines
+
+    def read(self, log: _LogFile) -> Iterator[LogEntry]:
+        for skipped, lines in self.lines(log):
+            yield from _entries(lines, skipped)
+
+    def read_all(self, logs: list[_LogFile]) -> Iterator[LogEntry]:
+        """read_all reads each of ``logs`` to its end, and closes them all."""
+        try:
+            for log in logs:
+                yield from self.read(log)
+        finally:
+            for log in logs:
+                log.close()
+
+
+def _open_files(path: Path, max_files: int, after: _LogFile | None = None) -> list[_LogFile]:
+    """_open_files opens the files of a log, oldest first; with ``after``, those newer than it.
+
+    They are opened newest first: a rotation meanwhile can then show one
+    file under two names (the second is closed, by inode), never hide one
+    that stays on disk. They are ordered by their first record's ``seq``,
+    read once all are open: a file still empty then is the newest, since a
+    file is rotated only once written to. Files without ``seq`` keep the
+    order of their names. ``after`` stays open, so its inode cannot be
+    reused meanwhile.
+    """
+    opened: dict[int, tuple[int, _LogFile]] = {}
+    after_position = float("inf")
+    for position, name in enumerate(reversed(rotated_files(path, max_files))):
+        fd = _open_ro(name)
+        if fd is None:
             continue
-        complete = bytes(buf[: end + 1])
-        del buf[: end + 1]
-        yield from complete.splitlines()
+        log = _LogFile(fd)
+        if after is not None and log.ino == after.ino:
+            after_position = position
+            log.close()
+        elif log.ino in opened:
+            log.close()
+        else:
+            opened[log.ino] = (position, log)
+    found: list[tuple[tuple[bool, int, float], _LogFile]] = []
+    for position, log in opened.values():
+        log.seq = _first_seq(log.fd)
+        found.append(((log.seq is None, log.seq or 0, -float(position)), log))
+    after_key = (False, after.seq or 0, -after_position) if after is not None else None
+    ordered = sorted(found, key=lambda pair: pair[0])
+    for key, log in ordered:
+        if after_key is not None and key <= after_key:
+            log.close()
+    return [log for key, log in ordered if after_key is None or key > after_key]
 
 
 def read_logs(
@@ -185,59 +369,40 @@ def read_logs(
     """read_logs yields the records of a log, oldest first, rotated files included.
 
     ``tail`` N yields only the last N records. With ``follow`` it then waits
-    for new records, across rotation (a new inode at ``path``) and truncation,
-    until ``stop()`` returns True and the file is drained; without ``stop`` it
-    follows until the caller stops iterating. Formatting (``--timestamps``)
-    is the caller's: every entry carries its time.
+    for new records, across rotation (a new inode at ``path``), until
+    ``stop()`` returns True and the file is drained; without ``stop`` it
+    follows until the caller stops iterating. A follower slower than the
+    writer loses the files rotated away before it reached them: the next
+    entry it yields says how many records that was (``LogEntry.skipped``;
+    not within ``tail``'s window, where only rotations racing the opening of
+    the files could make one).
+    Formatting (``--timestamps``) is the caller's: every entry carries its
+    time.
     """
-    # Open every file before reading any, so a rotation meanwhile cannot make
-    # us skip one.
-    older = [fd for p in rotated_files(path, max_files)[:-1] if (fd := _open_ro(p)) is not None]
-    current = _open_ro(path)
-    buf = bytearray()
+    chain = _Chain()
+    files = _open_files(path, max_files)
+    current = files.pop() if files else None
     try:
         if tail is not None:
             last: collections.deque[bytes] = collections.deque(maxlen=max(tail, 0))
-            for fd in older:
-                last.extend(_lines(fd, bytearray()))
-            if current is not None:
-                last.extend(_lines(current, buf))
-            yield from filter(None, map(_parse, last))
+            for log in [*files, *([current] if current is not None else [])]:
+                for _, lines in chain.lines(log):
+                    last.extend(lines)
+            yield from _entries(last)
         else:
-            for fd in older:
-                yield from filter(None, map(_parse, _lines(fd, bytearray())))
+            for log in files:
+                yield from chain.read(log)
             if current is not None:
-                yield from filter(None, map(_parse, _lines(current, buf)))
+                yield from chain.read(current)
         if follow:
-            # _follow owns the descriptor from here on, and closes it.
+            # _follow owns the file from here on, and closes it.
             handed, current = current, None
-            yield from _follow(path, handed, buf, stop, poll_interval, max_files)
+            yield from _follow(path, chain, handed, stop, poll_interval, max_files)
     finally:
-        for fd in older:
-            os.close(fd)
+        for log in files:
+            log.close()
         if current is not None:
-            os.close(current)
-
-
-def _files_after(path: Path, max_files: int, ino: int) -> list[int]:
-    """_files_after opens the log files newer than the one with inode ``ino``, oldest first.
-
-    The last is ``path`` itself. All are opened before any is read, so no
-    rotation meanwhile can take one away. When ``ino`` is gone (rotated out),
-    every file left is newer than it.
-    """
-    opened = [fd for p in rotated_files(path, max_files) if (fd := _open_ro(p)) is not None]
-    inodes = [os.fstat(fd).st_ino for fd in opened]
-    start = inodes.index(ino) + 1 if ino in inodes else 0
-    for fd in opened[:start]:
-        os.close(fd)
-    newer = opened[start:]
-    if not newer or inodes[-1] != _ino(path):
-        # path itself is missing or was replaced again: follow it by name.
-        current = _open_ro(path)
-        if current is not None:
-            newer.append(current)
-    return newer
+            current.close()
 
 
 def _ino(path: Path) -> int | None:
@@ -247,10 +412,19 @@ def _ino(path: Path) -> int | None:
         return None
 
 
+def _newer_files(path: Path, max_files: int, current: _LogFile | None) -> list[_LogFile]:
+    """_newer_files opens the files that came after ``current``: none until it was rotated."""
+    if current is None:
+        return _open_files(path, max_files)
+    if _ino(path) in (None, current.ino):
+        return []
+    return _open_files(path, max_files, after=current)
+
+
 def _follow(
     path: Path,
-    fd: int | None,
-    buf: bytearray,
+    chain: _Chain,
+    current: _LogFile | None,
     stop: Callable[[], bool] | None,
     poll_interval: float,
     max_files: int,
@@ -258,40 +432,23 @@ def _follow(
     stopping = False
     try:
         while True:
-            if fd is not None:
-                got = False
-                for line in _lines(fd, buf):
-                    got = True
-                    entry = _parse(line)
-                    if entry is not None:
-                        yield entry
-                if got:
-                    continue
-                ino = _ino(path)
-                if ino is not None and ino != os.fstat(fd).st_ino:
-                    # Rotated: read what the writer added before renaming, then
-                    # the files that came after this one (more than one if the
-                    # writer rotated again meanwhile), then go on with the new one.
-                    yield from filter(None, map(_parse, _lines(fd, buf)))
-                    done = os.fstat(fd).st_ino
-                    os.close(fd)
-                    newer = _files_after(path, max_files, done)
-                    fd, buf = (newer.pop() if newer else None), bytearray()
-                    try:
-                        for older in newer:
-                            yield from filter(None, map(_parse, _lines(older, bytearray())))
-                    finally:
-                        for older in newer:
-                            os.close(older)
-                    continue
-                if os.fstat(fd).st_size < os.lseek(fd, 0, os.SEEK_CUR):
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    buf.clear()
-                    continue
-            else:
-                fd = _open_ro(path)
-                if fd is not None:
-                    continue
+            progressed = False
+            if current is not None:
+                for entry in chain.read(current):
+                    progressed = True
+                    yield entry
+            if not progressed:
+                newer = _newer_files(path, max_files, current)
+                if newer:
+                    done = [current] if current is not None else []
+                    current = newer.pop()
+                    # The writer closes a file before it renames it: this read of it is its last.
+                    yield from chain.read_all([*done, *newer])
+                    progressed = True
+                elif current is not None:
+                    progressed = current.rewound()
+            if progressed:
+                continue
             if stopping:
                 return
             if stop is not None and stop():
@@ -300,5 +457,5 @@ def _follow(
                 continue
             time.sleep(poll_interval)
     finally:
-        if fd is not None:
-            os.close(fd)
+        if current is not None:
+            current.close()
