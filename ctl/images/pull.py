@@ -9,12 +9,13 @@ its ingest (HTTP Range) on the next pull.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ctl.content.helpers import copy_from, exists
-from ctl.errdefs import AlreadyExists, Unavailable
+from ctl.content.helpers import copy_from, verify_blob
+from ctl.errdefs import AlreadyExists, DataCorrupted, NotFound, Unavailable
 from ctl.images import manifests
 
 if TYPE_CHECKING:
@@ -89,8 +90,11 @@ class Fetcher:
         return target
 
     def _fetch_document(self, desc: Descriptor, kind: str) -> bytes:
-        if exists(self._store, desc.digest):
-            return manifests.read_document(self._store, desc)
+        if self._size_matches(desc):
+            try:
+                return manifests.read_document(self._store, desc)
+            except DataCorrupted:
+                self._discard(desc)
         data = self._registry.fetch_manifest(self._repo, desc)
         self._pending[desc.digest] = data
         return data
@@ -108,11 +112,14 @@ class Fetcher:
             pass
 
     def _fetch_blob(self, desc: Descriptor, kind: str) -> None:
-        try:
-            writer = self._store.writer(f"{kind}-{desc.digest}", desc)
-        except AlreadyExists:
-            self._progress.finished(desc, "exists")
-            return
+        while True:
+            try:
+                writer = self._store.writer(f"{kind}-{desc.digest}", desc)
+                break
+            except AlreadyExists:
+                if self._intact(desc):
+                    self._progress.finished(desc, "exists")
+                    return
         with writer:
             for attempt in range(BLOB_ATTEMPTS):
                 try:
@@ -126,6 +133,34 @@ class Fetcher:
                         self._progress.finished(desc, "failed")
                         raise
         self._progress.finished(desc, "done")
+
+    def _size_matches(self, desc: Descriptor) -> bool:
+        """_size_matches says whether ``desc`` is committed at its size; a wrong size is removed."""
+        try:
+            size = self._store.info(desc.digest).size
+        except NotFound:
+            return False
+        if size == desc.size:
+            return True
+        self._discard(desc)
+        return False
+
+    def _intact(self, desc: Descriptor) -> bool:
+        """_intact verifies a committed blob; a damaged one is removed, to be fetched again."""
+        if not self._size_matches(desc):
+            return False
+        try:
+            verify_blob(self._store, desc)
+        except NotFound:
+            return False
+        except (DataCorrupted, OSError):
+            self._discard(desc)
+            return False
+        return True
+
+    def _discard(self, desc: Descriptor) -> None:
+        with contextlib.suppress(NotFound):  # another pull replaced it first
+            self._store.delete(desc.digest)
 
     def _open(self, desc: Descriptor, kind: str, offset: int) -> tuple[int, Iterator[bytes]]:
         stream = self._registry.open_blob(self._repo, desc, offset)
