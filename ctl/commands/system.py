@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ctl.commands._base import add_command, add_format, add_group
-from ctl.errdefs import InvalidArgument
+from ctl.errdefs import CtlError, InvalidArgument
 
 if TYPE_CHECKING:
     import argparse
@@ -26,7 +26,12 @@ def register(subparsers: SubParsers) -> None:
     _prune_flags(add_command(group, "prune", _prune, "Remove what nothing references"))
     df = add_command(group, "df", _df, "Show disk usage")
     add_format(df, quiet=False)
-    add_command(group, "check", _check, "Verify every blob, snapshot and record")
+    check = add_command(group, "check", _check, "Verify every blob, snapshot and record")
+    check.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove or rebuild what cannot be read, and say what was done",
+    )
     add_command(group, "boot", _boot, "Start the containers whose restart policy says so")
     info2 = add_command(group, "info", _info, "Show system-wide information")
     add_format(info2, quiet=False)
@@ -143,16 +148,24 @@ def _df(args: argparse.Namespace, ctx: Context) -> int:
 def _check(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.system import check
 
-    problems = 0
-    checked = 0
+    problems = repaired = checked = 0
     for finding in check(ctx.client):
         checked += 1
-        if finding.problem:
-            problems += 1
-            print(f"{finding.what}: {finding.problem}")
-    print(f"checked {checked} objects: {problems} problem{'s' if problems != 1 else ''}")
-    # fsck's convention: non-zero when something is wrong.
-    return 1 if problems else 0
+        if not finding.problem:
+            continue
+        problems += 1
+        print(f"{finding.what}: {finding.problem}")
+        if args.repair and finding.repair is not None:
+            # Before the next finding: later checks then see the repaired root.
+            try:
+                print(f"  repaired: {finding.repair()}")
+                repaired += 1
+            except (CtlError, OSError) as err:
+                print(f"  not repaired: {err}")
+    summary = f"checked {checked} objects: {problems} problem{'s' if problems != 1 else ''}"
+    print(f"{summary}, {repaired} repaired" if args.repair else summary)
+    # fsck's convention: non-zero when something is wrong (with --repair: still wrong).
+    return 1 if problems > repaired else 0
 
 
 def _boot(args: argparse.Namespace, ctx: Context) -> int:
