@@ -54,11 +54,13 @@ def archive_file(path: Path) -> Iterator[BinaryIO]:
     The archive is written beside ``path`` as ``.<name>.<pid>.tmp``, flocked
     while it is written, and renamed over ``path`` at the end. Any failure,
     SIGINT and SIGTERM included, removes it; one left by a SIGKILL is not
-    locked any more, and the next save to the same ``path`` removes it.
+    locked any more and its process is gone, and the next save to the same
+    ``path`` removes it.
     Errors name ``path``, never the temporary file.
     """
     import fcntl
     import signal
+    import threading
 
     from ctl.fsutil import fsync_dir
 
@@ -66,7 +68,9 @@ def archive_file(path: Path) -> Iterator[BinaryIO]:
         raise InvalidArgument(f"save: {path} is a directory: name a file to write")
     _remove_stale_archives(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Only the main thread may set handlers; a library caller's thread keeps the default.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main else None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -85,7 +89,18 @@ def archive_file(path: Path) -> Iterator[BinaryIO]:
             raise  # not the archive's own: a blob that cannot be read
         raise CtlError(f"save: writing {path}: {err.strerror or err}") from err
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists
+    return True
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -106,6 +121,8 @@ def _remove_stale_archives(path: Path) -> None:
         middle = name[len(prefix) : -len(suffix)]
         if not (name.startswith(prefix) and name.endswith(suffix) and middle.isdigit()):
             continue
+        if _process_exists(int(middle)):
+            continue  # its save may be between creating the file and locking it
         stale = path.parent / name
         try:
             fd = os.open(stale, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
