@@ -223,12 +223,21 @@ def test_system_check_repair_removes_and_rebuilds_what_cannot_be_read(
     run_ctl("run", "--rm", "--net", "none", images.busybox_ref, "true", root=root).assert_success()
 
 
-def test_system_check_repair_rebuilds_snapshot_metadata_with_no_snapshots(root: Path) -> None:
+@pytest.mark.parametrize("damage", ["empty", "null", "a directory"])
+def test_system_check_repair_rebuilds_snapshot_metadata_with_no_snapshots(
+    root: Path, damage: str
+) -> None:
     ctl.Client(root=root).snapshotter.backend.walk()  # creates its directories
     (store,) = (root / "snapshots").iterdir()
     metadata = store / "metadata.json"
-    metadata.write_text("")
+    if damage == "a directory":
+        metadata.mkdir()
+    else:
+        metadata.write_text("" if damage == "empty" else "null")
+    run_ctl("system", "check", root=root).assert_failure(1)
     repair = run_ctl("system", "check", "--repair", root=root).assert_success()
     assert f"repaired: rebuilt {metadata}: there are no snapshot directories" in repair.stdout
-    assert not (root / "quarantine").exists()
+    (moved,) = (root / "quarantine").iterdir()
+    assert f"(the damaged file is in {moved})" in repair.stdout
+    assert (moved / "metadata.json").exists() and not (moved / "snapshots").exists()
     run_ctl("system", "check", root=root).assert_success(stdout_re="0 problems")
