@@ -74,10 +74,11 @@ def verify_blob(provider: Provider, desc: Descriptor) -> None:
 class VerifyingReader:
     """VerifyingReader hashes what is read through it from a stored blob.
 
-    A read that meets the end of the file before ``desc.size`` bytes is
-    DataCorrupted, so that a consumer that wants exactly ``desc.size``
-    bytes (tarfile) fails naming the blob; ``verify`` checks, once the
-    consumer is done, that nothing follows and that the digest matches.
+    Reads are whole, as a buffered file's: one that meets the end of the
+    blob before ``desc.size`` bytes is DataCorrupted, so that a consumer
+    that wants exactly ``desc.size`` bytes (tarfile) fails naming the blob;
+    ``verify`` checks, once the consumer is done, that nothing follows and
+    that the digest matches.
     """
 
     def __init__(self, reader: BinaryIO, desc: Descriptor) -> None:
@@ -87,10 +88,10 @@ class VerifyingReader:
         self._size = 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self._reader.read(size)
+        """read returns ``size`` bytes (all, if negative), fewer only at the end of the blob."""
+        data = self._reader.read() if size < 0 else _read_up_to(self._reader, size)
         self._hash.update(data)
         self._size += len(data)
-        # A file returns fewer bytes than asked for only at its end.
         if (size < 0 or len(data) < size) and self._size < self._desc.size:
             self._check()
         return data
