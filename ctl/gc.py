@@ -8,7 +8,10 @@ its parents. Everything else goes: unreferenced blobs, snapshots left by
 removed images or a crashed unpack, ingests older than a day, and the task
 directory (with its mounted rootfs) of a create killed before its record.
 Everything is marked before anything is removed, and marking fails closed:
-what a kept image references but cannot be read stops the collection.
+what a kept image references but cannot be read stops the collection, and
+so does a record the sweep would walk (a blob's labels, an ingest, a
+snapshotter's store). Something removed by another process meanwhile (an
+``rmi``) is as good as removed.
 
 A pull, load or unpack holds the GC lock shared for its whole run (the
 client's ``lease``); collection takes it exclusively, so it never sweeps
@@ -81,6 +84,7 @@ class _Marked:
 def _mark(client: Client, unused_images: bool) -> _Marked:
     from ctl.client import Client as ClientType
 
+    _check_records(client)
     marked = _Marked()
     for namespace in client.list_namespaces():
         ns = ClientType(client.paths.root, namespace, debug=client.debug)
@@ -152,6 +156,42 @@ def _mark_image(
     marked.snapshots.update(f"{namespace}/{chain}" for chain in chains)
 
 
+def _check_records(client: Client) -> None:
+    """_check_records fails if the sweep would meet a record it cannot read.
+
+    The sweep walks the blobs' labels, the ingests and the snapshotters'
+    stores; without this it would stop at the damage with part of the
+    garbage removed. Labels do not keep anything here (ctl keeps no GC
+    references in them), but going on past one would skip it silently.
+    """
+    from ctl.snapshots import NAMES
+
+    damaged: list[CtlError] = []
+    for _ in client.content.walk(on_error=damaged.append):
+        pass
+    client.content.list_statuses(on_error=damaged.append)
+    for name in NAMES:
+        root = client.paths.snapshotter(name)
+        if root.is_dir():
+            try:
+                _snapshotter(name, root).walk()
+            except CtlError as err:
+                damaged.append(err)
+    if damaged:
+        raise FailedPrecondition(
+            f"cannot read {damaged[0]}; nothing was removed",
+            hint="'ctl system check --repair' removes or rebuilds it",
+        )
+
+
+def _snapshotter(name: str, root: os.PathLike[str]) -> Snapshotter:
+    from pathlib import Path
+
+    from ctl.snapshots import new_snapshotter
+
+    return new_snapshotter(name, Path(root))
+
+
 def _unreadable(kind: str, desc: Descriptor, owner: str, err: Exception) -> FailedPrecondition:
     if isinstance(err, OSError) and err.strerror:
         reason = err.strerror
@@ -203,11 +243,9 @@ def _sweep_blobs(store: ContentStore, live: set[str], result: Collected) -> None
 
 
 def _sweep_snapshots(name: str, root: os.PathLike[str], live: set[str], result: Collected) -> None:
-    from pathlib import Path
+    from ctl.snapshots import Cleaner
 
-    from ctl.snapshots import Cleaner, new_snapshotter
-
-    snapshotter: Snapshotter = new_snapshotter(name, Path(root))
+    snapshotter = _snapshotter(name, root)
     infos = {info.name: info for info in snapshotter.walk()}
     keep: set[str] = set()
     for root_key in live:

@@ -23,6 +23,7 @@ the layout changes::
           state.json exit.json       supervisor's records (ctl.runtime.taskdir)
           stopping supervisor.log    stop marker; the supervisor's own errors
       snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
+      quarantine/                    what `system check --repair` moved aside, for a human
       runc/<ns>/                     runc's own state (runc --root)
       networks/<name>.conflist       a network's CNI configuration (ctl.network)
       netns/<ns>/<id>                a container's named network namespace
@@ -159,6 +160,11 @@ class Paths:
     @property
     def certs(self) -> Path:
         return self.root / "certs.d"
+
+    @property
+    def quarantine(self) -> Path:
+        """quarantine holds what ``system check --repair`` could not rebuild, for a human."""
+        return self.root / "quarantine"
 
     def ensure(self) -> None:
         """ensure creates the root (0700) and writes the layout version once.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ctl.errdefs import CtlError, DataCorrupted, NotFound
@@ -74,10 +75,15 @@ def disk_usage(client: Client) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Finding:
-    """Finding is one checked object; ``problem`` is empty when it is sound."""
+    """Finding is one checked object; ``problem`` is empty when it is sound.
+
+    ``repair``, when the check knows how, removes or rebuilds what cannot be
+    read and returns a line saying what it did (``system check --repair``).
+    """
 
     what: str
     problem: str = ""
+    repair: Callable[[], str] | None = field(default=None, compare=False)
 
 
 # What reading a damaged JSON record raises, besides the store's own errors:
@@ -91,14 +97,18 @@ def check(client: Client) -> Iterator[Finding]:
 
     A bad blob or record is a finding that names it, and the check goes on.
     The network of a running container is checked by its CNI plugins (CHECK),
-    and a bridge of the root that no container uses is reported.
+    and a bridge of the root that no container uses is reported. A caller
+    that runs each finding's ``repair`` before it asks for the next one sees
+    the later checks run on the repaired root: the snapshotters' stores are
+    checked, and rebuilt, before the namespaces' snapshots.
     """
     yield from _check_content(client.content)
+    yield from _check_snapshotters(client)
     for ns in _namespaces(client):
         yield from _check_images(ns)
         yield from _check_containers(ns)
         yield from _check_snapshots(ns)
-    yield from (Finding(b.what, b.problem) for b in client.networks.unused_bridges())
+    yield from (Finding(b.what, b.problem, b.repair) for b in client.networks.unused_bridges())
 
 
 def _check_content(store: ContentStore) -> Iterator[Finding]:
@@ -115,13 +125,60 @@ def _check_content(store: ContentStore) -> Iterator[Finding]:
             verify_blob(store, desc)
             yield Finding(what)
         except OSError as err:
-            yield Finding(what, f"unreadable: {err.strerror}")
+            yield Finding(what, f"unreadable: {err.strerror}", _blob_remover(store, info.digest))
+        except DataCorrupted as err:
+            problem = str(err).removeprefix(f"content {info.digest}: ")
+            yield Finding(what, problem, _blob_remover(store, info.digest))
         except CtlError as err:
-            yield Finding(what, str(err).removeprefix(f"content {info.digest}: "))
+            yield Finding(what, str(err))
     for status in store.list_statuses(on_error=damaged.append):
         yield Finding(f"ingest {status.ref}")
     for error in damaged:
-        yield Finding("content record", str(error))
+        yield Finding("content record", str(error), _record_remover(store, error))
+
+
+def _blob_remover(store: ContentStore, digest: str) -> Callable[[], str]:
+    def remove() -> str:
+        store.delete(digest)
+        return f"removed blob {digest}; pulling its image again fetches it"
+
+    return remove
+
+
+def _record_remover(store: ContentStore, error: CtlError) -> Callable[[], str] | None:
+    from ctl.content import DamagedRecord
+
+    if not isinstance(error, DamagedRecord):
+        return None
+
+    def remove() -> str:
+        store.remove_damaged(error)
+        return f"removed {error.path}"
+
+    return remove
+
+
+def _check_snapshotters(client: Client) -> Iterator[Finding]:
+    """_check_snapshotters reads each snapshotter's store, which all namespaces share."""
+    from ctl.snapshots import NAMES, new_snapshotter
+    from ctl.snapshots.storage import StoreSnapshotter
+
+    for name in NAMES:
+        root = client.paths.snapshotter(name)
+        if not root.is_dir():
+            continue
+        what = f"snapshotter {name}"
+        backend = new_snapshotter(name, root)
+        try:
+            backend.walk()
+            yield Finding(what)
+        except DataCorrupted as err:
+            repair = None
+            if isinstance(backend, StoreSnapshotter):
+                repair = functools.partial(backend.rebuild, client.paths.quarantine)
+            yield Finding(what, str(err), repair)
+        except CtlError as err:
+            yield Finding(what, str(err))
 
 
 def _listed(what: str, listing: Callable[[], Iterable[R]]) -> Generator[Finding, None, list[R]]:

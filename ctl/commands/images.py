@@ -262,7 +262,7 @@ def _tag(args: argparse.Namespace, ctx: Context) -> int:
 def _save(args: argparse.Namespace, ctx: Context) -> int:
     from pathlib import Path
 
-    from ctl import fsutil
+    from ctl.images.archive import archive_file
 
     if args.output in (None, "-"):
         if sys.stdout.isatty():
@@ -270,7 +270,7 @@ def _save(args: argparse.Namespace, ctx: Context) -> int:
         sys.stdout.flush()
         ctx.client.save(args.refs, sys.stdout.buffer)
         return 0
-    with fsutil.atomic_file(Path(args.output)) as out:
+    with archive_file(Path(args.output)) as out:
         ctx.client.save(args.refs, out)
     return 0
 

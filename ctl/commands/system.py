@@ -7,7 +7,7 @@ import sys
 
 from ctl import __version__
 from ctl.commands._base import Command, Group, add_format_only, complete, complete_containers
-from ctl.errdefs import InvalidArgument
+from ctl.errdefs import CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -32,7 +32,7 @@ def commands() -> tuple[Command | Group, ...]:
             (
                 prune,
                 Command("df", _df, "Show disk usage", add_format_only),
-                Command("check", _check, "Verify every blob, snapshot and record"),
+                Command("check", _check, "Verify every blob, snapshot and record", _check_flags),
                 Command("boot", _boot, "Start the containers whose restart policy says so"),
                 info,
             ),
@@ -43,6 +43,14 @@ def commands() -> tuple[Command | Group, ...]:
             "Generate files for other tools",
             (Command("systemd", _systemd, "Print a systemd unit for a container", _systemd_flags),),
         ),
+    )
+
+
+def _check_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove or rebuild what cannot be read, and say what was done",
     )
 
 
@@ -158,16 +166,24 @@ def _df(args: argparse.Namespace, ctx: Context) -> Listing:
 def _check(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.system import check
 
-    problems = 0
-    checked = 0
+    problems = repaired = checked = 0
     for finding in check(ctx.client):
         checked += 1
-        if finding.problem:
-            problems += 1
-            print(f"{finding.what}: {finding.problem}")
-    print(f"checked {checked} objects: {problems} problem{'s' if problems != 1 else ''}")
-    # fsck's convention: non-zero when something is wrong.
-    return 1 if problems else 0
+        if not finding.problem:
+            continue
+        problems += 1
+        print(f"{finding.what}: {finding.problem}")
+        if args.repair and finding.repair is not None:
+            # Before the next finding: later checks then see the repaired root.
+            try:
+                print(f"  repaired: {finding.repair()}")
+                repaired += 1
+            except (CtlError, OSError) as err:
+                print(f"  not repaired: {err}")
+    summary = f"checked {checked} objects: {problems} problem{'s' if problems != 1 else ''}"
+    print(f"{summary}, {repaired} repaired" if args.repair else summary)
+    # fsck's convention: non-zero when something is wrong (with --repair: still wrong).
+    return 1 if problems > repaired else 0
 
 
 def _boot(args: argparse.Namespace, ctx: Context) -> int:

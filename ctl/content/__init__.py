@@ -22,12 +22,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
+from ctl.errdefs import DataCorrupted
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
     from types import TracebackType
 
     from ctl.errdefs import CtlError
     from ctl.oci import Descriptor
+
+
+class DamagedRecord(DataCorrupted):
+    """DamagedRecord is a blob's labels record or an ingest that cannot be read.
+
+    ``path`` is the damaged file or directory, for ``Manager.remove_damaged``;
+    a string, so that the error crosses the supervisor's wire as itself.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = str(path)
 
 
 class Info(NamedTuple):
@@ -76,7 +91,7 @@ class Manager(InfoProvider, Protocol):
         """walk yields the Info of every committed blob.
 
         A blob whose Info cannot be read (a damaged labels record) raises
-        DataCorrupted, which ends the walk; with ``on_error`` the error is
+        DamagedRecord, which ends the walk; with ``on_error`` the error is
         passed to it instead and the walk goes on (as ``os.walk``'s
         ``onerror``), so that a checker sees every other blob.
         """
@@ -84,6 +99,15 @@ class Manager(InfoProvider, Protocol):
 
     def delete(self, digest: str) -> None:
         """delete removes a committed blob; NotFound if absent."""
+        ...
+
+    def remove_damaged(self, damaged: DamagedRecord) -> None:
+        """remove_damaged removes the record ``walk`` or ``list_statuses`` reported damaged.
+
+        A labels record goes and its blob stays, without labels; a damaged
+        ingest goes whole. Unavailable if a writer holds that ingest; NotFound
+        if the record is gone already.
+        """
         ...
 
 
@@ -157,7 +181,8 @@ class IngestManager(Protocol):
     def list_statuses(self, on_error: Callable[[CtlError], None] | None = None) -> list[Status]:
         """list_statuses returns the Status of every ingest.
 
-        An ingest whose records are damaged raises DataCorrupted; with
+        An ingest whose records are damaged (a file in it missing or
+        malformed) raises DamagedRecord; with
         ``on_error`` the error is passed to it and that ingest left out.
         """
         ...

@@ -64,13 +64,46 @@ def verify_blob(provider: Provider, desc: Descriptor) -> None:
     size or digest other than ``desc`` says is DataCorrupted; NotFound if the
     blob is absent; OSError if it cannot be read.
     """
-    hasher = hashlib.sha256()
-    size = 0
     with provider.reader_at(desc) as f:
-        while chunk := f.read(CHUNK_SIZE):
-            hasher.update(chunk)
-            size += len(chunk)
-    _check_stored(desc, size, f"sha256:{hasher.hexdigest()}")
+        reader = VerifyingReader(f, desc)
+        while reader.read(CHUNK_SIZE):
+            pass
+        reader.verify()
+
+
+class VerifyingReader:
+    """VerifyingReader hashes what is read through it from a stored blob.
+
+    Reads are whole, as a buffered file's: one that meets the end of the
+    blob before ``desc.size`` bytes is DataCorrupted, so that a consumer
+    that wants exactly ``desc.size`` bytes (tarfile) fails naming the blob;
+    ``verify`` checks, once the consumer is done, that nothing follows and
+    that the digest matches.
+    """
+
+    def __init__(self, reader: BinaryIO, desc: Descriptor) -> None:
+        self._reader = reader
+        self._desc = desc
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """read returns ``size`` bytes (all, if negative), fewer only at the end of the blob."""
+        data = self._reader.read() if size < 0 else _read_up_to(self._reader, size)
+        self._hash.update(data)
+        self._size += len(data)
+        if (size < 0 or len(data) < size) and self._size < self._desc.size:
+            self._check()
+        return data
+
+    def verify(self) -> None:
+        """verify raises DataCorrupted unless the blob ends here and matches its digest."""
+        # One byte more than expected reveals a blob that grew.
+        self._size += len(self._reader.read(1))
+        self._check()
+
+    def _check(self) -> None:
+        _check_stored(self._desc, self._size, f"sha256:{self._hash.hexdigest()}")
 
 
 def _check_stored(desc: Descriptor, size: int, digest: str) -> None:

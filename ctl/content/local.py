@@ -26,11 +26,10 @@ import time
 from typing import TYPE_CHECKING, BinaryIO, TypedDict
 
 from ctl.closing import Closing
-from ctl.content import Info, Status
+from ctl.content import DamagedRecord, Info, Status
 from ctl.errdefs import (
     AlreadyExists,
     CtlError,
-    DataCorrupted,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -149,7 +148,7 @@ class LocalStore:
                 info = self.info(f"sha256:{name}")
             except NotFound:
                 continue  # deleted since the listing
-            except DataCorrupted as err:
+            except DamagedRecord as err:
                 _pass_on(err, on_error)
                 continue
             yield info
@@ -164,7 +163,31 @@ class LocalStore:
                 path.unlink()
             except FileNotFoundError as err:
                 raise NotFound(f"content {digest}: not found") from err
+            except IsADirectoryError:
+                _rmtree(path)  # damage: nothing ctl writes puts a directory there
             self._labels_path(digest).unlink(missing_ok=True)
+
+    def remove_damaged(self, damaged: DamagedRecord) -> None:
+        path = self.root.joinpath(damaged.path)  # absolute: the path itself
+        if path.parent == self.root / "ingest":
+            lock = _RefLock(path.with_name(f"{path.name}.lock"), timeout=0, what=f"ingest {path}")
+            lock.acquire()
+            try:
+                if not os.path.lexists(path):
+                    raise NotFound(f"ingest {path}: not found")
+                if not path.is_dir():
+                    path.unlink()
+                _discard(path, lock)
+            finally:
+                lock.release()
+        elif path.parent == self.root / "labels" / "sha256":
+            with FileLock(self._labels_lock_path(), what="content labels"):
+                try:
+                    path.unlink()
+                except FileNotFoundError as err:
+                    raise NotFound(f"labels record {path}: not found") from err
+        else:
+            raise InvalidArgument(f"{path} is no record of the content store at {self.root}")
 
     # Ingester
 
@@ -219,7 +242,7 @@ class LocalStore:
                 statuses.append(_ingest_status(directory / name))
             except (FileNotFoundError, NotADirectoryError):
                 continue  # committed or aborted since the listing
-            except DataCorrupted as err:
+            except DamagedRecord as err:
                 _pass_on(err, on_error)
         return sorted(statuses, key=lambda s: s.ref)
 
@@ -265,10 +288,10 @@ class LocalStore:
         except FileNotFoundError:
             return {}, 0.0
         except (OSError, ValueError) as err:  # bad JSON, or not a readable file
-            raise DataCorrupted(f"labels of content {digest}: unreadable {path}") from err
+            raise DamagedRecord(f"labels of content {digest}: unreadable {path}", path) from err
         labels = record.get("labels") if isinstance(record, dict) else None
         if not isinstance(labels, dict):
-            raise DataCorrupted(f"labels of content {digest}: malformed record {path}")
+            raise DamagedRecord(f"labels of content {digest}: malformed record {path}", path)
         return {str(k): str(v) for k, v in labels.items()}, mtime
 
     def _write_labels(self, digest: str, labels: dict[str, str]) -> None:
@@ -421,7 +444,7 @@ def _create_ingest(ingest: Path, ref: str, desc: Descriptor | None) -> None:
     fsync_dir(ingest.parent)
 
 
-def _pass_on(err: DataCorrupted, on_error: Callable[[CtlError], None] | None) -> None:
+def _pass_on(err: DamagedRecord, on_error: Callable[[CtlError], None] | None) -> None:
     """_pass_on hands the error of one damaged record to ``on_error``, or raises it."""
     if on_error is None:
         raise err
@@ -436,7 +459,12 @@ def _ingest_status(ingest: Path) -> Status:
         expected = (ingest / "expected").read_text()
         started_at = float((ingest / "startedat").read_text())
     except ValueError as err:
-        raise DataCorrupted(f"ingest {ingest}: malformed record") from err
+        raise DamagedRecord(f"ingest {ingest}: malformed record", ingest) from err
+    except (FileNotFoundError, NotADirectoryError):
+        if not os.path.lexists(ingest):
+            raise
+        # An ingest appears whole by one rename: one without its records was damaged.
+        raise DamagedRecord(f"ingest {ingest}: malformed record", ingest) from None
     try:
         st = (ingest / "data").stat()
     except FileNotFoundError:
@@ -450,7 +478,7 @@ def _resumable(ingest: Path, desc: Descriptor) -> bool:
     """_resumable says whether an ingest was started for ``desc`` and can still match it."""
     try:
         recorded = _ingest_status(ingest)
-    except (FileNotFoundError, DataCorrupted):
+    except (FileNotFoundError, DamagedRecord):
         return False  # damaged behind our back: start over rather than fail every pull
     return (
         recorded.total == desc.size

@@ -24,12 +24,15 @@ import tarfile
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from ctl import oci
-from ctl.content.helpers import exists
+from ctl.content.helpers import VerifyingReader, exists
 from ctl.errdefs import AlreadyExists, CtlError, DataCorrupted, InvalidArgument, NotFound
 from ctl.images import manifests
 from ctl.oci import Descriptor
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     from ctl.content import ContentStore, Provider
     from ctl.images.image import Image
     from ctl.oci import Platform
@@ -42,6 +45,97 @@ BLOB_PREFIX = "blobs/sha256/"
 
 
 # Save.
+
+
+@contextlib.contextmanager
+def archive_file(path: Path) -> Iterator[BinaryIO]:
+    """archive_file yields a file that becomes ``path`` only if the block succeeds.
+
+    The archive is written beside ``path`` as ``.<name>.<pid>.tmp``, flocked
+    while it is written, and renamed over ``path`` at the end. Any failure,
+    SIGINT and SIGTERM included, removes it; one left by a SIGKILL is not
+    locked any more and its process is gone, and the next save to the same
+    ``path`` removes it.
+    Errors name ``path``, never the temporary file.
+    """
+    import fcntl
+    import signal
+    import threading
+
+    from ctl.fsutil import fsync_dir
+
+    if path.is_dir():
+        raise InvalidArgument(f"save: {path} is a directory: name a file to write")
+    _remove_stale_archives(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Only the main thread may set handlers; a library caller's thread keeps the default.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main else None
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        if err.filename not in (None, os.fspath(tmp)):
+            raise  # not the archive's own: a blob that cannot be read
+        raise CtlError(f"save: writing {path}: {err.strerror or err}") from err
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # EPERM: it exists
+    return True
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Unwinds like Ctrl-C, so that the temporary archive is removed; 143 = 128 + SIGTERM.
+    raise SystemExit(128 + signum)
+
+
+def _remove_stale_archives(path: Path) -> None:
+    """_remove_stale_archives removes the temporary archives of saves to ``path`` that died."""
+    import fcntl
+
+    prefix, suffix = f".{path.name}.", ".tmp"
+    try:
+        names = os.listdir(path.parent)
+    except FileNotFoundError:
+        return  # the open names the missing directory
+    for name in names:
+        middle = name[len(prefix) : -len(suffix)]
+        if not (name.startswith(prefix) and name.endswith(suffix) and middle.isdigit()):
+            continue
+        if _process_exists(int(middle)):
+            continue  # its save may be between creating the file and locking it
+        stale = path.parent / name
+        try:
+            fd = os.open(stale, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a save in progress holds it
+        else:
+            stale.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def export_archive(
@@ -89,8 +183,11 @@ def export_archive(
             info = tarfile.TarInfo(BLOB_PREFIX + desc.digest[7:])
             info.size = desc.size
             info.mode = 0o444
-            with provider.reader_at(desc) as reader:
+            with provider.reader_at(desc) as stored:
+                # Verified as it is copied: a damaged blob must not leave in an archive.
+                reader = VerifyingReader(stored, desc)
                 tar.addfile(info, reader)
+                reader.verify()
         _add_bytes(tar, "index.json", json.dumps(index).encode())
         _add_bytes(tar, "manifest.json", json.dumps(list(docker_entries.values())).encode())
 

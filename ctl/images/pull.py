@@ -9,22 +9,25 @@ its ingest (HTTP Range) on the next pull.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ctl.content.helpers import copy_from, exists
-from ctl.errdefs import AlreadyExists, Unavailable
+from ctl.content.helpers import copy_from, verify_blob
+from ctl.errdefs import AlreadyExists, DataCorrupted, NotFound, Unavailable
 from ctl.images import manifests
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from ctl.content import ContentStore
     from ctl.oci import Descriptor, Platform
     from ctl.progress import Progress
     from ctl.reference import Reference
     from ctl.remotes.registry import Registry
+
+R = TypeVar("R")
 
 # Layers fetched at once: containerd and docker default to 3.
 MAX_CONCURRENT_DOWNLOADS = 3
@@ -89,8 +92,9 @@ class Fetcher:
         return target
 
     def _fetch_document(self, desc: Descriptor, kind: str) -> bytes:
-        if exists(self._store, desc.digest):
-            return manifests.read_document(self._store, desc)
+        stored = self._stored(desc, lambda: manifests.read_document(self._store, desc))
+        if stored is not None:
+            return stored
         data = self._registry.fetch_manifest(self._repo, desc)
         self._pending[desc.digest] = data
         return data
@@ -108,11 +112,14 @@ class Fetcher:
             pass
 
     def _fetch_blob(self, desc: Descriptor, kind: str) -> None:
-        try:
-            writer = self._store.writer(f"{kind}-{desc.digest}", desc)
-        except AlreadyExists:
-            self._progress.finished(desc, "exists")
-            return
+        while True:
+            try:
+                writer = self._store.writer(f"{kind}-{desc.digest}", desc)
+                break
+            except AlreadyExists:
+                if self._stored(desc, lambda: self._verify(desc)):
+                    self._progress.finished(desc, "exists")
+                    return
         with writer:
             for attempt in range(BLOB_ATTEMPTS):
                 try:
@@ -126,6 +133,34 @@ class Fetcher:
                         self._progress.finished(desc, "failed")
                         raise
         self._progress.finished(desc, "done")
+
+    def _stored(self, desc: Descriptor, read: Callable[[], R]) -> R | None:
+        """_stored returns what ``read`` makes of the committed blob ``desc``, or None.
+
+        None if it is absent or damaged: a wrong size (one stat), or what
+        ``read`` raises for a wrong digest or an unreadable file. A damaged
+        blob is removed, to be fetched again, unless another pull replaced
+        it meanwhile (its ctime, set by the commit's rename, changed).
+        """
+        try:
+            seen = self._store.info(desc.digest)
+        except NotFound:
+            return None
+        if seen.size == desc.size:
+            try:
+                return read()
+            except NotFound:
+                return None
+            except (DataCorrupted, OSError):
+                pass
+        with contextlib.suppress(NotFound):
+            if self._store.info(desc.digest).created_at == seen.created_at:
+                self._store.delete(desc.digest)
+        return None
+
+    def _verify(self, desc: Descriptor) -> bool:
+        verify_blob(self._store, desc)
+        return True
 
     def _open(self, desc: Descriptor, kind: str, offset: int) -> tuple[int, Iterator[bytes]]:
         stream = self._registry.open_blob(self._repo, desc, offset)

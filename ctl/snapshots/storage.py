@@ -274,6 +274,8 @@ class MetaStore:
             return Metadata(_empty())
         except (ValueError, UnicodeDecodeError) as err:
             raise DataCorrupted(f"snapshot metadata {self._file}: {err}") from err
+        except OSError as err:  # not a readable file: a directory, an I/O error
+            raise DataCorrupted(f"snapshot metadata {self._file}: {err.strerror}") from err
         if not isinstance(data, dict) or not isinstance(data.get("snapshots"), dict):
             raise DataCorrupted(f"snapshot metadata {self._file}: not a metadata record")
         version = data.get("version")
@@ -300,6 +302,33 @@ class MetaStore:
 
     def snapshot_dir(self, sid: int) -> Path:
         return self.snapshots_dir / str(sid)
+
+    def rebuild(self, quarantine: Path) -> str:
+        """rebuild replaces a metadata.json that cannot be read; hold the lock.
+
+        See ``StoreSnapshotter.rebuild``; returns what it did, "" if the file was sound.
+        """
+        try:
+            self.read()
+            return ""
+        except DataCorrupted:
+            pass
+        count = sum(1 for entry in os.listdir(self.snapshots_dir) if entry.isdigit())
+        quarantine.mkdir(mode=0o700, parents=True, exist_ok=True)
+        aside = fsutil.make_temp_dir(quarantine, f"snapshots-{self.root.name}-")
+        os.rename(self._file, aside / self._file.name)
+        if count:
+            os.rename(self.snapshots_dir, aside / self.snapshots_dir.name)
+            self.snapshots_dir.mkdir(mode=0o700)
+            what = "directory" if count == 1 else "directories"
+            done = f"moved {count} snapshot {what} and the damaged {self._file} to {aside}"
+        else:
+            done = (
+                f"rebuilt {self._file}: there are no snapshot directories, so no snapshots"
+                f" (the damaged file is in {aside})"
+            )
+        fsutil.atomic_write_json(self._file, _empty())
+        return done
 
     @contextlib.contextmanager
     def new_dir(self) -> Iterator[NewDir]:
@@ -583,6 +612,21 @@ class StoreSnapshotter(ABC):
             self._store.write(md)
             garbage = self._store.sweep(md)
         self._store.purge(garbage)
+
+    def rebuild(self, quarantine: Path) -> str:
+        """rebuild replaces a ``metadata.json`` that cannot be read; returns what it did.
+
+        A snapshot's key and parent live only in ``metadata.json`` (its
+        directory has a number), so the file is rebuilt from the directories
+        only when there are none. Otherwise the directories move with the
+        damaged file (which moves anyway) to a new directory under
+        ``quarantine``, for a human to look at, and the store starts empty:
+        images unpack again on their next use. A sound file is left alone
+        ("" is returned); one of another version is Unimplemented, as for
+        every read.
+        """
+        with self._store.lock():
+            return self._store.rebuild(quarantine)
 
     def cleanup(self) -> None:
         with self._store.lock():

@@ -143,3 +143,79 @@ def test_prune_stops_at_a_target_that_an_index_may_lack(
     )
     ctl.Client(root=root).images.create(Image(name=name, target=target))
     _assert_aborted(root, ("prune", "-f"), other.digest, "manifest")
+
+
+def _damage_labels(root: Path, digest: str) -> Path:
+    labels = root / "content" / "labels" / "sha256" / f"{digest.removeprefix('sha256:')}.json"
+    labels.parent.mkdir(parents=True, exist_ok=True)
+    labels.write_text("{")
+    return labels
+
+
+def _damage_ingest(root: Path, digest: str) -> Path:
+    with ctl.Client(root=root).content.writer("half-written") as writer:
+        writer.write(b"x")
+    ingest = next(p for p in (root / "content" / "ingest").iterdir() if p.is_dir())
+    (ingest / "total").unlink()
+    return ingest
+
+
+def _damage_snapshots(root: Path, digest: str) -> Path:
+    (metadata,) = (root / "snapshots").glob("*/metadata.json")
+    metadata.write_text('{"version": 1, "snaps')
+    return metadata
+
+
+RECORD_DAMAGE = {
+    "labels record": _damage_labels,
+    "ingest": _damage_ingest,
+    "snapshot metadata": _damage_snapshots,
+}
+
+
+@pytest.mark.parametrize("damage", list(RECORD_DAMAGE))
+def test_prune_stops_before_removing_anything_at_a_record_it_cannot_read(
+    root: Path, images: CanonicalImages, damage: str
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    run_ctl("pull", images.multi_ref, root=root).assert_success()
+    run_ctl("rmi", images.multi_ref, root=root).assert_success()  # garbage to sweep
+    # The damage is to a blob that stays, so the sweep would reach it late.
+    damaged = RECORD_DAMAGE[damage](root, images.busybox.manifest.digest)
+    # Not ``content ls``: it stops at a damaged labels record.
+    blobs = sorted((root / "content" / "blobs" / "sha256").iterdir())
+    result = run_ctl("prune", "-f", root=root).assert_failure(
+        125, stderr_re=f"cannot read .*{damaged}.*; nothing was removed"
+    )
+    assert result.stdout == ""
+    assert sorted((root / "content" / "blobs" / "sha256").iterdir()) == blobs
+
+
+def test_prune_all_goes_on_when_rmi_removes_an_image_first(
+    root: Path, images: CanonicalImages
+) -> None:
+    """prune -a -f next to rmi: an image it was about to remove is gone, which is as good."""
+    import subprocess
+
+    from tests.helpers import ctl_command
+
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    names = [f"example.com/race/n{i}:latest" for i in range(40)]
+    for name in names:
+        run_ctl("tag", images.busybox_ref, name, root=root).assert_success()
+    for _ in range(3):
+        rmi = [
+            subprocess.Popen(
+                [*ctl_command(), "--root", str(root), "rmi", *names[i::4]],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(4)
+        ]
+        ctl_proc("prune", "-a", "-f", root=root).assert_success()
+        for proc in rmi:
+            proc.wait(timeout=60)
+        assert _images(root) == []
+        run_ctl("pull", images.busybox_ref, root=root).assert_success()
+        for name in names:
+            run_ctl("tag", images.busybox_ref, name, root=root).assert_success()

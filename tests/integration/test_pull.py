@@ -12,12 +12,16 @@ import concurrent.futures
 import json
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.fakeregistry import FakeRegistry, digest_of
 from tests.helpers import ctl_proc, run_ctl
 from tests.images import CanonicalImages, Image
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.needs_root
 
@@ -368,3 +372,130 @@ def test_listing_templates(root: Path, images: CanonicalImages) -> None:
     assert table.splitlines()[0].split() == ["TAG", "SIZE"]
     run_ctl("images", "--format", "{{.Nope}}", root=root).assert_failure(125, stderr_re="Nope")
     run_ctl("images", "--format", "yaml", root=root).assert_failure(125, stderr_re="format")
+
+
+def _stored(root: Path, digest: str) -> Path:
+    return root / "content" / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def _rewritten(change: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        path.chmod(0o644)
+        path.write_bytes(change(path.read_bytes()))
+
+    return damage
+
+
+BLOB_DAMAGE = {
+    "same size": _rewritten(lambda data: data[:-1] + bytes([data[-1] ^ 0xFF])),
+    "shorter": _rewritten(lambda data: data[:-10]),
+    "longer": _rewritten(lambda data: data + b"more"),
+}
+
+
+def _temp_files(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("damage", list(BLOB_DAMAGE))
+def test_save_refuses_a_blob_that_does_not_match_its_digest(
+    root: Path, images: CanonicalImages, tmp_path: Path, damage: str
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    layer = images.busybox.layers[0].digest
+    BLOB_DAMAGE[damage](_stored(root, layer))
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = out / "busybox.tar"
+    run_ctl("save", "-o", str(archive), images.busybox_ref, root=root).assert_failure(
+        125, stderr_re=f"{layer}.*does not match its digest"
+    )
+    assert list(out.iterdir()) == []
+    # To stdout too: what was written may not be taken back, but the exit says so.
+    result = ctl_proc("save", images.busybox_ref, root=root)
+    result.assert_failure(125, stderr_re=f"{layer}.*does not match its digest")
+
+
+@pytest.mark.parametrize(
+    "kind", ["layer same size", "layer shorter", "layer longer", "config", "manifest"]
+)
+def test_pull_again_replaces_a_blob_that_fails_verification(
+    root: Path, images: CanonicalImages, kind: str
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    blob = {
+        "config": images.busybox.config,
+        "manifest": images.busybox.manifest,
+    }.get(kind, images.busybox.layers[0])
+    BLOB_DAMAGE[kind.removeprefix("layer ") if kind.startswith("layer") else "same size"](
+        _stored(root, blob.digest)
+    )
+    run_ctl("system", "check", root=root).assert_failure(1)
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    assert _stored(root, blob.digest).read_bytes() == blob.read()
+    run_ctl("system", "check", root=root).assert_success(stdout_re="0 problems")
+
+
+def test_save_to_a_directory_fails_naming_it_and_leaves_nothing(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    target = tmp_path / "dir"
+    target.mkdir()
+    result = run_ctl("save", "-o", str(target), images.busybox_ref, root=root)
+    result.assert_failure(125, stderr_re=f"{target} is a directory")
+    assert ".tmp" not in result.stderr
+    assert _temp_files(tmp_path) == [] and list(target.iterdir()) == []
+
+
+def test_save_on_a_full_disk_names_the_file_and_removes_the_temporary(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(small)], check=True)
+    try:
+        archive = small / "busybox.tar"
+        result = run_ctl("save", "-o", str(archive), images.busybox_ref, root=root)
+        result.assert_failure(125, stderr_re=f"save: writing {archive}: No space left on device")
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_save_removes_its_temporary_file_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from ctl.images.archive import archive_file
+
+    archive = tmp_path / "out.tar"
+    with pytest.raises(SystemExit) as exited, archive_file(archive) as out:
+        out.write(b"partial")
+        assert _temp_files(tmp_path) == [f".out.tar.{os.getpid()}.tmp"]
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert exited.value.code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_save_removes_what_a_killed_save_to_the_same_file_left(
+    root: Path, images: CanonicalImages, tmp_path: Path
+) -> None:
+    """A SIGKILL leaves the temporary file; its flock died with it, so the next save removes it."""
+    import fcntl
+
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    stale = tmp_path / ".busybox.tar.999999.tmp"
+    stale.write_bytes(b"left by a killed save")
+    busy = tmp_path / ".busybox.tar.999998.tmp"
+    busy.write_bytes(b"a save in progress")
+    other = tmp_path / ".other.tar.999997.tmp"
+    other.write_bytes(b"a save to another file")
+    with busy.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        archive = tmp_path / "busybox.tar"
+        run_ctl("save", "-o", str(archive), images.busybox_ref, root=root).assert_success()
+    assert sorted(_temp_files(tmp_path)) == sorted([busy.name, other.name])
+    assert archive.stat().st_size > 0

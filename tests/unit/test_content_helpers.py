@@ -5,11 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pytest
 
-from ctl.content.helpers import copy_from, exists, read_blob, verify_blob, write_blob
+from ctl.content.helpers import (
+    VerifyingReader,
+    copy_from,
+    exists,
+    read_blob,
+    verify_blob,
+    write_blob,
+)
 from ctl.content.local import LocalStore
 from ctl.errdefs import (
     AlreadyExists,
@@ -154,6 +161,22 @@ def test_read_blob_short_reads_and_limits() -> None:
     verify_blob(ShortReadProvider(b"a small manifest"), desc)
     with pytest.raises(DataCorrupted):
         verify_blob(ShortReadProvider(b"a small manifesT"), desc)
+
+
+def test_verifying_reader_fails_naming_the_blob_at_a_short_or_long_one() -> None:
+    desc = describe(b"a small manifest")
+    trickle = cast("BinaryIO", _Trickle(b"a small manifest"))  # 3 bytes a read
+    exact = VerifyingReader(trickle, desc)
+    assert exact.read(10) == b"a small ma"  # whole, though the source trickles
+    assert exact.read(100) == b"nifest"
+    exact.verify()
+    short = VerifyingReader(ShortReadProvider(b"a small").reader_at(desc), desc)
+    with pytest.raises(DataCorrupted, match=desc.digest):
+        short.read(100)
+    long = VerifyingReader(ShortReadProvider(b"a small manifest!").reader_at(desc), desc)
+    assert long.read(len(b"a small manifest")) == b"a small manifest"
+    with pytest.raises(DataCorrupted, match=desc.digest):
+        long.verify()
 
 
 def test_exists(store: LocalStore) -> None:

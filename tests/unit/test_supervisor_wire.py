@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from ctl import errdefs
+from ctl.content import DamagedRecord
 from ctl.errdefs import CtlError
 from ctl.remotes.auth import Unauthorized
 from ctl.runtime.runc import ExecFailed, RuncError
@@ -20,6 +22,8 @@ def _subclasses(cls: type[CtlError]) -> list[type[CtlError]]:
 def _example(cls: type[CtlError]) -> CtlError:
     if issubclass(cls, ExecFailed):
         return cls("exec failed: no such file", status=1, stderr="raw\n", exit_code=127)
+    if issubclass(cls, DamagedRecord):
+        return cls("labels of content sha256:x: malformed record", Path("/root/labels/x.json"))
     if issubclass(cls, RuncError):
         return cls("runc failed", status=2, stderr="raw\n")
     return cls(f"{cls.__name__} happened", hint="try again")
