@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ctl.containers.create import ContainerOptions
     from ctl.containers.store import LocalContainerStore
     from ctl.content.local import LocalStore
+    from ctl.gc import Collected
     from ctl.images.image import Image
     from ctl.images.store import LocalImageStore
     from ctl.images.summary import ImageSummary
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from ctl.runtime.state import ExitStatus, TaskState
     from ctl.runtime.supervisor import Spawned
     from ctl.snapshots.namespaced import NamespacedSnapshotter
+    from ctl.system import Finding
     from ctl.tasks import TaskService
 
 # A pull waits this long for a running prune to finish, and a prune for pulls.
@@ -507,6 +509,39 @@ class Client:
     def network_attachment(self, container: Container) -> Attachment | None:
         """network_attachment is the container's place on its network while its task runs."""
         return self.networks.attachment(container.id)
+
+    # The root as a whole: these cover every namespace (ctl.gc, ctl.system).
+
+    def prune(self, *, unused_images: bool = False) -> Collected:
+        """prune removes what nothing references; with ``unused_images`` first the image
+        records no container uses. It fails closed (see ``ctl.gc.collect``)."""
+        from ctl.gc import collect
+
+        return collect(self, unused_images=unused_images)
+
+    def check(self) -> Iterator[Finding]:
+        """check verifies the whole root, a finding per object (see ``ctl.system.check``)."""
+        from ctl.system import check
+
+        return check(self)
+
+    def disk_usage(self) -> list[dict[str, object]]:
+        """disk_usage is ``system df``'s rows: images, containers, content, snapshots."""
+        from ctl.system import disk_usage
+
+        return disk_usage(self)
+
+    def boot(self) -> list[str]:
+        """boot starts what the restart policies ask for after a reboot; returns the names."""
+        from ctl.system import boot
+
+        return boot(self)
+
+    def systemd_unit(self, ref: str | None = None) -> str:
+        """systemd_unit is a unit that runs container ``ref``, or without it ``system boot``."""
+        from ctl.system import boot_unit, systemd_unit
+
+        return boot_unit(self) if ref is None else systemd_unit(self, ref)
 
     # Namespaces.
 

@@ -128,7 +128,6 @@ def _info(args: argparse.Namespace, ctx: Context) -> int:
 
 def _prune(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.errdefs import FailedPrecondition
-    from ctl.gc import collect
     from ctl.progress import human_size
 
     if not args.force and sys.stdin is not None and sys.stdin.isatty():
@@ -136,7 +135,7 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
         answer = input(f"This removes {what} unreferenced content and snapshots. Continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             raise FailedPrecondition("prune cancelled")
-    result = collect(ctx.client, unused_images=args.all)
+    result = ctx.client.prune(unused_images=args.all)
     for name in result.images:
         print(f"Untagged: {name}")
     for digest in result.blobs:
@@ -151,7 +150,6 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
 
 def _df(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.output import Column, Listing
-    from ctl.system import disk_usage
 
     columns = (
         Column("TYPE", "Type"),
@@ -160,14 +158,12 @@ def _df(args: argparse.Namespace, ctx: Context) -> Listing:
         Column("SIZE", "Size"),
         Column("RECLAIMABLE", "Reclaimable"),
     )
-    return Listing(columns, disk_usage(ctx.client))
+    return Listing(columns, ctx.client.disk_usage())
 
 
 def _check(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.system import check
-
     problems = repaired = checked = 0
-    for finding in check(ctx.client):
+    for finding in ctx.client.check():
         checked += 1
         if not finding.problem:
             continue
@@ -187,9 +183,7 @@ def _check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _boot(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.system import boot
-
-    for name in boot(ctx.client):
+    for name in ctx.client.boot():
         print(name)
     return 0
 
@@ -202,12 +196,7 @@ def _completion(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _systemd(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.system import boot_unit, systemd_unit
-
     if args.boot == (args.container is not None):
         raise InvalidArgument("generate systemd takes a container NAME or --boot")
-    if args.boot:
-        sys.stdout.write(boot_unit(ctx.client))
-    else:
-        sys.stdout.write(systemd_unit(ctx.client, args.container))
+    sys.stdout.write(ctx.client.systemd_unit(args.container))
     return 0
