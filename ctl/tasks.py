@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ctl.fsutil import write_all
+from ctl.fsutil import FileLock, write_all
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
 from ctl.runtime.taskdir import TaskDir
 
@@ -42,6 +42,7 @@ KILL_GRACE = 10.0
 STOP_POLL = 0.2
 # How an operation reads in "cannot OP container NAME: it is STATUS".
 _VERBS = {
+    "run": "start",
     "exec": "exec in",
     "pids": "list the processes of",
     "metrics": "read the metrics of",
@@ -78,6 +79,22 @@ class Task(Protocol):
     ``kill``, ``exec``, ``pids`` and ``metrics`` leave the status as it was.
     A container named ``NAME`` below is a ``Container`` record; methods that
     take ``container_id`` take the full id.
+
+    Concurrent callers: ``start``, ``start_created``, ``stop`` and ``remove``
+    of one container run one at a time, under the task's lifecycle lock
+    (``Paths.lock("task", ns, id)``), so that of five concurrent starts one
+    starts the task and four find it running. The locks, always taken in
+    this order (never the other way round):
+
+    1. the container's removal lock (``ctl.containers.lifecycle``);
+    2. the task's lifecycle lock (here);
+    3. the task directory's record lock (``TaskDir.lock``: read-modify-write
+       of ``state.json``, taken by the supervisor too);
+    4. a store's lock (the container store's, the network's).
+
+    The supervisor never takes the lifecycle lock while a caller waits for
+    it: its ``on_exit`` (``--rm``) removes the task without it, as ``stop``
+    may hold it while waiting for that very supervisor to finish.
     """
 
     def task_dir(self, container_id: str) -> TaskDir:
@@ -280,6 +297,24 @@ class TaskService:
         on_exit: Callable[[ExitStatus], None] | None = None,
         start: bool = True,
     ) -> Spawned:
+        with self._lifecycle_lock(container.id):
+            return self._start(container, attach, on_exit, start)
+
+    def _lifecycle_lock(self, container_id: str) -> FileLock:
+        """_lifecycle_lock serializes start, stop and remove of one task (see ``Task``)."""
+        return FileLock(
+            self._paths.lock("task", self._namespace, container_id),
+            what=f"task {container_id[:12]}",
+            remove=True,
+        )
+
+    def _start(
+        self,
+        container: Container,
+        attach: Stdio | None,
+        on_exit: Callable[[ExitStatus], None] | None,
+        start: bool,
+    ) -> Spawned:
         from ctl.runtime.supervisor import TaskSpec, spawn
 
         task_dir = self.task_dir(container.id)
@@ -355,13 +390,14 @@ class TaskService:
     def start_created(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError
 
-        task_dir = self._gated(container, "start")
-        try:
-            self.runc.start(container.id)
-        except RuncError:
-            if not self._exited_at_once(container.id):
-                raise
-        task_dir.set_status("start")
+        with self._lifecycle_lock(container.id):
+            task_dir = self._gated(container, "start")
+            try:
+                self.runc.start(container.id)
+            except RuncError:
+                if not self._exited_at_once(container.id):
+                    raise
+            task_dir.set_status("start")
 
     def _exited_at_once(self, container_id: str) -> bool:
         """_exited_at_once is whether a failed ``runc start`` lost a race with the process.
@@ -435,6 +471,10 @@ class TaskService:
             time.sleep(POLL_INTERVAL)
 
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
+        with self._lifecycle_lock(container.id):
+            self._stop(container, timeout, stop_signal)
+
+    def _stop(self, container: Container, timeout: float, stop_signal: int) -> None:
         task_dir = self._gated(container, "stop")
         record = task_dir.read_record()
         if record is None or not supervisor_alive(record):
@@ -490,6 +530,16 @@ class TaskService:
         task_dir.forget()
 
     def remove(self, container: Container, force: bool) -> None:
+        record = self.task_dir(container.id).read_record()
+        if record is not None and record["supervisor_pid"] == os.getpid():
+            # The task's own supervisor (--rm): a stop may hold the lock while
+            # it waits for this very process to finish.
+            self._remove(container, force)
+            return
+        with self._lifecycle_lock(container.id):
+            self._remove(container, force)
+
+    def _remove(self, container: Container, force: bool) -> None:
         task_dir = self.task_dir(container.id)
         task = task_dir.load()
         if not (force and _allows(task, "kill")):
