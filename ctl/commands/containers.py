@@ -266,9 +266,22 @@ def _create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _attached(interactive: bool) -> Stdio:
+    """_attached is this process's stdio, for a container attached to it.
+
+    A descriptor that was closed when ctl started (``<&-``; Python then has
+    no ``sys.stdin``) is /dev/null for the container: it reads an empty
+    stdin, or writes to nowhere. Its number may belong to a file ctl opened
+    since, which must not be handed over.
+    """
+    import os
+
     from ctl.runtime.runc import Stdio
 
-    return Stdio(stdin=0 if interactive else None, stdout=1, stderr=2)
+    def own(stream: object, fd: int) -> int:
+        return fd if stream is not None else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    stdin = own(sys.stdin, 0) if interactive else None
+    return Stdio(stdin=stdin, stdout=own(sys.stdout, 1), stderr=own(sys.stderr, 2))
 
 
 def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import shlex
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ctl_proc, remove_bridges
+from tests.helpers import ctl_command, ctl_proc, remove_bridges
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -81,3 +84,40 @@ def test_five_concurrent_starts_start_once(froot: Path, image: str, round_: int)
         assert state["Status"] == "running", state
     finally:
         ctl_proc("rm", "-f", name, root=froot).assert_success()
+
+
+# Pipes and stdio.
+
+
+def _shell(script: str, root: Path, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
+    """_shell runs ``script`` under sh, ``$CTL`` being the ctl command with ``--root``."""
+    ctl = shlex.join([*ctl_command(), "--root", str(root)])
+    return subprocess.run(
+        ["sh", "-c", script],
+        env={**os.environ, "CTL": ctl},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["pipe", "tty"])
+def test_run_into_a_pipe_that_closes_ends_and_rm_removes(
+    froot: Path, image: str, tty: bool
+) -> None:
+    name = f"yes-{'tty' if tty else 'pipe'}"
+    flags = "-t" if tty else ""
+    done = _shell(f"$CTL run --rm {flags} --net none --name {name} {image} yes | head -1", froot)
+    assert done.stdout.strip() == b"y", done
+    _wait_for(lambda: name not in ctl_proc("ps", "-a", root=froot).stdout, what="--rm")
+
+
+@pytest.mark.parametrize("stdin", ["<&-", "</dev/null"])
+def test_run_interactive_with_no_stdin_reads_it_empty(froot: Path, image: str, stdin: str) -> None:
+    # With fd 0 closed, the supervisor's status pipe could take its number and
+    # be handed over as the container's stdin: the handshake then went to
+    # cat (and to stdout) instead of to ctl, which hung. A race: tried thrice.
+    for _ in range(3):
+        done = _shell(f"$CTL run -i --rm --net none {image} cat {stdin}; echo rc=$?", froot)
+        assert (done.stdout, done.stderr) == (b"rc=0\n", b"")

@@ -313,8 +313,7 @@ class _Supervisor:
                     self._on_signals()
                 elif fd in outputs:
                     data = self._read(fd)
-                    if data:
-                        self._output(outputs.get(fd, "stdout"), data)
+                    if data and self._output(outputs.get(fd, "stdout"), data):
                         continue
                     poller.unregister(fd)
                     os.close(fd)
@@ -363,16 +362,24 @@ class _Supervisor:
                 return b""
             raise
 
-    def _output(self, stream: str, data: bytes) -> None:
+    def _output(self, stream: str, data: bytes) -> bool:
+        """_output logs ``data`` and copies it to the caller; False closes the container's stream.
+
+        A caller whose reader went away (``ctl run IMAGE yes | head -1``)
+        passes that on, as a pipe would: the container's own stream is
+        closed, so its next write gets SIGPIPE (or EPIPE).
+        """
         self.log.write(stream, data)
         fd = self.caller.get(stream)
         if fd is None:
-            return
+            return True
         try:
             write_all(fd, data)
-        except OSError:
-            # The caller's reader went away: keep logging, stop copying.
+        except OSError as err:
+            # Stop copying; keep logging unless the reader is gone.
             os.close(self.caller.pop(stream))
+            return err.errno != errno.EPIPE
+        return True
 
     def _input(self, stdin: int, data: bytes) -> bool:
         try:
