@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.fsutil import FileLock, write_all
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
-from ctl.runtime.taskdir import TaskDir
+from ctl.runtime.taskdir import TaskDir, writing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -117,6 +118,15 @@ class Task(Protocol):
         """status is ``load``'s status, or None without a task."""
         ...
 
+    def problems(self, container_id: str) -> list[str]:
+        """problems are what is wrong with the task, for ``system check``; none is healthy.
+
+        It finds a damaged ``state.json`` or ``exit.json``, a supervisor lost
+        while the container's processes run on, and runc's state missing
+        under a live task. Only the last runs runc.
+        """
+        ...
+
     def start(
         self,
         container: Container,
@@ -210,6 +220,15 @@ class Task(Protocol):
         """
         ...
 
+    def remove_unreadable(self, container_id: str, force: bool) -> None:
+        """remove_unreadable is ``remove`` for a container whose record is damaged.
+
+        What its task directory shows is torn down: a live task (found
+        through runc, its cgroup or its recorded init, even with a damaged
+        ``state.json``), its supervisor, the network and the rootfs mount.
+        """
+        ...
+
     def remove(self, container: Container, force: bool) -> None:
         """remove deletes the task and its task directory for good (``delete``).
 
@@ -288,6 +307,26 @@ class TaskService:
         task = self.load(container_id)
         return task.status if task else None
 
+    def problems(self, container_id: str) -> list[str]:
+        from ctl.runtime.runc import RuncNotFound
+
+        task_dir = self.task_dir(container_id)
+        found = [f"damaged {name}" for name in task_dir.damaged_records()]
+        task = task_dir.load()
+        if task is None or task.status in (Status.STOPPED, Status.UNKNOWN):
+            if task is not None and task.exit is not None and task.exit.exit_code is None:
+                pids = task_dir.remaining_pids()
+                if pids:
+                    found.append(f"its supervisor was lost while the container runs (pids {pids})")
+            return found
+        try:
+            self.runc.state(container_id)
+        except RuncNotFound:
+            # Unless it exited meanwhile: the supervisor deletes runc's state first.
+            if _allows(task_dir.load(), "kill") and task_dir.remaining_pids():
+                found.append("runc's state of the live container is missing")
+        return found
+
     # Lifecycle.
 
     def start(
@@ -326,13 +365,14 @@ class TaskService:
         if task is not None and task.exit is not None and task.exit.exit_code is None:
             self.forget(container.id)  # a lost task: runc may still hold it
         options = container.config
-        task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.mount_rootfs(container)
-        try:
-            runtime_spec = self._attach_network(container, options)
-        except BaseException:
-            task_dir.unmount_rootfs()
-            raise
+        with writing(f"start container {container.name}"):
+            task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.mount_rootfs(container)
+            try:
+                runtime_spec = self._attach_network(container, options)
+            except BaseException:
+                task_dir.unmount_rootfs()
+                raise
         task_dir.write_config(runtime_spec)
         spec = TaskSpec(
             task=task_dir,
@@ -477,15 +517,18 @@ class TaskService:
     def _stop(self, container: Container, timeout: float, stop_signal: int) -> None:
         task_dir = self._gated(container, "stop")
         record = task_dir.read_record()
-        if record is None or not supervisor_alive(record):
-            return  # never started, or stopped for good
+        if record is None:
+            return  # never started
+        if not supervisor_alive(record):
+            self._stop_unwatched(container, task_dir, timeout, stop_signal)
+            return
         task_dir.mark_stopping()
         deadline = time.monotonic() + KILL_GRACE
         while True:
             # Again after each wait: a restart that passed its last look at the
             # marker just before it was written makes one more run to stop.
             task = task_dir.load()
-            if task is not None and _allows(task, "kill"):
+            if task is not None and _allows(task, "kill") and task_dir.remaining_pids():
                 self._stop_run(container, task, timeout, stop_signal)
                 deadline = time.monotonic() + KILL_GRACE
             try:
@@ -500,10 +543,25 @@ class TaskService:
             self.runc.kill(container.id, sig)
         if task.status is Status.PAUSED:
             self._thaw(container)
-        try:
-            self.wait(container.id, timeout)
-        except Unavailable:
+        if not self._wait_gone(container, timeout):
             self._kill_after_timeout(container)
+
+    def _wait_gone(self, container: Container, timeout: float) -> bool:
+        """_wait_gone waits until the task's exit is recorded, or its processes are gone.
+
+        The second is enough for a stop: a supervisor that has no room on
+        the disk for the exit record keeps it until it has.
+        """
+        task_dir = self.task_dir(container.id)
+        deadline = time.monotonic() + timeout
+        while True:
+            task = task_dir.load()
+            recorded = task is None or (task.exit is not None and task.exit.exit_code is not None)
+            if recorded or not task_dir.remaining_pids():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_INTERVAL)
 
     def _kill_after_timeout(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError
@@ -512,10 +570,44 @@ class TaskService:
             self.runc.kill(container.id, signal.SIGKILL, all=True)
         except RuncError:
             # The task may have died between the wait and the kill (runc then
-            # fails on the vanished cgroup): only a live task is an error.
-            if _allows(self.load(container.id), "kill"):
-                raise
-        self.wait(container.id, KILL_GRACE)
+            # fails on the vanished cgroup), or runc lost its state: what is
+            # left is killed through its cgroup.
+            self._kill_remaining(container, signal.SIGKILL)
+        if not self._wait_gone(container, KILL_GRACE):
+            raise Unavailable(f"container {container.name} is still running after SIGKILL")
+
+    def _kill_remaining(self, container: Container, sig: int) -> None:
+        for pid in self.task_dir(container.id).remaining_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def _stop_unwatched(
+        self, container: Container, task_dir: TaskDir, timeout: float, stop_signal: int
+    ) -> None:
+        """_stop_unwatched stops a task whose supervisor is gone, through runc or its cgroup.
+
+        Nobody will record its exit (it stays unknown); ``stop`` says so on
+        stderr when there was something to stop.
+        """
+        from ctl.runtime.runc import RuncError
+
+        task = task_dir.load()
+        if task is None or (task.exit is not None and task.exit.exit_code is not None):
+            return  # stopped for good
+        if not task_dir.remaining_pids():
+            return
+        sys.stderr.write(
+            f"ctl: warning: container {container.name}: its supervisor was lost; "
+            "stopping it through runc and its cgroup\n"
+        )
+        try:
+            self.runc.kill(container.id, stop_signal)
+        except RuncError:
+            self._kill_remaining(container, stop_signal)
+        if task.status is Status.PAUSED:
+            self._thaw(container)
+        if not self._wait_gone(container, timeout):
+            self._kill_after_timeout(container)
 
     def forget(self, container_id: str) -> None:
         task_dir = self.task_dir(container_id)
@@ -530,22 +622,28 @@ class TaskService:
         task_dir.forget()
 
     def remove(self, container: Container, force: bool) -> None:
-        record = self.task_dir(container.id).read_record()
+        self._remove(container.id, container.name, force)
+
+    def remove_unreadable(self, container_id: str, force: bool) -> None:
+        self._remove(container_id, container_id[:12], force)
+
+    def _remove(self, container_id: str, name: str, force: bool) -> None:
+        record = self.task_dir(container_id).read_record()
         if record is not None and record["supervisor_pid"] == os.getpid():
             # The task's own supervisor (--rm): a stop may hold the lock while
             # it waits for this very process to finish.
-            self._remove(container, force)
+            self._remove_task(container_id, name, force)
             return
-        with self._lifecycle_lock(container.id):
-            self._remove(container, force)
+        with self._lifecycle_lock(container_id):
+            self._remove_task(container_id, name, force)
 
-    def _remove(self, container: Container, force: bool) -> None:
-        task_dir = self.task_dir(container.id)
+    def _remove_task(self, container_id: str, name: str, force: bool) -> None:
+        task_dir = self.task_dir(container_id)
         task = task_dir.load()
         if not (force and _allows(task, "kill")):
-            _gate(task, "delete", container.name, hint="stop it first, or use rm -f")
+            _gate(task, "delete", name, hint="stop it first, or use rm -f")
         task_dir.terminate(self.runc)
-        self._networks.detach(container.id)
+        self._networks.detach(container_id)
         task_dir.remove()
 
     # Inside a running task.
@@ -621,6 +719,12 @@ class TaskService:
         log = self.task_dir(container.id).log
         for entry in read_logs(log, tail=tail, follow=follow, stop=stopped):
             yield entry.stream, entry.text, entry.time
+        task = self.load(container.id)
+        if task is not None and task.log_lines_dropped:
+            sys.stderr.write(
+                f"ctl: warning: container {container.name}: {task.log_lines_dropped} log lines"
+                " were dropped: they could not be written (a full disk?)\n"
+            )
 
 
 class _RuncErrorFilter:

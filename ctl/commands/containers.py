@@ -513,6 +513,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "StartedAt": format_rfc3339(task.started_at) if task and task.started_at else "",
             "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
             "OOMKilled": bool(exit_ and exit_.oom),
+            "LogLinesDropped": task.log_lines_dropped if task else 0,
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
