@@ -374,7 +374,11 @@ class Client:
         return lifecycle.start(self, container, attach, start)
 
     def remove_container(self, ref: str, force: bool = False) -> Container | None:
-        """remove_container deletes the task, snapshot, files and record of a container."""
+        """remove_container deletes the task, snapshot, files and record of a container.
+
+        A container whose record is damaged is removed all the same
+        (``lifecycle.remove_unreadable``); None is returned for it.
+        """
         from ctl.containers import lifecycle
 
         try:

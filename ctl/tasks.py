@@ -208,6 +208,13 @@ class Task(Protocol):
         restart policy. It returns once the supervisor released the network
         and the rootfs as well, or has not within a grace time. Stopping a
         stopped task does nothing.
+
+        It never returns while the task's processes run: besides the
+        records it goes by the container's cgroup and its recorded init. A
+        task whose supervisor was lost is stopped through runc, or through
+        its cgroup if runc lost its state, with a warning on stderr; one
+        whose exit the supervisor cannot record yet (a full disk) is stopped
+        once its processes are gone. Unavailable if SIGKILL does not end it.
         """
         ...
 
@@ -243,7 +250,11 @@ class Task(Protocol):
     def logs(
         self, container: Container, *, follow: bool, tail: int | None
     ) -> Iterator[tuple[str, str, str]]:
-        """logs yields (stream, text, time) from the task's json-file log, ``follow``ing it."""
+        """logs yields (stream, text, time) from the task's json-file log, ``follow``ing it.
+
+        At the end it warns on stderr of log lines the supervisor dropped
+        (it could not write them: a full disk).
+        """
         ...
 
 
@@ -572,14 +583,9 @@ class TaskService:
             # The task may have died between the wait and the kill (runc then
             # fails on the vanished cgroup), or runc lost its state: what is
             # left is killed through its cgroup.
-            self._kill_remaining(container, signal.SIGKILL)
+            self.task_dir(container.id).kill_remaining(signal.SIGKILL)
         if not self._wait_gone(container, KILL_GRACE):
             raise Unavailable(f"container {container.name} is still running after SIGKILL")
-
-    def _kill_remaining(self, container: Container, sig: int) -> None:
-        for pid in self.task_dir(container.id).remaining_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
 
     def _stop_unwatched(
         self, container: Container, task_dir: TaskDir, timeout: float, stop_signal: int
@@ -603,7 +609,7 @@ class TaskService:
         try:
             self.runc.kill(container.id, stop_signal)
         except RuncError:
-            self._kill_remaining(container, stop_signal)
+            task_dir.kill_remaining(stop_signal)
         if task.status is Status.PAUSED:
             self._thaw(container)
         if not self._wait_gone(container, timeout):

@@ -9,7 +9,8 @@ and runc's id) lives as long as the container::
       hosts hostname resolv.conf
                           bound over /etc/... (ctl.containers.create writes them)
       <id>-json.log       the container's output (ctl.runtime.logs)
-      state.json          TaskRecord: pids, supervisor identity, status, restart count
+      state.json          TaskRecord: pids, supervisor identity, status, restart count,
+                          log lines dropped
       exit.json           ExitRecord: exit code or signal, finish time (once exited)
       stopping            marker: a user stopped or killed the task; do not restart it
       init.pid            written by runc (--pid-file)
@@ -304,11 +305,7 @@ class TaskDir:
 
         with contextlib.suppress(RuncNotFound):
             runc.delete(self.id, force=True)
-        # runc's state may have been deleted underneath a live container:
-        # what is left is found through its cgroup and its recorded init.
-        for pid in self.remaining_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self.kill_remaining(signal.SIGKILL)
         cgroups.remove_container_cgroup(self._cgroups_path())
         cgroups.remove_supervisor_cgroup(self.id)
 
@@ -318,6 +315,16 @@ class TaskDir:
         except InvalidArgument:
             return ""
         return str(config.get("linux", {}).get("cgroupsPath", ""))
+
+    def kill_remaining(self, sig: int) -> None:
+        """kill_remaining signals every process of ``remaining_pids``.
+
+        runc's state may have been deleted underneath a live container: what
+        is left is found through its cgroup and its recorded init.
+        """
+        for pid in self.remaining_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def remaining_pids(self) -> list[int]:
         """remaining_pids are the task's live processes, found without runc.
@@ -340,7 +347,8 @@ class TaskDir:
         """terminate ends the task in any state and removes the runtime's files.
 
         It marks the task stopping (so it is not restarted), kills and deletes the
-        runc container if there is one, waits for the supervisor to finish
+        runc container if there is one, kills what its cgroup or recorded init
+        still holds (runc's state may be gone), waits for the supervisor to finish
         (unless the caller *is* the supervisor: an ``on_exit`` doing ``--rm``),
         then runs ``cleanup_lost`` and removes the task's records. The
         container's files (the log, the bundle) stay: the directory itself is
@@ -365,6 +373,8 @@ class TaskDir:
             # started a new init after the first kill.
             with contextlib.suppress(RuncNotFound):
                 runc.delete(self.id, force=True)
+            # runc delete --force succeeds on a container it has no state of.
+            self.kill_remaining(signal.SIGKILL)
             if record is None:
                 self._kill_unrecorded_supervisor()
                 break

@@ -154,7 +154,10 @@ def test_rm_f_kills_a_container_whose_runc_state_was_deleted(froot: Path, image:
     ctl_proc("run", "-d", "--net", "none", "--name", "no-runc", image, "sleep", "600", root=froot)
     task = _task(froot, "no-runc")
     shutil.rmtree(froot / "runc" / "default" / _container_id(froot, "no-runc"))
+    started = time.monotonic()
     ctl_proc("rm", "-f", "no-runc", root=froot, timeout=60).assert_success()
+    # Not by killing the supervisor after its 30 s grace: the container is found by its cgroup.
+    assert time.monotonic() - started < 10
     _wait_for(lambda: not _alive(task["pid"]), what="the container's process to die")
     assert not _alive(task["supervisor_pid"])
 
