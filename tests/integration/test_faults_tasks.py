@@ -181,14 +181,14 @@ def small_root(tmp_path: Path, images: CanonicalImages) -> Path:
 
 
 def _fill(path: Path) -> None:
-    """_fill writes ``path`` until its filesystem has no room left."""
-    with open(path, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError as err:
-            assert err.errno == errno.ENOSPC
+    """_fill appends to ``path`` until its filesystem has not a byte of room left."""
+    with open(path, "ab", buffering=0) as f:
+        for chunk in (65536, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as err:
+                assert err.errno == errno.ENOSPC
 
 
 def test_a_full_disk_orphans_no_container(small_root: Path, image: str) -> None:
@@ -205,6 +205,8 @@ def test_a_full_disk_orphans_no_container(small_root: Path, image: str) -> None:
     state = json.loads(ctl_proc("inspect", "chatty", root=small_root).stdout)[0]["State"]
     assert state["Status"] == "running", state
 
+    # runc's state, on this disk too, frees room for exit.json as the task
+    # ends: test_runtime holds the exit on a disk that stays full.
     stopped = ctl_proc("stop", "-t", "1", "chatty", root=small_root, timeout=60)
     stopped.assert_success()
     assert not _alive(task["pid"])
