@@ -20,6 +20,7 @@ from pathlib import Path
 from ctl import fsutil
 from ctl.errdefs import (
     AlreadyExists,
+    DataCorrupted,
     FailedPrecondition,
     NotFound,
 )
@@ -374,11 +375,19 @@ class Client:
 
         return lifecycle.start(self, container, attach, start)
 
-    def remove_container(self, ref: str, force: bool = False) -> Container:
-        """remove_container deletes the task, snapshot, files and record of a container."""
+    def remove_container(self, ref: str, force: bool = False) -> Container | None:
+        """remove_container deletes the task, snapshot, files and record of a container.
+
+        A container whose record is damaged is removed all the same
+        (``lifecycle.remove_unreadable``); None is returned for it.
+        """
         from ctl.containers import lifecycle
 
-        container = self.containers.get(ref)
+        try:
+            container = self.containers.get(ref)
+        except DataCorrupted:
+            lifecycle.remove_unreadable(self, self.containers.resolve(ref), force)
+            return None
         lifecycle.remove(self, container, force)
         return container
 

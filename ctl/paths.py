@@ -34,8 +34,9 @@ the layout changes::
                                      shared, prune exclusive), network.lock (ADD
                                      exclusive, DEL shared), images-<ns>.lock and
                                      containers-<ns>.lock (the stores' changes),
-                                     container-<ns>-<id>.lock (rm) and
-                                     network-<ns>-<id>.lock (detach)
+                                     container-<ns>-<id>.lock (rm),
+                                     task-<ns>-<id>.lock (start, stop, rm)
+                                     and network-<ns>-<id>.lock (detach)
 
 Nothing else joins paths under the root by hand.
 """
@@ -107,7 +108,8 @@ class Paths:
 
         The locks in use: ``lock("gc")``, ``lock("network")``,
         ``lock("images", ns)``, ``lock("containers", ns)`` (a namespace's
-        stores), ``lock("container", ns, id)`` (a container being removed)
+        stores), ``lock("container", ns, id)`` (a container being removed),
+        ``lock("task", ns, id)`` (a task being started, stopped or removed)
         and ``lock("network", ns, id)`` (a container being detached).
         """
         parts = [identifiers.validate("lock name", part) for part in (name, *scope)]

@@ -225,6 +225,7 @@ def _check_containers(client: Client) -> Iterator[Finding]:
             yield Finding(what, f"its snapshot {container.snapshot_key!r} is missing")
         except CtlError as err:
             yield Finding(what, str(err))
+        yield from _check_task(client, what, container.id)
         try:
             status = client.tasks.status(container.id)
         except _DAMAGED_RECORD as err:
@@ -234,6 +235,12 @@ def _check_containers(client: Client) -> Iterator[Finding]:
             yield from _check_network(
                 client, f"network of container {client.namespace}/{container.name}", container.id
             )
+
+
+def _check_task(client: Client, what: str, container_id: str) -> Iterator[Finding]:
+    """_check_task reports damaged task records, lost supervisors and lost runc state."""
+    for problem in client.tasks.problems(container_id):
+        yield Finding(f"task of {what}", problem)
 
 
 def _check_snapshots(client: Client) -> Iterator[Finding]:

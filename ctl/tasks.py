@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from ctl.fsutil import write_all
+from ctl.fsutil import FileLock, write_all
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
-from ctl.runtime.taskdir import TaskDir
+from ctl.runtime.taskdir import TaskDir, writing
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -42,6 +43,7 @@ KILL_GRACE = 10.0
 STOP_POLL = 0.2
 # How an operation reads in "cannot OP container NAME: it is STATUS".
 _VERBS = {
+    "run": "start",
     "exec": "exec in",
     "pids": "list the processes of",
     "metrics": "read the metrics of",
@@ -78,6 +80,22 @@ class Task(Protocol):
     ``kill``, ``exec``, ``pids`` and ``metrics`` leave the status as it was.
     A container named ``NAME`` below is a ``Container`` record; methods that
     take ``container_id`` take the full id.
+
+    Concurrent callers: ``start``, ``start_created``, ``stop`` and ``remove``
+    of one container run one at a time, under the task's lifecycle lock
+    (``Paths.lock("task", ns, id)``), so that of five concurrent starts one
+    starts the task and four find it running. The locks, always taken in
+    this order (never the other way round):
+
+    1. the container's removal lock (``ctl.containers.lifecycle``);
+    2. the task's lifecycle lock (here);
+    3. the task directory's record lock (``TaskDir.lock``: read-modify-write
+       of ``state.json``, taken by the supervisor too);
+    4. a store's lock (the container store's, the network's).
+
+    The supervisor never takes the lifecycle lock while a caller waits for
+    it: its ``on_exit`` (``--rm``) removes the task without it, as ``stop``
+    may hold it while waiting for that very supervisor to finish.
     """
 
     def task_dir(self, container_id: str) -> TaskDir:
@@ -98,6 +116,15 @@ class Task(Protocol):
 
     def status(self, container_id: str) -> Status | None:
         """status is ``load``'s status, or None without a task."""
+        ...
+
+    def problems(self, container_id: str) -> list[str]:
+        """problems are what is wrong with the task, for ``system check``; none is healthy.
+
+        It finds a damaged ``state.json`` or ``exit.json``, a supervisor lost
+        while the container's processes run on, and runc's state missing
+        under a live task. Only the last runs runc.
+        """
         ...
 
     def start(
@@ -181,6 +208,13 @@ class Task(Protocol):
         restart policy. It returns once the supervisor released the network
         and the rootfs as well, or has not within a grace time. Stopping a
         stopped task does nothing.
+
+        It never returns while the task's processes run: besides the
+        records it goes by the container's cgroup and its recorded init. A
+        task whose supervisor was lost is stopped through runc, or through
+        its cgroup if runc lost its state, with a warning on stderr; one
+        whose exit the supervisor cannot record yet (a full disk) is stopped
+        once its processes are gone. Unavailable if SIGKILL does not end it.
         """
         ...
 
@@ -190,6 +224,15 @@ class Task(Protocol):
         The container and its task directory stay, ready for another start.
         A task whose supervisor was lost is cleaned up through runc first.
         Nothing to forget is not an error.
+        """
+        ...
+
+    def remove_unreadable(self, container_id: str, force: bool) -> None:
+        """remove_unreadable is ``remove`` for a container whose record is damaged.
+
+        What its task directory shows is torn down: a live task (found
+        through runc, its cgroup or its recorded init, even with a damaged
+        ``state.json``), its supervisor, the network and the rootfs mount.
         """
         ...
 
@@ -208,7 +251,11 @@ class Task(Protocol):
         self, container: Container, *, follow: bool, tail: int | None
     ) -> Iterator[tuple[str, str, str, int]]:
         """logs yields (stream, text, time, skipped) from the task's json-file log, ``follow``ing
-        it; ``skipped`` counts the records rotated away just before this one, unread."""
+        it; ``skipped`` counts the records rotated away just before this one, unread.
+
+        At the end it warns on stderr of log lines the supervisor dropped
+        (it could not write them: a full disk).
+        """
         ...
 
 
@@ -272,6 +319,26 @@ class TaskService:
         task = self.load(container_id)
         return task.status if task else None
 
+    def problems(self, container_id: str) -> list[str]:
+        from ctl.runtime.runc import RuncNotFound
+
+        task_dir = self.task_dir(container_id)
+        found = [f"damaged {name}" for name in task_dir.damaged_records()]
+        task = task_dir.load()
+        if task is None or task.status in (Status.STOPPED, Status.UNKNOWN):
+            if task is not None and task.exit is not None and task.exit.exit_code is None:
+                pids = task_dir.remaining_pids()
+                if pids:
+                    found.append(f"its supervisor was lost while the container runs (pids {pids})")
+            return found
+        try:
+            self.runc.state(container_id)
+        except RuncNotFound:
+            # Unless it exited meanwhile: the supervisor deletes runc's state first.
+            if _allows(task_dir.load(), "kill") and task_dir.remaining_pids():
+                found.append("runc's state of the live container is missing")
+        return found
+
     # Lifecycle.
 
     def start(
@@ -280,6 +347,24 @@ class TaskService:
         attach: Stdio | None = None,
         on_exit: Callable[[ExitStatus], None] | None = None,
         start: bool = True,
+    ) -> Spawned:
+        with self._lifecycle_lock(container.id):
+            return self._start(container, attach, on_exit, start)
+
+    def _lifecycle_lock(self, container_id: str) -> FileLock:
+        """_lifecycle_lock serializes start, stop and remove of one task (see ``Task``)."""
+        return FileLock(
+            self._paths.lock("task", self._namespace, container_id),
+            what=f"task {container_id[:12]}",
+            remove=True,
+        )
+
+    def _start(
+        self,
+        container: Container,
+        attach: Stdio | None,
+        on_exit: Callable[[ExitStatus], None] | None,
+        start: bool,
     ) -> Spawned:
         from ctl.runtime.supervisor import TaskSpec, spawn
 
@@ -292,13 +377,14 @@ class TaskService:
         if task is not None and task.exit is not None and task.exit.exit_code is None:
             self.forget(container.id)  # a lost task: runc may still hold it
         options = container.config
-        task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.mount_rootfs(container)
-        try:
-            runtime_spec = self._attach_network(container, options)
-        except BaseException:
-            task_dir.unmount_rootfs()
-            raise
+        with writing(f"start container {container.name}"):
+            task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.mount_rootfs(container)
+            try:
+                runtime_spec = self._attach_network(container, options)
+            except BaseException:
+                task_dir.unmount_rootfs()
+                raise
         task_dir.write_config(runtime_spec)
         spec = TaskSpec(
             task=task_dir,
@@ -356,13 +442,14 @@ class TaskService:
     def start_created(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError
 
-        task_dir = self._gated(container, "start")
-        try:
-            self.runc.start(container.id)
-        except RuncError:
-            if not self._exited_at_once(container.id):
-                raise
-        task_dir.set_status("start")
+        with self._lifecycle_lock(container.id):
+            task_dir = self._gated(container, "start")
+            try:
+                self.runc.start(container.id)
+            except RuncError:
+                if not self._exited_at_once(container.id):
+                    raise
+            task_dir.set_status("start")
 
     def _exited_at_once(self, container_id: str) -> bool:
         """_exited_at_once is whether a failed ``runc start`` lost a race with the process.
@@ -436,17 +523,24 @@ class TaskService:
             time.sleep(POLL_INTERVAL)
 
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
+        with self._lifecycle_lock(container.id):
+            self._stop(container, timeout, stop_signal)
+
+    def _stop(self, container: Container, timeout: float, stop_signal: int) -> None:
         task_dir = self._gated(container, "stop")
         record = task_dir.read_record()
-        if record is None or not supervisor_alive(record):
-            return  # never started, or stopped for good
+        if record is None:
+            return  # never started
+        if not supervisor_alive(record):
+            self._stop_unwatched(container, task_dir, timeout, stop_signal)
+            return
         task_dir.mark_stopping()
         deadline = time.monotonic() + KILL_GRACE
         while True:
             # Again after each wait: a restart that passed its last look at the
             # marker just before it was written makes one more run to stop.
             task = task_dir.load()
-            if task is not None and _allows(task, "kill"):
+            if task is not None and _allows(task, "kill") and task_dir.remaining_pids():
                 self._stop_run(container, task, timeout, stop_signal)
                 deadline = time.monotonic() + KILL_GRACE
             try:
@@ -461,10 +555,25 @@ class TaskService:
             self.runc.kill(container.id, sig)
         if task.status is Status.PAUSED:
             self._thaw(container)
-        try:
-            self.wait(container.id, timeout)
-        except Unavailable:
+        if not self._wait_gone(container, timeout):
             self._kill_after_timeout(container)
+
+    def _wait_gone(self, container: Container, timeout: float) -> bool:
+        """_wait_gone waits until the task's exit is recorded, or its processes are gone.
+
+        The second is enough for a stop: a supervisor that has no room on
+        the disk for the exit record keeps it until it has.
+        """
+        task_dir = self.task_dir(container.id)
+        deadline = time.monotonic() + timeout
+        while True:
+            task = task_dir.load()
+            recorded = task is None or (task.exit is not None and task.exit.exit_code is not None)
+            if recorded or not task_dir.remaining_pids():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_INTERVAL)
 
     def _kill_after_timeout(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError
@@ -473,10 +582,39 @@ class TaskService:
             self.runc.kill(container.id, signal.SIGKILL, all=True)
         except RuncError:
             # The task may have died between the wait and the kill (runc then
-            # fails on the vanished cgroup): only a live task is an error.
-            if _allows(self.load(container.id), "kill"):
-                raise
-        self.wait(container.id, KILL_GRACE)
+            # fails on the vanished cgroup), or runc lost its state: what is
+            # left is killed through its cgroup.
+            self.task_dir(container.id).kill_remaining(signal.SIGKILL)
+        if not self._wait_gone(container, KILL_GRACE):
+            raise Unavailable(f"container {container.name} is still running after SIGKILL")
+
+    def _stop_unwatched(
+        self, container: Container, task_dir: TaskDir, timeout: float, stop_signal: int
+    ) -> None:
+        """_stop_unwatched stops a task whose supervisor is gone, through runc or its cgroup.
+
+        Nobody will record its exit (it stays unknown); ``stop`` says so on
+        stderr when there was something to stop.
+        """
+        from ctl.runtime.runc import RuncError
+
+        task = task_dir.load()
+        if task is None or (task.exit is not None and task.exit.exit_code is not None):
+            return  # stopped for good
+        if not task_dir.remaining_pids():
+            return
+        sys.stderr.write(
+            f"ctl: warning: container {container.name}: its supervisor was lost; "
+            "stopping it through runc and its cgroup\n"
+        )
+        try:
+            self.runc.kill(container.id, stop_signal)
+        except RuncError:
+            task_dir.kill_remaining(stop_signal)
+        if task.status is Status.PAUSED:
+            self._thaw(container)
+        if not self._wait_gone(container, timeout):
+            self._kill_after_timeout(container)
 
     def forget(self, container_id: str) -> None:
         task_dir = self.task_dir(container_id)
@@ -491,12 +629,28 @@ class TaskService:
         task_dir.forget()
 
     def remove(self, container: Container, force: bool) -> None:
-        task_dir = self.task_dir(container.id)
+        self._remove(container.id, container.name, force)
+
+    def remove_unreadable(self, container_id: str, force: bool) -> None:
+        self._remove(container_id, container_id[:12], force)
+
+    def _remove(self, container_id: str, name: str, force: bool) -> None:
+        record = self.task_dir(container_id).read_record()
+        if record is not None and record["supervisor_pid"] == os.getpid():
+            # The task's own supervisor (--rm): a stop may hold the lock while
+            # it waits for this very process to finish.
+            self._remove_task(container_id, name, force)
+            return
+        with self._lifecycle_lock(container_id):
+            self._remove_task(container_id, name, force)
+
+    def _remove_task(self, container_id: str, name: str, force: bool) -> None:
+        task_dir = self.task_dir(container_id)
         task = task_dir.load()
         if not (force and _allows(task, "kill")):
-            _gate(task, "delete", container.name, hint="stop it first, or use rm -f")
+            _gate(task, "delete", name, hint="stop it first, or use rm -f")
         task_dir.terminate(self.runc)
-        self._networks.detach(container.id)
+        self._networks.detach(container_id)
         task_dir.remove()
 
     # Inside a running task.
@@ -572,6 +726,12 @@ class TaskService:
         log = self.task_dir(container.id).log
         for entry in read_logs(log, tail=tail, follow=follow, stop=stopped):
             yield entry.stream, entry.text, entry.time, entry.skipped
+        task = self.load(container.id)
+        if task is not None and task.log_lines_dropped:
+            sys.stderr.write(
+                f"ctl: warning: container {container.name}: {task.log_lines_dropped} log lines"
+                " were dropped: they could not be written (a full disk?)\n"
+            )
 
 
 class _RuncErrorFilter:

@@ -292,9 +292,22 @@ def _create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _attached(interactive: bool) -> Stdio:
+    """_attached is this process's stdio, for a container attached to it.
+
+    A descriptor that was closed when ctl started (``<&-``; Python then has
+    no ``sys.stdin``) is /dev/null for the container: it reads an empty
+    stdin, or writes to nowhere. Its number may belong to a file ctl opened
+    since, which must not be handed over.
+    """
+    import os
+
     from ctl.runtime.runc import Stdio
 
-    return Stdio(stdin=0 if interactive else None, stdout=1, stderr=2)
+    def own(stream: object, fd: int) -> int:
+        return fd if stream is not None else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    stdin = own(sys.stdin, 0) if interactive else None
+    return Stdio(stdin=stdin, stdout=own(sys.stdout, 1), stderr=own(sys.stderr, 2))
 
 
 def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
@@ -535,6 +548,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "StartedAt": format_rfc3339(task.started_at) if task and task.started_at else "",
             "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
             "OOMKilled": bool(exit_ and exit_.oom),
+            "LogLinesDropped": task.log_lines_dropped if task else 0,
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,

@@ -53,6 +53,7 @@ def create(
     from ctl.images import manifests
     from ctl.images.unpack import unpack
     from ctl.reference import host_platform
+    from ctl.runtime.taskdir import writing
 
     name = validate_name(options.name) if options.name else None
     if options.network not in ("none", "host"):
@@ -73,13 +74,15 @@ def create(
         image_config = manifests.read_config(client.content, manifest)
         container_id = os.urandom(32).hex()
         snapshot_key = snapshot or container_id
-        client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
+        with writing("create container", f"snapshot {snapshot_key}"):
+            client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
         rollback.callback(_remove_snapshot, client, snapshot_key)
         task_dir = tasks.task_dir(container_id)
         rollback.callback(task_dir.remove)
         files_dir = task_dir.path
-        files_dir.mkdir(mode=0o700, parents=True)
-        write_host_files(files_dir, options.network, hostname_for(options, container_id))
+        with writing("create container"):
+            files_dir.mkdir(mode=0o700, parents=True)
+            write_host_files(files_dir, options.network, hostname_for(options, container_id))
         draft = Container(
             id=container_id,
             name=name or "",
@@ -94,7 +97,8 @@ def create(
         spec = container_spec(
             options, image_config, rootfs, container_id, client.namespace, files_dir
         )
-        container = _create_record(client, draft.updated(spec=spec), named=name is not None)
+        with writing("create container", f"container record {container_id}"):
+            container = _create_record(client, draft.updated(spec=spec), named=name is not None)
         rollback.pop_all()
         return container
 
@@ -155,6 +159,32 @@ def remove(client: Client, container: Container, force: bool = False) -> None:
         _remove(client, container, force)
 
 
+def remove_unreadable(client: Client, container_id: str, force: bool = False) -> None:
+    """remove_unreadable removes a container whose record is damaged, as ``remove`` does.
+
+    Its id is known (``LocalContainerStore.resolve``), its record is not:
+    the task is torn down from what its task directory shows, the snapshot
+    is found by the default key (the id) or by its ``ctl.container`` label.
+    """
+    with _removal_lock(client, container_id, container_id[:12]):
+        client.tasks.remove_unreadable(container_id, force)
+        for key in _snapshots_of(client, container_id):
+            _remove_snapshot(client, key)
+        with contextlib.suppress(NotFound):
+            client.containers.delete(container_id)
+
+
+def _snapshots_of(client: Client, container_id: str) -> list[str]:
+    keys = {container_id}
+    with contextlib.suppress(CtlError, OSError):
+        keys |= {
+            info.name
+            for info in client.snapshotter.walk()
+            if info.labels.get("ctl.container") == container_id
+        }
+    return sorted(keys)
+
+
 def _remove(client: Client, container: Container, force: bool) -> None:
     # The task goes first: it holds the rootfs mounted on the snapshot.
     client.tasks.remove(container, force)
@@ -172,5 +202,11 @@ def removal_lock(
     client: Client, container: Container, timeout: float | None = None
 ) -> fsutil.FileLock:
     """removal_lock is held while a container is removed, so that only one remover runs."""
-    lock = client.paths.lock("container", client.namespace, container.id)
-    return fsutil.FileLock(lock, what=f"container {container.name}", remove=True, timeout=timeout)
+    return _removal_lock(client, container.id, container.name, timeout)
+
+
+def _removal_lock(
+    client: Client, container_id: str, name: str, timeout: float | None = None
+) -> fsutil.FileLock:
+    lock = client.paths.lock("container", client.namespace, container_id)
+    return fsutil.FileLock(lock, what=f"container {name}", remove=True, timeout=timeout)

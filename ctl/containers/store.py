@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -90,15 +91,26 @@ class LocalContainerStore:
         return container_id if self._records.exists(container_id) else None
 
     def get(self, ref: str) -> Container:
+        """get is the container ``ref`` names (id, name or id prefix).
+
+        NotFound if none; DataCorrupted, naming the file, if its record is
+        damaged (``resolve`` still finds its id).
+        """
+        return self._load(self.resolve(ref))
+
+    def resolve(self, ref: str) -> str:
+        """resolve is the id of the container ``ref`` names, without reading its record."""
         if is_container_id(ref):
-            return self._load(ref)
+            if not self._records.exists(ref):
+                raise NotFound(f"container {ref!r}: no such container")
+            return ref
         by_name = self._id_for_name(ref)
         if by_name is not None:
-            return self._load(by_name)
+            return by_name
         if re.fullmatch(r"[0-9a-f]+", ref):
             matches = [i for i in self._ids() if i.startswith(ref)]
             if len(matches) == 1:
-                return self._load(matches[0])
+                return matches[0]
             if len(matches) > 1:
                 raise InvalidArgument(f"container id prefix {ref!r} is ambiguous")
         raise NotFound(f"container {ref!r}: no such container")
@@ -139,12 +151,33 @@ class LocalContainerStore:
         return updated
 
     def delete(self, container_id: str) -> None:
+        """delete removes the record and its name; a damaged record goes too.
+
+        The name of a damaged record is unknown: every name file that points
+        at the id is removed.
+        """
+        from ctl.errdefs import DataCorrupted
+
         with self._records.lock():
-            current = self._load(container_id)
-            self._records.delete(container_id)
-            name_file = self._names / current.name
             try:
-                if name_file.read_text().strip() == container_id:
-                    name_file.unlink()
-            except FileNotFoundError:
-                pass
+                names: Sequence[str] = [self._load(container_id).name]
+            except DataCorrupted:
+                names = self._names_of(container_id)
+            if not self._records.delete(_check_id(container_id)):
+                raise NotFound(f"container {container_id!r}: no such container")
+            for name in names:
+                if self._points_at(name, container_id):
+                    (self._names / name).unlink(missing_ok=True)
+
+    def _names_of(self, container_id: str) -> Sequence[str]:
+        try:
+            names = os.listdir(self._names)
+        except FileNotFoundError:
+            return []
+        return [name for name in names if self._points_at(name, container_id)]
+
+    def _points_at(self, name: str, container_id: str) -> bool:
+        try:
+            return (self._names / name).read_text().strip() == container_id
+        except OSError:
+            return False

@@ -71,6 +71,15 @@ def leave_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> None:
             cgroup.rmdir()
 
 
+def supervisor_pids(key: str, root: Path = CGROUP_ROOT) -> list[int]:
+    """supervisor_pids are the processes in the supervisor cgroups of ``key`` (it, or none)."""
+    pids: list[int] = []
+    for cgroup in supervisor_cgroups(key, root):
+        with contextlib.suppress(OSError):
+            pids += [int(line) for line in (cgroup / "cgroup.procs").read_text().split()]
+    return pids
+
+
 def remove_supervisor_cgroup(key: str, root: Path = CGROUP_ROOT) -> None:
     """remove_supervisor_cgroup removes what a supervisor killed by SIGKILL left behind.
 
@@ -126,3 +135,29 @@ def oom_killed(cgroups_path: str, root: Path = CGROUP_ROOT) -> bool:
         if key == "oom_kill":
             return value.strip() not in ("", "0")
     return False
+
+
+def container_pids(cgroups_path: str, root: Path = CGROUP_ROOT) -> list[int]:
+    """container_pids are the processes in a container's cgroup; none if it is gone.
+
+    This is how a container is found once runc's state was deleted
+    underneath it (the ``pids`` hierarchy on v1).
+    """
+    cgroup = container_cgroup(cgroups_path, "pids", root)
+    if cgroup is None:
+        return []
+    try:
+        text = (cgroup / "cgroup.procs").read_text()
+    except OSError:
+        return []
+    return [int(line) for line in text.split()]
+
+
+def remove_container_cgroup(cgroups_path: str, root: Path = CGROUP_ROOT) -> None:
+    """remove_container_cgroup removes an empty container cgroup that runc did not (best effort)."""
+    hierarchies = [""] if is_v2(root) else [p.name for p in root.iterdir() if p.is_dir()]
+    for controller in hierarchies:
+        cgroup = container_cgroup(cgroups_path, controller, root)
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()

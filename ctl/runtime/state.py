@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from enum import Enum
-from typing import TYPE_CHECKING, Final, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Final, NamedTuple, NotRequired, TypedDict
 
 from ctl.errdefs import FailedPrecondition
 
@@ -112,6 +112,11 @@ class TaskRecord(TypedDict):
     bundle: str
     log_path: str
     restart_count: int
+    # The init's start time (process_start_time), to tell it from a process
+    # that reused its pid once nobody watches it; absent in older records.
+    init_start_time: NotRequired[int | None]
+    # Log lines the supervisor could not write (a full disk), once it could say so.
+    log_lines_dropped: NotRequired[int]
 
 
 class ExitRecord(TypedDict):
@@ -159,6 +164,7 @@ class TaskState(NamedTuple):
     started_at: float | None
     restart_count: int
     exit: ExitStatus | None
+    log_lines_dropped: int = 0
 
 
 def boot_id() -> str:
@@ -212,6 +218,7 @@ def new_record(
         bundle=str(bundle),
         log_path=str(log_path),
         restart_count=restart_count,
+        init_start_time=process_start_time(pid),
     )
 
 
@@ -278,4 +285,5 @@ def task_state(record: TaskRecord, exit_status: ExitStatus | None) -> TaskState:
         started_at=record.get("started_at"),
         restart_count=int(record.get("restart_count") or 0),
         exit=exit_status,
+        log_lines_dropped=int(record.get("log_lines_dropped") or 0),
     )

@@ -9,7 +9,8 @@ and runc's id) lives as long as the container::
       hosts hostname resolv.conf
                           bound over /etc/... (ctl.containers.create writes them)
       <id>-json.log       the container's output (ctl.runtime.logs)
-      state.json          TaskRecord: pids, supervisor identity, status, restart count
+      state.json          TaskRecord: pids, supervisor identity, status, restart count,
+                          log lines dropped
       exit.json           ExitRecord: exit code or signal, finish time (once exited)
       stopping            marker: a user stopped or killed the task; do not restart it
       init.pid            written by runc (--pid-file)
@@ -28,7 +29,10 @@ which operation a status allows, is ``ctl.runtime.state``'s.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import signal
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -38,6 +42,7 @@ from ctl.runtime import state
 from ctl.runtime.state import ExitRecord, ExitStatus, Status, TaskRecord, TaskState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from ctl.runtime.runc import Runc
@@ -54,6 +59,29 @@ _RUNTIME_FILES: Final = (_STATE, _EXIT, _STOPPING, _PID, _SUPERVISOR_LOG, _LOCK)
 SUPERVISOR_EXIT_TIMEOUT: Final = 30.0
 # How often a deletion that waits for a supervisor deletes the runc container again.
 RUNC_DELETE_AGAIN: Final = 1.0
+
+
+class DiskFull(CtlError):
+    """DiskFull is a write that found no room: ``<what>: writing <file>: <strerror>``."""
+
+
+@contextlib.contextmanager
+def writing(what: str, target: object = None) -> Iterator[None]:
+    """writing turns a full disk below it into DiskFull, naming ``target`` (default: the file).
+
+    An atomic write fails on its temporary file: the error names the file it
+    was replacing. Other errors pass unchanged.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        name = str(target if target is not None else err.filename or "a file")
+        temporary = re.fullmatch(r"(.*/)?\.(.+)\.\d+\.tmp", name)
+        if temporary:
+            name = f"{temporary[1] or ''}{temporary[2]}"
+        raise DiskFull(f"{what}: writing {name}: {err.strerror}") from err
 
 
 class TaskDir:
@@ -94,7 +122,9 @@ class TaskDir:
 
     def write_config(self, spec: dict[str, Any]) -> None:
         """write_config writes the runtime spec; derived from the record at every start."""
-        fsutil.atomic_write_json(self.bundle / "config.json", spec, durable=False)
+        path = self.bundle / "config.json"
+        with writing(f"task {self.id[:12]}", path):
+            fsutil.atomic_write_json(path, spec, durable=False)
 
     def read_config(self) -> dict[str, Any]:
         """read_config is the bundle's runtime spec; InvalidArgument if it cannot be read."""
@@ -129,7 +159,9 @@ class TaskDir:
         return cast("TaskRecord", record)
 
     def write_record(self, record: TaskRecord) -> None:
-        fsutil.atomic_write_json(self.path / _STATE, record)
+        """write_record replaces ``state.json``: DiskFull if there is no room."""
+        with writing(f"task {self.id[:12]}", self.path / _STATE):
+            fsutil.atomic_write_json(self.path / _STATE, record)
 
     def update_record(self, **changes: Any) -> TaskRecord:
         """update_record changes fields of ``state.json`` under the task's lock."""
@@ -165,17 +197,17 @@ class TaskDir:
             return task._replace(status=status, started_at=record["started_at"])
 
     def write_exit(self, status: ExitStatus) -> None:
+        """write_exit writes ``exit.json``: DiskFull if there is no room."""
         assert status.exit_code is not None, "an observed exit has a code"
-        fsutil.atomic_write_json(
-            self.path / _EXIT,
-            ExitRecord(
-                version=state.RECORD_VERSION,
-                exit_code=status.exit_code,
-                signal=status.signal,
-                finished_at=status.finished_at or time.time(),
-                oom=status.oom,
-            ),
+        record = ExitRecord(
+            version=state.RECORD_VERSION,
+            exit_code=status.exit_code,
+            signal=status.signal,
+            finished_at=status.finished_at or time.time(),
+            oom=status.oom,
         )
+        with writing(f"task {self.id[:12]}", self.path / _EXIT):
+            fsutil.atomic_write_json(self.path / _EXIT, record)
 
     def read_exit(self) -> ExitStatus | None:
         record = self._read(_EXIT)
@@ -193,10 +225,20 @@ class TaskDir:
 
     def mark_stopping(self) -> None:
         """mark_stopping tells the supervisor not to restart: call it before signalling a stop."""
-        fsutil.atomic_write(self.path / _STOPPING, b"")
+        with writing(f"task {self.id[:12]}", self.path / _STOPPING):
+            fsutil.atomic_write(self.path / _STOPPING, b"")
 
     def is_stopping(self) -> bool:
         return (self.path / _STOPPING).exists()
+
+    def damaged_records(self) -> list[str]:
+        """damaged_records are the names of the records present that cannot be read."""
+        damaged = []
+        if (self.path / _STATE).exists() and self.read_record() is None:
+            damaged.append(_STATE)
+        if (self.path / _EXIT).exists() and self.read_exit() is None:
+            damaged.append(_EXIT)
+        return damaged
 
     def load(self) -> TaskState | None:
         """load reads the task and derives its live status; None if there is no task.
@@ -263,13 +305,50 @@ class TaskDir:
 
         with contextlib.suppress(RuncNotFound):
             runc.delete(self.id, force=True)
+        self.kill_remaining(signal.SIGKILL)
+        cgroups.remove_container_cgroup(self._cgroups_path())
         cgroups.remove_supervisor_cgroup(self.id)
+
+    def _cgroups_path(self) -> str:
+        try:
+            config = self.read_config()
+        except InvalidArgument:
+            return ""
+        return str(config.get("linux", {}).get("cgroupsPath", ""))
+
+    def kill_remaining(self, sig: int) -> None:
+        """kill_remaining signals every process of ``remaining_pids``.
+
+        runc's state may have been deleted underneath a live container: what
+        is left is found through its cgroup and its recorded init.
+        """
+        for pid in self.remaining_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def remaining_pids(self) -> list[int]:
+        """remaining_pids are the task's live processes, found without runc.
+
+        They are the processes of the container's cgroup, and the recorded
+        init if its start time still matches (so a reused pid is never taken
+        for it). It never raises.
+        """
+        from ctl.runtime import cgroups
+
+        pids = set(cgroups.container_pids(self._cgroups_path()))
+        record = self.read_record()
+        if record is not None:
+            init, started = int(record.get("pid") or 0), record.get("init_start_time")
+            if init > 0 and started is not None and state.process_start_time(init) == started:
+                pids.add(init)
+        return sorted(pids)
 
     def terminate(self, runc: Runc, timeout: float = SUPERVISOR_EXIT_TIMEOUT) -> None:
         """terminate ends the task in any state and removes the runtime's files.
 
         It marks the task stopping (so it is not restarted), kills and deletes the
-        runc container if there is one, waits for the supervisor to finish
+        runc container if there is one, kills what its cgroup or recorded init
+        still holds (runc's state may be gone), waits for the supervisor to finish
         (unless the caller *is* the supervisor: an ``on_exit`` doing ``--rm``),
         then runs ``cleanup_lost`` and removes the task's records. The
         container's files (the log, the bundle) stay: the directory itself is
@@ -294,7 +373,10 @@ class TaskDir:
             # started a new init after the first kill.
             with contextlib.suppress(RuncNotFound):
                 runc.delete(self.id, force=True)
+            # runc delete --force succeeds on a container it has no state of.
+            self.kill_remaining(signal.SIGKILL)
             if record is None:
+                self._kill_unrecorded_supervisor()
                 break
             left = deadline - time.monotonic()
             if state.wait_supervisor_exit(record, min(RUNC_DELETE_AGAIN, left), kill=left <= 0):
@@ -303,6 +385,19 @@ class TaskDir:
                 raise Unavailable(f"task {self.id}: its supervisor does not die")
         self.cleanup_lost(runc)
         self._remove_runtime_files()
+
+    def _kill_unrecorded_supervisor(self) -> None:
+        """_kill_unrecorded_supervisor kills a supervisor that ``state.json`` cannot name (damaged).
+
+        It is found in its own cgroup; with no record to go by it is killed,
+        not waited for.
+        """
+        from ctl.runtime import cgroups
+
+        for pid in cgroups.supervisor_pids(self.id):
+            if pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _remove_runtime_files(self) -> None:
         for name in _RUNTIME_FILES:

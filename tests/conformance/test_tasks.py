@@ -161,3 +161,25 @@ def test_forced_remove_takes_any_status(
     tasks.remove(container, force=True)
     assert tasks.load(container.id) is None
     assert not tasks.task_dir(container.id).path.exists()
+
+
+@pytest.mark.parametrize("status", list(Status), ids=lambda s: s.value)
+def test_a_sound_task_has_no_problems(
+    client: ctl.Client, container: Container, status: Status
+) -> None:
+    """problems (system check) finds nothing wrong with a task in any status ctl left it in."""
+    tasks = client.tasks
+    _bring(tasks, container, status)
+    assert tasks.problems(container.id) == []
+
+
+def test_remove_unreadable_takes_a_live_task(client: ctl.Client, container: Container) -> None:
+    """remove_unreadable, for a damaged container record, needs force for a live task too."""
+    tasks = client.tasks
+    _bring(tasks, container, Status.RUNNING)
+    with pytest.raises(FailedPrecondition):
+        tasks.remove_unreadable(container.id, force=False)
+    pid = tasks.load(container.id).pid  # type: ignore[union-attr]
+    tasks.remove_unreadable(container.id, force=True)
+    assert state.process_start_time(pid) is None
+    assert not tasks.task_dir(container.id).path.exists()

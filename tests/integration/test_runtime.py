@@ -6,6 +6,7 @@ tested elsewhere) over a read-only busybox rootfs shared by the session.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -692,3 +693,33 @@ def test_wait_on_spawned_from_the_pipe(env: Env) -> None:
         assert spawned.wait(cleanup=False).exit_code == 4
     finally:
         spawned.close()
+
+
+def test_a_full_disk_leaves_the_supervisor_watching_and_the_exit_kept(env: Env) -> None:
+    """Log lines that cannot be written are dropped and counted; the exit waits for room."""
+    tasks = env.tmp / "tasks"
+    tasks.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(tasks)], check=True)
+    try:
+        spec = env.task("sh", "-c", "while true; do echo chatty; done")
+        with spawn(env.runc, spec) as spawned:
+            filler = tasks / "filler"
+            with open(filler, "ab", buffering=0) as f:
+                for chunk in (65536, 4096, 1):
+                    with contextlib.suppress(OSError):
+                        while True:
+                            f.write(b"\0" * chunk)
+            time.sleep(0.5)
+            assert alive(spawned.supervisor_pid) and alive(spawned.init_pid)
+            os.kill(spawned.init_pid, signal.SIGKILL)
+            wait_until(lambda: not alive(spawned.init_pid), what="the init to die")
+            time.sleep(1)
+            # No room for exit.json: the supervisor holds the exit and tries again.
+            assert alive(spawned.supervisor_pid)
+            assert spec.task.read_exit() is None
+            filler.unlink()
+            task = env.wait_gone(spec)
+        assert task.exit is not None and task.exit.exit_code == 137
+        assert task.log_lines_dropped > 0
+    finally:
+        subprocess.run(["umount", "-l", str(tasks)], check=False)

@@ -32,6 +32,11 @@ then:
    10 s of running); otherwise calls ``on_exit(status)`` (the caller's
    closure: ``--rm``, network teardown) and leaves with ``os._exit``.
 
+Write errors (a full disk) never end the supervisor: log lines it cannot
+write are dropped and counted (``state.json``'s ``log_lines_dropped``), its
+own stderr is best effort, and an exit it cannot record is kept in memory
+and written again every ``WRITE_RETRY`` seconds until there is room.
+
 Losing the supervisor: the container's init is *not* tied to the supervisor
 (runc has no parent-death signal for it, and a container should not die with
 its babysitter). A supervisor killed with SIGKILL therefore leaves a

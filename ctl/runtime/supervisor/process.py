@@ -43,6 +43,9 @@ RESTART_BACKOFF = 0.1
 RESTART_BACKOFF_MAX = 60.0
 # A task that ran this long restarts after the first backoff again.
 RESTART_RESET_AFTER = 10.0
+# How often a record the disk had no room for is tried again (exit.json), and
+# how often the count of dropped log lines is written to state.json at most.
+WRITE_RETRY = 0.5
 _CHUNK = 65536
 
 
@@ -97,6 +100,24 @@ def detach_and_supervise(
         os._exit(code)
 
 
+class _DroppingWriter:
+    """_DroppingWriter is the supervisor's stderr: what cannot be written (a full disk) is dropped.
+
+    The supervisor must outlive any write error; its own log is the least of them.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError):
+            write_all(self._fd, text.encode(errors="replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 def _winsize(fd: int) -> bytes | None:
     try:
         return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
@@ -127,6 +148,10 @@ class _Supervisor:
         self.restart_count = 0
         self.init_pid = 0
         self.exit: ExitStatus | None = None
+        # Log lines lost to write errors, and the count state.json last got.
+        self.dropped = 0
+        self.dropped_recorded = 0
+        self.dropped_recorded_at = 0.0
 
     # setup
 
@@ -152,11 +177,14 @@ class _Supervisor:
             wanted = {"stdin": attach.stdin if self.spec.stdin else None}
             wanted |= {"stdout": attach.stdout, "stderr": attach.stderr}
             self.caller = {name: os.dup(fd) for name, fd in wanted.items() if fd is not None}
-        log_fd = os.open(
-            self.task.supervisor_log,
-            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
-            0o640,
-        )
+        try:
+            log_fd = os.open(
+                self.task.supervisor_log,
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                0o640,
+            )
+        except OSError:
+            log_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)  # a full disk: no post-mortem
         keep = {self.status_fd, *self.caller.values(), log_fd}
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         for name in os.listdir("/proc/self/fd"):
@@ -169,8 +197,8 @@ class _Supervisor:
         self.null = null
         # The caller's sys.stdout and sys.stderr may be anything (a test runner's
         # capture buffer): the supervisor's own messages go to its log.
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stdout = _DroppingWriter(1)
+        sys.stderr = _DroppingWriter(2)
 
     def _setup(self) -> None:
         self._reset_signals()
@@ -313,8 +341,7 @@ class _Supervisor:
                     self._on_signals()
                 elif fd in outputs:
                     data = self._read(fd)
-                    if data:
-                        self._output(outputs.get(fd, "stdout"), data)
+                    if data and self._output(outputs.get(fd, "stdout"), data):
                         continue
                     poller.unregister(fd)
                     os.close(fd)
@@ -363,16 +390,63 @@ class _Supervisor:
                 return b""
             raise
 
-    def _output(self, stream: str, data: bytes) -> None:
-        self.log.write(stream, data)
+    def _output(self, stream: str, data: bytes) -> bool:
+        """_output logs ``data`` and copies it to the caller; False closes the container's stream.
+
+        A caller whose reader went away (``ctl run IMAGE yes | head -1``)
+        passes that on, as a pipe would: the container's own stream is
+        closed, so its next write gets SIGPIPE (or EPIPE).
+        """
+        self._log(lambda: self.log.write(stream, data), data.count(b"\n") or 1)
         fd = self.caller.get(stream)
         if fd is None:
-            return
+            return True
         try:
             write_all(fd, data)
-        except OSError:
-            # The caller's reader went away: keep logging, stop copying.
+        except OSError as err:
+            # Stop copying; keep logging unless the reader is gone.
             os.close(self.caller.pop(stream))
+            return err.errno != errno.EPIPE
+        return True
+
+    def _log(self, write: Callable[[], None], lines: int) -> None:
+        """_log runs a write to the container's log; what fails is counted as dropped lines.
+
+        The count goes to ``state.json`` (``log_lines_dropped``) once it can,
+        at most every WRITE_RETRY seconds: ``inspect`` and ``logs`` report it.
+        """
+        try:
+            write()
+        except OSError:
+            self.dropped += lines
+        self._record_dropped(force=False)
+
+    def _record_dropped(self, force: bool) -> None:
+        if self.dropped == self.dropped_recorded or not self.reported:
+            return
+        now = time.monotonic()
+        if not force and now - self.dropped_recorded_at < WRITE_RETRY:
+            return
+        self.dropped_recorded_at = now
+        count = self.dropped
+        with contextlib.suppress(OSError, CtlError):
+            self.task.update_record(log_lines_dropped=count)
+            self.dropped_recorded = count
+
+    def _write_exit(self, exit_status: ExitStatus) -> None:
+        """_write_exit records the exit, retrying while the disk is full.
+
+        The status stays in this process's memory until it is written: the
+        task reads as running meanwhile (its process is gone, which ``stop``
+        checks by its cgroup).
+        """
+        while True:
+            try:
+                self.task.write_exit(exit_status)
+                return
+            except (OSError, CtlError) as err:
+                print(f"ctl-sup {self.task.id}: {err}", file=sys.stderr)
+            time.sleep(WRITE_RETRY)
 
     def _input(self, stdin: int, data: bytes) -> bool:
         try:
@@ -408,18 +482,23 @@ class _Supervisor:
             send(self.status_fd, {"pid": self.init_pid, "supervisor_pid": os.getpid()})
             self.reported = True
         else:
-            self.task.update_record(
-                pid=self.init_pid,
-                status=Status.RUNNING.value,
-                started_at=time.time(),
-                restart_count=self.restart_count,
-            )
+            try:
+                self.task.update_record(
+                    pid=self.init_pid,
+                    init_start_time=state.process_start_time(self.init_pid),
+                    status=Status.RUNNING.value,
+                    started_at=time.time(),
+                    restart_count=self.restart_count,
+                )
+            except (OSError, CtlError) as err:
+                # The new run goes on; its record shows the last run until the disk has room.
+                print(f"ctl-sup {self.task.id}: restart: {err}", file=sys.stderr)
         self._pump(outputs, stdin)
         self.master = None
 
     def _finish_run(self) -> ExitStatus:
         """_finish_run records the exit: delete the runc container, write exit.json."""
-        self.log.flush()
+        self._log(self.log.flush, 1)
         exit_status = self.exit
         # The init is our child (we are its subreaper): _pump returns once it is reaped.
         assert exit_status is not None
@@ -434,7 +513,8 @@ class _Supervisor:
         except RuncError:
             with contextlib.suppress(RuncError):
                 self.runc.delete(self.task.id, force=True)
-        self.task.write_exit(exit_status)
+        self._write_exit(exit_status)
+        self._record_dropped(force=True)
         return exit_status
 
     def _backoff(self, consecutive: int) -> bool:
@@ -488,7 +568,7 @@ class _Supervisor:
                 # A restart that cannot start ends the task, as a failed first start would.
                 print(f"ctl-sup {self.task.id}: restart: {err}", file=sys.stderr)
                 exit_status = ExitStatus(err.exit_code, finished_at=time.time())
-                self.task.write_exit(exit_status)
+                self._write_exit(exit_status)
                 restarting = False
             else:
                 restarting = should_restart(
@@ -508,7 +588,7 @@ class _Supervisor:
                     self.task.clear_exit()
                     continue
             break
-        self.log.close()
+        self._log(self.log.close, 1)
         if self.on_exit is not None:
             try:
                 self.on_exit(exit_status)
