@@ -13,6 +13,7 @@ a facade: a container's creation, start and removal are ordered in
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import cached_property
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from ctl import fsutil
 from ctl.errdefs import (
     AlreadyExists,
+    CtlError,
     DataCorrupted,
     FailedPrecondition,
     NotFound,
@@ -30,7 +32,7 @@ from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import BinaryIO
+    from typing import Any, BinaryIO
 
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
@@ -173,12 +175,23 @@ class Client:
         progress: Progress | None = None,
         unpack: bool = True,
     ) -> Image:
-        """pull fetches an image, records it under its normalised name and unpacks it."""
+        """pull fetches an image, records it under its normalised name and unpacks it.
+
+        An index is recorded with the platform chosen from it (LABEL_PLATFORM),
+        which is the one the name then stands for.
+        """
+        from ctl.images import manifests
+        from ctl.images.image import LABEL_PLATFORM
+        from ctl.reference import host_platform
+
         with self.lease():
             parsed, target = self.fetch(
                 ref, platform=platform, insecure=insecure, progress=progress
             )
-            image = self._put_image(str(parsed), target)
+            labels = {}
+            if manifests.is_index(target):
+                labels[LABEL_PLATFORM] = str(platform or host_platform())
+            image = self._put_image(str(parsed), target, labels)
             if unpack:
                 self.unpack(image, platform, progress)
             return image
@@ -189,21 +202,20 @@ class Client:
         """unpack applies the image's layers as snapshots; returns the top chain ID."""
         from ctl.images import manifests
         from ctl.images.unpack import unpack
-        from ctl.reference import host_platform
 
-        manifest = manifests.platform_manifest(
-            self.content, image.target, platform or host_platform()
-        )
+        manifest = manifests.image_manifest(self.content, image, platform)
         with self.lease():
             return unpack(self.content, self.snapshotter, manifest, progress)
 
-    def _put_image(self, name: str, target: Descriptor) -> Image:
-        from ctl.images.image import Image
+    def _put_image(self, name: str, target: Descriptor, labels: dict[str, str]) -> Image:
+        """_put_image names ``target``; ``labels`` says the platform it stands for, or not."""
+        from ctl.images.image import LABEL_PLATFORM, Image
 
+        image = Image(name=name, target=target, labels=labels)
         try:
-            return self.images.create(Image(name=name, target=target))
+            return self.images.create(image)
         except AlreadyExists:
-            return self.images.update(Image(name=name, target=target), ["target"])
+            return self.images.update(image, ["target", f"labels.{LABEL_PLATFORM}"])
 
     def push(
         self, ref: str, *, insecure: bool = False, progress: Progress | None = None
@@ -211,7 +223,7 @@ class Client:
         """push uploads an image's content and manifest to its registry; returns what it pushed."""
         from ctl.images.push import push_image
         from ctl.progress import NoProgress
-        from ctl.reference import host_platform, parse
+        from ctl.reference import parse
 
         parsed = parse(ref)
         image = self.get_image(ref)
@@ -219,8 +231,7 @@ class Client:
             self.content,
             self.registry(parsed, insecure),
             parsed,
-            image.target,
-            host_platform(),
+            image,
             progress or NoProgress(),
         )
 
@@ -254,17 +265,18 @@ class Client:
     def summarize(self, image: Image) -> ImageSummary:
         """summarize reads what listings show of an image: ID, created, size, platform."""
         from ctl.images.summary import summarize
-        from ctl.reference import host_platform
 
-        return summarize(self.content, image, host_platform())
+        return summarize(self.content, image)
 
     def tag(self, source: str, target: str) -> Image:
         """tag makes ``target`` name the same content as ``source``."""
+        from ctl.images.image import LABEL_PLATFORM
         from ctl.reference import parse
 
         image = self.get_image(source)
         name = str(parse(target))
-        return self._put_image(name, image.target)
+        platform = {k: v for k, v in image.labels.items() if k == LABEL_PLATFORM}
+        return self._put_image(name, image.target, platform)
 
     def remove_image(self, ref: str, *, force: bool = False) -> list[str]:
         """remove_image deletes image records; returns the names removed.
@@ -280,10 +292,9 @@ class Client:
     def save(self, refs: list[str], out: BinaryIO) -> None:
         """save writes the images as one OCI archive (with docker's manifest.json)."""
         from ctl.images.archive import export_archive
-        from ctl.reference import host_platform
 
         images = [self.get_image(ref) for ref in refs]
-        export_archive(self.content, images, host_platform(), out)
+        export_archive(self.content, images, out)
 
     def load(self, source: BinaryIO) -> list[Image]:
         """load reads an OCI layout tar or a docker save tar, verifying every blob."""
@@ -291,7 +302,7 @@ class Client:
 
         with self.lease():
             loaded = import_archive(self.content, source)
-            return [self._put_image(name, target) for name, target in loaded]
+            return [self._put_image(name, target, {}) for name, target in loaded]
 
     # Containers and tasks.
 
@@ -458,9 +469,23 @@ class Client:
     ) -> int:
         """exec runs ``args`` in the running container; returns its exit code."""
         from ctl.runtime.runc import Stdio
+        from ctl.runtime.state import Status
 
+        container = self.containers.get(ref)
+        task = self.tasks.load(container.id)
+        if task is not None and task.status is Status.RUNNING:
+            process = container.spec.get("process", {})
+            self.check_runnable(
+                container,
+                {
+                    "args": args,
+                    "env": [*process.get("env", []), *(env or [])],
+                    "cwd": workdir or process.get("cwd", "/"),
+                },
+                Path(f"/proc/{task.pid}/root"),
+            )
         return self.tasks.exec(
-            self.containers.get(ref),
+            container,
             args,
             tty=tty,
             detach=detach,
@@ -469,6 +494,44 @@ class Client:
             user=user,
             stdio=stdio or Stdio(),
         )
+
+    def check_runnable(
+        self,
+        container: Container,
+        process: dict[str, Any] | None = None,
+        root: Path | None = None,
+    ) -> None:
+        """check_runnable refuses a program of another architecture than this host's.
+
+        It raises ForeignExecutable (exit code 126) naming the image's platform
+        and the host's. ``process`` is a spec's (default: the container's own),
+        ``root`` the container's root filesystem (default: its mounted rootfs).
+        A rootfs not mounted yet (a stopped container's: the start mounts it)
+        is not checked; runc then reports its ``exec format error`` as it comes.
+        """
+        from ctl.runtime.binfmt import ForeignExecutable, foreign_architecture
+        from ctl.snapshots.mount import is_mount_point
+
+        if root is None:
+            root = self.tasks.task_dir(container.id).rootfs
+            if not is_mount_point(root):
+                return
+        process = process or container.spec.get("process", {})
+        architecture = foreign_architecture(
+            root, process.get("args", []), process.get("env", []), process.get("cwd", "/")
+        )
+        if architecture is None:
+            return
+        from ctl.reference import host_platform
+
+        host = str(host_platform())
+        platform = f"linux/{architecture}"
+        with contextlib.suppress(CtlError):
+            # The image's own word, unless it claims the host's (mislabelled,
+            # or an unlabelled index that stands for the host's platform).
+            claimed = self.summarize(self.images.get(container.image)).platform
+            platform = claimed if claimed not in ("", host) else platform
+        raise ForeignExecutable(f"{container.name}: image is {platform}, this host is {host}")
 
     def logs(
         self, ref: str, *, follow: bool = False, tail: int | None = None

@@ -453,6 +453,32 @@ def platform_layer(platform: str, compression: Compression = "gzip") -> Layer:
     return LayerBuilder().file(PLATFORM_MARKER, platform + "\n").build(compression)
 
 
+FOREIGN_PROGRAM = "bin/foreign"
+"""FOREIGN_PROGRAM is where ``foreign_program_layer`` puts its executable."""
+
+_ELF_MACHINES = {"386": 3, "amd64": 62, "arm": 40, "arm64": 183, "riscv64": 243, "s390x": 22}
+
+
+def elf_header(platform: str) -> bytes:
+    """elf_header is a bare 64-bit ELF executable header for ``platform``'s machine.
+
+    A kernel of any other machine refuses to exec it (ENOEXEC: runc's "exec
+    format error"), unless a binfmt_misc handler (qemu-user) takes it.
+    """
+    machine = _ELF_MACHINES[platform.split("/")[1]]
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)  # 64-bit, little-endian, version 1
+    # e_type EXEC, e_machine, e_version, e_entry, e_phoff, e_shoff, e_flags,
+    # e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx.
+    fields = [(2, 2), (machine, 2), (1, 4), (0x400000, 8), (64, 8), (0, 8), (0, 4)]
+    fields += [(64, 2), (56, 2), (0, 2), (64, 2), (0, 2), (0, 2)]
+    return ident + b"".join(value.to_bytes(size, "little") for value, size in fields)
+
+
+def foreign_program_layer(platform: str, compression: Compression = "gzip") -> Layer:
+    """foreign_program_layer holds ``FOREIGN_PROGRAM``, an executable for ``platform`` only."""
+    return LayerBuilder().file(FOREIGN_PROGRAM, elf_header(platform), mode=0o755).build(compression)
+
+
 class _RandomReader:
     """_RandomReader reads ``size`` seeded pseudo-random (incompressible) bytes."""
 

@@ -52,7 +52,6 @@ def create(
     from ctl.containers.store import name_taken, validate_name
     from ctl.images import manifests
     from ctl.images.unpack import unpack
-    from ctl.reference import host_platform
     from ctl.runtime.taskdir import writing
 
     name = validate_name(options.name) if options.name else None
@@ -63,13 +62,12 @@ def create(
         with contextlib.suppress(NotFound):
             raise name_taken(name, client.containers.get(name).id)
     image = client.ensure_image(image_ref, options.pull, options.platform, progress)
-    platform = options.platform or host_platform()
     tasks = client.tasks
     # The lease lasts until the record is written: a prune meanwhile would
     # take the new snapshot for garbage. A create killed before the record
     # leaves a task directory that prune removes (ctl.gc).
     with client.lease(), contextlib.ExitStack() as rollback:
-        manifest = manifests.platform_manifest(client.content, image.target, platform)
+        manifest = manifests.image_manifest(client.content, image, options.platform)
         top = unpack(client.content, client.snapshotter, manifest)
         image_config = manifests.read_config(client.content, manifest)
         container_id = os.urandom(32).hex()
@@ -141,6 +139,7 @@ def start(
                 lock.release()
 
     try:
+        client.check_runnable(container)
         return client.tasks.start(container, attach=attach, on_exit=on_exit, start=start)
     except CtlError:
         if container.config.rm:

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from ctl.content import ContentStore, Provider
     from ctl.images.image import Image
-    from ctl.oci import Platform
 
 CHUNK = 1 << 20
 # JSON documents of an archive are held in memory; larger ones are refused.
@@ -138,9 +137,7 @@ def _remove_stale_archives(path: Path) -> None:
             os.close(fd)
 
 
-def export_archive(
-    provider: Provider, images: list[Image], platform: Platform, out: BinaryIO
-) -> None:
+def export_archive(provider: Provider, images: list[Image], out: BinaryIO) -> None:
     """export_archive writes ``images`` as one OCI layout tar to ``out``."""
     from ctl.reference import parse
 
@@ -148,7 +145,8 @@ def export_archive(
     docker_entries: dict[str, dict[str, Any]] = {}
     blobs: dict[str, Descriptor] = {}
     for image in images:
-        top = _exportable_target(provider, image.target, platform)
+        manifest = manifests.image_manifest(provider, image)
+        top = _exportable_target(provider, image.target, manifest)
         _collect(provider, top, blobs)
         annotations = {oci.ANNOTATION_IMAGE_NAME: image.name}
         repo_tag = None
@@ -162,7 +160,6 @@ def export_archive(
         entry = top.to_json()
         entry["annotations"] = {**entry.get("annotations", {}), **annotations}
         index_entries.append(entry)
-        manifest = manifests.platform_manifest(provider, top, platform)
         docker = docker_entries.setdefault(
             manifest.descriptor.digest,
             {
@@ -192,14 +189,16 @@ def export_archive(
         _add_bytes(tar, "manifest.json", json.dumps(list(docker_entries.values())).encode())
 
 
-def _exportable_target(provider: Provider, target: Descriptor, platform: Platform) -> Descriptor:
-    """An index is exported whole if all its manifests are here, else as one platform's."""
+def _exportable_target(
+    provider: Provider, target: Descriptor, manifest: manifests.Manifest
+) -> Descriptor:
+    """An index is exported whole if all its manifests are here, else as ``manifest`` alone."""
     if not manifests.is_index(target):
         return target
     listed = manifests.index_manifests(target, manifests.read_document(provider, target))
     if all(_tree_present(provider, m) for m in listed):
         return target
-    return manifests.platform_manifest(provider, target, platform).descriptor
+    return manifest.descriptor
 
 
 def _tree_present(provider: Provider, desc: Descriptor) -> bool:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from ctl.errdefs import DataCorrupted
 
 RECORD_VERSION = 1
+# The platform a pull chose from an index (``linux/arm64``): the image stands
+# for that platform's manifest. Only an index needs it; an image without it
+# (loaded, or pulled before the label) stands for the host's platform.
+LABEL_PLATFORM = "ctl.image.platform"
 
 
 class Image(NamedTuple):

@@ -12,6 +12,7 @@ from ctl.oci import Descriptor, Platform
 
 if TYPE_CHECKING:
     from ctl.content import Provider
+    from ctl.images.image import Image
 
 # Above this, a manifest, index or config is refused: they are small JSON documents.
 MAX_METADATA_SIZE = 8 << 20
@@ -118,6 +119,46 @@ def platform_manifest(provider: Provider, target: Descriptor, platform: Platform
     if target.media_type not in oci.MANIFEST_TYPES:
         raise InvalidArgument(f"unsupported image media type {target.media_type!r}")
     return Manifest.parse(target, read_document(provider, target))
+
+
+def image_manifest(provider: Provider, image: Image, platform: Platform | None = None) -> Manifest:
+    """image_manifest resolves an image to the manifest it stands for.
+
+    That is ``platform``'s when given, else the one its pull chose (the
+    image's LABEL_PLATFORM), else the host's. An image without the label (one
+    pulled before it existed, or loaded from an archive) whose index has no
+    manifest of the host's in the store stands for the only one that is.
+    """
+    from ctl.images.image import LABEL_PLATFORM
+    from ctl.reference import host_platform, parse_platform
+
+    recorded = image.labels.get(LABEL_PLATFORM)
+    if platform is None and recorded:
+        platform = parse_platform(recorded)
+    if platform is not None:
+        return platform_manifest(provider, image.target, platform)
+    try:
+        return platform_manifest(provider, image.target, host_platform())
+    except NotFound:
+        if not is_index(image.target):
+            raise
+        present = _present_manifests(provider, image.target)
+        if len(present) != 1:
+            raise
+        return present[0]
+
+
+def _present_manifests(provider: Provider, index: Descriptor) -> list[Manifest]:
+    """_present_manifests are the runnable manifests of ``index`` that are in the store."""
+    present = []
+    for desc in index_manifests(index, read_document(provider, index)):
+        if is_attestation(desc) or is_index(desc):
+            continue
+        try:
+            present.append(Manifest.parse(desc, read_document(provider, desc)))
+        except NotFound:
+            continue
+    return present
 
 
 def children(provider: Provider, desc: Descriptor) -> list[Descriptor]:

@@ -9,7 +9,8 @@ from ctl.images import manifests
 
 if TYPE_CHECKING:
     from ctl.content import ContentStore
-    from ctl.oci import Descriptor, Platform
+    from ctl.images.image import Image
+    from ctl.oci import Descriptor
     from ctl.progress import Progress
     from ctl.reference import Reference
     from ctl.remotes.registry import Registry
@@ -19,18 +20,17 @@ def push_image(
     store: ContentStore,
     registry: Registry,
     ref: Reference,
-    target: Descriptor,
-    platform: Platform,
+    image: Image,
     progress: Progress,
 ) -> Descriptor:
-    """push_image pushes ``target`` under ``ref``'s tag (or digest); returns what was pushed.
+    """push_image pushes ``image`` under ``ref``'s tag (or digest); returns what was pushed.
 
     An index whose platform manifests are not all in the store (a pull takes
-    only the host's) is pushed as the host platform's manifest alone, rather
-    than failing the way containerd does.
+    only one) is pushed as the manifest of the platform the image stands for
+    alone, rather than failing the way containerd does.
     """
     repo = ref.path
-    top = target
+    target = top = image.target
     if manifests.is_index(target):
         listed = manifests.index_manifests(target, manifests.read_document(store, target))
         present = [m for m in listed if _present(store, m)]
@@ -38,7 +38,7 @@ def push_image(
             for child in listed:
                 _push_manifest_tree(store, registry, repo, child, progress)
         else:
-            top = manifests.platform_manifest(store, target, platform).descriptor
+            top = manifests.image_manifest(store, image).descriptor
     try:
         _push_manifest_tree(store, registry, repo, top, progress, tag=ref.tag or ref.digest)
     finally:

@@ -46,15 +46,13 @@ def images_by_id(images: ImageStore, content: Provider, prefix: str) -> list[Ima
     A prefix shorter than 3 hex digits matches nothing.
     """
     from ctl.images.summary import summarize
-    from ctl.reference import host_platform
 
     hex_prefix = prefix.removeprefix("sha256:")
     if len(hex_prefix) < 3 or not all(c in "0123456789abcdef" for c in hex_prefix):
         return []
-    platform = host_platform()
     out = []
     for image in images.list():
-        summary = summarize(content, image, platform)
+        summary = summarize(content, image)
         if summary.id.removeprefix("sha256:").startswith(hex_prefix) or (
             image.target.digest.removeprefix("sha256:").startswith(hex_prefix)
         ):

@@ -10,15 +10,14 @@ from ctl.images import manifests
 if TYPE_CHECKING:
     from ctl.content import Provider
     from ctl.images.image import Image
-    from ctl.oci import Platform
 
 
 class ImageSummary(NamedTuple):
     """ImageSummary is an image with its resolved platform manifest and config.
 
     ``id`` is the config digest, as docker and podman show it; an image whose
-    platform manifest is not in the store (a multi-platform index loaded
-    without the host's platform) falls back to its target digest.
+    platform manifest is not in the store (an index loaded with several
+    platforms, none of them the host's) falls back to its target digest.
     """
 
     image: Image
@@ -31,9 +30,10 @@ class ImageSummary(NamedTuple):
     config: dict[str, Any] = {}
 
 
-def summarize(provider: Provider, image: Image, platform: Platform) -> ImageSummary:
+def summarize(provider: Provider, image: Image) -> ImageSummary:
+    """summarize reads the manifest and config of the platform ``image`` stands for."""
     try:
-        manifest = manifests.platform_manifest(provider, image.target, platform)
+        manifest = manifests.image_manifest(provider, image)
         config = manifests.read_config(provider, manifest)
     except CtlError:
         return ImageSummary(image, image.target.digest, "", image.target.size, "")

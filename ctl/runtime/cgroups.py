@@ -4,12 +4,17 @@ A supervisor moves itself into its own cgroup, ``ctl/sup-<key>``, so that
 stopping the service, session or Makefile job that ran ``ctl run -d`` (which
 kills every process of *its* cgroup) leaves the supervisor, and through it the
 container, alone. On cgroup v2 that is ``/sys/fs/cgroup/ctl/sup-<key>``; on
-v1 it is the same path in the hierarchies a service manager tracks processes
-by: ``name=systemd`` and, on hybrid systems, the ``unified`` v2 mount.
-Resource controllers are left as they were: a supervisor uses next to nothing.
+v1 it is the same path in every hierarchy mounted under ``/sys/fs/cgroup``:
+not only those a service manager tracks processes by (``name=systemd``, and
+the ``unified`` v2 mount of hybrid systems) but each controller's too, or
+killing every process of the caller's pids, memory or freezer cgroup would
+kill the supervisor as well. conmon under podman leaves every hierarchy the
+same way (into ``<cgroup-parent>/conmon``). The new cgroups set no limits: a
+supervisor uses next to nothing. It removes them when it exits.
 
 Everything here is best effort. A supervisor that cannot move keeps running
-where it is; the only cost is that it shares its starter's fate.
+where it is, in the hierarchies it could not leave; the only cost is that it
+shares its starter's fate there.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SUPERVISOR_PARENT = "ctl"
-_V1_TRACKING = ("systemd", "unified")
+# A new cpuset cgroup starts with no CPUs and no memory nodes, and takes no
+# process until it has some (cgroup v1): they are copied from the parent.
+_CPUSET_FILES = ("cpuset.cpus", "cpuset.mems")
 
 
 def is_v2(root: Path = CGROUP_ROOT) -> bool:
@@ -28,13 +35,24 @@ def is_v2(root: Path = CGROUP_ROOT) -> bool:
     return (root / "cgroup.controllers").exists()
 
 
+def hierarchies(root: Path = CGROUP_ROOT) -> list[Path]:
+    """hierarchies are the cgroup mounts under ``root``: itself on v2, each v1 one once.
+
+    A v1 hierarchy of several controllers appears once, by its real name
+    (``cpu,cpuacct``), not by its symlinks (``cpu``, ``cpuacct``).
+    """
+    if is_v2(root):
+        return [root]
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    return [e for e in entries if not e.is_symlink() and (e / "cgroup.procs").exists()]
+
+
 def supervisor_cgroups(key: str, root: Path = CGROUP_ROOT) -> list[Path]:
     """supervisor_cgroups are the directories of the supervisor of ``key``, one per hierarchy."""
-    if is_v2(root):
-        hierarchies = [root]
-    else:
-        hierarchies = [root / h for h in _V1_TRACKING if (root / h / "cgroup.procs").exists()]
-    return [h / SUPERVISOR_PARENT / f"sup-{key}" for h in hierarchies]
+    return [h / SUPERVISOR_PARENT / f"sup-{key}" for h in hierarchies(root)]
 
 
 def _move(pid: int, cgroup: Path) -> None:
@@ -42,17 +60,32 @@ def _move(pid: int, cgroup: Path) -> None:
         f.write(str(pid))
 
 
+def _make(cgroup: Path) -> None:
+    """_make creates ``cgroup`` and its missing parents, with CPUs and memory nodes in cpuset."""
+    if cgroup.is_dir():
+        return
+    _make(cgroup.parent)
+    with contextlib.suppress(FileExistsError):
+        cgroup.mkdir()
+    for name in _CPUSET_FILES:
+        if (cgroup / name).exists() and not (cgroup / name).read_text().strip():
+            (cgroup / name).write_text((cgroup.parent / name).read_text())
+
+
 def enter_supervisor_cgroup(key: str, pid: int, root: Path = CGROUP_ROOT) -> list[Path]:
     """enter_supervisor_cgroup moves the supervisor ``pid`` into its own cgroups.
 
-    It returns the cgroups it joined (possibly none).
+    It returns the cgroups it joined (possibly none). One it could not join
+    is removed again.
     """
     joined = []
     for cgroup in supervisor_cgroups(key, root):
         try:
-            cgroup.mkdir(parents=True, exist_ok=True)
+            _make(cgroup)
             _move(pid, cgroup)
         except OSError:
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
             continue
         joined.append(cgroup)
     return joined

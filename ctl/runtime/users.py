@@ -61,11 +61,14 @@ class ExecUser(NamedTuple):
     additional_gids: tuple[int, ...]
 
 
-def read_in_root(root: Path, path: str, max_size: int = MAX_FILE_SIZE) -> bytes:
+def read_in_root(
+    root: Path, path: str, max_size: int = MAX_FILE_SIZE, *, head: bool = False
+) -> bytes:
     """read_in_root returns the bytes of ``path`` as seen from inside ``root``.
 
     Raises NotFound when the file (or a directory on the way) does not exist,
     InvalidArgument when it is not a regular file, is larger than ``max_size``
+    (with ``head``, its first ``max_size`` bytes are returned instead)
     or takes more than MAX_SYMLINKS symlinks to reach.
     """
     parts = [p for p in path.split("/") if p]
@@ -109,6 +112,8 @@ def read_in_root(root: Path, path: str, max_size: int = MAX_FILE_SIZE) -> bytes:
         with open(f"/proc/self/fd/{stack[-1]}", "rb") as f:
             data = f.read(max_size + 1)
         if len(data) > max_size:
+            if head:
+                return data[:max_size]
             raise InvalidArgument(f"{path} in {root}: larger than {max_size} bytes")
         return data
     finally:
