@@ -195,7 +195,7 @@ class DamagedNetworkRecord:
     """
 
     def __init__(self, error: UnreadableRecord, repair: Callable[[], str]) -> None:
-        self.what = str(error.path)
+        self.what = error.path
         self.problem = str(error).removeprefix(f"{error.path}: ")
         self.repair = repair
 
@@ -267,22 +267,7 @@ class NetworkManager:
             bridge = config.bridge_of(conflist)
             if not bridges.exists(bridge):
                 self._check_subnet(name, conflist)
-            cni_version = conflist["cniVersion"]
-            record: dict[str, Any] = {
-                "version": RECORD_VERSION,
-                "container_id": container_id,
-                "namespace": self.namespace,
-                "network": name,
-                "netns": str(path),
-                "ifname": IFNAME,
-                "hostname": hostname,
-                "publish": ports,
-                "config": conflist,
-                "loopback": config.loopback_config(cni_version),
-                "result": None,
-                "boot_id": boot_id(),
-                "created": time.time(),
-            }
+            record = self._new_record(container_id, name, conflist, ports, hostname)
             self._write(record)
 
             def recorded(result: dict[str, Any]) -> None:
@@ -430,6 +415,31 @@ class NetworkManager:
             capability_args={"portMappings": record["publish"]},
         )
 
+    def _new_record(
+        self,
+        container_id: str,
+        network: str,
+        conflist: dict[str, Any],
+        publish: list[dict[str, Any]],
+        hostname: str,
+    ) -> dict[str, Any]:
+        """_new_record is an attachment record before ADD: no result yet."""
+        return {
+            "version": RECORD_VERSION,
+            "container_id": container_id,
+            "namespace": self.namespace,
+            "network": network,
+            "netns": str(self.netns_path(container_id)),
+            "ifname": IFNAME,
+            "hostname": hostname,
+            "publish": publish,
+            "config": conflist,
+            "loopback": config.loopback_config(conflist["cniVersion"]),
+            "result": None,
+            "boot_id": boot_id(),
+            "created": time.time(),
+        }
+
     def _write(self, record: dict[str, Any]) -> None:
         self._records.put(record["container_id"], record)
 
@@ -475,27 +485,15 @@ class NetworkManager:
                     continue
                 info = config.info_of(conflist)
                 prefix = ipaddress.IPv4Network(info.subnet).prefixlen
-                path = self.netns_path(container_id)
-                record: dict[str, Any] = {
-                    "version": RECORD_VERSION,
-                    "container_id": container_id,
-                    "namespace": self.namespace,
-                    "network": network,
-                    "netns": str(path),
-                    "ifname": IFNAME,
-                    "hostname": "",
-                    "publish": [],
-                    "config": conflist,
-                    "loopback": config.loopback_config(conflist["cniVersion"]),
-                    "result": {
-                        "cniVersion": conflist["cniVersion"],
-                        "interfaces": [{"name": IFNAME, "sandbox": str(path)}],
-                        "ips": [{"address": f"{address}/{prefix}", "gateway": info.gateway}],
-                    },
-                    "boot_id": boot_id() if os.path.exists(path) else None,
-                    "created": time.time(),
-                    "rebuilt": True,
+                record = self._new_record(container_id, network, conflist, [], "")
+                record["result"] = {
+                    "cniVersion": conflist["cniVersion"],
+                    "interfaces": [{"name": IFNAME, "sandbox": record["netns"]}],
+                    "ips": [{"address": f"{address}/{prefix}", "gateway": info.gateway}],
                 }
+                # The lease says nothing of the boot: a namespace that is still there is this one's.
+                record["boot_id"] = boot_id() if os.path.exists(record["netns"]) else None
+                record["rebuilt"] = True
                 return record
         return None
 
