@@ -155,16 +155,6 @@ class RecordDir:
             if record is not None:
                 yield record
 
-    def damaged(self, decode: Callable[[Any], object]) -> Sequence[UnreadableRecord]:
-        """damaged are the records ``get`` cannot read, for ``system check``."""
-        found: list[UnreadableRecord] = []
-        for key in self.all_keys():
-            try:
-                self.get(key, decode)
-            except UnreadableRecord as err:
-                found.append(err)
-        return found
-
     def put(self, key: str, value: Any) -> None:
         """put writes ``value`` (JSON) as the record under ``key``, atomically."""
         fsutil.atomic_write_json(self.path(key), value)
@@ -177,6 +167,16 @@ class RecordDir:
             return False
         fsutil.fsync_dir(self.directory)
         return True
+
+    def damaged(self, decode: Callable[[Any], object]) -> Sequence[UnreadableRecord]:
+        """damaged are the records ``get`` cannot read, for ``system check``."""
+        found: list[UnreadableRecord] = []
+        for key in self.all_keys():
+            try:
+                self.get(key, decode)
+            except UnreadableRecord as err:
+                found.append(err)
+        return found
 
     def remove_damaged(self, damaged: UnreadableRecord) -> str:
         """remove_damaged deletes the file ``get`` found damaged; it returns what it did.
