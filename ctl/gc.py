@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ctl import fsutil
 from ctl.errdefs import CtlError, FailedPrecondition, NotFound
@@ -88,12 +88,13 @@ def _mark(client: Client, unused_images: bool) -> _Marked:
     marked = _Marked()
     for namespace in client.list_namespaces():
         ns = ClientType(client.paths.root, namespace, debug=client.debug)
-        containers = list(ns.containers.list())
+        # A damaged record could be what keeps an image or a snapshot: stop, do not skip it.
+        containers = list(ns.containers.list(on_error=_refuse))
         used = {c.image for c in containers}
         # Per namespace: a manifest shared with another namespace still keeps
         # this namespace's snapshots.
         visited: set[str] = set()
-        for image in list(ns.images.list()):
+        for image in list(ns.images.list(on_error=_refuse)):
             if unused_images and image.name not in used:
                 # It goes anyway and nothing else needs what only it
                 # references, so it is not read: damage to it does not block.
@@ -178,10 +179,15 @@ def _check_records(client: Client) -> None:
             except CtlError as err:
                 damaged.append(err)
     if damaged:
-        raise FailedPrecondition(
-            f"cannot read {damaged[0]}; nothing was removed",
-            hint="'ctl system check --repair' removes or rebuilds it",
-        )
+        _refuse(damaged[0])
+
+
+def _refuse(damaged: CtlError) -> NoReturn:
+    """_refuse stops a collection at a record it cannot read: GC fails closed."""
+    raise FailedPrecondition(
+        f"cannot read {damaged}; nothing was removed",
+        hint="'ctl system check --repair' removes or rebuilds it",
+    )
 
 
 def _snapshotter(name: str, root: os.PathLike[str]) -> Snapshotter:

@@ -7,8 +7,10 @@ writes (create if absent, update) holds the directory's flock, ``lock``.
 
 Records come from disk, and a disk keeps what crashes, full filesystems and
 hands leave there. A record that is not JSON, or that ``decode`` rejects, is
-damaged: ``get`` raises DataCorrupted naming the file, and ``list`` skips
+damaged: ``get`` raises UnreadableRecord naming the file, and ``list`` skips
 it with a warning on stderr, so that one bad file hides no other record.
+``remove_damaged`` deletes such a file (``system check --repair``) unless it
+was replaced meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ctl.errdefs import DataCorrupted
 # start-up time is a feature, and listing an empty store needs neither.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from pathlib import Path
     from typing import Any, TypeVar
 
@@ -33,6 +35,29 @@ if TYPE_CHECKING:
 # key, a null or a list where an object belongs, a value of the wrong type,
 # or its own DataCorrupted.
 SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError, DataCorrupted)
+
+
+class UnreadableRecord(DataCorrupted):
+    """UnreadableRecord is a damaged record: ``key`` and ``path`` say which.
+
+    ``inode`` is the damaged file's: records are replaced by rename, so a
+    file with another inode at ``path`` is a record written since. Plain
+    values all, so that the error crosses the supervisor's wire whole.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        key: str = "",
+        path: str = "",
+        inode: int = 0,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.key = key
+        self.path = path
+        self.inode = inode
 
 
 class RecordDir:
@@ -78,12 +103,13 @@ class RecordDir:
     def get(self, key: str, decode: Callable[[Any], T]) -> T | None:
         """get is the record under ``key``, or None if there is none.
 
-        A damaged record raises DataCorrupted naming its file.
+        A damaged record raises UnreadableRecord naming its file.
         """
         path = self.path(key)
         try:
             with open(path, "rb") as f:
                 data = f.read()
+                inode = os.fstat(f.fileno()).st_ino
         except FileNotFoundError:
             return None
         import json
@@ -91,12 +117,18 @@ class RecordDir:
         try:
             value = json.loads(data)
         except ValueError as err:
-            raise DataCorrupted(f"{path}: damaged {self._what} record: not JSON ({err})") from None
+            why = f"not JSON ({err})" if data else "empty"
+            raise UnreadableRecord(
+                f"{path}: damaged {self._what} record: {why}", key=key, path=str(path), inode=inode
+            ) from None
         try:
             return decode(value)
         except SHAPE_ERRORS as err:
-            raise DataCorrupted(
-                f"{path}: damaged {self._what} record: {type(err).__name__}: {err}"
+            raise UnreadableRecord(
+                f"{path}: damaged {self._what} record: {type(err).__name__}: {err}",
+                key=key,
+                path=str(path),
+                inode=inode,
             ) from None
 
     def list(
@@ -135,6 +167,36 @@ class RecordDir:
             return False
         fsutil.fsync_dir(self.directory)
         return True
+
+    def damaged(self, decode: Callable[[Any], object]) -> Sequence[UnreadableRecord]:
+        """damaged are the records ``get`` cannot read, for ``system check``."""
+        found: list[UnreadableRecord] = []
+        for key in self.all_keys():
+            try:
+                self.get(key, decode)
+            except UnreadableRecord as err:
+                found.append(err)
+        return found
+
+    def remove_damaged(self, damaged: UnreadableRecord) -> str:
+        """remove_damaged deletes the file ``get`` found damaged; it returns what it did.
+
+        A record written there since (another inode) is left, and raises
+        FailedPrecondition; one gone already is fine.
+        """
+        import contextlib
+
+        from ctl.errdefs import FailedPrecondition
+
+        with self.lock() if self._lock_path is not None else contextlib.nullcontext():
+            try:
+                inode = os.stat(damaged.path).st_ino
+            except FileNotFoundError:
+                return f"{damaged.path} is gone already"
+            if inode != damaged.inode:
+                raise FailedPrecondition(f"{damaged.path}: written again since, left as it is")
+            self.delete(damaged.key)
+        return f"removed {damaged.path}"
 
     def lock(self) -> fsutil.FileLock:
         """lock is the directory's flock, for changes that read before they write."""

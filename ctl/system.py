@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ctl.client import Client
     from ctl.content import ContentStore
     from ctl.oci import Descriptor
+    from ctl.records import UnreadableRecord
     from ctl.snapshots import Info as SnapshotInfo
     from ctl.snapshots import Snapshotter
 
@@ -102,6 +103,8 @@ def check(client: Client) -> Iterator[Finding]:
     the later checks run on the repaired root: the snapshotters' stores are
     checked, and rebuilt, before the namespaces' snapshots.
     """
+    # Network records first: the checks of running containers' networks read them.
+    yield from (Finding(d.what, d.problem, d.repair) for d in client.networks.damaged_records())
     yield from _check_content(client.content)
     yield from _check_snapshotters(client)
     for ns in _namespaces(client):
@@ -192,17 +195,37 @@ def _listed(what: str, listing: Callable[[], Iterable[R]]) -> Generator[Finding,
 
 def _records(
     listing: Callable[[Callable[[DataCorrupted], None]], Iterable[R]],
+    remove: Callable[[UnreadableRecord], str],
 ) -> Generator[Finding, None, list[R]]:
-    """_records lists a store's records; each damaged one becomes a finding naming its file."""
+    """_records lists a store's records; each damaged one becomes a finding naming its file.
+
+    Its repair is ``remove``, which gets the damaged record.
+    """
+    from ctl.records import UnreadableRecord
+
     damaged: list[DataCorrupted] = []
     records = list(listing(damaged.append))
     for err in damaged:
-        yield Finding("record", str(err))
+        repair = functools.partial(remove, err) if isinstance(err, UnreadableRecord) else None
+        yield Finding("record", str(err), repair)
     return records
 
 
+def _remove_container(client: Client, damaged: UnreadableRecord) -> str:
+    """_remove_container removes a container whose record is damaged, as ``rm -f`` does."""
+    client.remove_container(damaged.key, force=True)
+    return f"removed container {damaged.key[:12]}, its task, snapshot and network"
+
+
+def _check_names(client: Client) -> Iterator[Finding]:
+    """_check_names checks the container name index; its repair rebuilds a name from the records."""
+    for name, problem in client.containers.misnamed().items():
+        repair = functools.partial(client.containers.reindex, name)
+        yield Finding(f"container name {client.namespace}/{name}", problem, repair)
+
+
 def _check_images(client: Client) -> Iterator[Finding]:
-    images = yield from _records(client.images.list)
+    images = yield from _records(client.images.list, client.images.remove_damaged)
     for image in images:
         what = f"image {client.namespace}/{image.name}"
         try:
@@ -215,7 +238,10 @@ def _check_images(client: Client) -> Iterator[Finding]:
 def _check_containers(client: Client) -> Iterator[Finding]:
     from ctl.runtime.state import Status
 
-    containers = yield from _records(client.containers.list)
+    containers = yield from _records(
+        client.containers.list, functools.partial(_remove_container, client)
+    )
+    yield from _check_names(client)
     for container in containers:
         what = f"container {client.namespace}/{container.name}"
         try:

@@ -7,7 +7,7 @@ import re
 import time
 
 from ctl import fsutil
-from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctl.records import RecordDir
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -122,6 +122,59 @@ class LocalContainerStore:
         from ctl.containers.container import Container
 
         yield from self._records.list(Container.from_record, ids, on_error)
+
+    # The name index: ``system check`` and ``--repair``.
+
+    def misnamed(self) -> dict[str, str]:
+        """misnamed maps each name the index gets wrong to what is wrong with it.
+
+        A name file may name a container that has no record, or one whose
+        record says another name; a container's own name file may be
+        missing. A damaged record's name is unknown, so its name file stands.
+        """
+        import os
+
+        from ctl.records import UnreadableRecord
+
+        wrong: dict[str, str] = {}
+        owners: dict[str, str] = {}
+        for container in self.list(on_error=lambda err: None):
+            owners[container.name] = container.id
+            if self._id_for_name(container.name) != container.id:
+                wrong[container.name] = f"its index file does not name container {container.id}"
+        try:
+            names = sorted(os.listdir(self._names))
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            if name.startswith(".") or name in wrong:
+                continue
+            try:
+                container_id = (self._names / name).read_text().strip()
+                named = self._load(container_id).name
+            except NotFound:
+                wrong[name] = f"names container {container_id[:12]}, which has no record"
+                continue
+            except (InvalidArgument, OSError) as err:
+                wrong[name] = f"its index file cannot be read: {err}"
+                continue
+            except UnreadableRecord:
+                continue
+            if named != name:
+                wrong[name] = f"names container {container_id[:12]}, whose name is {named!r}"
+        return dict(sorted(wrong.items()))
+
+    def reindex(self, name: str) -> str:
+        """reindex points ``name`` at the one container whose record has it, or removes it."""
+        with self._records.lock():
+            ids = [c.id for c in self.list(on_error=lambda err: None) if c.name == name]
+            if len(ids) > 1:
+                raise FailedPrecondition(f"containers {', '.join(ids)} all have name {name!r}")
+            if ids:
+                fsutil.atomic_write(self._names / name, ids[0].encode())
+                return f"container name {name!r} names container {ids[0][:12]} again"
+            (self._names / name).unlink(missing_ok=True)
+        return f"removed container name {name!r}: no container has it"
 
     def create(self, container: Container) -> Container:
         validate_name(container.name)

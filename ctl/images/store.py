@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from ctl.errdefs import DataCorrupted
     from ctl.images.image import Image
+    from ctl.records import UnreadableRecord
 
 
 # The record classes are imported where used, not at the top: a listing of an
@@ -61,11 +62,25 @@ class LocalImageStore:
         return created
 
     def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
+        """update changes the fields ``fieldpaths`` names (default: target and labels).
+
+        An update that sets the target replaces a damaged record (a pull
+        again repairs it): the target is what makes an image, and the old
+        labels cannot be read anyway.
+        """
+        from ctl.records import UnreadableRecord
+
+        paths = fieldpaths or ["target", "labels"]
         with self._records.lock():
-            current = self.get(image.name)
+            try:
+                current = self.get(image.name)
+            except UnreadableRecord:
+                if "target" not in paths:
+                    raise
+                current = image._replace(labels={}, created_at=time.time())
             target = current.target
             labels = dict(current.labels)
-            for path in fieldpaths or ["target", "labels"]:
+            for path in paths:
                 if path == "target":
                     target = image.target
                 elif path == "labels":
@@ -81,6 +96,10 @@ class LocalImageStore:
             updated = current._replace(target=target, labels=labels, updated_at=time.time())
             self._records.put(ref_key(image.name), updated.to_record())
         return updated
+
+    def remove_damaged(self, damaged: UnreadableRecord) -> str:
+        """remove_damaged deletes an image record that ``list`` found damaged (see RecordDir)."""
+        return self._records.remove_damaged(damaged) + ": pull the image again"
 
     def delete(self, name: str) -> None:
         if not self._records.delete(ref_key(name)):

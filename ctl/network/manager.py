@@ -47,8 +47,10 @@ lock, and the next ADD makes it again. This is safe because:
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -56,7 +58,7 @@ from ctl import fsutil, identifiers
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
 from ctl.network import Attachment, NetworkInfo, bridges, config
 from ctl.network.networks import LOCK_TIMEOUT, Networks, network_lock, resolve_network
-from ctl.records import RecordDir
+from ctl.records import RecordDir, UnreadableRecord
 from ctl.runtime.state import boot_id
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -158,6 +160,11 @@ def _attachment_record(value: Any) -> dict[str, Any]:
     """_attachment_record accepts an attachment record of the version this module writes."""
     if not isinstance(value, dict) or value.get("version") != RECORD_VERSION:
         raise ValueError(f"not an attachment record of version {RECORD_VERSION}")
+    if not isinstance(value["config"], dict) or not isinstance(value["publish"], list):
+        raise TypeError("an attachment record's config is an object and its publish a list")
+    for key in ("container_id", "namespace", "network", "netns", "ifname"):
+        if not isinstance(value[key], str):
+            raise TypeError(f"an attachment record's {key} is a string")
     return value
 
 
@@ -178,6 +185,19 @@ class UnusedBridge:
             if not bridges.remove_if_unused(self.bridge):
                 raise FailedPrecondition(f"bridge {self.bridge}: in use again, left as it is")
         return f"deleted bridge {self.bridge}"
+
+
+class DamagedNetworkRecord:
+    """DamagedNetworkRecord is a conflist or attachment record that cannot be read.
+
+    ``repair`` rebuilds it where something else still tells what it said,
+    else removes it, and says which (``NetworkManager.damaged_records``).
+    """
+
+    def __init__(self, error: UnreadableRecord, repair: Callable[[], str]) -> None:
+        self.what = error.path
+        self.problem = str(error).removeprefix(f"{error.path}: ")
+        self.repair = repair
 
 
 class NetworkManager:
@@ -247,22 +267,7 @@ class NetworkManager:
             bridge = config.bridge_of(conflist)
             if not bridges.exists(bridge):
                 self._check_subnet(name, conflist)
-            cni_version = conflist["cniVersion"]
-            record: dict[str, Any] = {
-                "version": RECORD_VERSION,
-                "container_id": container_id,
-                "namespace": self.namespace,
-                "network": name,
-                "netns": str(path),
-                "ifname": IFNAME,
-                "hostname": hostname,
-                "publish": ports,
-                "config": conflist,
-                "loopback": config.loopback_config(cni_version),
-                "result": None,
-                "boot_id": boot_id(),
-                "created": time.time(),
-            }
+            record = self._new_record(container_id, name, conflist, ports, hostname)
             self._write(record)
 
             def recorded(result: dict[str, Any]) -> None:
@@ -303,7 +308,7 @@ class NetworkManager:
         path = self.netns_path(container_id)
         with network_lock(self.paths, shared=True), self._container_lock(container_id):
             record = self._read(container_id)
-            if record is None or not record.get("result"):
+            if record is None or not record.get("result") or record.get("rebuilt"):
                 return False
             if not netns.is_netns(path):
                 raise NotFound(f"network namespace {path} is gone")
@@ -312,9 +317,17 @@ class NetworkManager:
             )
 
     def attachment(self, container_id: str) -> Attachment | None:
-        """attachment is where the container is attached, or None."""
+        """attachment is where the container is attached, or None.
+
+        A damaged record is None too, with a warning naming it: ``inspect``
+        shows the rest of the container.
+        """
         self.netns_path(container_id)
-        record = self._read(container_id)
+        try:
+            record = self._read(container_id)
+        except UnreadableRecord as err:
+            sys.stderr.write(f"ctl: warning: {err}\n")
+            return None
         if record is None or not record.get("result"):
             return None
         return attachment_of(record)
@@ -323,7 +336,12 @@ class NetworkManager:
         from ctl.network import netns
 
         path = self.netns_path(container_id)
-        record = self._read(container_id)
+        try:
+            record = self._read(container_id)
+        except UnreadableRecord as err:
+            record = self._recovered(container_id)
+            how = "rebuilt from its address lease" if record else "nothing tells what to undo"
+            sys.stderr.write(f"ctl: warning: {err}; {how}\n")
         if record is not None:
             self._delete(record, path)
         netns.remove(path)
@@ -397,6 +415,31 @@ class NetworkManager:
             capability_args={"portMappings": record["publish"]},
         )
 
+    def _new_record(
+        self,
+        container_id: str,
+        network: str,
+        conflist: dict[str, Any],
+        publish: list[dict[str, Any]],
+        hostname: str,
+    ) -> dict[str, Any]:
+        """_new_record is an attachment record before ADD: no result yet."""
+        return {
+            "version": RECORD_VERSION,
+            "container_id": container_id,
+            "namespace": self.namespace,
+            "network": network,
+            "netns": str(self.netns_path(container_id)),
+            "ifname": IFNAME,
+            "hostname": hostname,
+            "publish": publish,
+            "config": conflist,
+            "loopback": config.loopback_config(conflist["cniVersion"]),
+            "result": None,
+            "boot_id": boot_id(),
+            "created": time.time(),
+        }
+
     def _write(self, record: dict[str, Any]) -> None:
         self._records.put(record["container_id"], record)
 
@@ -415,6 +458,94 @@ class NetworkManager:
             except InvalidArgument:
                 continue  # not a namespace's directory
             yield from records.list(_attachment_record)
+
+    # Damaged records.
+
+    def _recovered(self, container_id: str) -> dict[str, Any] | None:
+        """_recovered rebuilds a container's attachment record from its address lease.
+
+        host-local keeps ``<ipam>/<network>/<address>`` holding the id of
+        the container it leased the address to: with the network's conflist
+        that is enough for DEL to undo ADD (the whole conflist, as the
+        published ports are not known). None if no lease names the container.
+        """
+        for network in self.networks.names():
+            leases = self.paths.ipam / network
+            try:
+                conflist = self.networks.conflist(network)
+                addresses = sorted(os.listdir(leases))
+            except (CtlError, OSError):
+                continue
+            for address in addresses:
+                try:
+                    holder = (leases / address).read_text().split()
+                except OSError:
+                    continue
+                if not holder or holder[0] != container_id:
+                    continue
+                info = config.info_of(conflist)
+                prefix = ipaddress.IPv4Network(info.subnet).prefixlen
+                record = self._new_record(container_id, network, conflist, [], "")
+                record["result"] = {
+                    "cniVersion": conflist["cniVersion"],
+                    "interfaces": [{"name": IFNAME, "sandbox": record["netns"]}],
+                    "ips": [{"address": f"{address}/{prefix}", "gateway": info.gateway}],
+                }
+                # The lease says nothing of the boot: a namespace that is still there is this one's.
+                record["boot_id"] = boot_id() if os.path.exists(record["netns"]) else None
+                record["rebuilt"] = True
+                return record
+        return None
+
+    def damaged_records(self) -> list[DamagedNetworkRecord]:
+        """damaged_records are the conflists and attachment records (of any namespace) not read.
+
+        A conflist is rebuilt from an attachment record's copy of it, else
+        removed with its leases; the default network is written again on
+        first use. An attachment record is rebuilt from the container's
+        address lease (``_recovered``), else removed with its namespace file.
+        """
+        found: list[DamagedNetworkRecord] = []
+        for damaged in self.networks.damaged():
+            repair = functools.partial(self._repair_conflist, damaged)
+            found.append(DamagedNetworkRecord(damaged, repair))
+        try:
+            namespaces = sorted(os.listdir(self.paths.cni_attachments_root))
+        except FileNotFoundError:
+            namespaces = []
+        for namespace in namespaces:
+            try:
+                manager = NetworkManager(self.paths, namespace, self._container_name_of)
+            except InvalidArgument:
+                continue  # not a namespace's directory
+            for damaged in manager._records.damaged(_attachment_record):
+                repair = functools.partial(manager._repair_attachment, damaged)
+                found.append(DamagedNetworkRecord(damaged, repair))
+        return found
+
+    def _repair_conflist(self, damaged: UnreadableRecord) -> str:
+        name = damaged.key
+        with network_lock(self.paths):
+            copies = [r["config"] for r in self._all_records() if r.get("network") == name]
+            if not copies:
+                message = self.networks.remove_damaged(damaged)
+                return f"{message}; its address leases went with it"
+            info = config.info_of(copies[0])
+            self.networks.rebuild(damaged, info, copies[0]["cniVersion"])
+        return f"rebuilt {damaged.path} from the attachment record of a container on it"
+
+    def _repair_attachment(self, damaged: UnreadableRecord) -> str:
+        from ctl.network import netns
+
+        container_id = damaged.key
+        with network_lock(self.paths):
+            record = self._recovered(container_id)
+            if record is not None:
+                self._write(record)
+                return f"rebuilt {damaged.path} from its address lease"
+            message = self._records.remove_damaged(damaged)
+            netns.remove(self.netns_path(container_id))
+        return f"{message} and the container's network namespace file"
 
     def _check_ports(self, ports: list[dict[str, Any]]) -> None:
         if not ports:

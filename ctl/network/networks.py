@@ -21,9 +21,11 @@ from ctl.records import RecordDir
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from ctl.paths import Paths
+    from ctl.records import UnreadableRecord
 
 LOCK_TIMEOUT = 300.0
 # --net words that mean the default network.
@@ -85,6 +87,10 @@ class Networks:
             except InvalidArgument:
                 continue
         return names
+
+    def damaged(self) -> Sequence[UnreadableRecord]:
+        """damaged are the conflists that cannot be read (``system check``)."""
+        return self._records.damaged(_conflist)
 
     def _conflists(self) -> list[dict[str, Any]]:
         return list(self._records.list(_conflist, self.names()))
@@ -173,6 +179,37 @@ class Networks:
         )
         self._records.put(name, conflist)
         return conflist
+
+    def remove_damaged(self, damaged: UnreadableRecord) -> str:
+        """remove_damaged deletes a conflist that cannot be read, and its address leases.
+
+        The caller holds ``network_lock`` and has made sure that no
+        attachment record names the network. Its bridge, whose name was in
+        the conflist, is left to ``system check``'s unused bridges.
+        """
+        import shutil
+
+        message = self._records.remove_damaged(damaged)
+        shutil.rmtree(self._paths.ipam / damaged.key, ignore_errors=True)
+        return message
+
+    def rebuild(self, damaged: UnreadableRecord, info: NetworkInfo, cni_version: str) -> None:
+        """rebuild writes a damaged conflist again from ``info``, its summary kept elsewhere.
+
+        The caller holds ``network_lock``.
+        """
+        subnet = ipaddress.IPv4Network(info.subnet)
+        conflist = config.bridge_conflist(
+            damaged.key,
+            info.id,
+            info.bridge,
+            subnet,
+            ipaddress.IPv4Address(info.gateway),
+            self._paths.ipam,
+            cni_version,
+            info.created,
+        )
+        self._records.put(damaged.key, conflist)
 
     def remove_locked(self, name: str) -> None:
         """remove_locked deletes a network, its address leases and its bridge.
