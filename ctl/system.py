@@ -265,8 +265,12 @@ def _check_containers(client: Client) -> Iterator[Finding]:
 
 def _check_task(client: Client, what: str, container_id: str) -> Iterator[Finding]:
     """_check_task reports damaged task records, lost supervisors and lost runc state."""
-    for problem in client.tasks.problems(container_id):
-        yield Finding(f"task of {what}", problem)
+    problems = client.tasks.problems(container_id)
+    if problems:
+        # One repair ends the task for every problem it has: records, runc, cgroup.
+        yield Finding(
+            f"task of {what}", "; ".join(problems), lambda: client.tasks.repair(container_id)
+        )
 
 
 def _check_snapshots(client: Client) -> Iterator[Finding]:

@@ -227,6 +227,16 @@ class Task(Protocol):
         """
         ...
 
+    def repair(self, container_id: str) -> str:
+        """repair ends a task whose records cannot be trusted (``system check --repair``).
+
+        For what ``problems`` finds: whatever still runs (found through runc,
+        the cgroup or the recorded init) is killed, the network and the
+        rootfs are released and the task's records removed; the container
+        stays, and can be started again. It returns what it did.
+        """
+        ...
+
     def remove_unreadable(self, container_id: str, force: bool) -> None:
         """remove_unreadable is ``remove`` for a container whose record is damaged.
 
@@ -630,6 +640,14 @@ class TaskService:
 
     def remove(self, container: Container, force: bool) -> None:
         self._remove(container.id, container.name, force)
+
+    def repair(self, container_id: str) -> str:
+        task_dir = self.task_dir(container_id)
+        with self._lifecycle_lock(container_id):
+            task_dir.terminate(self.runc)
+            self._networks.detach(container_id)
+            task_dir.unmount_rootfs()
+        return f"ended the task of container {container_id[:12]} and removed its records"
 
     def remove_unreadable(self, container_id: str, force: bool) -> None:
         self._remove(container_id, container_id[:12], force)

@@ -13,9 +13,6 @@ was made, and the ones that change the root come last. Every cell checks
 that ctl printed no traceback and no more on stderr than its outcome allows,
 and that every healthy object is still listed and usable. A summary line
 gives kinds x commands tried, and how many held.
-
-Cells that wait on another piece of issue 9 are marked ``xfail`` with the
-piece named in ``PENDING``; they pass once it is merged (``strict=False``).
 """
 
 from __future__ import annotations
@@ -62,11 +59,6 @@ COMMANDS = (
     "system check --repair",
 )
 # The pieces of issue 9 that other branches bring.
-PENDING = {
-    "rm": "rm -f / containers rm of a container whose record is damaged (tasks branch)",
-    "tasks": "system check of task records (tasks branch)",
-    "task repair": "system check --repair of damaged task records (no branch has it yet)",
-}
 
 
 @dataclass(frozen=True)
@@ -76,14 +68,12 @@ class Kind:
     ``damage`` makes it in a prepared root and returns the damaged files
     (relative to the root) by the object they belong to: outcomes must name
     them, or, for a command on one container, that container's. ``outcomes`` maps a
-    command to its outcome; commands not in it are ``OK``. ``pending`` maps
-    a command to the key of ``PENDING`` its cell waits for.
+    command to its outcome; commands not in it are ``OK``.
     """
 
     name: str
     damage: Damage
     outcomes: dict[str, str]
-    pending: dict[str, str] = field(default_factory=dict)
     targets: tuple[str, str] = ("spare1", "spare2")
 
 
@@ -246,7 +236,6 @@ def _record_kinds() -> Iterator[Kind]:
                 "prune -f": FAILS,
                 "system check --repair": REPAIRS,
             },
-            {"rm -f": "rm", "containers rm": "rm", "system check --repair": "rm"},
             targets=("victim", "victim2"),
         )
         yield Kind(
@@ -315,7 +304,6 @@ KINDS = (
             f"task {record} cut in half",
             _task_record(record),
             {"system check": FINDS, "system check --repair": REPAIRS},
-            {"system check": "tasks", "system check --repair": "task repair"},
             targets=("victim", "victim2"),
         )
         for record in ("state.json", "exit.json")
@@ -414,9 +402,6 @@ def env(
 @pytest.mark.parametrize("env", KINDS, ids=lambda kind: kind.name, indirect=True, scope="module")
 def test_cell(env: Env, command: str, request: pytest.FixtureRequest, summary: None) -> None:
     kind: Kind = request.node.callspec.params["env"]
-    if command in kind.pending:
-        reason = PENDING[kind.pending[command]]
-        request.applymarker(pytest.mark.xfail(strict=False, reason=reason))
     RESULTS[(kind.name, command)] = False
     outcome = kind.outcomes.get(command, OK)
     _run_cell(env, kind, command, outcome)
