@@ -57,3 +57,24 @@ class Unimplemented(CtlError):
 
 class DataCorrupted(CtlError):
     """DataCorrupted means stored or received bytes do not match their digest."""
+
+
+class WriteFailed(CtlError, OSError):
+    """WriteFailed means ctl could not write what it names (a full disk, a read-only filesystem).
+
+    The message is ``writing <what>: <errno text>``; the CLI boundary puts the
+    command's name before it. It is an OSError too, with the cause's
+    ``errno``, so code that survives failed writes (the supervisor, caches)
+    goes on catching it as one.
+    """
+
+    def __init__(self, what: str, err: OSError | None = None, *, hint: str | None = None) -> None:
+        why = f": {err.strerror or err}" if err is not None else ""
+        super().__init__(f"writing {what}{why}", hint=hint)
+        self.what = what
+        if err is not None:
+            self.errno = err.errno
+            self.strerror = err.strerror
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import os
 import time
 
 from ctl.closing import Closing
-from ctl.errdefs import Unavailable
+from ctl.errdefs import Unavailable, WriteFailed
 
 # typing is not imported at run time, and json only where used: start-up
 # time is a feature, and a listing of an empty root needs neither.
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
     from typing import Any, BinaryIO
+
+    from _typeshed import ReadableBuffer
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -57,55 +60,87 @@ def make_temp_dir(parent: Path | str, prefix: str) -> Path:
             continue
 
 
-def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True, what: str | None = None
+) -> None:
     """atomic_write replaces ``path`` with ``data`` in one rename.
 
     ``durable`` False skips the fsyncs, for files that are derived again
     before every use (a bundle's config.json, /etc/hosts): a reader still
     never sees a torn file, but a power loss may lose the new content.
+    A failure (a full disk) leaves ``path`` as it was and no temporary file,
+    and raises WriteFailed naming ``what`` (default: the path).
     """
-    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
         if durable:
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
+            fsync_dir(path.parent)
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteFailed):
+            raise WriteFailed(what or str(path), err) from err
         raise
-    os.close(fd)
-    os.replace(tmp, path)
-    if durable:
-        fsync_dir(path.parent)
+
+
+class _TargetFile(io.FileIO):
+    """_TargetFile is atomic_file's temporary file: its failed writes name what they wrote."""
+
+    def __init__(self, fd: int, what: str) -> None:
+        super().__init__(fd, "w")
+        self.what = what
+
+    def write(self, data: ReadableBuffer, /) -> int:
+        try:
+            return super().write(data)
+        except OSError as err:
+            raise WriteFailed(self.what, err) from err
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, mode: int = FILE_MODE) -> Iterator[BinaryIO]:
-    """atomic_file yields a file that replaces ``path`` only if the block succeeds."""
+def atomic_file(path: Path, mode: int = FILE_MODE, what: str | None = None) -> Iterator[BinaryIO]:
+    """atomic_file yields a file that replaces ``path`` only if the block succeeds.
+
+    A failed write to it (a full disk) raises WriteFailed naming ``what``
+    (default: the path); whatever fails, no temporary file is left.
+    """
+    name = what or str(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        except OSError as err:
+            raise WriteFailed(name, err) from err
+        with io.BufferedWriter(_TargetFile(fd, name)) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            try:
+                os.fsync(fd)
+                os.replace(tmp, path)
+                fsync_dir(path.parent)
+            except OSError as err:
+                raise WriteFailed(name, err) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
-def atomic_write_json(path: Path, record: Any, durable: bool = True) -> None:
-    """atomic_write_json writes ``record`` as indented JSON, atomically."""
+def atomic_write_json(
+    path: Path, record: Any, durable: bool = True, what: str | None = None
+) -> None:
+    """atomic_write_json writes ``record`` as indented JSON, atomically (see atomic_write)."""
     import json
 
     data = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
-    atomic_write(path, data, durable=durable)
+    atomic_write(path, data, durable=durable, what=what)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ctl.commands import build_parser, env_flag
-from ctl.errdefs import EXIT_CTL_FAILURE, CtlError
+from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, WriteFailed
 
 # typing is not imported at run time: start-up time is a feature.
 TYPE_CHECKING = False
@@ -109,6 +109,8 @@ def cli(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     debug = "--debug" in argv or env_flag("CTL_DEBUG")
+    # What failed writes are prefixed with: "pull", "network create".
+    command: str | None = None
     try:
         completing = "_ARGCOMPLETE" in os.environ
         parser = build_parser(None if completing else _command_word(argv))
@@ -118,6 +120,7 @@ def cli(argv: list[str] | None = None) -> int:
             argcomplete.autocomplete(parser)
         args = parser.parse_args(argv)
         debug = args.debug
+        command = getattr(args, "command_name", None)
         if args.version:
             from ctl.commands.system import print_version
 
@@ -141,7 +144,8 @@ def cli(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         hint = f" ({err.hint})" if err.hint else ""
-        sys.stderr.write(f"ctl: {err}{hint}\n")
+        doing = f"{command}: " if command and isinstance(err, WriteFailed) else ""
+        sys.stderr.write(f"ctl: {doing}{err}{hint}\n")
         return err.exit_code
     except SystemExit as exit_:
         # argparse's --help and argcomplete end this way; keep cli() returning.
@@ -161,8 +165,9 @@ def cli(argv: list[str] | None = None) -> int:
     except OSError as err:
         if debug:
             raise
+        doing = f"{command}: " if command else ""
         where = f": {err.filename}" if err.filename else ""
-        sys.stderr.write(f"ctl: {err.strerror or err}{where}\n")
+        sys.stderr.write(f"ctl: {doing}{err.strerror or err}{where}\n")
         return EXIT_CTL_FAILURE
     except Exception as err:
         if debug:

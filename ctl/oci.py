@@ -28,6 +28,18 @@ INDEX_TYPES = frozenset({MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST})
 MANIFEST_TYPES = frozenset({MEDIA_TYPE_OCI_MANIFEST, MEDIA_TYPE_DOCKER_MANIFEST})
 CONFIG_TYPES = frozenset({MEDIA_TYPE_OCI_CONFIG, MEDIA_TYPE_DOCKER_CONFIG})
 
+
+def blob_kind(media_type: str) -> str:
+    """blob_kind names a blob of ``media_type`` for messages: index, manifest, config, layer."""
+    if media_type in INDEX_TYPES:
+        return "index"
+    if media_type in MANIFEST_TYPES:
+        return "manifest"
+    if media_type in CONFIG_TYPES:
+        return "config"
+    return "layer" if ".layer." in media_type or ".rootfs." in media_type else "blob"
+
+
 # Annotations.
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"

@@ -185,7 +185,9 @@ class Paths:
             os.chmod(self.root, 0o700)
             from ctl.fsutil import atomic_write
 
-            atomic_write(self.version_file, LAYOUT_VERSION.encode())
+            atomic_write(
+                self.version_file, LAYOUT_VERSION.encode(), what="the root's layout version"
+            )
         else:
             if found.strip() != LAYOUT_VERSION.encode():
                 from ctl.errdefs import FailedPrecondition

@@ -155,9 +155,14 @@ class RecordDir:
             if record is not None:
                 yield record
 
-    def put(self, key: str, value: Any) -> None:
-        """put writes ``value`` (JSON) as the record under ``key``, atomically."""
-        fsutil.atomic_write_json(self.path(key), value)
+    def put(self, key: str, value: Any, name: str | None = None) -> None:
+        """put writes ``value`` (JSON) as the record under ``key``, atomically.
+
+        A failed write raises WriteFailed naming the record by ``name``
+        (default: ``key``).
+        """
+        what = f"{self._what} record {name or key}"
+        fsutil.atomic_write_json(self.path(key), value, what=what)
 
     def delete(self, key: str) -> bool:
         """delete removes the record under ``key``; False if there was none."""

@@ -66,6 +66,7 @@ from ctl.errdefs import (
     InvalidArgument,
     Unavailable,
     Unimplemented,
+    WriteFailed,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ _REGULAR = frozenset({b"0", b"\0", b"7"})
 # Made by mknod: character and block devices, fifos.
 _NODES = {b"3": stat.S_IFCHR, b"4": stat.S_IFBLK, b"6": stat.S_IFIFO}
 _APPLIED = _REGULAR | _NODES.keys() | {b"1", b"2", b"5", b"D"}
+# A write that fails for want of room, not because the member is refused.
+_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 _KNOWN_LAYER_SUFFIXES = (".tar", ".tar+gzip", ".tar+zstd", ".tar.gzip")
 
 
@@ -129,7 +132,9 @@ def apply_layer(
     member that would escape ``target``; DataCorrupted when the stream is
     damaged or its diff_id is not ``expected_diff_id``; Unimplemented for
     other media types and for sparse files; Unavailable when reading
-    ``stream`` fails; FailedPrecondition when the file system refuses a write.
+    ``stream`` fails; WriteFailed, naming the member, when the file system
+    has no room for it (full, over quota, read-only, failing);
+    FailedPrecondition when it refuses a write for another reason.
     """
     if media_type is not None and not media_type.endswith(_KNOWN_LAYER_SUFFIXES):
         raise Unimplemented(f"layer media type {media_type!r}")
@@ -516,6 +521,8 @@ class _Applier:
             self._mark_unpacked(real)
             return written
         except OSError as err:
+            if err.errno in _WRITE_FAILURES:
+                raise WriteFailed(f"member {m.name!r}", err) from err
             raise FailedPrecondition(
                 f"applying layer member {m.name!r}: {err.strerror or err}"
             ) from err

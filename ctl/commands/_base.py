@@ -124,7 +124,7 @@ class Command:
         parser = subparsers.add_parser(
             self.name, help=self.help, description=self.help, aliases=list(self.aliases)
         )
-        parser.set_defaults(func=self.handler)
+        parser.set_defaults(func=self.handler, command_name=parser.prog.removeprefix("ctl "))
         if self.arguments is not None:
             self.arguments(parser)
 

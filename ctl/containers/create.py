@@ -166,9 +166,10 @@ def write_host_files(
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         hosts += f"{address or '127.0.1.1'}\t{hostname}\n"
     # Written again before every start, so they need no fsync.
-    fsutil.atomic_write(files_dir / HOSTS_FILE, hosts.encode(), durable=False)
-    fsutil.atomic_write(files_dir / HOSTNAME_FILE, f"{hostname}\n".encode(), durable=False)
-    fsutil.atomic_write(files_dir / RESOLV_FILE, resolv_conf(network).encode(), durable=False)
+    files = {HOSTS_FILE: hosts, HOSTNAME_FILE: f"{hostname}\n", RESOLV_FILE: resolv_conf(network)}
+    for name, text in files.items():
+        what = f"the container's /etc/{name}"
+        fsutil.atomic_write(files_dir / name, text.encode(), durable=False, what=what)
 
 
 def resolv_conf(network: str) -> str:

@@ -187,8 +187,16 @@ class LocalContainerStore:
             holder = self._id_for_name(container.name)
             if holder is not None:
                 raise name_taken(container.name, holder)
-            fsutil.atomic_write(self._names / container.name, container.id.encode())
-            self._records.put(container.id, created.to_record())
+            name_index = self._names / container.name
+            fsutil.atomic_write(
+                name_index, container.id.encode(), what=f"container name {container.name!r}"
+            )
+            try:
+                self._records.put(container.id, created.to_record(), name=container.name)
+            except BaseException:
+                # A full disk must not leave the name taken by no container.
+                name_index.unlink(missing_ok=True)
+                raise
         return created
 
     def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:

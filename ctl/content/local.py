@@ -34,9 +34,10 @@ from ctl.errdefs import (
     InvalidArgument,
     NotFound,
     Unimplemented,
+    WriteFailed,
 )
 from ctl.fsutil import DIR_MODE, FILE_MODE, FileLock, atomic_write_json, fsync_dir, read_json
-from ctl.oci import validate_digest
+from ctl.oci import blob_kind, validate_digest
 from ctl.paths import ref_key
 
 if TYPE_CHECKING:
@@ -213,9 +214,14 @@ class LocalStore:
                 raise AlreadyExists(f"content {desc.digest}")
             if ingest.is_dir() and desc is not None and not _resumable(ingest, desc):
                 _remove_dir(ingest)
-            if not ingest.is_dir():
-                _create_ingest(ingest, ref, desc)
-            return _LocalWriter(self, ref, ingest, lock)
+            what = _blob_name(ref, desc)
+            try:
+                if not ingest.is_dir():
+                    _create_ingest(ingest, ref, desc)
+                return _LocalWriter(self, ref, ingest, lock, what)
+            except OSError as err:
+                _sweep(ingest)  # a full disk must leave no half-built ingest behind
+                raise WriteFailed(what, err) from err
         except BaseException:
             lock.release()
             raise
@@ -306,9 +312,12 @@ class LocalStore:
 class _LocalWriter(Closing):
     """_LocalWriter appends to ``ingest/<key>/data`` and hashes as it writes."""
 
-    def __init__(self, store: LocalStore, ref: str, ingest: Path, lock: _RefLock) -> None:
+    def __init__(
+        self, store: LocalStore, ref: str, ingest: Path, lock: _RefLock, what: str
+    ) -> None:
         self._store = store
         self._ref = ref
+        self._what = what
         self._ingest = ingest
         self._lock = lock
         self._hash = hashlib.sha256()
@@ -330,7 +339,10 @@ class _LocalWriter(Closing):
         view = memoryview(data)
         while view:
             # Hash what actually reached the file, so a failed write leaves both in step.
-            n = os.write(fd, view)
+            try:
+                n = os.write(fd, view)
+            except OSError as err:
+                raise WriteFailed(self._what, err) from err
             self._hash.update(view[:n])
             self._offset += n
             view = view[n:]
@@ -356,6 +368,10 @@ class _LocalWriter(Closing):
         fd = self._open_fd()
         try:
             self._commit(fd, size, expected, labels)
+        except OSError as err:
+            if isinstance(err, WriteFailed):
+                raise
+            raise WriteFailed(self._what, err) from err
         finally:
             self.close()
 
@@ -419,6 +435,13 @@ def _updated_labels(current: Info, new: Info, fieldpaths: list[str] | None) -> d
 
 
 # Ingest directories. Each function below is called with the ref's lock held.
+
+
+def _blob_name(ref: str, desc: Descriptor | None) -> str:
+    """_blob_name is what a writer's errors say it was writing: ``layer sha256:…``."""
+    if desc is None:
+        return f"ingest {ref!r}"
+    return f"{blob_kind(desc.media_type)} {desc.digest}"
 
 
 def _create_ingest(ingest: Path, ref: str, desc: Descriptor | None) -> None:

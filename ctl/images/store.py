@@ -58,7 +58,7 @@ class LocalImageStore:
         with self._records.lock():
             if self._records.exists(key):
                 raise AlreadyExists(f"image {image.name!r}: already exists")
-            self._records.put(key, created.to_record())
+            self._records.put(key, created.to_record(), name=image.name)
         return created
 
     def update(self, image: Image, fieldpaths: Sequence[str] | None = None) -> Image:
@@ -94,7 +94,7 @@ class LocalImageStore:
                 else:
                     raise InvalidArgument(f"cannot update field {path!r} of an image")
             updated = current._replace(target=target, labels=labels, updated_at=time.time())
-            self._records.put(ref_key(image.name), updated.to_record())
+            self._records.put(ref_key(image.name), updated.to_record(), name=image.name)
         return updated
 
     def remove_damaged(self, damaged: UnreadableRecord) -> str:

@@ -9,16 +9,18 @@ first simply wins (AlreadyExists at commit is success), as in containerd.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 from typing import TYPE_CHECKING, BinaryIO
 
-from ctl.errdefs import AlreadyExists, InvalidArgument, NotFound
+from ctl.errdefs import AlreadyExists, CtlError, InvalidArgument, NotFound, WriteFailed
 from ctl.images import manifests
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from _typeshed import WriteableBuffer
 
@@ -59,26 +61,31 @@ def unpack(
         from ctl.archive.apply import apply_layer
 
         snapshotter.prepare(key, parent, labels={LABEL_SNAPSHOT_REF: chain})
+        written: Path | None = None  # where the layer's files go, once known
         try:
             target = snapshotter.apply_target(key)
+            written = target.path
             with provider.reader_at(layer) as blob:
                 stream: BinaryIO = blob
                 if progress is not None:
                     progress.started(layer, "unpack", 0)
                     stream = _counted(blob, functools.partial(progress.advanced, layer))
-                apply_layer(
-                    stream,
-                    target.path,
-                    whiteouts=target.whiteout_style,
-                    media_type=layer.media_type,
-                    expected_diff_id=diff_id,
-                )
+                try:
+                    apply_layer(
+                        stream,
+                        target.path,
+                        whiteouts=target.whiteout_style,
+                        media_type=layer.media_type,
+                        expected_diff_id=diff_id,
+                    )
+                except WriteFailed as err:
+                    raise WriteFailed(f"{err.what} of layer {layer.digest}", err) from err
             try:
                 snapshotter.commit(chain, key)
             except AlreadyExists:
                 snapshotter.remove(key)
         except BaseException:
-            snapshotter.remove(key)
+            _remove_unfinished(snapshotter, key, written)
             if progress is not None:
                 progress.finished(layer, "failed")
             raise
@@ -86,6 +93,32 @@ def unpack(
             progress.finished(layer, "unpacked")
         parent = chain
     return parent
+
+
+def _remove_unfinished(snapshotter: Snapshotter, key: str, written: Path | None) -> None:
+    """_remove_unfinished removes the active snapshot of a layer that was not committed.
+
+    The layer's files go first: on a full disk, the metadata write of
+    ``remove`` needs the room they took. Should ``remove`` fail all the
+    same, the error that stopped the unpack is the one to report, and the
+    snapshot stays, an ``extract-*`` key that ``snapshots rm`` removes.
+    """
+    if written is not None:
+        _empty(written)
+    with contextlib.suppress(CtlError, OSError):
+        snapshotter.remove(key)
+
+
+def _empty(directory: Path) -> None:
+    import shutil
+
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
 
 
 class _Counter(io.RawIOBase):

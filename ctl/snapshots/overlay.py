@@ -19,6 +19,7 @@ namespace, and the native snapshotter is used there instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,7 +109,9 @@ def supported(root: Path) -> bool:
     except (OSError, ValueError):
         pass  # no cache yet, or unreadable: check again
     ok = _try_overlay(root)
-    fsutil.atomic_write_json(cache, {**key, "supported": ok})
+    # On a full disk the answer holds without its cache, which a later call writes.
+    with contextlib.suppress(OSError):
+        fsutil.atomic_write_json(cache, {**key, "supported": ok})
     return ok
 
 

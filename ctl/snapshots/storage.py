@@ -289,7 +289,7 @@ class MetaStore:
     def write(self, md: Metadata) -> None:
         """write replaces metadata.json with ``md`` if it changed; hold the lock."""
         if md.dirty:
-            fsutil.atomic_write_json(self._file, md.data)
+            fsutil.atomic_write_json(self._file, md.data, what="snapshot metadata")
             md.dirty = False
 
     @contextlib.contextmanager
