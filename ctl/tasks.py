@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.fsutil import FileLock, write_all
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
-from ctl.runtime.taskdir import TaskDir, writing
+from ctl.runtime.taskdir import TaskDir
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -387,14 +387,13 @@ class TaskService:
         if task is not None and task.exit is not None and task.exit.exit_code is None:
             self.forget(container.id)  # a lost task: runc may still hold it
         options = container.config
-        with writing(f"start container {container.name}"):
-            task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.mount_rootfs(container)
-            try:
-                runtime_spec = self._attach_network(container, options)
-            except BaseException:
-                task_dir.unmount_rootfs()
-                raise
+        task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.mount_rootfs(container)
+        try:
+            runtime_spec = self._attach_network(container, options)
+        except BaseException:
+            task_dir.unmount_rootfs()
+            raise
         task_dir.write_config(runtime_spec)
         spec = TaskSpec(
             task=task_dir,

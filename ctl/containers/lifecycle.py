@@ -52,7 +52,6 @@ def create(
     from ctl.containers.store import name_taken, validate_name
     from ctl.images import manifests
     from ctl.images.unpack import unpack
-    from ctl.runtime.taskdir import writing
 
     name = validate_name(options.name) if options.name else None
     if options.network not in ("none", "host"):
@@ -72,15 +71,13 @@ def create(
         image_config = manifests.read_config(client.content, manifest)
         container_id = os.urandom(32).hex()
         snapshot_key = snapshot or container_id
-        with writing("create container", f"snapshot {snapshot_key}"):
-            client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
+        client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
         rollback.callback(_remove_snapshot, client, snapshot_key)
         task_dir = tasks.task_dir(container_id)
         rollback.callback(task_dir.remove)
         files_dir = task_dir.path
-        with writing("create container"):
-            files_dir.mkdir(mode=0o700, parents=True)
-            write_host_files(files_dir, options.network, hostname_for(options, container_id))
+        files_dir.mkdir(mode=0o700, parents=True)
+        write_host_files(files_dir, options.network, hostname_for(options, container_id))
         draft = Container(
             id=container_id,
             name=name or "",
@@ -95,8 +92,7 @@ def create(
         spec = container_spec(
             options, image_config, rootfs, container_id, client.namespace, files_dir
         )
-        with writing("create container", f"container record {container_id}"):
-            container = _create_record(client, draft.updated(spec=spec), named=name is not None)
+        container = _create_record(client, draft.updated(spec=spec), named=name is not None)
         rollback.pop_all()
         return container
 

@@ -29,9 +29,7 @@ which operation a status allows, is ``ctl.runtime.state``'s.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import re
 import signal
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -42,7 +40,6 @@ from ctl.runtime import state
 from ctl.runtime.state import ExitRecord, ExitStatus, Status, TaskRecord, TaskState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from ctl.runtime.runc import Runc
@@ -61,35 +58,16 @@ SUPERVISOR_EXIT_TIMEOUT: Final = 30.0
 RUNC_DELETE_AGAIN: Final = 1.0
 
 
-class DiskFull(CtlError):
-    """DiskFull is a write that found no room: ``<what>: writing <file>: <strerror>``."""
-
-
-@contextlib.contextmanager
-def writing(what: str, target: object = None) -> Iterator[None]:
-    """writing turns a full disk below it into DiskFull, naming ``target`` (default: the file).
-
-    An atomic write fails on its temporary file: the error names the file it
-    was replacing. Other errors pass unchanged.
-    """
-    try:
-        yield
-    except OSError as err:
-        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        name = str(target if target is not None else err.filename or "a file")
-        temporary = re.fullmatch(r"(.*/)?\.(.+)\.\d+\.tmp", name)
-        if temporary:
-            name = f"{temporary[1] or ''}{temporary[2]}"
-        raise DiskFull(f"{what}: writing {name}: {err.strerror}") from err
-
-
 class TaskDir:
     """TaskDir is the task directory at ``path``; its name is the task's (and runc's) id."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.id = path.name
+
+    def _file(self, name: str) -> str:
+        """_file names one of the task's files in an error: ``state.json of task <id>``."""
+        return f"{name} of task {self.id[:12]}"
 
     def __repr__(self) -> str:
         return f"TaskDir({str(self.path)!r})"
@@ -114,6 +92,16 @@ class TaskDir:
         """pid_file is where runc writes the init's pid."""
         return self.path / _PID
 
+    def clear_pid_file(self) -> None:
+        """clear_pid_file removes the pid file and runc's temporary of it.
+
+        runc writes ``.<name>`` first and renames it; when that write fails (a
+        full disk) it leaves the temporary, and every later create fails with
+        "file exists".
+        """
+        self.pid_file.unlink(missing_ok=True)
+        self.pid_file.with_name(f".{_PID}").unlink(missing_ok=True)
+
     @property
     def supervisor_log(self) -> Path:
         return self.path / _SUPERVISOR_LOG
@@ -123,8 +111,7 @@ class TaskDir:
     def write_config(self, spec: dict[str, Any]) -> None:
         """write_config writes the runtime spec; derived from the record at every start."""
         path = self.bundle / "config.json"
-        with writing(f"task {self.id[:12]}", path):
-            fsutil.atomic_write_json(path, spec, durable=False)
+        fsutil.atomic_write_json(path, spec, durable=False, what=self._file("config.json"))
 
     def read_config(self) -> dict[str, Any]:
         """read_config is the bundle's runtime spec; InvalidArgument if it cannot be read."""
@@ -159,9 +146,8 @@ class TaskDir:
         return cast("TaskRecord", record)
 
     def write_record(self, record: TaskRecord) -> None:
-        """write_record replaces ``state.json``: DiskFull if there is no room."""
-        with writing(f"task {self.id[:12]}", self.path / _STATE):
-            fsutil.atomic_write_json(self.path / _STATE, record)
+        """write_record replaces ``state.json``: WriteFailed if there is no room."""
+        fsutil.atomic_write_json(self.path / _STATE, record, what=self._file(_STATE))
 
     def update_record(self, **changes: Any) -> TaskRecord:
         """update_record changes fields of ``state.json`` under the task's lock."""
@@ -197,7 +183,7 @@ class TaskDir:
             return task._replace(status=status, started_at=record["started_at"])
 
     def write_exit(self, status: ExitStatus) -> None:
-        """write_exit writes ``exit.json``: DiskFull if there is no room."""
+        """write_exit writes ``exit.json``: WriteFailed if there is no room."""
         assert status.exit_code is not None, "an observed exit has a code"
         record = ExitRecord(
             version=state.RECORD_VERSION,
@@ -206,8 +192,7 @@ class TaskDir:
             finished_at=status.finished_at or time.time(),
             oom=status.oom,
         )
-        with writing(f"task {self.id[:12]}", self.path / _EXIT):
-            fsutil.atomic_write_json(self.path / _EXIT, record)
+        fsutil.atomic_write_json(self.path / _EXIT, record, what=self._file(_EXIT))
 
     def read_exit(self) -> ExitStatus | None:
         record = self._read(_EXIT)
@@ -225,8 +210,7 @@ class TaskDir:
 
     def mark_stopping(self) -> None:
         """mark_stopping tells the supervisor not to restart: call it before signalling a stop."""
-        with writing(f"task {self.id[:12]}", self.path / _STOPPING):
-            fsutil.atomic_write(self.path / _STOPPING, b"")
+        fsutil.atomic_write(self.path / _STOPPING, b"", what=self._file(_STOPPING))
 
     def is_stopping(self) -> bool:
         return (self.path / _STOPPING).exists()

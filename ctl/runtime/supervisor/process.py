@@ -229,7 +229,17 @@ class _Supervisor:
         """_start creates (and starts) the container; returns its output fds and its stdin."""
         spec = self.spec
         pid_file = spec.task.pid_file
-        pid_file.unlink(missing_ok=True)
+        spec.task.clear_pid_file()
+        try:
+            outputs, stdin = self._create(pid_file)
+        except BaseException:
+            spec.task.clear_pid_file()
+            raise
+        self.init_pid = int(pid_file.read_text())
+        return outputs, stdin
+
+    def _create(self, pid_file: Path) -> tuple[dict[int, str], int | None]:
+        spec = self.spec
         if spec.tty:
             master = self._start_with_console(CreateOpts(pid_file=pid_file))
             outputs, stdin = {master: "stdout"}, master if spec.stdin else None
@@ -254,7 +264,6 @@ class _Supervisor:
             if stdin is not None:
                 os.close(stdin_r)
             outputs = {out_r: "stdout", err_r: "stderr"}
-        self.init_pid = int(pid_file.read_text())
         return outputs, stdin
 
     def _start_with_console(self, opts: CreateOpts) -> int:
