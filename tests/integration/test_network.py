@@ -106,7 +106,7 @@ class Httpd:
         self.proc.wait(timeout=10)
 
 
-def _get(url: str, timeout: float = 10.0) -> str:
+def _get(url: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:
