@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -581,17 +582,25 @@ def test_on_exit_can_delete_its_own_task(env: Env) -> None:
 
 def test_a_new_task_waits_for_the_last_supervisor(env: Env) -> None:
     spec = env.task("true")
+    # The supervisor keeps no file descriptor of its parent's: it is told to end by a file.
+    released = env.tmp / "released"
 
     def slow_teardown(status: ExitStatus) -> None:
-        time.sleep(0.3)
+        # It ends when the test says, never before the second spawn has begun: a test
+        # scheduled late does not find the first supervisor already gone.
+        while not released.exists():
+            time.sleep(0.01)
 
     with spawn(env.runc, spec, on_exit=slow_teardown) as first:
         assert first.wait(cleanup=False, timeout=WAIT).exit_code == 0
         started = time.monotonic()
+        release = threading.Timer(0.3, released.touch)
+        release.start()
         with spawn(env.runc, spec) as second:
             assert not alive(first.supervisor_pid)
             assert time.monotonic() - started > 0.1
             assert second.wait(timeout=WAIT).exit_code == 0
+        release.join()
 
 
 # --- the supervisor: restart policies ------------------------------------------
