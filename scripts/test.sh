@@ -4,6 +4,9 @@
 # (scripts/setup.sh --deps-only) so that it also works on a fresh machine.
 #
 #   bash scripts/test.sh [PYTEST ARGS...]
+#
+# Tests marked slow (soaks, throughput) run only when asked for, with CTL_SOAK=1 or --soak
+# (tests/conftest.py's option); a -m among the arguments replaces the default selection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +25,19 @@ check .venv/bin/ruff check ctl tests
 check .venv/bin/ruff format --check ctl tests
 check .venv/bin/mypy
 
+selection=(-m "not slow")
+if [ "${CTL_SOAK:-}" = 1 ]; then
+	selection=()
+fi
+for arg in "$@"; do
+	if [ "$arg" = --soak ]; then
+		selection=()
+	fi
+done
+
 status=0
-.venv/bin/python -m pytest -p no:cacheprovider "$@" </dev/null || status=$?
+# The last -m wins: the caller's, if any, comes after the default.
+.venv/bin/python -m pytest -p no:cacheprovider "${selection[@]}" "$@" </dev/null || status=$?
 if [ "$status" = 5 ]; then
 	echo "test.sh: FAIL: pytest ran no tests" >&2
 	exit 1

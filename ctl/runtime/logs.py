@@ -349,6 +349,10 @@ def _open_files(path: Path, max_files: int, after: _LogFile | None = None) -> li
     for position, log in opened.values():
         log.seq = _first_seq(log.fd)
         found.append(((log.seq is None, log.seq or 0, -float(position)), log))
+    if after is not None and after.seq is None:
+        # Opened while still empty and filled since (a file is rotated only once written to):
+        # without its number, every file would look newer than it.
+        after.seq = _first_seq(after.fd)
     after_key = (False, after.seq or 0, -after_position) if after is not None else None
     ordered = sorted(found, key=lambda pair: pair[0])
     for key, log in ordered:

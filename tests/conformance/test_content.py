@@ -367,11 +367,15 @@ def test_concurrent_writers_download_once(store: ContentStore) -> None:
     """Two processes pull the same blob: the second waits, then finds it committed."""
     desc = describe(DATA)
     ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
 
     def first() -> None:
         with store.writer("pull", desc) as w:
             w.write(DATA[:100])
             os.write(ready_w, b"1")
+            # It holds the ref until told, and some time after: however late the second
+            # comes to wait, it finds the ref held, and waits.
+            os.read(go_r, 1)
             time.sleep(0.2)
             w.write(DATA[100:])
             w.commit(desc.size, desc.digest)
@@ -381,6 +385,7 @@ def test_concurrent_writers_download_once(store: ContentStore) -> None:
     with pytest.raises(Unavailable):
         store.writer("pull", desc, timeout=0)
     start = time.monotonic()
+    os.write(go_w, b"1")
     with pytest.raises(AlreadyExists):
         store.writer("pull", desc, timeout=10)
     assert time.monotonic() - start > 0.05

@@ -45,7 +45,7 @@ def image(images: CanonicalImages) -> str:
     return images.busybox_ref
 
 
-def _wait_for(predicate, timeout: float = 10.0, what: str = "") -> None:
+def _wait_for(predicate, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}"

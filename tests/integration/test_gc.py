@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,9 +138,13 @@ def test_prune_stops_at_a_target_that_an_index_may_lack(
     run_ctl("pull", images.multi_ref, root=root).assert_success()
     other = images.multi_other.manifest  # listed by the index, never pulled
     target = Descriptor(other.media_type, other.digest, other.size)
-    # Named so that its record is listed after the index's: the index is marked first.
+    # Named so that its record is listed after the index's: the index is marked first. The
+    # index's name has the registry's port in it, a new one each session: a name is searched
+    # for as long as it takes (a hundred tries failed about one session in a hundred).
     name = next(
-        n for n in (f"other-{i}" for i in range(100)) if ref_key(n) > ref_key(images.multi_ref)
+        n
+        for n in (f"other-{i}" for i in itertools.count())
+        if ref_key(n) > ref_key(images.multi_ref)
     )
     ctl.Client(root=root).images.create(Image(name=name, target=target))
     _assert_aborted(root, ("prune", "-f"), other.digest, "manifest")

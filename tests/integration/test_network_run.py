@@ -44,7 +44,7 @@ def _port() -> int:
     return free_port()
 
 
-def _get(url: str, timeout: float = 10.0) -> str:
+def _get(url: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:

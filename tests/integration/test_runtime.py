@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,9 +40,12 @@ pytestmark = pytest.mark.needs_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPLETS = ("sh", "sleep", "echo", "cat", "true", "tty", "stty", "head", "yes")
+# The bound of every wait for something that will happen: long enough for a CI host that
+# other jobs keep busy; a passing test never waits it out.
+WAIT = 30.0
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+def wait_until(predicate: Callable[[], object], timeout: float = WAIT, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -117,7 +121,7 @@ class Env:
     def logs(self, spec: TaskSpec) -> list[tuple[str, str]]:
         return [(e.stream, e.text) for e in read_logs(spec.task.log)]
 
-    def wait_gone(self, spec: TaskSpec, timeout: float = 5.0) -> state.TaskState:
+    def wait_gone(self, spec: TaskSpec, timeout: float = WAIT) -> state.TaskState:
         """wait_gone waits until the task stopped and its supervisor finished."""
 
         def done() -> bool:
@@ -258,7 +262,7 @@ def test_runc_verbs(env: Env) -> None:
 def test_exit_code(env: Env, code: int) -> None:
     spec = env.task("sh", "-c", f"exit {code}")
     with spawn(env.runc, spec) as spawned:
-        status = spawned.wait(timeout=10)
+        status = spawned.wait(timeout=WAIT)
     assert status.exit_code == code and status.signal is None
     task = env.wait_gone(spec)
     assert task.status is Status.STOPPED and task.exit is not None
@@ -273,7 +277,7 @@ def test_killed_by_signal_is_128_plus_n(env: Env) -> None:
     with spawn(env.runc, spec) as spawned:
         assert spec.task.load().status is Status.RUNNING  # type: ignore[union-attr]
         spawned.signal(signal.SIGKILL)
-        status = spawned.wait(timeout=10)
+        status = spawned.wait(timeout=WAIT)
     assert (status.exit_code, status.signal) == (137, signal.SIGKILL)
     assert spec.task.read_exit() == status
 
@@ -296,7 +300,7 @@ def test_foreground_signals_are_forwarded(env: Env) -> None:
         wait_until(lambda: env.logs(spec), what="the trap to be set")
         with spawned.forwarding_signals():
             os.kill(os.getpid(), signal.SIGINT)
-            status = spawned.wait(timeout=10)
+            status = spawned.wait(timeout=WAIT)
     assert status.exit_code == 42
     # The caller's own handler is back.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -310,7 +314,7 @@ def test_on_exit_runs_in_the_supervisor(env: Env) -> None:
 
     spec = env.task("true")
     with spawn(env.runc, spec, on_exit=on_exit) as spawned:
-        spawned.wait(timeout=10)
+        spawned.wait(timeout=WAIT)
         supervisor_pid = spawned.supervisor_pid
     assert marker.read_text() == f"{supervisor_pid} 0"
 
@@ -319,7 +323,7 @@ def test_on_exit_runs_in_the_supervisor(env: Env) -> None:
 
     spec = env.task("true")
     with spawn(env.runc, spec, on_exit=broken) as spawned:
-        assert spawned.wait(timeout=10).exit_code == 0
+        assert spawned.wait(timeout=WAIT).exit_code == 0
     # The supervisor's own failures land in its log, not on anyone's terminal.
     assert "RuntimeError: teardown exploded" in spec.task.supervisor_log.read_text()
 
@@ -330,7 +334,7 @@ def test_spawn_refuses_a_task_dir_with_a_live_task(env: Env) -> None:
         with pytest.raises(AlreadyExists, match="is running"):
             spawn(env.runc, spec)
         spawned.signal(signal.SIGKILL)
-        spawned.wait(timeout=10)
+        spawned.wait(timeout=WAIT)
 
 
 # --- the supervisor: stdio and logs --------------------------------------------
@@ -339,7 +343,7 @@ def test_spawn_refuses_a_task_dir_with_a_live_task(env: Env) -> None:
 def test_output_is_logged_per_stream(env: Env) -> None:
     spec = env.task("sh", "-c", "echo out; echo err >&2; echo -n partial")
     with spawn(env.runc, spec) as spawned:
-        spawned.wait(timeout=10)
+        spawned.wait(timeout=WAIT)
     assert env.logs(spec) == [("stdout", "out\n"), ("stderr", "err\n"), ("stdout", "partial")]
 
 
@@ -356,7 +360,7 @@ def test_attached_output_goes_to_caller_and_log(env: Env) -> None:
         with os.fdopen(out_r, "rb") as out, os.fdopen(err_r, "rb") as err:
             assert out.read() == b"out\n"
             assert err.read() == b"err\n"
-        assert spawned.wait(timeout=10).exit_code == 5
+        assert spawned.wait(timeout=WAIT).exit_code == 5
     assert env.logs(spec) == [("stdout", "out\n"), ("stderr", "err\n")]
 
 
@@ -371,7 +375,7 @@ def test_attached_stdin_reaches_the_container(env: Env) -> None:
         os.close(in_w)
         with os.fdopen(out_r, "rb") as out:
             assert out.read() == b"hello\nworld\n"
-        assert spawned.wait(timeout=10).exit_code == 0
+        assert spawned.wait(timeout=WAIT).exit_code == 0
     assert env.logs(spec) == [("stdout", "hello\n"), ("stdout", "world\n")]
 
 
@@ -404,7 +408,7 @@ def test_tty_with_a_pty_caller(env: Env) -> None:
         time.sleep(0.1)
         os.write(master, b"hi\r")
         wait_until(lambda: saw(b"40 120"), what="stty size after SIGWINCH")
-        assert spawned.wait(timeout=10).exit_code == 0
+        assert spawned.wait(timeout=WAIT).exit_code == 0
     assert termios.tcgetattr(slave) == before
     lines = output.decode().splitlines()
     assert lines[0].startswith("/dev/pts/")
@@ -418,7 +422,7 @@ def test_tty_with_a_pty_caller(env: Env) -> None:
 def test_detached_tty_task(env: Env) -> None:
     spec = env.task("sh", "-c", "tty", tty=True)
     with spawn(env.runc, spec) as spawned:
-        assert spawned.wait(timeout=10).exit_code == 0
+        assert spawned.wait(timeout=WAIT).exit_code == 0
     assert env.logs(spec)[0][1].startswith("/dev/pts/")
 
 
@@ -432,7 +436,7 @@ def test_created_task_starts_later(env: Env) -> None:
         assert env.runc.state(spec.task.id)["status"] == "created"
         env.runc.start(spec.task.id)
         assert spec.task.set_status("start").status is Status.RUNNING
-        assert spawned.wait(timeout=10).exit_code == 0
+        assert spawned.wait(timeout=WAIT).exit_code == 0
     assert env.logs(spec) == [("stdout", "started\n")]
 
 
@@ -440,7 +444,7 @@ def test_removing_a_created_task(env: Env) -> None:
     spec = env.task("true", start=False)
     with spawn(env.runc, spec) as spawned:
         env.runc.delete(spec.task.id, force=True)
-        assert spawned.wait(timeout=10).exit_code == 137
+        assert spawned.wait(timeout=WAIT).exit_code == 137
 
 
 # --- the supervisor: detaching and surviving -----------------------------------
@@ -504,7 +508,7 @@ def test_concurrent_spawns(env: Env) -> None:
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
     for i, spec in enumerate(specs):
-        task = env.wait_gone(spec, timeout=10)
+        task = env.wait_gone(spec)
         assert task.exit is not None and task.exit.exit_code == 0
         assert env.logs(spec) == [("stdout", f"{i}\n")]
 
@@ -548,7 +552,7 @@ def test_supervisor_killed_with_sigkill(env: Env) -> None:
             env.runc.state(spec.task.id)
         assert not any(p.exists() for p in cgroups.supervisor_cgroups(spec.task.id))
         # A caller waiting on a lost supervisor gets an unknown status, not a hang.
-        assert spawned.wait(timeout=10) == ExitStatus(None)
+        assert spawned.wait(timeout=WAIT) == ExitStatus(None)
 
 
 def test_terminate_kills_and_forgets_a_restarting_task(env: Env) -> None:
@@ -571,24 +575,32 @@ def test_on_exit_can_delete_its_own_task(env: Env) -> None:
         spec.task.terminate(env.runc)
 
     with spawn(env.runc, spec, on_exit=remove) as spawned:
-        assert spawned.wait(timeout=10).exit_code == 0
+        assert spawned.wait(timeout=WAIT).exit_code == 0
     assert sorted(p.name for p in spec.task.path.iterdir()) == ["bundle", spec.task.log.name]
     assert [e.text for e in read_logs(spec.task.log)] == ["bye\n"]
 
 
 def test_a_new_task_waits_for_the_last_supervisor(env: Env) -> None:
     spec = env.task("true")
+    # The supervisor keeps no file descriptor of its parent's: it is told to end by a file.
+    released = env.tmp / "released"
 
     def slow_teardown(status: ExitStatus) -> None:
-        time.sleep(0.3)
+        # It ends when the test says, never before the second spawn has begun: a test
+        # scheduled late does not find the first supervisor already gone.
+        while not released.exists():
+            time.sleep(0.01)
 
     with spawn(env.runc, spec, on_exit=slow_teardown) as first:
-        assert first.wait(cleanup=False, timeout=10).exit_code == 0
+        assert first.wait(cleanup=False, timeout=WAIT).exit_code == 0
         started = time.monotonic()
+        release = threading.Timer(0.3, released.touch)
+        release.start()
         with spawn(env.runc, spec) as second:
             assert not alive(first.supervisor_pid)
             assert time.monotonic() - started > 0.1
-            assert second.wait(timeout=10).exit_code == 0
+            assert second.wait(timeout=WAIT).exit_code == 0
+        release.join()
 
 
 # --- the supervisor: restart policies ------------------------------------------
@@ -597,7 +609,7 @@ def test_a_new_task_waits_for_the_last_supervisor(env: Env) -> None:
 def test_restart_on_failure_restarts_n_times(env: Env) -> None:
     spec = env.task("sh", "-c", "echo run; exit 1", restart=RestartPolicy("on-failure", 2))
     with spawn(env.runc, spec) as spawned:
-        first = spawned.wait(timeout=10)
+        first = spawned.wait(timeout=WAIT)
     assert first.exit_code == 1
     task = env.wait_gone(spec)
     assert task.restart_count == 2
@@ -664,7 +676,7 @@ def test_pause_freezes_the_task(env: Env) -> None:
         assert process_state(spawned.init_pid) in ("S", "R")
         assert spec.task.load().status is Status.RUNNING  # type: ignore[union-attr]
         spawned.signal(signal.SIGKILL)
-        assert spawned.wait(timeout=10).exit_code == 137
+        assert spawned.wait(timeout=WAIT).exit_code == 137
 
 
 def test_oom_kill_is_recorded(env: Env) -> None:
@@ -675,7 +687,7 @@ def test_oom_kill_is_recorded(env: Env) -> None:
     # most, should the limit not hold).
     spec = env.task("sh", "-c", "x=$(yes | head -c 64000000)", edit=limit)
     with spawn(env.runc, spec) as spawned:
-        status = spawned.wait(timeout=10)
+        status = spawned.wait(timeout=WAIT)
     assert status.exit_code == 137 and status.oom
     assert spec.task.read_exit() == status
 

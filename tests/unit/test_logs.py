@@ -307,3 +307,31 @@ def test_follower_soak(tmp_path: Path) -> None:
         for max_size in (4096, 65536):
             log = tmp_path / f"log-{max_files}-{max_size}.json"
             _follow_full_speed(log, 500_000, max_size, max_files)
+
+
+def test_follower_of_a_file_filled_and_rotated_while_it_looks_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a loaded machine makes: the follower opens the newest file while it is still
+    empty, finds nothing in it, and before it looks for a newer file the writer fills that
+    one and rotates it. The follower must then read on from that file, not from older ones."""
+    from ctl.runtime import logs
+
+    path = tmp_path / "log.json"
+    # Each record is about 75 bytes: two to a file.
+    log = LogWriter(path, max_size=160, max_files=10)
+    for i in range(4):
+        log.write("stdout", f"{i}\n".encode())
+    log._rotate()  # the writer between creating the newest file and writing to it
+    real_ino = logs._ino
+    to_write = [b"4\n5\n6\n"]
+
+    def ino_after_the_writer_ran(file: Path) -> int | None:
+        if to_write:
+            log.write("stdout", to_write.pop())
+        return real_ino(file)
+
+    monkeypatch.setattr(logs, "_ino", ino_after_the_writer_ran)
+    got = list(read_logs(path, follow=True, stop=lambda: not to_write, max_files=10))
+    log.close()
+    assert [e.text for e in got] == [f"{i}\n" for i in range(7)]
