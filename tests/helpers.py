@@ -376,25 +376,29 @@ def clean_root(root: Path) -> None:
     A safety net for a test that failed half-way. Its containers keep their
     rootfs mounted under pytest's temporary directory (which then cannot be
     deleted) and their supervisors running; each is removed, in every
-    namespace. Attachment records left without a container keep their
-    veths, rules and bridges on the host, as a detach after a crash would
-    find them. The last detach from a network
-    takes its bridge; a bridge that nothing uses any more (a kill -9
+    namespace, those whose record a test damaged too. Attachment records
+    left without a container keep their veths, rules and bridges on the
+    host, as a detach after a crash would find them. The last detach from a
+    network takes its bridge; a bridge that nothing uses any more (a kill -9
     between DEL and the bridge's delete) goes as ``system check --repair``
-    deletes it.
+    deletes it. Whatever is still mounted under the root last goes lazily.
     """
     from ctl.client import Client
-    from ctl.errdefs import CtlError
+    from ctl.errdefs import CtlError, DataCorrupted
     from ctl.network.manager import NetworkManager
     from ctl.paths import Paths
+    from ctl.records import UnreadableRecord
 
     if not root.exists():
         return
     for namespace in Client(root).list_namespaces():
         client = Client(root, namespace)
-        for container in client.list_containers():
+        damaged: list[DataCorrupted] = []
+        found = [c.id for c in client.containers.list(on_error=damaged.append)]
+        found += [e.key for e in damaged if isinstance(e, UnreadableRecord) and e.key]
+        for container_id in found:
             with contextlib.suppress(CtlError):
-                client.remove_container(container.id, force=True)
+                client.remove_container(container_id, force=True)
     paths = Paths(root)
     for ns_dir in sorted((root / "cni" / "attachments").glob("*")):
         manager = NetworkManager(paths, ns_dir.name, lambda ns, cid: cid)
@@ -402,6 +406,9 @@ def clean_root(root: Path) -> None:
             manager.detach(record.stem)
     for unused in NetworkManager(paths, "default", lambda ns, cid: cid).unused_bridges():
         unused.repair()
+    for point in sorted(_mount_points(), reverse=True):
+        if point.startswith(f"{root}/"):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 def imported_modules(*argv: str) -> set[str]:
