@@ -171,6 +171,39 @@ def _remove_archive(storm: Storm) -> None:
     assert left == [], f"save -o left {left}"
 
 
+def _no_arguments(storm: Storm) -> list[str]:
+    return []
+
+
+def _chain(storm: Storm) -> list[str]:
+    return [storm.chain()]
+
+
+def _made_and_removed(
+    group: str, verb: str, extra: Callable[[Storm], list[str]] = _no_arguments
+) -> list[Case]:
+    """_made_and_removed are the cases ``GROUP VERB NAME EXTRA...`` and ``GROUP rm NAME``.
+
+    Each is recovered by ``GROUP rm NAME``.
+    """
+
+    def make(storm: Storm) -> list[str]:
+        return [group, verb, storm.name, *extra(storm)]
+
+    def remove(storm: Storm) -> None:
+        storm.ctl_absent_ok(group, "rm", storm.name)
+
+    return [
+        Case(f"{group}-{verb}", make, remove),
+        Case(
+            f"{group}-rm",
+            lambda s: [group, "rm", s.name],
+            remove,
+            prepare=lambda s: s.ctl(*make(s)),
+        ),
+    ]
+
+
 CASES = [
     Case("pull", lambda s: ["pull", s.image], _prune_all, setup=_nothing),
     Case("content-fetch", lambda s: ["content", "fetch", s.image], _prune_all, setup=_nothing),
@@ -223,33 +256,9 @@ CASES = [
         lambda s: ["save", "-o", str(s.output), s.image],
         _remove_archive,
     ),
-    Case(
-        "network-create",
-        lambda s: ["network", "create", s.name],
-        lambda s: s.ctl_absent_ok("network", "rm", s.name),
-    ),
-    Case(
-        "network-rm",
-        lambda s: ["network", "rm", s.name],
-        lambda s: s.ctl_absent_ok("network", "rm", s.name),
-        prepare=lambda s: s.ctl("network", "create", s.name),
-    ),
-    Case(
-        "namespaces-create",
-        lambda s: ["namespaces", "create", s.name],
-        lambda s: s.ctl_absent_ok("namespaces", "rm", s.name),
-    ),
-    Case(
-        "namespaces-rm",
-        lambda s: ["namespaces", "rm", s.name],
-        lambda s: s.ctl_absent_ok("namespaces", "rm", s.name),
-        prepare=lambda s: s.ctl("namespaces", "create", s.name),
-    ),
-    Case(
-        "snapshots-prepare",
-        lambda s: ["snapshots", "prepare", s.name, s.chain()],
-        lambda s: s.ctl_absent_ok("snapshots", "rm", s.name),
-    ),
+    *_made_and_removed("network", "create"),
+    *_made_and_removed("namespaces", "create"),
+    *_made_and_removed("snapshots", "prepare", _chain),
     Case(
         "snapshots-commit",
         lambda s: ["snapshots", "commit", f"{s.name}-done", s.name],
@@ -257,13 +266,7 @@ CASES = [
             s.ctl_absent_ok("snapshots", "rm", f"{s.name}-done"),
             s.ctl_absent_ok("snapshots", "rm", s.name),
         ),
-        prepare=lambda s: s.ctl("snapshots", "prepare", s.name, s.chain()),
-    ),
-    Case(
-        "snapshots-rm",
-        lambda s: ["snapshots", "rm", s.name],
-        lambda s: s.ctl_absent_ok("snapshots", "rm", s.name),
-        prepare=lambda s: s.ctl("snapshots", "prepare", s.name, s.chain()),
+        prepare=lambda s: s.ctl("snapshots", "prepare", s.name, *_chain(s)),
     ),
 ]
 
