@@ -16,6 +16,7 @@ many more times. The module ends with one line: rounds, kills, how many held.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -432,3 +433,28 @@ def test_kill_storm_soak(
     if not (os.environ.get("CTL_SOAK") == "1" or request.config.getoption("soak")):
         pytest.skip("the soak runs on demand: CTL_SOAK=1 or pytest --soak")
     _storm(case, Storm(root, images, tmp_path / "files"), SOAK_KILLS)
+
+
+def test_a_kill_between_detach_and_bridge_delete_is_pruned(
+    root: Path, images: CanonicalImages
+) -> None:
+    """The last detach's kill -9 after CNI DEL, before the bridge's delete, is pruned.
+
+    The window is two syscalls wide, so the storm seldom lands there; the
+    state it leaves (the network's bridge up, with no port) is made here as
+    that kill leaves it: by the bridge plugin's next ADD, then removing the
+    container's veth by hand.
+    """
+    from ctl.network import bridges, config
+
+    storm = Storm(root, images, root.parent / "files")
+    storm.ctl("pull", storm.image)
+    storm.ctl("run", "-d", "--name", storm.name, storm.image, "sleep", "1000")
+    conflist = json.loads(next((root / "networks").glob("*.conflist")).read_text())
+    bridge = config.bridge_of(conflist)
+    ids = _container_ids(root)
+    storm.ctl("rm", "-f", storm.name)
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    bridges.claim(bridge, str(root))
+    storm.ctl("prune", "-f")
+    assert _problems(storm, ids) == []
