@@ -166,8 +166,13 @@ def _garbage(storm: Storm) -> None:
 
 
 def _remove_archive(storm: Storm) -> None:
-    """_remove_archive deletes what a killed ``save -o`` wrote, which must be one file at most."""
-    storm.output.unlink(missing_ok=True)
+    """_remove_archive saves again to the same file, as a user would, and deletes it.
+
+    What the killed save left must be gone then (the next save to a path
+    removes the temporary archives of dead saves to it).
+    """
+    storm.ctl("save", "-o", str(storm.output), storm.image)
+    storm.output.unlink()
     left = sorted(p.name for p in storm.workdir.iterdir() if p != storm.archive)
     assert left == [], f"save -o left {left}"
 
