@@ -71,17 +71,17 @@ def atomic_write(
     A failure (a full disk) leaves ``path`` as it was and no temporary file,
     and raises WriteFailed naming ``what`` (default: the path).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_name(path)
     try:
         path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        fd, named = _open_temp(path, mode)
         try:
             write_all(fd, data)
             if durable:
                 os.fsync(fd)
+            _replace(fd, named, path)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
         if durable:
             fsync_dir(path.parent)
     except BaseException as err:
@@ -113,10 +113,10 @@ def atomic_file(path: Path, mode: int = FILE_MODE, what: str | None = None) -> I
     (default: the path); whatever fails, no temporary file is left.
     """
     name = what or str(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_name(path)
     try:
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+            fd, named = _open_temp(path, mode)
         except OSError as err:
             raise WriteFailed(name, err) from err
         with io.BufferedWriter(_TargetFile(fd, name)) as f:
@@ -124,13 +124,54 @@ def atomic_file(path: Path, mode: int = FILE_MODE, what: str | None = None) -> I
             f.flush()
             try:
                 os.fsync(fd)
-                os.replace(tmp, path)
+                _replace(fd, named, path)
                 fsync_dir(path.parent)
             except OSError as err:
                 raise WriteFailed(name, err) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _open_temp(path: Path, mode: int) -> tuple[int, bool]:
+    """_open_temp opens the file that will replace ``path``; True if it is named already.
+
+    The file is unnamed (O_TMPFILE) where the filesystem allows, so a writer
+    killed with SIGKILL while it writes leaves nothing behind (a named temp
+    file would stay, as large as the write had got); only the moment between
+    naming it and the rename could leave one. Elsewhere it is
+    ``_temp_name(path)`` from the start.
+    """
+    try:
+        return os.open(path.parent, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode), False
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    return os.open(_temp_name(path), flags, mode), True
+
+
+def _replace(fd: int, named: bool, path: Path) -> None:
+    """_replace puts the file ``fd`` from ``_open_temp`` at ``path`` in one rename.
+
+    An unnamed file is linked to ``_temp_name(path)`` first (the caller
+    removes that name if this fails): linkat cannot replace an existing
+    file, and rename needs a name to move. os.link follows the /proc link
+    only when given a directory descriptor.
+    """
+    tmp = _temp_name(path)
+    if not named:
+        tmp.unlink(missing_ok=True)
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.link(f"/proc/self/fd/{fd}", tmp.name, dst_dir_fd=directory)
+        finally:
+            os.close(directory)
+    os.replace(tmp, path)
 
 
 def atomic_write_json(

@@ -5,8 +5,10 @@ An image keeps its target and everything reachable from it (the present
 part of an index, manifests, configs, layers) and the snapshot of each of
 its layer chains; a container keeps its own snapshot; a kept snapshot keeps
 its parents. Everything else goes: unreferenced blobs, snapshots left by
-removed images or a crashed unpack, ingests older than a day, and the task
-directory (with its mounted rootfs) of a create killed before its record.
+removed images or a crashed unpack, ingests older than a day, the task
+directory (with its mounted rootfs) of a create killed before its record,
+and the root's network bridges no container uses (a detach killed between
+CNI DEL and the bridge's delete).
 Everything is marked before anything is removed, and marking fails closed:
 what a kept image references but cannot be read stops the collection, and
 so does a record the sweep would walk (a blob's labels, an ingest, a
@@ -50,6 +52,7 @@ class Collected:
     snapshots: list[str] = field(default_factory=list)
     ingests: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
+    bridges: list[str] = field(default_factory=list)
     reclaimed: int = 0
 
 
@@ -66,7 +69,13 @@ def collect(client: Client, *, unused_images: bool = False, timeout: float = 600
     paths = client.paths
     with fsutil.FileLock(paths.lock("gc"), timeout=timeout, what="a pull in progress"):
         marked = _mark(client, unused_images)
-        return _sweep(client, marked)
+        result = _sweep(client, marked)
+    # A bridge is not content: the network lock guards it, not the GC lock.
+    for unused in client.networks.unused_bridges():
+        with contextlib.suppress(FailedPrecondition):  # a container came meanwhile
+            unused.repair()
+            result.bridges.append(unused.bridge)
+    return result
 
 
 @dataclass

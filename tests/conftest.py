@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 180.0
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="run the soak tests (also CTL_SOAK=1): the kill-9 storm's many rounds",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "needs_root: needs euid 0 (mounts, runc); fails, never skips, without it"

@@ -144,6 +144,8 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
         print(f"Deleted snapshot: {key}")
     for container in result.leftovers:
         print(f"Deleted leftovers of unfinished container: {container}")
+    for bridge in result.bridges:
+        print(f"Deleted unused bridge: {bridge}")
     print(f"Total reclaimed space: {human_size(result.reclaimed)}")
     return 0
 
