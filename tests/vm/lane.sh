@@ -28,7 +28,13 @@ stop_qemu() {
 	fi
 	if [ -n "$qemu_pid" ]; then
 		kill "$qemu_pid" 2>/dev/null || true
-		while kill -0 "$qemu_pid" 2>/dev/null; do sleep 0.1; done
+		# qemu daemonized, so it is not our child: wait for it to be gone or a zombie.
+		local tries=100
+		while [ "$tries" -gt 0 ] && [ -n "$(ps -o stat= -p "$qemu_pid" | grep -v Z)" ]; do
+			sleep 0.1
+			tries=$((tries - 1))
+		done
+		kill -KILL "$qemu_pid" 2>/dev/null || true
 		qemu_pid=""
 	fi
 }

@@ -4,11 +4,13 @@
 
 It starts Debian's docker-registry on 127.0.0.1 (tests/helpers.py's RegistryServer), pushes
 ``test/busybox`` and ``test/multi`` as the normal tests do, prints the registry's port, and
-serves until its standard input closes. The lane forwards that port into the guest.
+serves until its standard input closes or it gets SIGTERM. The lane forwards that port into
+the guest.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from tests.images import ImageFactory, push_canonical
 
 
 def main() -> None:
+    # SIGTERM would end Python without its finally, and leave docker-registry running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     workdir = Path(sys.argv[1])
     server = RegistryServer(workdir).start()
     try:
