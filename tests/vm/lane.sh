@@ -15,7 +15,8 @@
 # never changes: the guest writes to its own qcow2 overlay, removed on exit with everything
 # else the lane started, on failure too.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+lane_script=$(realpath "$0")
+cd "$(dirname "$lane_script")/../.."
 
 name=${1:-debian12}
 lane_start=$(date +%s.%N)
@@ -75,8 +76,10 @@ if [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd
 	accel=(-accel kvm -cpu host)
 fi
 machine=(-smp 2 -m 2048 "${accel[@]}")
-# A saved guest restores only into the same qemu with the same machine.
-saved=$image/saved-$( (qemu-system-x86_64 --version; echo "${machine[*]}") | sha256sum | cut -c1-12)
+# A saved guest restores only into the same qemu with the same machine and devices, which
+# this script sets.
+saved_key=$( (qemu-system-x86_64 --version; echo "${machine[*]}"; cat "$lane_script") | sha256sum)
+saved=$image/saved-${saved_key:0:12}
 
 # start_qemu boots the guest on a new overlay over BACKING (qcow2 or raw), with qemu's
 # further ARGS, and sets ssh_opts to reach it.
@@ -140,8 +143,9 @@ if [ ! -f "$saved/state.zst" ]; then
 	# Settled (or degraded): nothing left starting that would then run in every restore.
 	guest timeout 180 systemctl is-system-running --wait >/dev/null || true
 	guest sync
-	mkdir -p "$saved"
-	rm -f "$saved/state.zst.tmp"
+	# A save for another qemu or an older lane.sh would never be restored again.
+	rm -rf "$image"/saved-*
+	mkdir "$saved"
 	monitor "migrate -d \"exec:zstd -q -T2 -o $saved/state.zst.tmp\"" >/dev/null
 	deadline=$((SECONDS + 180))
 	until monitor "info migrate" | grep -q "Migration status: completed"; do
