@@ -262,9 +262,8 @@ class Task(Protocol):
     ) -> Iterator[tuple[str, str, str, int]]:
         """logs yields (stream, text, time, skipped) from the task's json-file log, ``follow``ing
         it; ``skipped`` counts the records rotated away just before this one, unread.
-
-        At the end it warns on stderr of log lines the supervisor dropped
-        (it could not write them: a full disk).
+        Lines the supervisor could not write at all (a full disk) are counted in
+        the task's ``log_lines_dropped``.
         """
         ...
 
@@ -743,12 +742,6 @@ class TaskService:
         log = self.task_dir(container.id).log
         for entry in read_logs(log, tail=tail, follow=follow, stop=stopped):
             yield entry.stream, entry.text, entry.time, entry.skipped
-        task = self.load(container.id)
-        if task is not None and task.log_lines_dropped:
-            sys.stderr.write(
-                f"ctl: warning: container {container.name}: {task.log_lines_dropped} log lines"
-                " were dropped: they could not be written (a full disk?)\n"
-            )
 
 
 class _RuncErrorFilter:

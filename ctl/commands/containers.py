@@ -474,9 +474,8 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
         except ValueError:
             raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-    for stream, text, when, skipped in ctx.client.logs(
-        args.container, follow=args.follow, tail=tail
-    ):
+    container = ctx.client.get_container(args.container)
+    for stream, text, when, skipped in ctx.client.logs(container.id, follow=args.follow, tail=tail):
         if skipped:
             # docker says nothing; a silent hole in a log reads as a quiet container.
             sys.stdout.flush()
@@ -488,6 +487,13 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
         out.write(f"{when} {text}" if args.timestamps else text)
         if args.follow:
             out.flush()
+    task = ctx.client.task_state(container)
+    if task is not None and task.log_lines_dropped:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"ctl: warning: container {container.name}: {task.log_lines_dropped} log lines"
+            " were dropped: they could not be written (a full disk?)\n"
+        )
     return 0
 
 
