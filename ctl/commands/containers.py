@@ -10,13 +10,11 @@ from ctl.commands._base import (
     Group,
     add_format,
     add_inspect_format,
-    add_platform,
     complete,
     complete_containers,
-    complete_images,
-    complete_networks,
     each,
 )
+from ctl.commands._run_flags import container_options, create_flags
 from ctl.errdefs import EXIT_CTL_FAILURE, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
 
     from ctl.commands._base import Context
     from ctl.containers.container import Container
-    from ctl.containers.create import ContainerOptions
     from ctl.output import Listing
     from ctl.runtime.runc import Stdio
     from ctl.runtime.state import TaskState
@@ -36,7 +33,7 @@ if TYPE_CHECKING:
 
 def commands() -> tuple[Command | Group, ...]:
     return (
-        Command("create", _create, "Create a container", _create_flags),
+        Command("create", _create, "Create a container", create_flags),
         Command("run", _run, "Run a command in a new container", _run_flags),
         Command("start", _start, "Start stopped or created containers", _start_flags),
         Command("ps", _ps, "List containers", _ps_flags),
@@ -85,7 +82,7 @@ def _container_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
-    _create_flags(parser)
+    create_flags(parser)
     parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
 
 
@@ -145,148 +142,12 @@ def _tasks_ps_flags(parser: argparse.ArgumentParser) -> None:
     add_format(parser)
 
 
-def _create_flags(parser: argparse.ArgumentParser) -> None:
-    add = parser.add_argument
-    add("--name", help="container name")
-    add("--rm", action="store_true", help="remove the container when it exits")
-    add("-i", "--interactive", action="store_true", help="keep stdin open")
-    add("-t", "--tty", action="store_true", help="allocate a terminal")
-    add("-e", "--env", action="append", default=[], metavar="K=V", help="set an variable")
-    add("--env-file", action="append", default=[], metavar="FILE", help="read K=V lines")
-    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
-    add("--mount", action="append", default=[], metavar="SPEC", help="type=bind|tmpfs,...")
-    add("-w", "--workdir", type=_workdir, help="working directory inside the container")
-    add("-u", "--user", help="user[:group] (name or id)")
-    add("--entrypoint", help="override the image's entrypoint")
-    add("--hostname", type=_hostname, help="container host name")
-    network = add(
-        "--net",
-        "--network",
-        dest="network",
-        help="bridge (default where the CNI plugins are installed), none, host, or a name",
-    )
-    complete(network, complete_networks)
-    add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]")
-    add("--memory", "-m", help="memory limit (e.g. 512m)")
-    add("--cpus", help="number of CPUs (e.g. 1.5)")
-    add("--pids-limit", type=int, help="maximum number of processes")
-    add("--read-only", action="store_true", help="mount the root filesystem read-only")
-    add("--cap-add", action="append", default=[], type=_capability, help="add a capability")
-    add("--cap-drop", action="append", default=[], type=_capability, help="drop a capability")
-    add("--privileged", action="store_true", help="give the container every capability")
-    add("--security-opt", action="append", default=[], help="no-new-privileges, seccomp=...")
-    add("-l", "--label", action="append", default=[], metavar="K=V", help="set a label")
-    add("--init", action="store_true", help="run an init that reaps zombies as PID 1")
-    add("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
-    add_platform(parser, "os/arch[/variant] of the image")
-    add("--pull", default="missing", help="missing, always or never")
-    complete(add("image", metavar="IMAGE"), complete_images)
-    add("command", nargs="...", metavar="COMMAND")
-
-
-def _flag(flag: str, parse: Any, value: Any) -> Any:
-    """_flag parses one flag's value, naming the flag in the error."""
-    try:
-        return parse(value)
-    except InvalidArgument as err:
-        raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
-
-
-# Values the spec checks, checked while parsing as well: create validates them
-# only once it has prepared the container's snapshot.
-
-
-def _workdir(text: str) -> str:
-    from ctl.runtime.spec import with_cwd
-
-    with_cwd(text)
-    return text
-
-
-def _hostname(text: str) -> str:
-    from ctl.runtime.spec import with_hostname
-
-    with_hostname(text)
-    return text
-
-
-def _capability(text: str) -> str:
-    from ctl.runtime.spec import normalize_capability
-
-    normalize_capability(text)
-    return text
-
-
-def _options(args: argparse.Namespace, ctx: Context) -> ContainerOptions:
-    """_options turns create/run flags into ContainerOptions; bad values are InvalidArgument."""
-    from ctl.containers.create import NETWORK_MODES, PULL_POLICIES, ContainerOptions
-    from ctl.runtime import runopts
-
-    if args.pull not in PULL_POLICIES:
-        raise InvalidArgument(f"invalid --pull {args.pull!r}: use missing, always or never")
-    if args.network is None:
-        args.network, missing = ctx.client.default_network()
-        if missing is not None:
-            sys.stderr.write(
-                f"ctl: warning: {missing}: running with --net {args.network} ({missing.hint})\n"
-            )
-    if args.network not in NETWORK_MODES:
-        from ctl import identifiers
-
-        _flag("--net", lambda name: identifiers.validate("network name", name), args.network)
-    if args.publish and args.network in ("none", "host"):
-        raise InvalidArgument(f"-p needs a bridge network, not --net {args.network}")
-    env: list[str] = []
-    for path in args.env_file:
-        env += _flag("--env-file", runopts.parse_env_file, path)
-    env += _flag("-e", runopts.parse_env, args.env)
-    mounts = [_flag("-v", runopts.parse_volume, v) for v in args.volume]
-    mounts += [_flag("--mount", runopts.parse_mount, m) for m in args.mount]
-    restart = _flag("--restart", runopts.parse_restart, args.restart)
-    if restart.name != "no" and args.rm:
-        raise InvalidArgument("--restart and --rm cannot be used together")
-    if args.platform:
-        from ctl.reference import parse_platform
-
-        platform = parse_platform(args.platform)
-    else:
-        platform = None
-    return ContainerOptions(
-        name=args.name,
-        args=tuple(args.command),
-        entrypoint=(tuple(args.entrypoint.split()) if args.entrypoint else ())
-        if args.entrypoint is not None
-        else None,
-        env=tuple(env),
-        mounts=tuple(mounts),
-        workdir=args.workdir,
-        user=args.user,
-        hostname=args.hostname,
-        network=args.network,
-        publish=tuple(_flag("-p", runopts.parse_publish, p) for p in args.publish),
-        memory=_flag("--memory", runopts.parse_memory, args.memory) if args.memory else None,
-        cpus=_flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None,
-        pids_limit=args.pids_limit,
-        read_only=args.read_only,
-        cap_add=tuple(args.cap_add),
-        cap_drop=tuple(args.cap_drop),
-        privileged=args.privileged,
-        security=_flag("--security-opt", runopts.parse_security_opt, args.security_opt),
-        labels=_flag("--label", runopts.parse_labels, args.label),
-        init=args.init,
-        restart=restart if restart.name != "no" else None,
-        tty=args.tty,
-        stdin=args.interactive,
-        rm=args.rm,
-        platform=platform,
-        pull=args.pull,
-    )
-
-
 def _create(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
-    container = ctx.client.create_container(args.image, _options(args, ctx), for_stream(False))
+    container = ctx.client.create_container(
+        args.image, container_options(args, ctx), for_stream(False)
+    )
     print(container.id)
     return 0
 
@@ -326,7 +187,7 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
 def _run(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
-    options = _options(args, ctx)
+    options = container_options(args, ctx)
     container = ctx.client.create_container(args.image, options, for_stream(args.detach))
     if not args.detach:
         return _run_attached(ctx, container, options.stdin)
