@@ -14,7 +14,6 @@ from ctl.commands._base import (
     complete_containers,
     each,
 )
-from ctl.commands._run_flags import container_options, create_flags
 from ctl.errdefs import EXIT_CTL_FAILURE, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 def commands() -> tuple[Command | Group, ...]:
     return (
-        Command("create", _create, "Create a container", create_flags),
+        Command("create", _create, "Create a container", _create_flags),
         Command("run", _run, "Run a command in a new container", _run_flags),
         Command("start", _start, "Start stopped or created containers", _start_flags),
         Command("ps", _ps, "List containers", _ps_flags),
@@ -82,8 +81,15 @@ def _container_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
-    create_flags(parser)
+    _create_flags(parser)
     parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
+
+
+def _create_flags(parser: argparse.ArgumentParser) -> None:
+    # Imported here: the other commands of this module don't need run's flags.
+    from ctl.commands._run_flags import create_flags
+
+    create_flags(parser)
 
 
 def _start_flags(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +149,7 @@ def _tasks_ps_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.commands._run_flags import container_options
     from ctl.progress import for_stream
 
     container = ctx.client.create_container(
@@ -185,6 +192,7 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.commands._run_flags import container_options
     from ctl.progress import for_stream
 
     options = container_options(args, ctx)
