@@ -23,12 +23,8 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json")
 
 
-# One template action: {{.Field}}, {{.A.B}} or {{json .A}} (docker's most used).
-_ACTION = r"{{\s*(json\s+)?\.([\w.]*)\s*}}"
-
-
 def check_format(fmt: str) -> str:
-    """check_format accepts ``table``, ``json``, ``{{json .}}`` and ``{{.Field}}`` templates."""
+    """check_format accepts ``table``, ``json``, ``{{json .}}`` and Go templates."""
     if fmt.replace(" ", "") == "{{json.}}":
         return "json"
     if fmt not in FORMATS and "{{" not in fmt:
@@ -39,78 +35,44 @@ def check_format(fmt: str) -> str:
 
 
 def check_template(fmt: str) -> str:
-    """check_template accepts a template whose every action is one ``render_template`` fills.
+    """check_template accepts a template that parses as Go's text/template would."""
+    if "{{" in fmt:
+        from ctl import gotemplate
 
-    Go's text/template would fail on the rest too: an action left open, or a
-    function, pipeline or keyword (``{{upper .Name}}``, ``{{range .}}``) that
-    ctl does not implement.
-    """
-    import re
-
-    end = 0
-    while (start := fmt.find("{{", end)) != -1:
-        end = fmt.find("}}", start + 2)
-        if end == -1:
-            raise InvalidArgument(f"template {fmt!r}: unclosed action {fmt[start:]!r}")
-        end += 2
-        if not re.fullmatch(_ACTION, fmt[start:end]):
-            raise InvalidArgument(
-                f"template {fmt!r}: {fmt[start:end]!r} is not supported: "
-                "use '{{.Field}}', '{{.A.B}}' or '{{json .Field}}'"
-            )
+        gotemplate.parse(_template_body(fmt)[1])
     return fmt
 
 
-def _lookup(doc: Any, path: str) -> Any:
-    """_lookup follows a dotted path (``State.Running``) into nested mappings."""
-    value = doc
-    for key in path.split(".") if path else ():
-        if not isinstance(value, dict) or key not in value:
-            have = ", ".join(value) if isinstance(value, dict) else type(value).__name__
-            raise InvalidArgument(f"--format: no field {path!r} (have {have})")
-        value = value[key]
-    return value
+def _template_body(fmt: str) -> tuple[bool, str]:
+    """_template_body splits docker's ``table`` prefix off, and unescapes ``\\t``/``\\n``."""
+    table = fmt.startswith("table")
+    body = fmt[len("table") :].lstrip(" ") if table else fmt
+    return table, body.replace("\\t", "\t").replace("\\n", "\n")
 
 
-def _text(value: Any) -> str:
-    """_text prints a value as Go templates do: true/false, maps and lists as JSON."""
-    import json
-
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
-
-
-def render_template(fmt: str, docs: Iterable[Mapping[str, Any]]) -> str:
+def render_template(
+    fmt: str,
+    docs: Iterable[Mapping[str, Any]],
+    headers: Mapping[str, str] | None = None,
+) -> str:
     """render_template fills the template once for each document, a line each.
 
-    A ``table`` prefix makes a table whose headers are the field names.
+    With ``headers`` (a listing's field -> column header) a field missing from
+    a row is an error, and a ``table`` prefix makes a table whose header row
+    is the template filled with the headers; without, a missing key is
+    ``<no value>``, as in docker's inspect.
     """
-    import json
-    import re
+    from ctl import gotemplate
 
-    docs = list(docs)
-    actions = re.findall(_ACTION, fmt)
-    for doc in docs[:1]:
-        for _, path in actions:
-            _lookup(doc, path)  # an unknown field fails before anything is printed
-    if fmt.startswith("table"):
-        table = [[_text(_lookup(doc, path)) for _, path in actions] for doc in docs]
-        return render_table([path.upper() for _, path in actions], table)
-    body = fmt.replace("\\t", "\t").replace("\\n", "\n")
-
-    def fill(doc: Mapping[str, Any]) -> str:
-        return re.sub(
-            _ACTION,
-            lambda m: json.dumps(_lookup(doc, m[2])) if m[1] else _text(_lookup(doc, m[2])),
-            body,
-        )
-
-    return "".join(fill(doc) + "\n" for doc in docs)
+    table, body = _template_body(fmt)
+    nodes = gotemplate.parse(body)
+    strict = headers is not None
+    lines = [gotemplate.execute(nodes, doc, strict=strict) for doc in docs]
+    if not table or headers is None:
+        return "".join(line + "\n" for line in lines)
+    header = gotemplate.execute(nodes, headers)
+    cells = [line.split("\t") for line in [header, *lines]]
+    return render_table(cells[0], cells[1:])
 
 
 class Column:
@@ -161,7 +123,9 @@ def print_listing(listing: Listing, fmt: str, quiet: bool) -> None:
             ids = (row[field] for row in listing.rows if row[field] != "")
         out.write("".join(f"{i}\n" for i in ids))
     elif "{{" in fmt:
-        out.write(render_template(fmt, listing.rows))
+        headers = {key: key.upper() for row in listing.rows[:1] for key in row}
+        headers.update((c.field, c.header) for c in listing.columns)
+        out.write(render_template(fmt, listing.rows, headers))
     elif fmt == "json":
         import json
 
