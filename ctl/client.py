@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ctl.oci import Descriptor, Platform
     from ctl.progress import Progress
     from ctl.reference import Reference
+    from ctl.remotes.auth import CredentialStore
     from ctl.remotes.registry import Registry
     from ctl.runtime.runc import Stdio
     from ctl.runtime.state import ExitStatus, TaskState
@@ -128,14 +129,36 @@ class Client:
 
     # Images.
 
-    def registry(self, ref: Reference, insecure: bool = False) -> Registry:
+    def registry(
+        self, ref: Reference, insecure: bool = False, credentials: CredentialStore | None = None
+    ) -> Registry:
         from ctl.remotes.registry import Registry
 
         return Registry(
             ref.domain,
             insecure=insecure,
             certs_dirs=(self.paths.certs, DOCKER_CERTS_DIR),
+            credentials=credentials,
         )
+
+    def login(self, server: str, username: str, password: str, insecure: bool = False) -> str:
+        """login checks the credentials against ``server``, then stores them; it says where."""
+        from ctl.reference import Reference, validate_domain
+        from ctl.remotes.auth import Credentials, CredentialStore, GivenCredentials
+
+        domain = validate_domain(registry_domain(server))
+        creds = Credentials(username=username, password=password)
+        # Any repository will do: only the domain is asked.
+        ref = Reference(domain=domain, path="library/login", tag="latest")
+        with self.registry(ref, insecure, GivenCredentials(creds)) as registry:
+            registry.check_login()
+        return CredentialStore().store(domain, creds)
+
+    def logout(self, server: str) -> bool:
+        """logout forgets the credentials for ``server``; False if there were none."""
+        from ctl.remotes.auth import CredentialStore
+
+        return CredentialStore().erase(registry_domain(server))
 
     def fetch(
         self,
@@ -726,3 +749,8 @@ def _listdir(path: Path) -> list[str]:
         return os.listdir(path)
     except FileNotFoundError:
         return []
+
+
+def registry_domain(server: str) -> str:
+    """_registry_domain is the host of a ``login`` server, given as docker takes it (a URL too)."""
+    return server.removeprefix("https://").removeprefix("http://").split("/", 1)[0]

@@ -191,12 +191,16 @@ class RegistryServer:
     """RegistryServer runs Debian's docker-registry (distribution 2.x) on 127.0.0.1.
 
     Storage is a directory under ``workdir``, deletes are enabled and there is
-    no auth or TLS, so clients reach it as an insecure localhost registry.
+    no TLS, so clients reach it as an insecure localhost registry. ``users``
+    (name -> password) turn on the registry's htpasswd (basic) auth.
     """
 
-    def __init__(self, workdir: Path, binary: str = DOCKER_REGISTRY) -> None:
+    def __init__(
+        self, workdir: Path, binary: str = DOCKER_REGISTRY, users: dict[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.binary = binary
+        self.users = users or {}
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -226,6 +230,18 @@ class RegistryServer:
             },
             "http": {"addr": self.host, "secret": "ctl-tests"},
         }
+        ready = 200
+        if self.users:
+            htpasswd = self.workdir / "htpasswd"
+            lines = [
+                subprocess.run(
+                    ["htpasswd", "-nbB", user, password], capture_output=True, check=True, text=True
+                ).stdout.strip()
+                for user, password in self.users.items()
+            ]
+            htpasswd.write_text("\n".join(lines) + "\n")
+            config["auth"] = {"htpasswd": {"realm": "ctl-tests", "path": str(htpasswd)}}
+            ready = 401
         # JSON is YAML, which saves a YAML dependency.
         config_path = self.workdir / "config.yml"
         config_path.write_text(json.dumps(config, indent=2))
@@ -245,7 +261,7 @@ class RegistryServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited {self._proc.returncode}: {self._log()}")
             with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{self.url}/v2/", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}/v2/", timeout=2).status_code == ready:
                     return self
             if time.monotonic() > deadline:
                 self.stop()

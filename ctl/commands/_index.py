@@ -45,4 +45,6 @@ MODULE_OF = {
     "system": "system",
     "completion": "system",
     "generate": "system",
+    "login": "login",
+    "logout": "login",
 }

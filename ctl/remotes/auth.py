@@ -9,6 +9,9 @@ Credentials come from ``$DOCKER_CONFIG/config.json`` (default
    ``password``, or ``identitytoken``.
 
 A helper that answers "credentials not found" passes on to the next source.
+``store`` and ``erase`` (``ctl login``/``logout``) write where docker does: the
+registry's ``credHelpers`` entry, else ``credsStore``, else ``auths`` in the
+file, which keeps its other keys and mode 0600.
 Keys may be written as URLs (``https://host:port/v1/``); Docker Hub is known as
 ``https://index.docker.io/v1/``, ``index.docker.io`` or ``docker.io``. The
 credential-helper protocol: the server URL on stdin, JSON
@@ -157,27 +160,7 @@ class CredentialStore:
 
     def _run_helper(self, helper: str, server: str) -> Credentials | None:
         program = f"docker-credential-{helper}"
-        path = shutil.which(program)
-        if path is None:
-            raise FailedPrecondition(
-                f"credential helper {program} (configured in {self.config_path}) is not "
-                "installed or not on PATH"
-            )
-        try:
-            done = subprocess.run(
-                [path, "get"],
-                input=server.encode(),
-                capture_output=True,
-                timeout=HELPER_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as err:
-            raise Unavailable(
-                f"credential helper {program} did not answer for {server} within "
-                f"{HELPER_TIMEOUT:.0f}s"
-            ) from err
-        except OSError as err:
-            raise FailedPrecondition(f"cannot run credential helper {program}: {err}") from err
+        done = self._call_helper(program, "get", server.encode(), server)
         output = (done.stdout + done.stderr).decode(errors="replace").strip()
         if done.returncode != 0:
             if "credentials not found" in output.lower():
@@ -200,6 +183,108 @@ class CredentialStore:
         if username == "<token>":
             return Credentials(identity_token=secret)
         return Credentials(username=username, password=secret)
+
+    def _call_helper(
+        self, program: str, action: str, stdin: bytes, server: str
+    ) -> subprocess.CompletedProcess[bytes]:
+        path = shutil.which(program)
+        if path is None:
+            raise FailedPrecondition(
+                f"credential helper {program} (configured in {self.config_path}) is not "
+                "installed or not on PATH"
+            )
+        try:
+            return subprocess.run(
+                [path, action],
+                input=stdin,
+                capture_output=True,
+                timeout=HELPER_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise Unavailable(
+                f"credential helper {program} did not answer for {server} within "
+                f"{HELPER_TIMEOUT:.0f}s"
+            ) from err
+        except OSError as err:
+            raise FailedPrecondition(f"cannot run credential helper {program}: {err}") from err
+
+    # Writing, for login and logout.
+
+    def _helper_for(self, config: dict[str, Any], host: str) -> str | None:
+        for key, helper in self._section(config, "credHelpers").items():
+            if _host_key(key) == host:
+                return self._helper_name(helper, "credHelpers")
+        store = config.get("credsStore")
+        return self._helper_name(store, "credsStore") if store else None
+
+    def store(self, domain: str, creds: Credentials) -> str:
+        """store saves ``creds`` for ``domain``; it returns where (a file or a helper)."""
+        config = dict(self._load())
+        host = _host_key(domain)
+        server = DOCKER_HUB_CREDENTIALS_KEY if host == "docker.io" else host
+        helper = self._helper_for(config, host)
+        if helper is not None:
+            program = f"docker-credential-{helper}"
+            username = creds.username if not creds.identity_token else "<token>"
+            secret = creds.identity_token or creds.password
+            payload = {"ServerURL": server, "Username": username, "Secret": secret}
+            done = self._call_helper(program, "store", json.dumps(payload).encode(), server)
+            if done.returncode != 0:
+                output = (done.stdout + done.stderr).decode(errors="replace").strip()
+                raise FailedPrecondition(
+                    f"credential helper {program} could not store credentials for {server}: "
+                    f"{output or f'exit status {done.returncode}'}"
+                )
+            return program
+        auths = {
+            key: entry
+            for key, entry in self._section(config, "auths").items()
+            if _host_key(key) != host
+        }
+        raw = f"{creds.username}:{creds.password}".encode()
+        auths[server] = {"auth": base64.b64encode(raw).decode()}
+        config["auths"] = auths
+        self._write(config)
+        return str(self.config_path)
+
+    def erase(self, domain: str) -> bool:
+        """erase forgets ``domain``'s credentials; False if there were none."""
+        config = dict(self._load())
+        host = _host_key(domain)
+        server = DOCKER_HUB_CREDENTIALS_KEY if host == "docker.io" else host
+        erased = False
+        helper = self._helper_for(config, host)
+        if helper is not None:
+            program = f"docker-credential-{helper}"
+            done = self._call_helper(program, "erase", server.encode(), server)
+            erased = done.returncode == 0
+        auths = self._section(config, "auths")
+        kept = {key: entry for key, entry in auths.items() if _host_key(key) != host}
+        if len(kept) != len(auths):
+            config["auths"] = kept
+            self._write(config)
+            erased = True
+        return erased
+
+    def _write(self, config: dict[str, Any]) -> None:
+        from ctl import fsutil
+
+        self.config_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = (json.dumps(config, indent="\t") + "\n").encode()
+        fsutil.atomic_write(self.config_path, data, mode=0o600, what=str(self.config_path))
+        self._config = config
+
+
+class GivenCredentials(CredentialStore):
+    """GivenCredentials answers every lookup with one set of credentials (``ctl login``)."""
+
+    def __init__(self, creds: Credentials) -> None:
+        super().__init__()
+        self._given = creds
+
+    def get(self, domain: str) -> Credentials | None:
+        return self._given
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,17 @@ class Registry(Closing):
             raise
         return BlobStream(response, what=what, offset=served, size=desc.size)
 
+    def check_login(self) -> None:
+        """check_login asks ``/v2/`` with this registry's credentials, as ``docker login`` does.
+
+        It returns when the registry accepts them (or asks for none), and
+        raises Unauthorized when it refuses them.
+        """
+        what = f"logging in to {self.domain}"
+        with self._transport.request("GET", "/v2/", scope="", what=what) as response:
+            if response.status_code != 200:
+                raise self._transport.error(response, what)
+
     def blob_exists(self, repo: str, desc: oci.Descriptor) -> bool:
         """blob_exists tells whether the repository has the blob; it asks for push access."""
         what = f"checking blob {self.domain}/{repo}@{desc.digest}"

@@ -414,7 +414,7 @@ class Transport:
             cached = self._tokens.get(scope)
         if cached is not None and not refresh and cached.expires_at > time.monotonic():
             return cached.value
-        scopes = [scope]
+        scopes = [scope] if scope else []
         offered = challenge.params.get("scope", "")
         if offered and offered != scope:
             scopes.append(offered)
@@ -478,7 +478,7 @@ class Transport:
             where = self._store.config_path if self._store else "~/.docker/config.json"
             return Unauthorized(
                 f"{what}: unauthorized: authentication required for {self.domain} ({detail})",
-                hint=f"if the repository exists, run 'docker login {self.domain}' "
+                hint=f"if the repository exists, run 'ctl login {self.domain}' "
                 f"or add credentials to {where}",
             )
         who = creds.username or "the identity token"

@@ -237,7 +237,7 @@ def test_basic_auth_without_credentials_says_how_to_log_in() -> None:
             registry.resolve(parse(f"{fake.domain}/{REPO}:v1"))
         assert f"authentication required for {fake.domain}" in str(caught.value)
         assert caught.value.hint is not None
-        assert "docker login" in caught.value.hint
+        assert "ctl login" in caught.value.hint
         assert "config.json" in caught.value.hint
 
 
