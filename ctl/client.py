@@ -474,9 +474,35 @@ class Client:
         """pids are the processes of the container's running task."""
         return self.tasks.pids(self.containers.get(ref))
 
-    def metrics(self, ref: str) -> dict[str, object]:
-        """metrics are the cgroup statistics of the container's running task (runc events)."""
+    def metrics(self, ref: str) -> dict[str, Any]:
+        """metrics are the counters of the container's running task (``ctl.runtime.stats``)."""
         return self.tasks.metrics(self.containers.get(ref))
+
+    def stats(
+        self, refs: list[str], all: bool = False
+    ) -> list[tuple[Container, TaskState | None, dict[str, Any] | None]]:
+        """stats samples the named containers, or the running ones (``all``: every one).
+
+        A container that is not running, or stops while it is read, has no sample.
+        """
+        from ctl.errdefs import FailedPrecondition, NotFound
+        from ctl.runtime.state import Status
+
+        chosen = [self.containers.get(ref) for ref in refs] or self.list_containers()
+        samples = []
+        for container in chosen:
+            task = self.task_state(container)
+            running = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
+            if not (running or all or refs):
+                continue
+            data = None
+            if running:
+                try:
+                    data = self.tasks.metrics(container)
+                except (FailedPrecondition, NotFound):
+                    data = None
+            samples.append((container, task, data))
+        return samples
 
     def exec(
         self,

@@ -135,6 +135,15 @@ def print_listing(listing: Listing, fmt: str, quiet: bool) -> None:
         out.write(render_table([c.header for c in listing.columns], table))
 
 
+def print_rows(listing: Listing) -> None:
+    """print_rows prints a table's rows without its header, aligned to the headers' widths."""
+    widths = [len(c.header) for c in listing.columns]
+    for row in listing.rows:
+        cells = [_cell(row.get(c.field)) for c in listing.columns]
+        line = "   ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        sys.stdout.write(line.rstrip() + "\n")
+
+
 def render_table(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
     """render_table aligns columns docker-style (three spaces between)."""
     if not table:

@@ -191,7 +191,7 @@ class Task(Protocol):
         ...
 
     def metrics(self, container: Container) -> dict[str, Any]:
-        """metrics are runc's statistics of the task's cgroup (``metrics``)."""
+        """metrics are the task's counters (``ctl.runtime.stats.sample``): cgroup and network."""
         ...
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
@@ -727,8 +727,12 @@ class TaskService:
         return self.runc.ps(container.id)
 
     def metrics(self, container: Container) -> dict[str, Any]:
-        self._gated(container, "metrics")
-        return self.runc.events_stats(container.id)
+        from ctl.runtime.stats import sample
+
+        task = self.task_dir(container.id).load()
+        _gate(task, "metrics", container.name)
+        cgroups_path = str(container.spec.get("linux", {}).get("cgroupsPath", ""))
+        return sample(cgroups_path, task.pid if task else None)
 
     def logs(
         self, container: Container, *, follow: bool, tail: int | None

@@ -29,6 +29,7 @@ MODULES = (
     "network",
     "system",
     "login",
+    "stats",
 )
 
 

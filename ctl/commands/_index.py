@@ -47,4 +47,5 @@ MODULE_OF = {
     "generate": "system",
     "login": "login",
     "logout": "login",
+    "stats": "stats",
 }
