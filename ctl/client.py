@@ -24,6 +24,7 @@ from ctl.errdefs import (
     CtlError,
     DataCorrupted,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
 )
 from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
@@ -425,6 +426,15 @@ class Client:
         lifecycle.remove(self, container, force)
         return container
 
+    def rename(self, ref: str, new_name: str) -> Container:
+        """rename gives the container ``new_name``; the old name is free at the same moment."""
+        container = self.containers.get(ref)
+        if container.name == new_name:
+            raise InvalidArgument(
+                f"container {ref!r}: renaming a container with the same name as its current name"
+            )
+        return self.containers.update(container._replace(name=new_name), ["name"])
+
     def stop_container(self, ref: str, timeout: float = 10.0) -> Container:
         from ctl.runtime.spec import stop_signal
 
@@ -467,8 +477,17 @@ class Client:
         return container
 
     def wait(self, ref: str, timeout: float | None = None) -> ExitStatus:
-        """wait blocks until the container's task has stopped and returns how it exited."""
-        return self.tasks.wait(self.containers.get(ref).id, timeout)
+        """wait blocks until the container's task has stopped and returns how it exited.
+
+        A container never started has met docker's default condition (not
+        running) already: it exits 0 at once, as docker's does.
+        """
+        from ctl.runtime.state import ExitStatus
+
+        container = self.containers.get(ref)
+        if self.tasks.load(container.id) is None:
+            return ExitStatus(0)
+        return self.tasks.wait(container.id, timeout)
 
     def pids(self, ref: str) -> list[int]:
         """pids are the processes of the container's running task."""
@@ -485,7 +504,6 @@ class Client:
 
         A container that is not running, or stops while it is read, has no sample.
         """
-        from ctl.errdefs import FailedPrecondition, NotFound
         from ctl.runtime.state import Status
 
         chosen = [self.containers.get(ref) for ref in refs] or self.list_containers()
@@ -778,5 +796,5 @@ def _listdir(path: Path) -> list[str]:
 
 
 def registry_domain(server: str) -> str:
-    """_registry_domain is the host of a ``login`` server, given as docker takes it (a URL too)."""
+    """registry_domain is the host of a ``login`` server, given as docker takes it (a URL too)."""
     return server.removeprefix("https://").removeprefix("http://").split("/", 1)[0]

@@ -28,6 +28,8 @@ MODULE_OF = {
     "wait": "containers",
     "inspect": "containers",
     "top": "containers",
+    "rename": "containers",
+    "port": "containers",
     "containers": "containers",
     "container": "containers",
     "tasks": "containers",

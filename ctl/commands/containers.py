@@ -47,6 +47,8 @@ def commands() -> tuple[Command | Group, ...]:
         Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg),
         Command("inspect", _inspect, "Show containers as JSON", _inspect_flags),
         Command("top", _top, "Show the processes of a container", _container_arg),
+        Command("rename", _rename, "Rename a container", _rename_flags),
+        Command("port", _port, "List a container's published ports", _port_flags),
         Group(
             "containers",
             "Manage container records",
@@ -90,6 +92,16 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     from ctl.commands._run_flags import create_flags
 
     create_flags(parser)
+
+
+def _rename_flags(parser: argparse.ArgumentParser) -> None:
+    _container_arg(parser)
+    parser.add_argument("new_name", metavar="NEW_NAME")
+
+
+def _port_flags(parser: argparse.ArgumentParser) -> None:
+    _container_arg(parser)
+    parser.add_argument("private", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
 
 
 def _start_flags(parser: argparse.ArgumentParser) -> None:
@@ -264,6 +276,32 @@ def _ports_text(container: Container) -> str:
     )
 
 
+def _rename(args: argparse.Namespace, ctx: Context) -> int:
+    ctx.client.rename(args.container, args.new_name)
+    return 0
+
+
+def _port(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.errdefs import NotFound
+
+    container = ctx.client.get_container(args.container)
+    published = container.config.publish
+    if args.private is None:
+        for p in published:
+            print(f"{p.container_port}/{p.protocol} -> {p.host_ip or '0.0.0.0'}:{p.host_port}")
+        return 0
+    port, _, protocol = args.private.partition("/")
+    protocol = protocol or "tcp"
+    if not port.isdigit() or protocol not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f"invalid port {args.private!r}: want PORT[/tcp|udp|sctp]")
+    matches = [p for p in published if p.container_port == int(port) and p.protocol == protocol]
+    if not matches:
+        raise NotFound(f"no public port '{port}/{protocol}' published for {args.container}")
+    for p in matches:
+        print(f"{p.host_ip or '0.0.0.0'}:{p.host_port}")
+    return 0
+
+
 def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
     from ctl.timefmt import ago, format_rfc3339
 
@@ -332,7 +370,20 @@ def _resume(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
-    return each(args.containers, lambda ref: ctx.client.remove_container(ref, args.force))
+    if not args.force:
+        return each(args.containers, lambda ref: ctx.client.remove_container(ref, False))
+
+    # docker's rm -f of a container that is not there succeeds, silently.
+    def remove(ref: str) -> None:
+        from ctl.errdefs import NotFound
+
+        try:
+            ctx.client.remove_container(ref, True)
+            print(ref)
+        except NotFound:
+            pass
+
+    return each(args.containers, remove, echo=False)
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
@@ -392,12 +443,12 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _wait(args: argparse.Namespace, ctx: Context) -> int:
-    code = 0
-    for ref in args.containers:
+    # docker's wait prints each code and exits 0: scripts read the code from the output.
+    def wait(ref: str) -> None:
         status = ctx.client.wait(ref)
-        code = EXIT_CTL_FAILURE if status.exit_code is None else status.exit_code
-        print(code if status.exit_code is not None else "unknown")
-    return code
+        print(status.exit_code if status.exit_code is not None else "unknown", flush=True)
+
+    return each(args.containers, wait, echo=False)
 
 
 def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:

@@ -144,7 +144,11 @@ class ContainerStore(Protocol):
     def create(self, container: Container) -> Container: ...
 
     def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
-        """update changes ``labels``, ``spec``, ``config`` or ``snapshot_key``."""
+        """update changes ``labels``, ``spec``, ``config``, ``snapshot_key`` or ``name``.
+
+        A new name is taken as ``create`` takes one (AlreadyExists when it is
+        another container's), and the old one is freed in the same step.
+        """
         ...
 
     def delete(self, container_id: str) -> None: ...

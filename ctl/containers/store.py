@@ -44,7 +44,7 @@ def _check_id(container_id: str) -> str:
 
 # docker's rule for container names.
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
-UPDATABLE = ("labels", "spec", "config", "snapshot_key")
+UPDATABLE = ("labels", "spec", "config", "snapshot_key", "name")
 
 
 def validate_name(name: str) -> str:
@@ -208,8 +208,31 @@ class LocalContainerStore:
             current = self._load(container.id)
             changes = {p: getattr(container, p) for p in paths}
             updated = current._replace(**changes, updated_at=time.time())
-            self._records.put(container.id, updated.to_record())
+            if updated.name == current.name:
+                self._records.put(container.id, updated.to_record())
+                return updated
+            self._rename(current, updated)
         return updated
+
+    def _rename(self, current: Container, updated: Container) -> None:
+        """_rename moves the name under the lock: the new name file, the record, the old file.
+
+        A crash between the steps leaves both names on the container, which
+        ``misnamed`` reports and ``reindex`` mends; never a name on no one.
+        """
+        validate_name(updated.name)
+        holder = self._id_for_name(updated.name)
+        if holder is not None:
+            raise name_taken(updated.name, holder)
+        new_index = self._names / updated.name
+        fsutil.atomic_write(new_index, updated.id.encode(), what=f"container name {updated.name!r}")
+        try:
+            self._records.put(updated.id, updated.to_record(), name=updated.name)
+        except BaseException:
+            new_index.unlink(missing_ok=True)
+            raise
+        if self._points_at(current.name, current.id):
+            (self._names / current.name).unlink(missing_ok=True)
 
     def delete(self, container_id: str) -> None:
         """delete removes the record and its name; a damaged record goes too.

@@ -89,7 +89,21 @@ def test_update(store: ContainerStore) -> None:
     got = store.get("web")
     assert got.labels == {"x": "y"} and got.config == RunConfig(tty=False)
     with pytest.raises(InvalidArgument):
-        store.update(created, ["name"])
+        store.update(created, ["image"])
+
+
+def test_update_renames(store: ContainerStore) -> None:
+    web = store.create(_container("web"))
+    store.create(_container("db", "b" * 64))
+    with pytest.raises(AlreadyExists):
+        store.update(web._replace(name="db"), ["name"])
+    with pytest.raises(InvalidArgument):
+        store.update(web._replace(name="../x"), ["name"])
+    store.update(web._replace(name="front"), ["name"])
+    assert store.get("front").id == web.id
+    with pytest.raises(NotFound):
+        store.get("web")
+    store.create(_container("web", "c" * 64))  # the old name is free
 
 
 def test_concurrent_creates_get_distinct_names(store: ContainerStore) -> None:
