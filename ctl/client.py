@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
+    from ctl.containers.filter import ContainerFilter
     from ctl.containers.store import LocalContainerStore
     from ctl.content.local import LocalStore
     from ctl.gc import Collected
@@ -282,6 +283,34 @@ class Client:
             policy,
             lambda name: self.pull(name, platform=platform, progress=progress),
         )
+
+    def image_names(self, ref: str) -> set[str]:
+        """image_names are every name of the image ``ref`` names; none if there is no such image."""
+        try:
+            image = self.get_image(ref)
+        except NotFound:
+            return set()
+        return {i.name for i in self.images.list() if i.target.digest == image.target.digest}
+
+    def container_size(self, container: Container) -> tuple[int, int]:
+        """container_size is the bytes of the container's writable layer, and of its image."""
+        from ctl.errdefs import CtlError
+
+        try:
+            own = self.snapshotter.usage(container.snapshot_key).size
+        except CtlError:
+            own = 0
+        try:
+            image = self.summarize(self.get_image(container.image)).size
+        except CtlError:
+            image = 0
+        return own, image
+
+    def container_filter(self, values: list[str], containers: list[Container]) -> ContainerFilter:
+        """container_filter is ``ps --filter``'s test, over ``containers`` (every one)."""
+        from ctl.containers.filter import ContainerFilter
+
+        return ContainerFilter(values, containers, self.image_names)
 
     def list_images(self) -> list[Image]:
         return sorted(self.images.list(), key=lambda i: i.name)

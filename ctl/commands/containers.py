@@ -112,8 +112,13 @@ def _start_flags(parser: argparse.ArgumentParser) -> None:
 
 def _ps_flags(parser: argparse.ArgumentParser) -> None:
     add_format(parser)
-    parser.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
-    parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    add = parser.add_argument
+    add("-a", "--all", action="store_true", help="show stopped containers too")
+    add("--no-trunc", action="store_true", help="do not truncate output")
+    add("-f", "--filter", action="append", default=[], metavar="KEY=VALUE", help="filter output")
+    add("-n", "--last", type=int, default=-1, metavar="N", help="the N last created (any state)")
+    add("-l", "--latest", action="store_true", help="the last created (any state)")
+    add("-s", "--size", action="store_true", help="show the size of each container's files")
 
 
 def _stop_flags(parser: argparse.ArgumentParser) -> None:
@@ -252,14 +257,6 @@ def status_text(task: TaskState | None, now: float | None = None) -> str:
     return str(task.status.value).capitalize()
 
 
-def _state_name(task: TaskState | None) -> str:
-    from ctl.runtime.state import Status
-
-    if task is None:
-        return "created"
-    return "exited" if task.status is Status.STOPPED else task.status.value
-
-
 def _command_text(container: Container, no_trunc: bool) -> str:
     import shlex
 
@@ -303,6 +300,7 @@ def _port(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
+    from ctl.runtime.state import docker_state
     from ctl.timefmt import ago, format_rfc3339
 
     return {
@@ -312,7 +310,7 @@ def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dic
         "CreatedAt": format_rfc3339(container.created_at),
         "RunningFor": ago(container.created_at),
         "Status": status_text(task),
-        "State": _state_name(task),
+        "State": docker_state(task),
         "Ports": _ports_text(container),
         "Names": container.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(container.labels.items())),
@@ -324,13 +322,22 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.runtime.state import Status
 
     client = ctx.client
-    rows = []
-    for container in client.list_containers():
+    containers = client.list_containers()
+    test = client.container_filter(args.filter, containers) if args.filter else None
+    last = 1 if args.latest else args.last
+    every = args.all or last >= 0 or (test is not None and test.wants_stopped)
+    rows: list[dict[str, Any]] = []
+    for container in containers:
+        if 0 <= last <= len(rows):
+            break
         task = client.task_state(container)
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
-        if args.all or live:
-            rows.append(_ps_row(container, task, args.no_trunc))
-    columns = (
+        if (every or live) and (test is None or test.keep(container, task)):
+            row = _ps_row(container, task, args.no_trunc)
+            if args.size:
+                row["Size"] = _size_text(client.container_size(container))
+            rows.append(row)
+    columns = [
         Column("CONTAINER ID", "ID", id=True),
         Column("IMAGE", "Image"),
         Column("COMMAND", "Command"),
@@ -338,8 +345,18 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
         Column("STATUS", "Status"),
         Column("PORTS", "Ports"),
         Column("NAMES", "Names"),
-    )
+    ]
+    if args.size:
+        columns.append(Column("SIZE", "Size"))
     return Listing(columns, rows)
+
+
+def _size_text(sizes: tuple[int, int]) -> str:
+    """_size_text is docker's ``2B (virtual 1.24MB)``: the writable layer, and with the image."""
+    from ctl.progress import human_size
+
+    own, image = sizes
+    return f"{human_size(own)} (virtual {human_size(own + image)})"
 
 
 def _stop(args: argparse.Namespace, ctx: Context) -> int:
@@ -452,7 +469,7 @@ def _wait(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
-    from ctl.runtime.state import Status
+    from ctl.runtime.state import Status, docker_state
     from ctl.timefmt import format_rfc3339
 
     task = ctx.client.task_state(container)
@@ -466,7 +483,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
         "Path": args[0] if args else "",
         "Args": args[1:],
         "State": {
-            "Status": _state_name(task),
+            "Status": docker_state(task),
             "Running": bool(task and task.status is Status.RUNNING),
             "Paused": bool(task and task.status is Status.PAUSED),
             "Pid": task.pid if task and task.status is not Status.STOPPED else 0,

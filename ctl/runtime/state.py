@@ -167,6 +167,13 @@ class TaskState(NamedTuple):
     log_lines_dropped: int = 0
 
 
+def docker_state(task: TaskState | None) -> str:
+    """docker_state is docker's State of a container: created, running, paused or exited."""
+    if task is None:
+        return "created"
+    return "exited" if task.status is Status.STOPPED else task.status.value
+
+
 def boot_id() -> str:
     """boot_id changes at every boot: a record from an earlier boot has no live process."""
     try:
