@@ -7,15 +7,16 @@
 #                                                   requirements/dev.txt from PyPI, then build
 #   bash scripts/build_pex.sh --check-reproducible  build twice from empty caches and compare
 #
-# Needs the dev venv (bash scripts/setup.sh --deps-only) for pex itself, and gcc, python3-dev
-# and libcap-dev, because python-prctl is built from its sdist. Run as root: the pex lays
-# itself out under /var/cache/ctl/pex.
+# One pex for CPython 3.11, 3.12 and 3.13 (scripts/pex_build.py's PYTHONS): it carries the
+# locked pure-Python wheels and a python-prctl wheel per Python, all from the wheelhouse that
+# scripts/build_wheels.sh fills (and this script calls), and resolves for each Python as a
+# complete platform, so building it needs none of those interpreters. Its boot header is ours
+# (pex_build.py sh-boot). Needs the dev venv (bash scripts/setup.sh --deps-only). Run as root:
+# the pex lays itself out under /var/cache/ctl/pex.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The servers' interpreter. The sh-boot fast path only matches a venv made by the interpreter
-# the pex was built for, so the pex names it instead of searching PATH, where a pyenv shim or
-# another python3.11 would be found first and cost every call the slow path (~100 ms more).
+# The interpreter the dev venv and its lock are for (the pex's lock is universal).
 PYTHON=/usr/bin/python3.11
 PIP_VERSION=24.1
 # Baked in so that the fast path does not depend on HOME (unset or read-only HOME costs
@@ -26,6 +27,10 @@ OUT=dist/ctl.pex
 STAMP=dist/.ctl.pex.inputs
 BUILD_PEX_ROOT=.cache/pex
 PEX_BIN=.venv/bin
+WHEELHOUSE=${CTL_BUILD_CACHE:-/var/cache/ctl-build}/wheelhouse
+# A server's PATH: the warm-up run lays the venv out with the Python a server would pick, not
+# with a pyenv shim that happens to come first on this machine's PATH.
+SERVER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 die() {
 	echo "build_pex.sh: $*" >&2
@@ -51,8 +56,12 @@ flock 9
 relock_all() {
 	local tmp
 	tmp=$(mktemp -d)
-	"$PEX_BIN/pex3" lock create --python "$PYTHON" --pip-version "$PIP_VERSION" \
-		--pex-root "$BUILD_PEX_ROOT" --project . --indent 2 -o "$tmp/pex.lock.json"
+	# Universal, so that it holds every artifact of each pin: the pure wheel where there is one
+	# (charset-normalizer's compiled ones are per Python), and the sdists to compile.
+	"$PEX_BIN/pex3" lock create --style universal --target-system linux \
+		--interpreter-constraint "$("$PEX_BIN/python" scripts/pex_build.py constraint)" \
+		--pip-version "$PIP_VERSION" --pex-root "$BUILD_PEX_ROOT" --project . --indent 2 \
+		-o "$tmp/pex.lock.json"
 	"$PEX_BIN/pex3" lock create --python "$PYTHON" --pip-version "$PIP_VERSION" \
 		--pex-root "$BUILD_PEX_ROOT" --project . -r requirements/dev.in -o "$tmp/dev.lock.json"
 	{
@@ -70,31 +79,45 @@ relock_all() {
 # inputs_digest names everything that goes into the pex, so an unchanged tree skips the build.
 inputs_digest() {
 	local files
-	files=(pyproject.toml "$LOCK" LICENSE scripts/build_pex.sh)
+	files=(pyproject.toml "$LOCK" LICENSE scripts/build_pex.sh scripts/pex_build.py)
 	[ -e README.md ] && files+=(README.md)
 	{
 		find ctl -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum
 		sha256sum "${files[@]}"
 		"$PEX_BIN/pex" --version
-		"$PYTHON" --version
+		find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' | LC_ALL=C sort | xargs -d '\n' sha256sum
 	} | sha256sum | cut -d' ' -f1
 }
 
 # build_to builds the pex at $1 with pex's build cache at $2.
 build_to() {
-	local out=$1 pex_root=$2 epoch
-	epoch=$(git log -1 --format=%ct 2>/dev/null || echo 315532800)
-	# pip builds the project in the tree; setuptools' build/ keeps modules deleted since the last
-	# build and would ship them, so every build starts without it.
+	local out=$1 pex_root=$2 work platforms=() version
+	work=$(mktemp -d)
+	export SOURCE_DATE_EPOCH
+	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 315532800)
+	# ctl's own wheel, pure Python, so one serves every Python. setuptools' build/ keeps modules
+	# deleted since the last build and would ship them, so every build starts without it.
 	rm -rf build ctl.egg-info
-	# -g0: python-prctl's C extension otherwise embeds pip's random build directory in its
-	# debug info, the one thing that made two builds differ. No --compile: it only adds 1.5 MB.
-	CFLAGS=-g0 SOURCE_DATE_EPOCH=$epoch "$PEX_BIN/pex" \
-		--python "$PYTHON" --python-shebang "$PYTHON" --pip-version "$PIP_VERSION" \
-		--lock "$LOCK" --project . -c ctl \
+	"$PEX_BIN/python" -m pip wheel -q --disable-pip-version-check --no-input --no-deps \
+		--use-pep517 -w "$work/ctl" .
+	rm -rf build ctl.egg-info
+	version=$(basename "$work"/ctl/ctl-*.whl | cut -d- -f2)
+	"$PEX_BIN/python" scripts/pex_build.py requirements "$LOCK" "$work"
+	echo "ctl==$version" >>"$work/pins.txt"
+	"$PEX_BIN/python" scripts/pex_build.py platforms "$work/platforms" "$(uname -m)"
+	for platform in "$work"/platforms/*.json; do
+		platforms+=(--complete-platform "$platform")
+	done
+	# Wheels only, from the wheelhouse (checked against the lock by build_wheels.sh) and ctl's:
+	# no index, nothing built, so pex's vendored pip serves. No --compile: it adds 1.5 MB.
+	"$PEX_BIN/pex" --no-pypi --find-links "$WHEELHOUSE" --find-links "$work/ctl" --no-build \
+		--pip-version vendored "${platforms[@]}" \
+		--interpreter-constraint "$("$PEX_BIN/python" scripts/pex_build.py constraint)" \
+		-r "$work/pins.txt" -c ctl \
 		--sh-boot --venv --runtime-pex-root "$RUNTIME_PEX_ROOT" --include-tools \
 		--pex-root "$pex_root" -o "$out.tmp" >/dev/null
-	rm -rf build ctl.egg-info
+	"$PEX_BIN/python" scripts/pex_build.py sh-boot "$out.tmp"
+	rm -rf "$work"
 	mv "$out.tmp" "$out"
 }
 
@@ -115,6 +138,7 @@ check_reproducible() {
 
 [ "$relock" = 1 ] && relock_all
 [ -f "$LOCK" ] || die "no $LOCK: run 'bash scripts/build_pex.sh --relock'"
+bash scripts/build_wheels.sh
 if [ "$check" = 1 ]; then
 	check_reproducible
 	exit 0
@@ -132,6 +156,6 @@ else
 fi
 
 # The first run of a pex lays out its venv (1-2 s); do it now, not in someone's first command.
-if ! warm=$("$OUT" --version 2>&1); then
+if ! warm=$(PATH=$SERVER_PATH "$OUT" --version 2>&1); then
 	die "$OUT --version failed:"$'\n'"$warm"
 fi

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
 	runc docker-registry busybox-static containernetworking-plugins libcap-dev skopeo
 	containerd podman catatonit python3-venv python3-dev gcc openssl zstd iptables iproute2 hyperfine curl
-	apache2-utils
+	apache2-utils debootstrap
 )
 CONTAINERS_CONF=/etc/containers/containers.conf
 VENV=.venv
@@ -80,7 +80,7 @@ configure_podman() {
 create_venv() {
 	local want stamp="$VENV/.requirements.sha256"
 	if ! grep -qx 'home = /usr/bin' "$VENV/pyvenv.cfg" 2>/dev/null; then
-		# Debian's python3.11 is what the servers run and what the pex is built for.
+		# Debian 12's python3.11, as on the servers: the pex's cp311 python-prctl is built with it.
 		rm -rf "$VENV"
 		/usr/bin/python3 -m venv "$VENV"
 	fi
