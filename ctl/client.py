@@ -693,6 +693,18 @@ class Client:
 
         return check(self)
 
+    def events(self, follow: bool) -> Iterator[dict[str, Any] | None]:
+        """events are the logged events of every namespace, oldest first (``ctl.events.stream``)."""
+        from ctl import events
+
+        return events.stream(self.paths.events, follow)
+
+    def emit(self, type: str, action: str, actor_id: str, **attributes: str) -> None:
+        """emit logs an event of this namespace; it never fails the caller."""
+        from ctl import events
+
+        events.emit(self.paths.events, type, action, actor_id, attributes, self.namespace)
+
     def disk_usage(self) -> list[dict[str, object]]:
         """disk_usage is ``system df``'s rows: images, containers, content, snapshots."""
         from ctl.system import disk_usage

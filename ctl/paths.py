@@ -30,6 +30,7 @@ the layout changes::
       cni/attachments/<ns>/<id>.json what ADD set up, for DEL after a crash
       cni/ipam/<network>/            host-local address leases
       certs.d/<host:port>/ca.crt     a registry's own CA
+      events/events.log[.1]          the event log, JSON lines (ctl.events)
       locks/                         flock files (Paths.lock): gc.lock (pulls
                                      shared, prune exclusive), network.lock (ADD
                                      exclusive, DEL shared), images-<ns>.lock and
@@ -162,6 +163,11 @@ class Paths:
     @property
     def certs(self) -> Path:
         return self.root / "certs.d"
+
+    @property
+    def events(self) -> Path:
+        """events holds the event log of every namespace (``ctl.events``)."""
+        return self.root / "events"
 
     @property
     def quarantine(self) -> Path:

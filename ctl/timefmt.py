@@ -60,3 +60,29 @@ def ago(ts: float | None, now: float | None = None) -> str:
     if ts is None:
         return "N/A"
     return human_duration(max(0.0, (now or time.time()) - ts)) + " ago"
+
+
+def parse_timestamp(text: str, now: float | None = None) -> float:
+    """parse_timestamp reads ``--since``/``--until`` as docker does: a Unix time
+    (``1700000000.5``), an RFC 3339 time or date (``2026-12-07T06:00:00Z``,
+    ``2026-12-07``), or a Go duration before now (``10m``, ``1h30m``).
+    """
+    from ctl.errdefs import InvalidArgument
+
+    current = time.time() if now is None else now
+    value = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+        value += "T00:00:00Z"
+    parsed = parse_rfc3339(value)
+    if parsed is not None and _RFC3339.fullmatch(value):
+        return parsed
+    from ctl.runtime.runopts import parse_duration
+
+    try:
+        return current - parse_duration(value)
+    except InvalidArgument:
+        raise InvalidArgument(
+            f"invalid time {text!r}: want a Unix time, an RFC 3339 time, or a duration such as 10m"
+        ) from None

@@ -30,6 +30,7 @@ MODULES = (
     "system",
     "login",
     "stats",
+    "events",
 )
 
 

@@ -50,4 +50,5 @@ MODULE_OF = {
     "login": "login",
     "logout": "login",
     "stats": "stats",
+    "events": "events",
 }
