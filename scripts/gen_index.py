@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ctl.commands import render_index  # noqa: E402
+from ctl.commands import render_index
 
 target = Path(__file__).resolve().parent.parent / "ctl" / "commands" / "_index.py"
 target.write_text(render_index())

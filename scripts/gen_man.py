@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ctl.manpage import render  # noqa: E402
+from ctl.manpage import render
 
 target = Path(__file__).resolve().parent.parent / "man" / "ctl.1"
 target.write_text(render())
