@@ -546,6 +546,57 @@ class Client:
     def log_path(self, container: Container) -> Path:
         return self.tasks.task_dir(container.id).log
 
+    # Copying files in and out, and a container's changes.
+
+    def copy_from_container(
+        self,
+        ref: str,
+        path: str,
+        dest: str | BinaryIO,
+        *,
+        follow: bool = False,
+        archive: bool = False,
+    ) -> None:
+        """copy_from_container copies ``path`` of a container to the host path ``dest``.
+
+        ``dest`` may be a file object instead, which gets a tar of ``path``.
+        ``follow`` follows a symlink ``path``; ``archive`` keeps uid and gid.
+        The rules are docker's (see ctl.containers.copy).
+        """
+        from ctl.containers import copy
+
+        container = self.containers.get(ref)
+        with copy.container_side(self, container) as side:
+            if isinstance(dest, str):
+                with copy.host_side() as host:
+                    copy.copy(side, path, host, _host_path(dest), follow=follow, archive=archive)
+            else:
+                copy.copy_to_tar(side, path, dest, follow=follow)
+
+    def copy_to_container(
+        self,
+        source: str | BinaryIO,
+        ref: str,
+        path: str,
+        *,
+        follow: bool = False,
+        archive: bool = False,
+    ) -> None:
+        """copy_to_container copies the host path ``source`` to ``path`` in a container.
+
+        ``source`` may be a file object instead: a tar extracted into the
+        directory ``path``. A running container's cooperation is not needed.
+        """
+        from ctl.containers import copy
+
+        container = self.containers.get(ref)
+        if isinstance(source, str):
+            with copy.host_side() as host, copy.container_side(self, container) as side:
+                copy.copy(host, _host_path(source), side, path, follow=follow, archive=archive)
+        else:
+            with copy.container_side(self, container) as side:
+                copy.copy_from_tar(source, side, path, archive=archive)
+
     # Networks.
 
     def default_network(self) -> tuple[str, NotFound | None]:
@@ -719,6 +770,11 @@ class TaskHandle:
             self.spawned.close()
         self.client.tasks.forget(self.record.id)
         return status
+
+
+def _host_path(path: str) -> str:
+    """_host_path makes a host path absolute, keeping the trailing "/" or "/." that cp reads."""
+    return path if path.startswith("/") else os.path.join(os.getcwd(), path)
 
 
 def _listdir(path: Path) -> list[str]:

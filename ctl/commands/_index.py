@@ -32,6 +32,7 @@ MODULE_OF = {
     "container": "containers",
     "tasks": "containers",
     "task": "containers",
+    "cp": "transfer",
     "content": "content",
     "snapshots": "snapshots",
     "snapshot": "snapshots",
