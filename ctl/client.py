@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, BinaryIO
 
+    from ctl.containers.changes import Change
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.containers.store import LocalContainerStore
@@ -597,6 +598,80 @@ class Client:
             with copy.container_side(self, container) as side:
                 copy.copy_from_tar(source, side, path, archive=archive)
 
+    def diff(self, ref: str) -> list[Change]:
+        """diff lists the container's changes to its image: docker's A, C and D lines."""
+        from ctl.containers.changes import container_changes
+
+        with container_changes(self, self.containers.get(ref)) as (found, _):
+            return found
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        """export writes the container's root filesystem, without its mounts, as a tar."""
+        from ctl.containers import changes, copy
+
+        with copy.container_side(self, self.containers.get(ref)) as side:
+            changes.export(side, out)
+
+    def commit(
+        self,
+        ref: str,
+        name: str | None = None,
+        *,
+        author: str = "",
+        message: str = "",
+        changes: list[str] | None = None,
+        pause: bool = True,
+    ) -> str:
+        """commit makes an image of the container's changes (ctl.images.commit); returns its ID.
+
+        ``changes`` are Dockerfile instructions for the new config; ``pause``
+        freezes a running container while its changes are read.
+        """
+        from ctl.images.commit import commit
+
+        return commit(self, ref, name, author=author, message=message, changes=changes, pause=pause)
+
+    def import_image(
+        self,
+        source: BinaryIO,
+        name: str | None = None,
+        *,
+        message: str = "",
+        changes: list[str] | None = None,
+        platform: str | None = None,
+    ) -> str:
+        """import_image makes a one-layer image of a filesystem tar; returns its ID."""
+        from ctl.images.commit import import_image
+
+        return import_image(self, source, name, message=message, changes=changes, platform=platform)
+
+    def prune_containers(
+        self, until: float | None = None, labels: list[str] | None = None
+    ) -> list[tuple[str, int]]:
+        """prune_containers removes the containers not running; returns their IDs and sizes.
+
+        ``until`` keeps those created after it; ``labels`` (``k``, ``k=v``,
+        and ``!k=v`` for docker's ``label!=``) keep those that do not match.
+        The size is what the container's snapshot held by itself.
+        """
+        from ctl.runtime.state import Status
+
+        removed = []
+        for container in self.list_containers():
+            if until is not None and container.created_at >= until:
+                continue
+            if labels and not _labels_match(container.labels, labels):
+                continue
+            if self.tasks.status(container.id) in (Status.RUNNING, Status.PAUSED):
+                continue
+            size = 0
+            with contextlib.suppress(CtlError, OSError):
+                size = self.snapshotter.usage(container.snapshot_key).size
+            with contextlib.suppress(NotFound, FailedPrecondition):
+                self.remove_container(container.id)
+                removed.append((container.id, size))
+        return removed
+
     # Networks.
 
     def default_network(self) -> tuple[str, NotFound | None]:
@@ -770,6 +845,17 @@ class TaskHandle:
             self.spawned.close()
         self.client.tasks.forget(self.record.id)
         return status
+
+
+def _labels_match(labels: dict[str, str], filters: list[str]) -> bool:
+    """_labels_match applies docker's ``label=k``, ``label=k=v`` and ``label!=...`` filters."""
+    for spec in filters:
+        negate = spec.startswith("!")
+        key, eq, value = spec.removeprefix("!").partition("=")
+        hit = key in labels and (not eq or labels[key] == value)
+        if hit == negate:
+            return False
+    return True
 
 
 def _host_path(path: str) -> str:

@@ -479,16 +479,21 @@ class Member:
         xattrs: list[tuple[str, bytes]] | None = None,
     ) -> Member:
         """of_stat describes a file by its ``lstat``; "0" for a regular file, and so on."""
-        m = cls.__new__(cls)
-        fmt = stat.S_IFMT(st.st_mode)
-        m.kind = _KIND_OF_FORMAT.get(fmt, b"0")
-        m.name = name
-        m.link = link
-        m.mode = st.st_mode & 0o7777
+        kind = _KIND_OF_FORMAT.get(stat.S_IFMT(st.st_mode), b"0")
+        m = cls.new(kind, name, st.st_mode & 0o7777, st.st_mtime_ns, link=link)
         m.uid, m.gid = st.st_uid, st.st_gid
-        m.mtime = st.st_mtime_ns
-        m.dev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if m.kind in _NODES else (0, 0)
+        m.dev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in _NODES else (0, 0)
         m.xattrs = xattrs or []
+        return m
+
+    @classmethod
+    def new(cls, kind: bytes, name: str, mode: int, mtime_ns: int, link: str = "") -> Member:
+        """new is a member owned by 0:0, with no xattrs (a whiteout, say)."""
+        m = cls.__new__(cls)
+        m.kind, m.name, m.link, m.mode, m.mtime = kind, name, link, mode, mtime_ns
+        m.uid = m.gid = 0
+        m.dev = (0, 0)
+        m.xattrs = []
         return m
 
     def _apply_pax(self, pax: dict[str, bytes]) -> None:

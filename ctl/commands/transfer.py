@@ -1,4 +1,4 @@
-"""Data in and out of containers: cp, diff, export, commit and container prune."""
+"""Data in and out of containers: cp, diff, export, commit, import and container prune."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
 
     from ctl.commands._base import Context, Group
 
@@ -24,7 +26,79 @@ def commands() -> tuple[Command | Group, ...]:
             "Copy files/folders between a container and the local filesystem",
             _cp_flags,
         ),
+        Command("diff", _diff, "Inspect changes to files on a container's filesystem", _one),
+        Command(
+            "export", _export, "Export a container's filesystem as a tar archive", _export_flags
+        ),
+        Command("commit", _commit, "Create a new image from a container's changes", _commit_flags),
+        Command("import", _import, "Import a tarball to create a filesystem image", _import_flags),
     )
+
+
+def _one(parser: argparse.ArgumentParser) -> None:
+    complete(parser.add_argument("container", metavar="CONTAINER"), complete_containers)
+
+
+def _export_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to a file, not stdout")
+    _one(parser)
+
+
+def _change_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--change",
+        action="append",
+        default=[],
+        metavar="INSTRUCTION",
+        help="apply a Dockerfile instruction to the image (CMD, ENV, LABEL, ...)",
+    )
+    parser.add_argument("-m", "--message", default="", help="commit message")
+
+
+def _commit_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-a", "--author", default="", help='author (e.g. "Jo <jo@example.com>")')
+    _change_flag(parser)
+    parser.add_argument(
+        "-p",
+        "--pause",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="BOOL",
+        help="pause the container during the commit (default true; --pause=false)",
+    )
+    _one(parser)
+    parser.add_argument("ref", nargs="?", metavar="REPOSITORY[:TAG]")
+
+
+def _import_flags(parser: argparse.ArgumentParser) -> None:
+    from ctl.commands._base import add_platform
+
+    _change_flag(parser)
+    add_platform(parser, "the image's os/arch[/variant] (default: this host's)")
+    parser.add_argument("source", metavar="file|URL|-")
+    parser.add_argument("ref", nargs="?", metavar="REPOSITORY[:TAG]")
+
+
+def container_prune_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="FILTER",
+        help="'until=<timestamp|duration>', 'label=<key>[=<value>]' or 'label!=...'",
+    )
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise InvalidArgument(f"{text!r} is not a boolean (true or false)")
 
 
 def _cp_flags(parser: argparse.ArgumentParser) -> None:
@@ -79,3 +153,145 @@ def _cp(args: argparse.Namespace, ctx: Context) -> int:
     else:
         ctx.client.copy_to_container(src_path, dst_container, dst_path, **flags)
     return 0
+
+
+def _diff(args: argparse.Namespace, ctx: Context) -> int:
+    for change in ctx.client.diff(args.container):
+        print(change)
+    return 0
+
+
+def _export(args: argparse.Namespace, ctx: Context) -> int:
+    from pathlib import Path
+
+    from ctl.images.archive import archive_file
+
+    if args.output in (None, "-"):
+        if sys.stdout.isatty():
+            raise InvalidArgument(
+                "cowardly refusing to save to a terminal: use the -o flag or redirect"
+            )
+        sys.stdout.flush()
+        ctx.client.export(args.container, sys.stdout.buffer)
+        return 0
+    with archive_file(Path(args.output)) as out:
+        ctx.client.export(args.container, out)
+    return 0
+
+
+def _commit(args: argparse.Namespace, ctx: Context) -> int:
+    image_id = ctx.client.commit(
+        args.container,
+        args.ref,
+        author=args.author,
+        message=args.message,
+        changes=args.change,
+        pause=args.pause,
+    )
+    print(image_id)
+    return 0
+
+
+def _import(args: argparse.Namespace, ctx: Context) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        if args.source == "-":
+            if sys.stdin is None or sys.stdin.isatty():
+                raise InvalidArgument("import: no tar on stdin: pipe one in, or give a file or URL")
+            source = sys.stdin.buffer
+        elif args.source.startswith(("http://", "https://")):
+            source = stack.enter_context(_download(args.source))
+        else:
+            try:
+                source = stack.enter_context(open(args.source, "rb"))
+            except OSError as err:
+                raise InvalidArgument(f"import: cannot open {args.source}: {err.strerror}") from err
+        image_id = ctx.client.import_image(
+            source, args.ref, message=args.message, changes=args.change, platform=args.platform
+        )
+    print(image_id)
+    return 0
+
+
+def _download(url: str) -> Any:
+    """_download opens ``url`` for reading (requests, imported only for a URL)."""
+    import contextlib
+
+    import requests
+
+    from ctl.errdefs import Unavailable
+
+    @contextlib.contextmanager
+    def opened() -> Iterator[BinaryIO]:
+        try:
+            response = requests.get(url, stream=True, timeout=60)
+            response.raise_for_status()
+        except requests.RequestException as err:
+            raise Unavailable(f"import: cannot fetch {url}: {err}") from err
+        with response:
+            response.raw.decode_content = True
+            yield response.raw  # type: ignore[misc]  # urllib3's response reads as a file
+
+    return opened()
+
+
+def container_prune(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.errdefs import FailedPrecondition
+    from ctl.progress import human_size
+
+    until, labels = parse_prune_filters(args.filter)
+    if not args.force and sys.stdin is not None and sys.stdin.isatty():
+        answer = input(
+            "WARNING! This will remove all stopped containers.\n"
+            "Are you sure you want to continue? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            raise FailedPrecondition("container prune cancelled")
+    removed = ctx.client.prune_containers(until=until, labels=labels)
+    if removed:
+        print("Deleted Containers:")
+        for container_id, _ in removed:
+            print(container_id)
+        print()
+    print(f"Total reclaimed space: {human_size(sum(size for _, size in removed))}")
+    return 0
+
+
+def parse_prune_filters(filters: list[str]) -> tuple[float | None, list[str]]:
+    """parse_prune_filters reads docker's ``until=`` and ``label=``/``label!=`` filters.
+
+    ``until`` is a Unix time, an RFC 3339 time or a duration before now
+    (``24h``, ``1h30m``); labels come back as ``k``, ``k=v`` or ``!k=v``.
+    """
+    until: float | None = None
+    labels: list[str] = []
+    for spec in filters:
+        key, eq, value = spec.partition("=")
+        if key == "label!" and eq:
+            labels.append("!" + value)
+        elif key == "label" and eq and value:
+            labels.append(value)
+        elif key == "until" and eq and value:
+            until = _until(value)
+        else:
+            raise InvalidArgument(f"invalid filter {spec!r}: want until=, label= or label!=")
+    return until, labels
+
+
+def _until(text: str) -> float:
+    import re
+    import time
+
+    from ctl.timefmt import parse_rfc3339
+
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms)", text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        return time.time() - sum(float(n) * scale[u] for n, u in parts)
+    parsed = parse_rfc3339(text)
+    if parsed is None:
+        raise InvalidArgument(f"invalid until filter {text!r}: want a time or a duration (24h)")
+    return parsed
