@@ -290,6 +290,41 @@ class Client:
 
         return remove_image(self.images, self.content, self.containers.list, ref, force=force)
 
+    def prune_images(
+        self,
+        *,
+        unused: bool = False,
+        until: float | None = None,
+        labels: list[str] | None = None,
+    ) -> tuple[list[tuple[str, str]], int]:
+        """prune_images removes dangling image records (``unused``: every one no container uses).
+
+        ``until`` keeps images created after it; ``labels`` (as
+        ``prune_containers`` takes them) keep those whose config does not
+        match. The content goes in a collection after. Returns each removed
+        name with its image ID, and the bytes reclaimed.
+        """
+        from ctl.timefmt import parse_rfc3339
+
+        used = {c.image for c in self.containers.list()}
+        removed = []
+        for image in self.list_images():
+            dangling = image.name.startswith("sha256:")
+            if image.name in used or not (dangling or unused):
+                continue
+            summary = self.summarize(image)
+            created = parse_rfc3339(summary.created)
+            if until is not None and (created is None or created >= until):
+                continue
+            image_labels = (summary.config.get("config") or {}).get("Labels") or {}
+            if labels and not _labels_match(image_labels, labels):
+                continue
+            with contextlib.suppress(NotFound):
+                self.images.delete(image.name)
+                removed.append((image.name, summary.id))
+        reclaimed = self.prune().reclaimed if removed else 0
+        return removed, reclaimed
+
     def save(self, refs: list[str], out: BinaryIO) -> None:
         """save writes the images as one OCI archive (with docker's manifest.json)."""
         from ctl.images.archive import export_archive

@@ -8,6 +8,7 @@ MODULE_OF = {
     "push": "images",
     "images": "images",
     "rmi": "images",
+    "history": "images",
     "tag": "images",
     "save": "images",
     "load": "images",

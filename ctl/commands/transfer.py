@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ctl.commands._base import Command, complete, complete_containers
@@ -11,7 +12,6 @@ from ctl.errdefs import InvalidArgument
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterator
     from typing import Any, BinaryIO
 
@@ -59,16 +59,7 @@ def _change_flag(parser: argparse.ArgumentParser) -> None:
 def _commit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--author", default="", help='author (e.g. "Jo <jo@example.com>")')
     _change_flag(parser)
-    parser.add_argument(
-        "-p",
-        "--pause",
-        type=_bool,
-        nargs="?",
-        const=True,
-        default=True,
-        metavar="BOOL",
-        help="pause the container during the commit (default true; --pause=false)",
-    )
+    bool_flag(parser, "-p", "--pause", "pause the container during the commit")
     _one(parser)
     parser.add_argument("ref", nargs="?", metavar="REPOSITORY[:TAG]")
 
@@ -93,12 +84,25 @@ def container_prune_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise InvalidArgument(f"{text!r} is not a boolean (true or false)")
+def bool_flag(parser: argparse.ArgumentParser, short: str, long: str, help: str) -> None:
+    """bool_flag adds a docker boolean flag that defaults to true: ``-p``, ``--pause=false``.
+
+    The ``=false`` and ``=true`` spellings are options of their own, so the
+    flag alone never takes the next word (an image name) for its value.
+    """
+    dest = long.removeprefix("--").replace("-", "_")
+    parser.add_argument(
+        short, long, dest=dest, action="store_const", const=True, default=True, help=help
+    )
+    for value in ("false", "true"):
+        parser.add_argument(
+            f"{long}={value}",
+            f"{short}={value}",
+            dest=dest,
+            action="store_const",
+            const=value == "true",
+            help=f"{long}=false to turn it off" if value == "false" else argparse.SUPPRESS,
+        )
 
 
 def _cp_flags(parser: argparse.ArgumentParser) -> None:
@@ -236,18 +240,28 @@ def _download(url: str) -> Any:
     return opened()
 
 
-def container_prune(args: argparse.Namespace, ctx: Context) -> int:
+def confirm(what: str, command: str) -> None:
+    """confirm asks docker's question on stdout and reads the answer from stdin, a terminal or not.
+
+    Anything but y or yes (an empty stdin too) cancels: FailedPrecondition.
+    """
     from ctl.errdefs import FailedPrecondition
+
+    sys.stdout.write(
+        f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] "
+    )
+    sys.stdout.flush()
+    answer = sys.stdin.readline() if sys.stdin is not None else ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise FailedPrecondition(f"{command} has been cancelled")
+
+
+def container_prune(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import human_size
 
     until, labels = parse_prune_filters(args.filter)
-    if not args.force and sys.stdin is not None and sys.stdin.isatty():
-        answer = input(
-            "WARNING! This will remove all stopped containers.\n"
-            "Are you sure you want to continue? [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            raise FailedPrecondition("container prune cancelled")
+    if not args.force:
+        confirm("all stopped containers", "container prune")
     removed = ctx.client.prune_containers(until=until, labels=labels)
     if removed:
         print("Deleted Containers:")
