@@ -753,6 +753,8 @@ class _Applier:
         source = _clean(m.link, f"layer member {m.name!r} (a link to {m.link!r})")
         if not source:
             raise InvalidArgument(f"layer member {m.name!r} links to the root: refused")
+        if self._under:
+            source = f"{self._under}/{source}"  # link targets name members of the same tar
         if source == rel:
             return
         sparent, _, sbase = source.rpartition("/")

@@ -106,15 +106,22 @@ def xattrs_of(dir_fd: int, name: str | None) -> list[tuple[str, bytes]]:
 
 
 def walk(
-    dir_fd: int, name: str, *, real: str = "", mounts: Mapping[str, int] | None = None
+    dir_fd: int,
+    name: str,
+    *,
+    real: str = "",
+    mounts: Mapping[str, int] | None = None,
+    links: dict[tuple[int, int], str] | None = None,
 ) -> Iterator[Entry]:
     """walk yields the directory ``dir_fd`` as member ``name`` and then its tree, sorted.
 
     ``real`` is the directory's path below the root that ``mounts`` (real
-    path -> descriptor of the directory mounted there) is keyed by. A file's
-    data is readable only until the next entry is asked for.
+    path -> descriptor of the directory mounted there) is keyed by. A file
+    met again under another name is a hardlink member to its first name. A
+    file's data is readable only until the next entry is asked for.
     """
     mounts = mounts or {}
+    links = {} if links is None else links
     yield Member.of_stat(name, os.fstat(dir_fd), xattrs=xattrs_of(dir_fd, None)), None, 0
     with os.scandir(dir_fd) as entries:
         children = sorted(e.name for e in entries)
@@ -130,13 +137,29 @@ def walk(
             except FileNotFoundError:
                 continue  # removed while we walk
             if not stat.S_ISDIR(st.st_mode):
-                yield from entry(dir_fd, child, child_name, st)
+                first = _first_name(links, st, child_name)
+                if first is None:
+                    yield from entry(dir_fd, child, child_name, st)
+                else:
+                    mode = st.st_mode & 0o7777
+                    yield Member.new(b"1", child_name, mode, st.st_mtime_ns, link=first), None, 0
                 continue
             fd = os.open(child, _DIR_FLAGS, dir_fd=dir_fd)
         try:
-            yield from walk(fd, child_name, real=child_real, mounts=mounts)
+            yield from walk(fd, child_name, real=child_real, mounts=mounts, links=links)
         finally:
             os.close(fd)
+
+
+def _first_name(links: dict[tuple[int, int], str], st: os.stat_result, name: str) -> str | None:
+    """_first_name is the name a file with several links was first walked under, if any."""
+    if st.st_nlink < 2 or not stat.S_ISREG(st.st_mode):
+        return None
+    key = (st.st_dev, st.st_ino)
+    first = links.get(key)
+    if first is None:
+        links[key] = name
+    return first
 
 
 def entry(dir_fd: int, base: str, name: str, st: os.stat_result) -> Iterator[Entry]:

@@ -226,3 +226,37 @@ def test_bind_mounts_are_part_of_the_container(
     assert "read-only" in _bad(croot, "cp", str(src), f"{name}:/ro/")
     assert not (ro / "f").exists()
     _ctl(croot, "rm", "-f", name)
+
+
+def test_hardlinks_and_hostile_tars(croot: Path, hostile_ref: str, tmp_path: Path) -> None:
+    name = "cp-links"
+    _ctl(croot, "run", "-d", "--name", name, hostile_ref)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a").write_text("same\n")
+    os.link(tree / "a", tree / "b")
+    _ctl(croot, "cp", str(tree), f"{name}:/linked")
+    inodes = _ctl(croot, "exec", name, "stat", "-c", "%i %h", "/linked/a", "/linked/b").split()
+    assert inodes[0] == inodes[2] and inodes[1] == "2"
+    tar = _tar_out(croot, "cp", f"{name}:/linked", "-")
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        assert archive.getmember("linked/b").islnk()
+    # A tar on stdin is contained as a layer is: .. is refused, symlinks stay inside.
+    escape = io.BytesIO()
+    with tarfile.open(fileobj=escape, mode="w") as archive:
+        archive.addfile(tarfile.TarInfo("../../../../escape"), io.BytesIO(b""))
+    result = ctl_proc("cp", "-", f"{name}:/tmp", root=croot, input=escape.getvalue())
+    result.assert_failure(125, "escapes")
+    steer = io.BytesIO()
+    with tarfile.open(fileobj=steer, mode="w") as archive:
+        link = tarfile.TarInfo("lnk")
+        link.type = tarfile.SYMTYPE
+        link.linkname = str(tmp_path)
+        archive.addfile(link)
+        info = tarfile.TarInfo("lnk/planted")
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b"evil"))
+    _ctl(croot, "cp", "-", f"{name}:/tmp", input=steer.getvalue())
+    assert not (tmp_path / "planted").exists()
+    assert _ctl(croot, "exec", name, "cat", f"{tmp_path}/planted") == "evil"
+    _ctl(croot, "rm", "-f", name)
