@@ -111,16 +111,20 @@ def walk(
     *,
     real: str = "",
     mounts: Mapping[str, int] | None = None,
+    files: Mapping[str, tuple[int, str]] | None = None,
     links: dict[tuple[int, int], str] | None = None,
 ) -> Iterator[Entry]:
     """walk yields the directory ``dir_fd`` as member ``name`` and then its tree, sorted.
 
     ``real`` is the directory's path below the root that ``mounts`` (real
-    path -> descriptor of the directory mounted there) is keyed by. A file
-    met again under another name is a hardlink member to its first name. A
-    file's data is readable only until the next entry is asked for.
+    path -> descriptor of the directory mounted there) and ``files`` (real
+    path -> a file mounted there, as its directory's descriptor and its
+    name) are keyed by. A file met again under another name is a hardlink
+    member to its first name. A file's data is readable only until the next
+    entry is asked for.
     """
     mounts = mounts or {}
+    files = files or {}
     links = {} if links is None else links
     yield Member.of_stat(name, os.fstat(dir_fd), xattrs=xattrs_of(dir_fd, None)), None, 0
     with os.scandir(dir_fd) as entries:
@@ -129,6 +133,15 @@ def walk(
         child_real = f"{real}/{child}" if real else child
         child_name = f"{name}/{child}" if name else child
         mounted = mounts.get(child_real)
+        mounted_file = files.get(child_real)
+        if mounted_file is not None:
+            host_fd, host_base = mounted_file
+            try:
+                st = os.stat(host_base, dir_fd=host_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # the mounted file is gone from the host
+            yield from entry(host_fd, host_base, child_name, st)
+            continue
         if mounted is not None:
             fd = os.dup(mounted)
         else:
@@ -146,7 +159,9 @@ def walk(
                 continue
             fd = os.open(child, _DIR_FLAGS, dir_fd=dir_fd)
         try:
-            yield from walk(fd, child_name, real=child_real, mounts=mounts, links=links)
+            yield from walk(
+                fd, child_name, real=child_real, mounts=mounts, files=files, links=links
+            )
         finally:
             os.close(fd)
 

@@ -58,6 +58,8 @@ class Side(NamedTuple):
     readonly: frozenset[str]
     # How messages name it: "container NAME", or "" for the host.
     where: str
+    # Files bind-mounted (/etc/hosts, a file volume): real path -> (host parent fd, base name).
+    files: dict[str, tuple[int, str]] = {}
 
     def in_(self, path: str) -> str:
         return f"{path} in {self.where}" if self.where else path
@@ -101,17 +103,23 @@ def container_side(client: Client, container: Container) -> Iterator[Side]:
             rootfs = stack.enter_context(mounted(client.snapshotter.mounts(container.snapshot_key)))
         root_fd = os.open(rootfs, _DIR_FLAGS)
         stack.callback(os.close, root_fd)
-        mounts, readonly = _mounts(container.spec, stack)
+        mounts, files, readonly = _mounts(container.spec, stack)
         if (container.spec.get("root") or {}).get("readonly"):
             readonly.add("")
-        yield Side(root_fd, mounts, frozenset(readonly), f"container {container.name}")
+        where = f"container {container.name}"
+        yield Side(root_fd, mounts, frozenset(readonly), where, files)
 
 
 def _mounts(
     spec: dict[str, object], stack: contextlib.ExitStack
-) -> tuple[dict[str, int], set[str]]:
-    """_mounts opens the directories bind-mounted into the container, by destination."""
+) -> tuple[dict[str, int], dict[str, tuple[int, str]], set[str]]:
+    """_mounts opens what is bind-mounted into the container, by destination.
+
+    A directory is opened itself; a file by its parent directory and name,
+    as the kernel found it at mount time (symlinks of the host path followed).
+    """
     mounts: dict[str, int] = {}
+    files: dict[str, tuple[int, str]] = {}
     readonly: set[str] = set()
     entries = spec.get("mounts")
     for m in entries if isinstance(entries, list) else []:
@@ -121,15 +129,19 @@ def _mounts(
         if m.get("type") != "bind" and "bind" not in options and "rbind" not in options:
             continue  # proc, tmpfs and the like live only in the container's mount namespace
         destination = posixpath.normpath("/" + str(m.get("destination", ""))).lstrip("/")
+        source = os.path.realpath(str(m.get("source", "")))
         try:
-            fd = os.open(str(m.get("source", "")), _DIR_FLAGS)
+            if os.path.isdir(source):
+                mounts[destination] = fd = os.open(source, _DIR_FLAGS)
+            else:
+                fd = os.open(os.path.dirname(source), _DIR_FLAGS)
+                files[destination] = (fd, os.path.basename(source))
         except OSError:
-            continue  # a file bind-mounted (hosts, resolv.conf), or a source gone
+            continue  # the source is gone: the rootfs's mount point is all there is
         stack.callback(os.close, fd)
-        mounts[destination] = fd
         if "ro" in options:
             readonly.add(destination)
-    return mounts, readonly
+    return mounts, files, readonly
 
 
 def copy(
@@ -200,7 +212,7 @@ def _source(side: Side, path: str, *, follow: bool) -> Iterator[tuple[_Found, _E
             try:
 
                 def entries_of(name: str) -> Iterator[Entry]:
-                    return walk(fd, name, real=found.real, mounts=side.mounts)
+                    return walk(fd, name, real=found.real, mounts=side.mounts, files=side.files)
 
                 yield found, entries_of
             finally:
@@ -240,6 +252,10 @@ def _locate(side: Side, rel: str, *, follow: bool) -> _Found:
         if not base:
             return _Found(pfd, "", preal, os.fstat(pfd))
         real = _join(preal, base)
+        if real in side.files:
+            os.close(pfd)
+            host_fd, host_base = side.files[real]
+            pfd, base = os.dup(host_fd), host_base
         try:
             mounted = side.mounts.get(real)
             st = os.fstat(mounted) if mounted is not None else os.lstat(base, dir_fd=pfd)
@@ -301,6 +317,10 @@ def _check_writable(side: Side, real: str) -> None:
         (m for m in [*side.mounts, ""] if m in ("", real) or real.startswith(m + "/")),
         key=len,
     )
+    if real in side.files:
+        raise FailedPrecondition(
+            f"cannot copy onto {side.in_('/' + real)}: it is a file mounted from the host"
+        )
     if covering in side.readonly:
         what = f"the mount at /{covering}" if covering else "the root filesystem"
         raise FailedPrecondition(f"cannot copy to {side.in_('/' + real)}: {what} is read-only")

@@ -225,6 +225,14 @@ def test_bind_mounts_are_part_of_the_container(
     assert sorted(p.name for p in out.iterdir()) == ["f", "g", "inside"]
     assert "read-only" in _bad(croot, "cp", str(src), f"{name}:/ro/")
     assert not (ro / "f").exists()
+    # A file mounted from the host is read from the host (ctl's /etc/hosts here).
+    _ctl(croot, "start", name)
+    _ctl(croot, "cp", f"{name}:/etc/hosts", str(tmp_path / "hosts"))
+    hosts = _ctl(croot, "exec", name, "cat", "/etc/hosts")
+    assert (tmp_path / "hosts").read_text() == hosts and "localhost" in hosts
+    _ctl(croot, "cp", f"{name}:/etc", str(tmp_path / "etc"))
+    assert (tmp_path / "etc" / "hosts").read_text() == hosts
+    assert "mounted from the host" in _bad(croot, "cp", str(src), f"{name}:/etc/hosts")
     _ctl(croot, "rm", "-f", name)
 
 
