@@ -90,6 +90,7 @@ def container_side(client: Client, container: Container) -> Iterator[Side]:
     The task's lifecycle lock is held meanwhile (see the module docstring).
     """
     from ctl.fsutil import FileLock
+    from ctl.runtime.taskdir import TaskDir
     from ctl.snapshots.mount import is_mount_point, mounted
 
     lock = FileLock(
@@ -98,7 +99,8 @@ def container_side(client: Client, container: Container) -> Iterator[Side]:
         remove=True,
     )
     with lock, contextlib.ExitStack() as stack:
-        rootfs = client.tasks.task_dir(container.id).rootfs
+        # TaskDir alone, not client.tasks: the task service would import runc and networking.
+        rootfs = TaskDir(client.paths.task_dir(client.namespace, container.id)).rootfs
         if not is_mount_point(rootfs):
             rootfs = stack.enter_context(mounted(client.snapshotter.mounts(container.snapshot_key)))
         root_fd = os.open(rootfs, _DIR_FLAGS)
