@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -143,6 +146,19 @@ def test_export_then_import(croot: Path, images: CanonicalImages, tmp_path: Path
     assert _ctl(croot, "run", "--rm", "imp/fs") == "exported\n"
     piped = _ctl(croot, "import", "-", "imp/piped", input=out.read_bytes()).strip()
     assert piped.startswith("sha256:")
+    # From a URL: served here by a throwaway HTTP server.
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/fs.tar"
+        _ctl(croot, "import", "-c", 'CMD ["cat", "/marker"]', url, "imp/url")
+        ctl_proc("import", url + ".missing", root=croot).assert_failure(125, "404")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _ctl(croot, "run", "--rm", "imp/url") == "exported\n"
     history = _ctl(croot, "history", "imp/fs").splitlines()
     assert len(history) == 2 and "imported" in history[1]
     _ctl(croot, "rm", "-f", "e1")
