@@ -53,6 +53,14 @@ def test_diff_lists_docker_changes(
         # Mount points (runc's, ctl's host files) are not the container's changes.
         assert not [line for line in lines if line.endswith(("/etc/hosts", "/proc", "/dev"))]
         assert lines == sorted(lines, key=lambda line: line[2:])
+        assert "D /home/user" in lines  # /home was removed and made again: opaque in overlay
+        # The committed layer replays exactly that on the image.
+        _ctl(root, "--snapshotter", snapshotter, "commit", "d1", "diffed:1")
+        script = "cat /tmp/new; test -e /bin/ls || echo no-ls; echo /home/*; stat -c %a /root"
+        out = _ctl(
+            root, "--snapshotter", snapshotter, "run", "--rm", "diffed:1", "sh", "-c", script
+        )
+        assert out == "hi\nno-ls\n/home/only\n751\n"
     finally:
         clean_root(root)
 
