@@ -674,11 +674,23 @@ class Client:
         message: str = "",
         changes: list[str] | None = None,
         platform: str | None = None,
+        origin: str = "-",
     ) -> str:
-        """import_image makes a one-layer image of a filesystem tar; returns its ID."""
+        """import_image makes a one-layer image of a filesystem tar; returns its ID.
+
+        ``origin`` names where the tar came from, for the history's comment.
+        """
         from ctl.images.commit import import_image
 
-        return import_image(self, source, name, message=message, changes=changes, platform=platform)
+        return import_image(
+            self,
+            source,
+            name,
+            message=message,
+            changes=changes,
+            platform=platform,
+            origin=origin,
+        )
 
     def prune_containers(
         self, until: float | None = None, labels: list[str] | None = None

@@ -212,7 +212,12 @@ def _import(args: argparse.Namespace, ctx: Context) -> int:
             except OSError as err:
                 raise InvalidArgument(f"import: cannot open {args.source}: {err.strerror}") from err
         image_id = ctx.client.import_image(
-            source, args.ref, message=args.message, changes=args.change, platform=args.platform
+            source,
+            args.ref,
+            message=args.message,
+            changes=args.change,
+            platform=args.platform,
+            origin=args.source,
         )
     print(image_id)
     return 0

@@ -191,7 +191,9 @@ def new_image(
     """new_image writes config and manifest of ``base`` plus ``layer``, and names the image.
 
     ``config`` is the new config's ``config`` object; ``history`` the new
-    entry (``created`` is filled in). Returns the image and its ID.
+    entry (``created`` is filled in). Returns the image and its ID. The
+    caller holds a lease (``Client.lease``) from before the layer was
+    written, so that no prune takes the blobs before the image names them.
     """
     from ctl.content.helpers import write_blob
     from ctl.oci import Descriptor
@@ -242,14 +244,9 @@ def new_image(
         "sha256:" + hashlib.sha256(manifest_bytes).hexdigest(),
         len(manifest_bytes),
     )
-    with client.lease():
-        write_blob(client.content, f"config-{config_desc.digest}", [config_bytes], config_desc)
-        write_blob(
-            client.content, f"manifest-{manifest_desc.digest}", [manifest_bytes], manifest_desc
-        )
-        image = client._put_image(
-            str(parse(name)) if name else manifest_desc.digest, manifest_desc, {}
-        )
+    write_blob(client.content, f"config-{config_desc.digest}", [config_bytes], config_desc)
+    write_blob(client.content, f"manifest-{manifest_desc.digest}", [manifest_bytes], manifest_desc)
+    image = client._put_image(str(parse(name)) if name else manifest_desc.digest, manifest_desc, {})
     return image, config_desc.digest
 
 
@@ -284,28 +281,29 @@ def commit(
         from ctl.reference import parse
 
         parse(name)  # a bad name fails before the layer is written
-    paused = pause and client.tasks.status(container.id) == Status.RUNNING
-    if paused:
-        client.pause(ref)
-    try:
-        with client.lease(), container_changes(client, container) as (found, side):
-            layer = write_layer_blob(client, lambda out: write_layer(found, side, out))
-    finally:
-        if paused:
-            client.resume(ref)
     history = {
         "created_by": " ".join(_process_args(container)),
         **({"author": author} if author else {}),
         **({"comment": message} if message else {}),
     }
-    _, image_id = new_image(
-        client,
-        base=(base_config, base_manifest),
-        layer=layer,
-        config=config,
-        history=history,
-        name=name,
-    )
+    paused = pause and client.tasks.status(container.id) == Status.RUNNING
+    with client.lease():
+        if paused:
+            client.pause(ref)
+        try:
+            with container_changes(client, container) as (found, side):
+                layer = write_layer_blob(client, lambda out: write_layer(found, side, out))
+        finally:
+            if paused:
+                client.resume(ref)
+        _, image_id = new_image(
+            client,
+            base=(base_config, base_manifest),
+            layer=layer,
+            config=config,
+            history=history,
+            name=name,
+        )
     return image_id
 
 
@@ -348,8 +346,13 @@ def import_image(
     message: str = "",
     changes: list[str] | None = None,
     platform: str | None = None,
+    origin: str = "-",
 ) -> str:
-    """import_image makes a one-layer image of the tar (plain or compressed) ``source``."""
+    """import_image makes a one-layer image of the tar (plain or compressed) ``source``.
+
+    ``origin`` (a file, a URL or ``-``) goes in the history's comment when
+    there is no ``message``, as docker has it.
+    """
     from ctl.archive import compression
 
     config: dict[str, Any] = {}
@@ -370,18 +373,16 @@ def import_image(
         if head[257:_TAR_MAGIC_END] != b"ustar":
             raise InvalidArgument("import: the input is not a tar archive")
 
-    layer = write_layer_blob(client, copy)
-    history = {
-        "created_by": "",
-        "comment": message or "Imported from -",
-    }
-    _, image_id = new_image(
-        client,
-        base=None,
-        layer=layer,
-        config=config,
-        history=history,
-        name=name,
-        platform=platform_fields,
-    )
+    history = {"created_by": "", "comment": message or f"Imported from {origin}"}
+    with client.lease():
+        layer = write_layer_blob(client, copy)
+        _, image_id = new_image(
+            client,
+            base=None,
+            layer=layer,
+            config=config,
+            history=history,
+            name=name,
+            platform=platform_fields,
+        )
     return image_id
