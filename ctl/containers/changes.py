@@ -64,7 +64,8 @@ def container_changes(client: Client, container: Container) -> Iterator[tuple[li
     snapshotter = client.snapshotter
     parent = snapshotter.stat(container.snapshot_key).parent
     view_key = f"ctl-diff-{os.urandom(8).hex()}"
-    with container_side(client, container) as side, contextlib.ExitStack() as stack:
+    # The lease keeps a concurrent prune from sweeping the view, which no record names.
+    with client.lease(), container_side(client, container) as side, contextlib.ExitStack() as stack:
         if parent:
             view_mounts = snapshotter.view(view_key, parent)
             stack.callback(snapshotter.remove, view_key)
