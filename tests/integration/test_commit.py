@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import pty
+import subprocess
 import tarfile
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_root, ctl_proc
+from tests.helpers import clean_root, ctl_command, ctl_proc
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -199,6 +202,20 @@ def test_bad_input(croot: Path, images: CanonicalImages, tmp_path: Path) -> None
         ctl_proc(*argv, root=croot).assert_failure(125)
     assert not (tmp_path / "x.tar").exists()
     _ctl(croot, "create", "--name", "b1", images.busybox_ref)
+    # A tar is never written to a terminal, as docker refuses too.
+    for argv in (("export", "b1"), ("cp", "b1:/bin", "-")):
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run(
+                [*ctl_command(), "--root", str(croot), *argv],
+                stdout=follower,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+        finally:
+            os.close(follower)
+            os.close(leader)
+        assert proc.returncode == 125 and b"terminal" in proc.stderr, proc.stderr
     ctl_proc("commit", "-c", "RUN echo", "b1", root=croot).assert_failure(125, "RUN")
     ctl_proc("commit", "b1", "Bad:Name:x", root=croot).assert_failure(125)
     not_tar = tmp_path / "not.tar"
