@@ -36,12 +36,15 @@ from typing import TYPE_CHECKING, NamedTuple
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import BinaryIO
 
     from ctl.archive.tree import Entry
     from ctl.client import Client
     from ctl.containers.container import Container
+
+    # Walks the source as members whose top is named by the argument.
+    _EntriesOf = Callable[[str], Iterator[Entry]]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # More symlinks than this on one path is a loop, as the kernel counts.
@@ -227,12 +230,6 @@ def _source(side: Side, path: str, *, follow: bool) -> Iterator[tuple[_Found, _E
             yield found, entries_of
     finally:
         os.close(found.parent_fd)
-
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    _EntriesOf = Callable[[str], Iterator[Entry]]
 
 
 def _open_dir(side: Side, found: _Found) -> int:
