@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, BinaryIO
 
+    from ctl.containers.changes import Change
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.containers.filter import ContainerFilter
@@ -342,6 +343,41 @@ class Client:
 
         return remove_image(self.images, self.content, self.containers.list, ref, force=force)
 
+    def prune_images(
+        self,
+        *,
+        unused: bool = False,
+        until: float | None = None,
+        labels: list[str] | None = None,
+    ) -> tuple[list[tuple[str, str]], int]:
+        """prune_images removes dangling image records (``unused``: every one no container uses).
+
+        ``until`` keeps images created after it; ``labels`` (as
+        ``prune_containers`` takes them) keep those whose config does not
+        match. The content goes in a collection after. Returns each removed
+        name with its image ID, and the bytes reclaimed.
+        """
+        from ctl.timefmt import parse_rfc3339
+
+        used = {c.image for c in self.containers.list()}
+        removed = []
+        for image in self.list_images():
+            dangling = image.name.startswith("sha256:")
+            if image.name in used or not (dangling or unused):
+                continue
+            summary = self.summarize(image)
+            created = parse_rfc3339(summary.created)
+            if until is not None and (created is None or created >= until):
+                continue
+            image_labels = (summary.config.get("config") or {}).get("Labels") or {}
+            if labels and not _labels_match(image_labels, labels):
+                continue
+            with contextlib.suppress(NotFound):
+                self.images.delete(image.name)
+                removed.append((image.name, summary.id))
+        reclaimed = self.prune().reclaimed if removed else 0
+        return removed, reclaimed
+
     def save(self, refs: list[str], out: BinaryIO) -> None:
         """save writes the images as one OCI archive (with docker's manifest.json)."""
         from ctl.images.archive import export_archive
@@ -642,6 +678,143 @@ class Client:
     def log_path(self, container: Container) -> Path:
         return self.tasks.task_dir(container.id).log
 
+    # Copying files in and out, and a container's changes.
+
+    def copy_from_container(
+        self,
+        ref: str,
+        path: str,
+        dest: str | BinaryIO,
+        *,
+        follow: bool = False,
+        archive: bool = False,
+    ) -> None:
+        """copy_from_container copies ``path`` of a container to the host path ``dest``.
+
+        ``dest`` may be a file object instead, which gets a tar of ``path``.
+        ``follow`` follows a symlink ``path``; ``archive`` keeps uid and gid.
+        The rules are docker's (see ctl.containers.copy).
+        """
+        from ctl.containers import copy
+
+        container = self.containers.get(ref)
+        with copy.container_side(self, container) as side:
+            if isinstance(dest, str):
+                with copy.host_side() as host:
+                    copy.copy(side, path, host, _host_path(dest), follow=follow, archive=archive)
+            else:
+                copy.copy_to_tar(side, path, dest, follow=follow)
+
+    def copy_to_container(
+        self,
+        source: str | BinaryIO,
+        ref: str,
+        path: str,
+        *,
+        follow: bool = False,
+        archive: bool = False,
+    ) -> None:
+        """copy_to_container copies the host path ``source`` to ``path`` in a container.
+
+        ``source`` may be a file object instead: a tar extracted into the
+        directory ``path``. A running container's cooperation is not needed.
+        """
+        from ctl.containers import copy
+
+        container = self.containers.get(ref)
+        if isinstance(source, str):
+            with copy.host_side() as host, copy.container_side(self, container) as side:
+                copy.copy(host, _host_path(source), side, path, follow=follow, archive=archive)
+        else:
+            with copy.container_side(self, container) as side:
+                copy.copy_from_tar(source, side, path, archive=archive)
+
+    def diff(self, ref: str) -> list[Change]:
+        """diff lists the container's changes to its image: docker's A, C and D lines."""
+        from ctl.containers.changes import container_changes
+
+        with container_changes(self, self.containers.get(ref)) as (found, _):
+            return found
+
+    def export(self, ref: str, out: BinaryIO) -> None:
+        """export writes the container's root filesystem, without its mounts, as a tar."""
+        from ctl.containers import changes, copy
+
+        with copy.container_side(self, self.containers.get(ref)) as side:
+            changes.export(side, out)
+
+    def commit(
+        self,
+        ref: str,
+        name: str | None = None,
+        *,
+        author: str = "",
+        message: str = "",
+        changes: list[str] | None = None,
+        pause: bool = True,
+    ) -> str:
+        """commit makes an image of the container's changes (ctl.images.commit); returns its ID.
+
+        ``changes`` are Dockerfile instructions for the new config; ``pause``
+        freezes a running container while its changes are read.
+        """
+        from ctl.images.commit import commit
+
+        return commit(self, ref, name, author=author, message=message, changes=changes, pause=pause)
+
+    def import_image(
+        self,
+        source: BinaryIO,
+        name: str | None = None,
+        *,
+        message: str = "",
+        changes: list[str] | None = None,
+        platform: str | None = None,
+        origin: str = "-",
+    ) -> str:
+        """import_image makes a one-layer image of a filesystem tar; returns its ID.
+
+        ``origin`` names where the tar came from, for the history's comment.
+        """
+        from ctl.images.commit import import_image
+
+        return import_image(
+            self,
+            source,
+            name,
+            message=message,
+            changes=changes,
+            platform=platform,
+            origin=origin,
+        )
+
+    def prune_containers(
+        self, until: float | None = None, labels: list[str] | None = None
+    ) -> list[tuple[str, int]]:
+        """prune_containers removes the containers not running; returns their IDs and sizes.
+
+        ``until`` keeps those created after it; ``labels`` (``k``, ``k=v``,
+        and ``!k=v`` for docker's ``label!=``) keep those that do not match.
+        The size is what the container's snapshot held by itself.
+        """
+        from ctl.runtime.state import Status
+
+        removed = []
+        for container in self.list_containers():
+            if until is not None and container.created_at >= until:
+                continue
+            if labels and not _labels_match(container.labels, labels):
+                continue
+            if self.tasks.status(container.id) in (Status.RUNNING, Status.PAUSED):
+                continue
+            size = 0
+            with contextlib.suppress(CtlError, OSError):
+                size = self.snapshotter.usage(container.snapshot_key).size
+            with contextlib.suppress(NotFound, FailedPrecondition):
+                self.remove_container(container.id)
+                removed.append((container.id, size))
+        return removed
+
     # Networks.
 
     def default_network(self) -> tuple[str, NotFound | None]:
@@ -827,6 +1000,22 @@ class TaskHandle:
             self.spawned.close()
         self.client.tasks.forget(self.record.id)
         return status
+
+
+def _labels_match(labels: dict[str, str], filters: list[str]) -> bool:
+    """_labels_match applies docker's ``label=k``, ``label=k=v`` and ``label!=...`` filters."""
+    for spec in filters:
+        negate = spec.startswith("!")
+        key, eq, value = spec.removeprefix("!").partition("=")
+        hit = key in labels and (not eq or labels[key] == value)
+        if hit == negate:
+            return False
+    return True
+
+
+def _host_path(path: str) -> str:
+    """_host_path makes a host path absolute, keeping the trailing "/" or "/." that cp reads."""
+    return path if path.startswith("/") else os.path.join(os.getcwd(), path)
 
 
 def _listdir(path: Path) -> list[str]:

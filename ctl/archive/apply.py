@@ -42,6 +42,13 @@ Ownership is kept (numeric ids) when running as root, modes with their
 setuid, setgid and sticky bits, mtimes (directories' at the end, once their
 contents are written) and xattrs. apply_layer is not atomic: when it raises,
 ``target`` holds part of the layer and must be thrown away.
+
+The same writer serves ``ctl cp`` (``apply_archive`` for a tar given on
+stdin, ``apply_entries`` for a tree walked on the other side, see
+ctl.archive.tree): there ``target`` is a container's root filesystem, member
+names are placed below a directory of it, ``.wh.`` names are plain files, and
+the container's bind mounts are grafted in: a directory whose real path is a
+mount's destination is the mount's source, reached the same contained way.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Literal, overload
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, overload
 
 from ctl.archive import compression
 from ctl.errdefs import (
@@ -70,6 +77,7 @@ from ctl.errdefs import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
     from pathlib import Path
 
     from ctl.snapshots import WhiteoutStyle
@@ -100,9 +108,25 @@ _REGULAR = frozenset({b"0", b"\0", b"7"})
 # Made by mknod: character and block devices, fifos.
 _NODES = {b"3": stat.S_IFCHR, b"4": stat.S_IFBLK, b"6": stat.S_IFIFO}
 _APPLIED = _REGULAR | _NODES.keys() | {b"1", b"2", b"5", b"D"}
+_KIND_OF_FORMAT = {
+    stat.S_IFREG: b"0",
+    stat.S_IFLNK: b"2",
+    stat.S_IFDIR: b"5",
+    stat.S_IFCHR: b"3",
+    stat.S_IFBLK: b"4",
+    stat.S_IFIFO: b"6",
+}
 # A write that fails for want of room, not because the member is refused.
 _WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 _KNOWN_LAYER_SUFFIXES = (".tar", ".tar+gzip", ".tar+zstd", ".tar.gzip")
+
+
+class FileData(Protocol):
+    """FileData is where the contents of a regular file member come from."""
+
+    def write_to(self, fd: int, n: int) -> None:
+        """write_to copies the next ``n`` bytes of the file to the file ``fd``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -142,12 +166,7 @@ def apply_layer(
         raise InvalidArgument(f"whiteout style {whiteouts!r}: want overlay or naive")
     root_fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        source = _Source(stream)
-        try:
-            _Applier(root_fd, whiteouts).apply(source)
-            source.drain()
-        finally:
-            source.close()
+        source = _read_tar(stream, _Applier(root_fd, whiteouts))
     finally:
         os.close(root_fd)
     result = ApplyResult(diff_id="sha256:" + source.digest.hexdigest(), size=source.size)
@@ -156,6 +175,77 @@ def apply_layer(
             f"layer diff_id is {result.diff_id}, but the image config says {expected_diff_id}"
         )
     return result
+
+
+def apply_archive(
+    stream: BinaryIO,
+    root_fd: int,
+    *,
+    under: str = "",
+    mounts: Mapping[str, int] | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """apply_archive extracts a tar (plain or compressed) below directory ``under`` of a root.
+
+    ``root_fd`` is the root every path resolves in (see "Containment");
+    ``under`` is a clean path below it, resolved there too. ``.wh.`` names
+    are ordinary files. ``mounts`` maps real paths below the root (no leading
+    ``/``) to descriptors of directories mounted there. ``owner`` replaces
+    every member's uid and gid. Errors are apply_layer's.
+    """
+    _read_tar(stream, _Applier(root_fd, None, under=under, mounts=mounts, owner=owner))
+
+
+def apply_entries(
+    entries: Iterable[tuple[Member, FileData | None, int]],
+    root_fd: int,
+    *,
+    under: str = "",
+    mounts: Mapping[str, int] | None = None,
+    owner: tuple[int, int] | None = None,
+) -> None:
+    """apply_entries writes members that come with their data, as apply_archive writes a tar.
+
+    Each entry is a member, where a regular file's contents come from and
+    their size. The parameters and errors are apply_archive's.
+    """
+    applier = _Applier(root_fd, None, under=under, mounts=mounts, owner=owner)
+    try:
+        for member, data, size in entries:
+            applier.member(member, data, size)
+        applier.finish()
+    finally:
+        applier.close()
+
+
+def resolve_dir(
+    root_fd: int, path: str, mounts: Mapping[str, int] | None = None
+) -> tuple[int, str] | None:
+    """resolve_dir opens directory ``path`` inside the root, as the applier resolves parents.
+
+    It returns a new descriptor (the caller closes it) and the real path
+    below the root, or None when a component is missing.
+    InvalidArgument when a component is no directory or symlinks loop.
+    """
+    applier = _Applier(root_fd, None, mounts=mounts)
+    try:
+        found = applier.walk(_clean(path, repr(path)), create=False, member=path)
+        return None if found is None else (os.dup(found[0]), found[1])
+    finally:
+        applier.close()
+
+
+def _read_tar(stream: BinaryIO, applier: _Applier) -> _Source:
+    source = _Source(stream)
+    try:
+        try:
+            applier.apply(source)
+        finally:
+            applier.close()
+        source.drain()
+    finally:
+        source.close()
+    return source
 
 
 class _Source:
@@ -354,8 +444,8 @@ def _clean(name: str, what: str) -> str:
     return "/".join(out)
 
 
-class _Member:
-    """_Member is one tar entry, after its pax and GNU long-name headers."""
+class Member:
+    """Member is one tar entry, after its pax and GNU long-name headers."""
 
     __slots__ = ("dev", "gid", "kind", "link", "mode", "mtime", "name", "uid", "xattrs")
 
@@ -380,6 +470,32 @@ class _Member:
         if pax:
             self._apply_pax(pax)
 
+    @classmethod
+    def of_stat(
+        cls,
+        name: str,
+        st: os.stat_result,
+        link: str = "",
+        xattrs: list[tuple[str, bytes]] | None = None,
+    ) -> Member:
+        """of_stat describes a file by its ``lstat``; "0" for a regular file, and so on."""
+        kind = _KIND_OF_FORMAT.get(stat.S_IFMT(st.st_mode), b"0")
+        m = cls.new(kind, name, st.st_mode & 0o7777, st.st_mtime_ns, link=link)
+        m.uid, m.gid = st.st_uid, st.st_gid
+        m.dev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if kind in _NODES else (0, 0)
+        m.xattrs = xattrs or []
+        return m
+
+    @classmethod
+    def new(cls, kind: bytes, name: str, mode: int, mtime_ns: int, link: str = "") -> Member:
+        """new is a member owned by 0:0, with no xattrs (a whiteout, say)."""
+        m = cls.__new__(cls)
+        m.kind, m.name, m.link, m.mode, m.mtime = kind, name, link, mode, mtime_ns
+        m.uid = m.gid = 0
+        m.dev = (0, 0)
+        m.xattrs = []
+        return m
+
     def _apply_pax(self, pax: dict[str, bytes]) -> None:
         for key, value in pax.items():
             if key.startswith("SCHILY.xattr."):
@@ -400,9 +516,21 @@ class _Member:
 class _Applier:
     """_Applier writes members below one root directory descriptor."""
 
-    def __init__(self, root_fd: int, whiteouts: WhiteoutStyle) -> None:
+    def __init__(
+        self,
+        root_fd: int,
+        whiteouts: WhiteoutStyle | None,
+        *,
+        under: str = "",
+        mounts: Mapping[str, int] | None = None,
+        owner: tuple[int, int] | None = None,
+    ) -> None:
         self._root = root_fd
         self._overlay = whiteouts == "overlay"
+        self._whiteouts = whiteouts is not None
+        self._under = under.strip("/")
+        self._mounts = mounts or {}
+        self._owner = owner
         self._chown = os.geteuid() == 0
         umask = os.umask(0o022)
         os.umask(umask)
@@ -421,11 +549,15 @@ class _Applier:
     # --- the tar stream ---
 
     def apply(self, source: _Source) -> None:
-        try:
-            self._read(source)
-            self._set_dir_times()
-        finally:
-            self._forget_dirs()
+        self._read(source)
+        self.finish()
+
+    def finish(self) -> None:
+        """finish sets the times of the directories written, now that their contents are."""
+        self._set_dir_times()
+
+    def close(self) -> None:
+        self._forget_dirs()
 
     def _read(self, source: _Source) -> None:
         pax_global: dict[str, bytes] = {}
@@ -481,33 +613,40 @@ class _Applier:
                 if kind == b"S":
                     raise Unimplemented(f"layer member {name!r} is a sparse file")
                 raise InvalidArgument(f"layer member {name!r} has unknown type {kind!r}")
-            member = _Member(kind, name, _text(raw_link), numbers, fields, pax)
+            member = Member(kind, name, _text(raw_link), numbers, fields, pax)
             pax = {}
             long_name = long_link = b""
             # Other types have no data, whatever their size field says (as tarfile, Go).
             if kind not in _REGULAR and kind != b"D":
                 size = 0
-            written = self._member(member, source, size)
+            written = self.member(member, source, size)
             source.skip((0 if written else size) + (-size % _BLOCK))
 
-    def _member(self, m: _Member, source: _Source, size: int) -> bool:
-        """_member writes one member; True when it consumed the member's data."""
+    def member(self, m: Member, source: FileData | None, size: int) -> bool:
+        """member writes one member; True when it consumed the member's data."""
         if self._stale or len(self._fds) > _MAX_OPEN_DIRS:
             self._forget_dirs()
         rel = _clean(m.name, f"layer member {m.name!r}")
+        if self._under:
+            rel = f"{self._under}/{rel}" if rel else self._under
+        if self._owner is not None:
+            m.uid, m.gid = self._owner
         try:
             if not rel:
                 self._root_entry(m)
                 return False
             parent, _, base = rel.rpartition("/")
-            if base.startswith(WHITEOUT_PREFIX):
+            if self._whiteouts and base.startswith(WHITEOUT_PREFIX):
                 self._whiteout(m, parent, base)
                 return False
-            pfd, preal = self._dirs.get(parent) or self._walk(parent, create=True, member=m.name)
+            pfd, preal = self._dirs.get(parent) or self.walk(parent, create=True, member=m.name)
             real = f"{preal}/{base}" if preal else base
             kind = m.kind
+            if real in self._mounts and kind not in (b"5", b"D"):
+                raise FailedPrecondition(f"{m.name!r} would replace the mount point /{real}")
             written = False
             if kind in _REGULAR:
+                assert source is not None
                 self._file(m, pfd, base, source, size)
                 written = True
             elif kind in (b"5", b"D"):
@@ -529,7 +668,7 @@ class _Applier:
 
     # --- entries ---
 
-    def _file(self, m: _Member, pfd: int, base: str, source: _Source, size: int) -> None:
+    def _file(self, m: Member, pfd: int, base: str, source: FileData, size: int) -> None:
         try:
             fd = os.open(base, _NEW_FILE_FLAGS, m.mode, dir_fd=pfd)
         except FileExistsError:
@@ -548,7 +687,7 @@ class _Applier:
         finally:
             os.close(fd)
 
-    def _dir(self, m: _Member, pfd: int, base: str, rel: str, real: str) -> None:
+    def _dir(self, m: Member, pfd: int, base: str, rel: str, real: str) -> None:
         try:
             os.mkdir(base, 0o700, dir_fd=pfd)
         except FileExistsError:
@@ -558,18 +697,21 @@ class _Applier:
         hit = self._dirs.get(real)
         if hit is not None and hit[1] == real:
             fd = hit[0]
+        elif real in self._mounts:
+            fd = self._mounts[real]
+            self._dirs[real] = (fd, real)
         else:
             fd = self._keep_dir(os.open(base, _DIR_FLAGS, dir_fd=pfd), rel, real)
         self._dir_metadata(m, fd, real)
         if real in self._whited_out:
             os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
 
-    def _root_entry(self, m: _Member) -> None:
+    def _root_entry(self, m: Member) -> None:
         if m.kind not in (b"5", b"D"):
             raise InvalidArgument(f"layer member {m.name!r} would replace the root: refused")
         self._dir_metadata(m, self._root, "")
 
-    def _dir_metadata(self, m: _Member, fd: int, real: str) -> None:
+    def _dir_metadata(self, m: Member, fd: int, real: str) -> None:
         if self._chown:
             os.fchown(fd, m.uid, m.gid)
         os.fchmod(fd, m.mode)
@@ -577,7 +719,7 @@ class _Applier:
             _set_xattr(fd, key, value)
         self._dir_times[real] = (m.mtime, m.mtime)
 
-    def _symlink(self, m: _Member, pfd: int, base: str) -> None:
+    def _symlink(self, m: Member, pfd: int, base: str) -> None:
         try:
             os.symlink(m.link, base, dir_fd=pfd)
         except FileExistsError:
@@ -585,7 +727,7 @@ class _Applier:
             os.symlink(m.link, base, dir_fd=pfd)
         self._path_metadata(m, pfd, base, chmod=False)
 
-    def _device(self, m: _Member, pfd: int, base: str) -> None:
+    def _device(self, m: Member, pfd: int, base: str) -> None:
         mode = _NODES[m.kind] | m.mode
         device = os.makedev(*m.dev)
         try:
@@ -595,7 +737,7 @@ class _Applier:
             os.mknod(base, mode, device, dir_fd=pfd)
         self._path_metadata(m, pfd, base, chmod=True)
 
-    def _path_metadata(self, m: _Member, pfd: int, base: str, *, chmod: bool) -> None:
+    def _path_metadata(self, m: Member, pfd: int, base: str, *, chmod: bool) -> None:
         """_path_metadata sets the metadata of a symlink or special file, never following it."""
         if self._chown:
             os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
@@ -607,14 +749,16 @@ class _Applier:
             _set_xattr(f"/proc/self/fd/{pfd}/{base}", key, value)
         os.utime(base, ns=(m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
 
-    def _hardlink(self, m: _Member, pfd: int, base: str, rel: str) -> None:
+    def _hardlink(self, m: Member, pfd: int, base: str, rel: str) -> None:
         source = _clean(m.link, f"layer member {m.name!r} (a link to {m.link!r})")
         if not source:
             raise InvalidArgument(f"layer member {m.name!r} links to the root: refused")
+        if self._under:
+            source = f"{self._under}/{source}"  # link targets name members of the same tar
         if source == rel:
             return
         sparent, _, sbase = source.rpartition("/")
-        resolved = self._dirs.get(sparent) or self._walk(sparent, create=False, member=m.name)
+        resolved = self._dirs.get(sparent) or self.walk(sparent, create=False, member=m.name)
         if resolved is None:
             raise InvalidArgument(f"layer member {m.name!r} links to missing {m.link!r}")
         sfd = resolved[0]
@@ -628,7 +772,7 @@ class _Applier:
 
     # --- whiteouts ---
 
-    def _whiteout(self, m: _Member, parent: str, base: str) -> None:
+    def _whiteout(self, m: Member, parent: str, base: str) -> None:
         if base == WHITEOUT_OPAQUE:
             self._opaque(m, parent)
             return
@@ -637,7 +781,7 @@ class _Applier:
         name = base[len(WHITEOUT_PREFIX) :]
         if name in ("", ".", ".."):
             raise InvalidArgument(f"layer whiteout {m.name!r} names {name!r}: refused")
-        resolved = self._dirs.get(parent) or self._walk(parent, create=self._overlay, member=m.name)
+        resolved = self._dirs.get(parent) or self.walk(parent, create=self._overlay, member=m.name)
         if resolved is None:
             return
         pfd, preal = resolved
@@ -659,12 +803,12 @@ class _Applier:
             with contextlib.suppress(FileNotFoundError):
                 self._remove(pfd, name)
 
-    def _opaque(self, m: _Member, parent: str) -> None:
+    def _opaque(self, m: Member, parent: str) -> None:
         if self._overlay:
-            fd, _ = self._dirs.get(parent) or self._walk(parent, create=True, member=m.name)
+            fd, _ = self._dirs.get(parent) or self.walk(parent, create=True, member=m.name)
             os.setxattr(fd, OVERLAY_OPAQUE_XATTR, b"y")
             return
-        resolved = self._dirs.get(parent) or self._walk(parent, create=False, member=m.name)
+        resolved = self._dirs.get(parent) or self.walk(parent, create=False, member=m.name)
         if resolved is not None:
             self._remove_lower(*resolved)
 
@@ -730,11 +874,11 @@ class _Applier:
         self._stale = False
 
     @overload
-    def _walk(self, rel: str, *, create: Literal[True], member: str) -> tuple[int, str]: ...
+    def walk(self, rel: str, *, create: Literal[True], member: str) -> tuple[int, str]: ...
     @overload
-    def _walk(self, rel: str, *, create: bool, member: str) -> tuple[int, str] | None: ...
-    def _walk(self, rel: str, *, create: bool, member: str) -> tuple[int, str] | None:
-        """_walk resolves directory ``rel`` inside the root, as RESOLVE_IN_ROOT does.
+    def walk(self, rel: str, *, create: bool, member: str) -> tuple[int, str] | None: ...
+    def walk(self, rel: str, *, create: bool, member: str) -> tuple[int, str] | None:
+        """walk resolves directory ``rel`` inside the root, as RESOLVE_IN_ROOT does.
 
         Symlinks on the way are followed with their targets re-rooted at the
         root, and ``..`` stops at the root. Missing directories are made when
@@ -759,6 +903,10 @@ class _Applier:
             hit = self._dirs.get(key)
             if hit is not None and hit[1] == key:
                 stack.append(hit)
+                continue
+            mounted = self._mounts.get(key)
+            if mounted is not None:
+                stack.append((mounted, key))
                 continue
             try:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
@@ -821,9 +969,11 @@ class _Applier:
     def _open_real(self, real: str) -> int | None:
         """_open_real opens directory ``real`` with no symlink on the way, or returns None."""
         fd = self._root
-        for part in real.split("/"):
+        parts = real.split("/")
+        for i, part in enumerate(parts):
+            mounted = self._mounts.get("/".join(parts[: i + 1]))
             try:
-                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd) if mounted is None else os.dup(mounted)
             except OSError:
                 child = -1
             if fd != self._root:

@@ -58,6 +58,7 @@ def commands() -> tuple[Command | Group, ...]:
                     "info", _containers_info, "Show a container record as JSON", _container_arg
                 ),
                 Command("rm", _rm, "Remove containers", _rm_flags, ("delete", "remove")),
+                Command("prune", _prune, "Remove all stopped containers", _prune_flags),
             ),
             ("container",),
         ),
@@ -72,6 +73,18 @@ def commands() -> tuple[Command | Group, ...]:
             ("task",),
         ),
     )
+
+
+def _prune(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.commands.transfer import container_prune
+
+    return container_prune(args, ctx)
+
+
+def _prune_flags(parser: argparse.ArgumentParser) -> None:
+    from ctl.commands.transfer import container_prune_flags
+
+    container_prune_flags(parser)
 
 
 def _containers_arg(parser: argparse.ArgumentParser) -> None:

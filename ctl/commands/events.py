@@ -26,13 +26,13 @@ def commands() -> tuple[Command, ...]:
 
 
 def _flags(parser: argparse.ArgumentParser) -> None:
-    from ctl.commands._base import add_inspect_format
+    from ctl.output import check_format
 
     add = parser.add_argument
     add("--since", help="show events since this time (Unix time, RFC 3339, or a duration ago)")
     add("--until", help="stop at this time (Unix time, RFC 3339, or a duration ago)")
     add("-f", "--filter", action="append", default=[], metavar="KEY=VALUE", help="filter events")
-    add_inspect_format(parser)
+    add("--format", type=check_format, help="json, or a Go template")
 
 
 def _events(args: argparse.Namespace, ctx: Context) -> int:
@@ -45,7 +45,7 @@ def _events(args: argparse.Namespace, ctx: Context) -> int:
     filters = Filters(args.filter, EVENT_FILTERS)
     filters.one_of("type", TYPES)
     template = None
-    if args.format not in (None, "json"):
+    if args.format not in (None, "json", "table"):
         from ctl import gotemplate
 
         template = gotemplate.parse(args.format.replace("\\t", "\t").replace("\\n", "\n"))

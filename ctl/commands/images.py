@@ -34,11 +34,13 @@ def commands() -> tuple[Command | Group, ...]:
     tag = Command("tag", _tag, "Create a tag DST that refers to SRC", _tag_flags)
     save = Command("save", _save, "Save images to an OCI archive", _save_flags)
     load = Command("load", _load, "Load images from an archive", _load_flags)
+    history = Command("history", _history, "Show the history of an image", _history_flags)
     return (
         pull,
         push,
         Command("images", _images, "List images", _images_flags),
         Command("rmi", _rmi, "Remove one or more images", _rmi_flags),
+        history,
         tag,
         save,
         load,
@@ -47,7 +49,8 @@ def commands() -> tuple[Command | Group, ...]:
             "Manage images",
             (
                 Command("inspect", _inspect, "Show images as JSON", _inspect_flags),
-                Command("history", _history, "Show the layers of an image", _history_flags),
+                history,
+                Command("prune", _prune, "Remove unused images", _prune_flags),
                 Command("ls", _images, "List images", _images_flags, ("list",)),
                 Command("rm", _rmi, "Remove images", _rmi_flags, ("remove",)),
                 pull,
@@ -86,6 +89,9 @@ def _images_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="filter")
     add_format(parser)
     parser.add_argument("--digests", action="store_true", help="show digests")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="show all images (there are no intermediate ones)"
+    )
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
 
 
@@ -115,9 +121,21 @@ def _inspect_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _history_flags(parser: argparse.ArgumentParser) -> None:
+    from ctl.commands.transfer import bool_flag
+
     _image_arg(parser, "ref")
     add_format(parser)
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    bool_flag(parser, "-H", "--human", "print sizes and dates in human-readable form")
+
+
+def _prune_flags(parser: argparse.ArgumentParser) -> None:
+    from ctl.commands.transfer import container_prune_flags
+
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="remove all unused images, not just dangling ones"
+    )
+    container_prune_flags(parser)
 
 
 def _unpack_flags(parser: argparse.ArgumentParser) -> None:
@@ -344,13 +362,14 @@ def _history(args: argparse.Namespace, ctx: Context) -> Listing:
         created_by = str(entry.get("created_by", ""))
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
+        created = str(entry.get("created", ""))
         rows.append(
             {
                 "ID": _short_id(summary.id, args.no_trunc) if not rows else "<missing>",
-                "CreatedAt": entry.get("created", ""),
-                "CreatedSince": ago(parse_rfc3339(str(entry.get("created", "")))),
+                "CreatedAt": created,
+                "CreatedSince": ago(parse_rfc3339(created)) if args.human else created,
                 "CreatedBy": created_by,
-                "Size": human_size(size),
+                "Size": human_size(size) if args.human else str(size),
                 "Comment": entry.get("comment", ""),
             }
         )
@@ -362,3 +381,24 @@ def _history(args: argparse.Namespace, ctx: Context) -> Listing:
         Column("COMMENT", "Comment"),
     )
     return Listing(columns, rows)
+
+
+def _prune(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.commands.transfer import confirm, parse_prune_filters
+    from ctl.progress import human_size
+
+    until, labels = parse_prune_filters(args.filter)
+    if not args.force:
+        what = "all images without at least one container associated to them"
+        confirm(what if args.all else "all dangling images", "image prune")
+    removed, reclaimed = ctx.client.prune_images(unused=args.all, until=until, labels=labels)
+    if removed:
+        print("Deleted Images:")
+        for name, _ in removed:
+            if not name.startswith("sha256:"):
+                print(f"untagged: {name}")
+        for image_id in dict.fromkeys(image_id for _, image_id in removed):
+            print(f"deleted: {image_id}")
+        print()
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
