@@ -431,10 +431,19 @@ class TaskService:
         if options.network in ("none", "host"):
             return container.spec
         hostname = str(container.spec.get("hostname") or container.id[:12])
-        attachment = self._networks.attach(container.id, options.network, options.publish, hostname)
+        cni_args = {"IP": options.ip} if options.ip else {}
+        if options.mac_address:
+            cni_args["MAC"] = options.mac_address
+        attachment = self._networks.attach(
+            container.id, options.network, options.publish, hostname, cni_args
+        )
         try:
             write_host_files(
-                self.task_dir(container.id).path, options.network, hostname, attachment.address
+                self.task_dir(container.id).path,
+                options,
+                hostname,
+                attachment.address,
+                attachment.gateway,
             )
         except BaseException:
             self._networks.detach(container.id)
