@@ -402,6 +402,10 @@ class TaskService:
             restart=options.restart,
             start=start,
         )
+        if options.detach_keys:
+            from ctl.runtime.runopts import parse_detach_keys
+
+            spec = spec._replace(detach_keys=parse_detach_keys(options.detach_keys))
 
         def exited(status: ExitStatus) -> None:
             # Runs in the supervisor, after runc delete and when no restart

@@ -333,18 +333,26 @@ def _lifecycle_options(args: argparse.Namespace) -> dict[str, Any]:
         else None,
         "annotations": _flag("--annotation", runopts.parse_annotations, args.annotation),
         "tmpfs": tuple(_flag("--tmpfs", runopts.parse_tmpfs, t) for t in args.tmpfs),
+        "detach_keys": _detach_keys(getattr(args, "detach_keys", None)),
     }
 
 
-def foreground(args: argparse.Namespace) -> tuple[frozenset[str], bool, bytes | None]:
-    """foreground is how ``run`` holds the terminal: ``-a``'s streams (none: all),
-    ``--sig-proxy`` and ``--detach-keys`` (run's own flags; ``create`` has only ``-a``)."""
+def _detach_keys(text: str | None) -> str | None:
+    """_detach_keys checks run's --detach-keys; kept as typed, for the task (None: docker's)."""
+    from ctl.runtime import runopts
+
+    if text:
+        _flag("--detach-keys", runopts.parse_detach_keys, text)
+    return text or None
+
+
+def foreground(args: argparse.Namespace) -> tuple[frozenset[str], bool]:
+    """foreground is how ``run`` holds the terminal: ``-a``'s streams (none: all) and
+    ``--sig-proxy`` (run's own flag; ``create`` has only ``-a``)."""
     from ctl.runtime import runopts
 
     streams = _flag("-a", runopts.parse_attach, args.attach)
     if streams and getattr(args, "detach", False):
         raise InvalidArgument("conflicting options: -a and -d")
     sig_proxy = _flag("--sig-proxy", runopts.parse_bool, getattr(args, "sig_proxy", "true"))
-    keys = getattr(args, "detach_keys", None)
-    detach_keys = _flag("--detach-keys", runopts.parse_detach_keys, keys) if keys else None
-    return streams, sig_proxy, detach_keys
+    return streams, sig_proxy

@@ -245,6 +245,8 @@ def _run_attached(
     proxy = spawned.forwarding_signals() if sig_proxy else contextlib.nullcontext()
     with spawned, proxy:
         status = spawned.wait()
+    if spawned.detached:
+        return 0
     if status.exit_code is None:
         sys.stderr.write(f"ctl: container {container.name}: its supervisor was lost\n")
         return EXIT_CTL_FAILURE
@@ -256,7 +258,7 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
     options = container_options(args, ctx)
-    streams, sig_proxy, _detach_keys = foreground(args)
+    streams, sig_proxy = foreground(args)
     with _cidfile(args.cidfile) as write_id:
         quiet = args.detach or args.quiet
         container = ctx.client.create_container(args.image, options, for_stream(quiet))

@@ -42,6 +42,7 @@ class RunConfig(NamedTuple):
     mac_address: str | None = None
     ip: str | None = None
     stop_timeout: int | None = None
+    detach_keys: str | None = None
     hostname: str | None = None
     args: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None
@@ -69,6 +70,7 @@ class RunConfig(NamedTuple):
             "mac_address": self.mac_address,
             "ip": self.ip,
             "stop_timeout": self.stop_timeout,
+            "detach_keys": self.detach_keys,
         }
         doc.update((k, v) for k, v in netl.items() if v is not None and v is not False and v != [])
         return doc
@@ -90,6 +92,7 @@ class RunConfig(NamedTuple):
             mac_address=doc.get("mac_address"),
             ip=doc.get("ip"),
             stop_timeout=doc.get("stop_timeout"),
+            detach_keys=doc.get("detach_keys"),
             hostname=doc.get("hostname"),
             args=tuple(doc.get("args") or ()),
             entrypoint=tuple(entrypoint) if entrypoint is not None else None,

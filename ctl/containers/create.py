@@ -53,6 +53,7 @@ class ContainerOptions(NamedTuple):
     stop_timeout: int | None = None
     annotations: dict[str, str] = {}
     tmpfs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    detach_keys: str | None = None
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None
@@ -91,6 +92,7 @@ class ContainerOptions(NamedTuple):
             mac_address=self.mac_address,
             ip=self.ip,
             stop_timeout=self.stop_timeout,
+            detach_keys=self.detach_keys,
             hostname=self.hostname,
             args=self.args,
             entrypoint=self.entrypoint,

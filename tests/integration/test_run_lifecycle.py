@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import REPO_ROOT, clean_root, ctl_command, ctl_proc
 from tests.images import CanonicalImages
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.needs_root
 
@@ -146,6 +153,9 @@ def test_sig_proxy(lroot: Path, images: CanonicalImages, proxy: bool) -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"ready\n"
+        if proxy:
+            # The container may print before ctl's handlers are in place.
+            _wait_until(lambda: _catches(proc.pid, signal.SIGTERM))
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         state = _inspect(lroot, name)["State"]
@@ -159,6 +169,67 @@ def test_sig_proxy(lroot: Path, images: CanonicalImages, proxy: bool) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        ctl_proc("rm", "-f", name, root=lroot).assert_success()
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """_catches is whether process ``pid`` has a handler for ``sig`` (/proc's SigCgt)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (sig - 1)))
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _read_until(fd: int, want: bytes, timeout: float = 20.0) -> bytes:
+    out = b""
+    deadline = time.monotonic() + timeout
+    while want not in out and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize(
+    ("flags", "keys"), [([], b"\x10\x11"), (["--detach-keys", "ctrl-x,e"], b"\x18e")]
+)
+def test_detach_keys_leave_the_container_running(
+    lroot: Path, images: CanonicalImages, flags: list[str], keys: bytes
+) -> None:
+    name = f"detach{len(flags)}"
+    argv = [*ctl_command(), "--root", str(lroot), "run", "-it", "--name", name, *flags]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(argv[0], [*argv, images.busybox_ref, "sh"])
+    try:
+        os.write(fd, b"echo up-$((6*7))\n")
+        assert b"up-42" in _read_until(fd, b"up-42")
+        # A start of the keys that goes on otherwise is typed through.
+        os.write(fd, keys[:1] + b"\x15echo still-$((2*3))\n")
+        assert b"still-6" in _read_until(fd, b"still-6")
+        os.write(fd, keys)
+        _, wait_status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(wait_status) == 0
+        assert _inspect(lroot, name)["State"]["Status"] == "running"
+        out = ctl_proc("exec", name, "echo", "alive", root=lroot).assert_success().stdout
+        assert out == "alive\n"
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
         ctl_proc("rm", "-f", name, root=lroot).assert_success()
 
 
