@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 # A pull waits this long for a running prune to finish, and a prune for pulls.
 GC_LOCK_TIMEOUT = 600.0
 DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
+# Seconds stop waits before SIGKILL, unless -t or the container's --stop-timeout says.
+DEFAULT_STOP_TIMEOUT = 10.0
 
 
 class Client:
@@ -500,14 +502,21 @@ class Client:
             )
         return self.containers.update(container._replace(name=new_name), ["name"])
 
-    def stop_container(self, ref: str, timeout: float = 10.0) -> Container:
+    def stop_container(self, ref: str, timeout: float | None = None) -> Container:
+        """stop_container sends the stop signal (--stop-signal, the image's, SIGTERM), then
+        SIGKILL after ``timeout`` seconds (default: --stop-timeout, else 10; -1: never)."""
         from ctl.runtime.spec import stop_signal
 
         container = self.containers.get(ref)
-        self.tasks.stop(container, timeout, stop_signal(container.spec))
+        if timeout is None:
+            timeout = container.config.stop_timeout
+        seconds = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+        self.tasks.stop(
+            container, seconds if seconds >= 0 else float("inf"), stop_signal(container.spec)
+        )
         return container
 
-    def restart_container(self, ref: str, timeout: float = 10.0) -> Container:
+    def restart_container(self, ref: str, timeout: float | None = None) -> Container:
         """restart_container stops the container if it runs, then starts it (docker's restart)."""
         if self.containers.get(ref).config.rm:
             # Its supervisor removes it as soon as it stops.

@@ -402,6 +402,10 @@ class TaskService:
             restart=options.restart,
             start=start,
         )
+        if options.detach_keys:
+            from ctl.runtime.runopts import parse_detach_keys
+
+            spec = spec._replace(detach_keys=parse_detach_keys(options.detach_keys))
 
         def exited(status: ExitStatus) -> None:
             # Runs in the supervisor, after runc delete and when no restart
@@ -431,10 +435,19 @@ class TaskService:
         if options.network in ("none", "host"):
             return container.spec
         hostname = str(container.spec.get("hostname") or container.id[:12])
-        attachment = self._networks.attach(container.id, options.network, options.publish, hostname)
+        cni_args = {"IP": options.ip} if options.ip else {}
+        if options.mac_address:
+            cni_args["MAC"] = options.mac_address
+        attachment = self._networks.attach(
+            container.id, options.network, options.publish, hostname, cni_args
+        )
         try:
             write_host_files(
-                self.task_dir(container.id).path, options.network, hostname, attachment.address
+                self.task_dir(container.id).path,
+                options,
+                hostname,
+                attachment.address,
+                attachment.gateway,
             )
         except BaseException:
             self._networks.detach(container.id)

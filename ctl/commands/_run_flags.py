@@ -29,6 +29,7 @@ def create_flags(parser: argparse.ArgumentParser) -> None:
     _network_flags(parser)
     _resource_flags(parser)
     _security_flags(parser)
+    _lifecycle_flags(parser)
     add = parser.add_argument
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
@@ -44,6 +45,7 @@ def container_options(args: argparse.Namespace, ctx: Context) -> ContainerOption
         **_network_options(args, ctx),
         **_resource_options(args),
         **_security_options(args),
+        **_lifecycle_options(args),
     )
 
 
@@ -74,6 +76,7 @@ def _general_flags(parser: argparse.ArgumentParser) -> None:
     add("--restart", default="no", help="no, on-failure[:N], always, unless-stopped")
     add_platform(parser, "os/arch[/variant] of the image")
     add("--pull", default="missing", help="missing, always or never")
+    add("--label-file", action="append", default=[], metavar="FILE", help="read K=V label lines")
 
 
 def _general_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def _general_options(args: argparse.Namespace) -> dict[str, Any]:
         "env": tuple(env),
         "workdir": args.workdir,
         "user": args.user,
-        "labels": _flag("--label", runopts.parse_labels, args.label),
+        "labels": _labels(args),
         "init": args.init,
         "restart": restart if restart.name != "no" else None,
         "tty": args.tty,
@@ -113,6 +116,16 @@ def _general_options(args: argparse.Namespace) -> dict[str, Any]:
         "platform": platform,
         "pull": args.pull,
     }
+
+
+def _labels(args: argparse.Namespace) -> dict[str, str]:
+    from ctl.runtime import runopts
+
+    lines: list[str] = []
+    for path in args.label_file:
+        lines += _flag("--label-file", runopts.parse_label_file, path)
+    # --label comes last: it wins over --label-file, as in docker.
+    return _flag("--label", runopts.parse_labels, lines + args.label)  # type: ignore[no-any-return]
 
 
 # Values the spec checks, checked while parsing as well: create validates them
@@ -171,6 +184,17 @@ def _network_flags(parser: argparse.ArgumentParser) -> None:
     )
     complete(network, complete_networks)
     add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]")
+    add("-P", "--publish-all", action="store_true", help="publish every exposed port at random")
+    add("--expose", action="append", default=[], metavar="PORT[/proto]", help="expose a port")
+    add("--add-host", action="append", default=[], metavar="NAME:IP", help="add an /etc/hosts line")
+    add("--dns", action="append", default=[], metavar="IP", help="DNS server")
+    add("--dns-search", action="append", default=[], metavar="DOMAIN", help="DNS search domain")
+    # docker hides --dns-opt, kept for old scripts.
+    add("--dns-option", "--dns-opt", action="append", default=[], help="resolv.conf option")
+    add("--domainname", help="container NIS domain name")
+    add("--mac-address", help="MAC address of the container's interface")
+    add("--ip", help="IPv4 address on the network")
+    add("--ip6", help="IPv6 address on the network")
 
 
 def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -187,12 +211,54 @@ def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         from ctl import identifiers
 
         _flag("--net", lambda name: identifiers.validate("network name", name), args.network)
-    if args.publish and args.network in ("none", "host"):
-        raise InvalidArgument(f"-p needs a bridge network, not --net {args.network}")
+    publish = tuple(_flag("-p", runopts.parse_publish, p) for p in args.publish)
+    if (publish or args.publish_all) and args.network == "host":
+        sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
+        publish, args.publish_all = (), False
+    if publish and args.network == "none":
+        raise InvalidArgument("-p needs a bridge network, not --net none")
     return {
         "hostname": args.hostname,
         "network": args.network,
-        "publish": tuple(_flag("-p", runopts.parse_publish, p) for p in args.publish),
+        "publish": publish,
+        **_network_container_options(args),
+    }
+
+
+def _network_container_options(args: argparse.Namespace) -> dict[str, Any]:
+    """_network_container_options are the flags that shape one container's network."""
+    from ctl.runtime import runopts
+
+    bridged = args.network not in ("none", "host")
+    for flag, value in (("--mac-address", args.mac_address), ("--ip", args.ip)):
+        if value is not None and not bridged:
+            raise InvalidArgument(f"{flag} needs a bridge network, not --net {args.network}")
+    if args.ip6 is not None:
+        _flag("--ip6", lambda value: runopts.parse_ip(value, 6), args.ip6)
+        raise InvalidArgument("--ip6: ctl networks are IPv4 only")
+    expose = [
+        port for value in args.expose for port in _flag("--expose", runopts.parse_expose, value)
+    ]
+    return {
+        "publish_all": args.publish_all,
+        "expose": tuple(dict.fromkeys(expose)),
+        "add_hosts": tuple(_flag("--add-host", runopts.parse_add_host, h) for h in args.add_host),
+        "dns": tuple(_flag("--dns", runopts.parse_ip, d) for d in args.dns),
+        "dns_search": tuple(
+            _flag("--dns-search", runopts.parse_dns_search, d) for d in args.dns_search
+        ),
+        "dns_options": tuple(
+            _flag("--dns-option", runopts.parse_dns_option, o) for o in args.dns_option
+        ),
+        "domainname": _flag("--domainname", runopts.parse_domainname, args.domainname)
+        if args.domainname
+        else None,
+        "mac_address": _flag("--mac-address", runopts.parse_mac_address, args.mac_address)
+        if args.mac_address is not None
+        else None,
+        "ip": _flag("--ip", lambda value: runopts.parse_ip(value, 4), args.ip)
+        if args.ip is not None
+        else None,
     }
 
 
@@ -238,3 +304,55 @@ def _security_options(args: argparse.Namespace) -> dict[str, Any]:
         "privileged": args.privileged,
         "security": _flag("--security-opt", runopts.parse_security_opt, args.security_opt),
     }
+
+
+# Lifecycle and I/O (docker's general group): stopping, annotations, tmpfs, and
+# how a foreground run holds the terminal (read by the command: ``run_io``).
+
+
+def _lifecycle_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--stop-signal", help="signal that stops the container (default: the image's, SIGTERM)")
+    add("--stop-timeout", help="seconds stop waits before SIGKILL (default 10)")
+    add("--cidfile", metavar="FILE", help="write the container's id to FILE")
+    add("--annotation", action="append", default=[], metavar="K=V", help="add an OCI annotation")
+    add("--tmpfs", action="append", default=[], metavar="PATH[:OPTS]", help="mount a tmpfs")
+    add("-q", "--quiet", action="store_true", help="do not show the pull's progress")
+    add("-a", "--attach", action="append", default=[], metavar="STREAM", help="stdin|stdout|stderr")
+
+
+def _lifecycle_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ctl.runtime import runopts
+
+    if args.stop_signal is not None:
+        _flag("--stop-signal", runopts.parse_signal, args.stop_signal)
+    return {
+        "stop_signal": args.stop_signal,
+        "stop_timeout": _flag("--stop-timeout", runopts.parse_stop_timeout, args.stop_timeout)
+        if args.stop_timeout is not None
+        else None,
+        "annotations": _flag("--annotation", runopts.parse_annotations, args.annotation),
+        "tmpfs": tuple(_flag("--tmpfs", runopts.parse_tmpfs, t) for t in args.tmpfs),
+        "detach_keys": _detach_keys(getattr(args, "detach_keys", None)),
+    }
+
+
+def _detach_keys(text: str | None) -> str | None:
+    """_detach_keys checks run's --detach-keys; kept as typed, for the task (None: docker's)."""
+    from ctl.runtime import runopts
+
+    if text:
+        _flag("--detach-keys", runopts.parse_detach_keys, text)
+    return text or None
+
+
+def foreground(args: argparse.Namespace) -> tuple[frozenset[str], bool]:
+    """foreground is how ``run`` holds the terminal: ``-a``'s streams (none: all) and
+    ``--sig-proxy`` (run's own flag; ``create`` has only ``-a``)."""
+    from ctl.runtime import runopts
+
+    streams = _flag("-a", runopts.parse_attach, args.attach)
+    if streams and getattr(args, "detach", False):
+        raise InvalidArgument("conflicting options: -a and -d")
+    sig_proxy = _flag("--sig-proxy", runopts.parse_bool, getattr(args, "sig_proxy", "true"))
+    return streams, sig_proxy

@@ -3,6 +3,7 @@ logs, exec, wait, inspect, top; and ctr's containers ls|info|rm and tasks ls|ps|
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from ctl.commands._base import (
@@ -14,13 +15,14 @@ from ctl.commands._base import (
     complete_containers,
     each,
 )
-from ctl.errdefs import EXIT_CTL_FAILURE, InvalidArgument
+from ctl.errdefs import EXIT_CTL_FAILURE, AlreadyExists, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from ctl.commands._base import Context
@@ -97,7 +99,17 @@ def _container_arg(parser: argparse.ArgumentParser) -> None:
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
     _create_flags(parser)
-    parser.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    add = parser.add_argument
+    add("-d", "--detach", action="store_true", help="run in the background")
+    add(
+        "--sig-proxy",
+        nargs="?",
+        const="true",
+        default="true",
+        metavar="BOOL",
+        help="forward signals to the foreground container (default true)",
+    )
+    add("--detach-keys", metavar="KEYS", help="keys that detach from -it (default ctrl-p,ctrl-q)")
 
 
 def _create_flags(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +148,9 @@ def _ps_flags(parser: argparse.ArgumentParser) -> None:
 
 def _stop_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
-    parser.add_argument("-t", "--time", type=float, default=10.0, help="seconds before SIGKILL")
+    parser.add_argument(
+        "-t", "--time", type=float, help="seconds before SIGKILL (default: --stop-timeout, 10)"
+    )
 
 
 def _kill_flags(parser: argparse.ArgumentParser) -> None:
@@ -179,14 +193,46 @@ def _tasks_ps_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.commands._run_flags import container_options
+    from ctl.commands._run_flags import container_options, foreground
     from ctl.progress import for_stream
 
-    container = ctx.client.create_container(
-        args.image, container_options(args, ctx), for_stream(False)
-    )
+    options = container_options(args, ctx)
+    foreground(args)  # create takes -a only to check it, as docker's does
+    with _cidfile(args.cidfile) as write_id:
+        container = ctx.client.create_container(args.image, options, for_stream(args.quiet))
+        write_id(container.id)
     print(container.id)
     return 0
+
+
+@contextlib.contextmanager
+def _cidfile(path: str | None) -> Iterator[Callable[[str], None]]:
+    """_cidfile claims --cidfile's FILE (refused if it exists, as docker does) for the id.
+
+    A create that fails removes the file again.
+    """
+    import os
+
+    if path is None:
+        yield lambda container_id: None
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise AlreadyExists(
+            f"--cidfile {path}: the file exists", hint="remove it, or name another file"
+        ) from None
+    except OSError as err:
+        raise InvalidArgument(f"--cidfile {path}: {err.strerror}") from None
+    try:
+        from ctl.fsutil import write_all
+
+        yield lambda container_id: write_all(fd, container_id.encode())
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
 
 
 def _attached(interactive: bool) -> Stdio:
@@ -208,13 +254,29 @@ def _attached(interactive: bool) -> Stdio:
     return Stdio(stdin=stdin, stdout=own(sys.stdout, 1), stderr=own(sys.stderr, 2))
 
 
-def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
-    """_run_attached starts a task attached to this terminal and returns its exit code."""
+def _run_attached(
+    ctx: Context,
+    container: Container,
+    interactive: bool,
+    streams: frozenset[str] = frozenset(),
+    sig_proxy: bool = True,
+) -> int:
+    """_run_attached starts a task attached to this terminal and returns its exit code.
+
+    ``streams`` (``-a``) are the only ones attached, when given; ``sig_proxy``
+    passes the signals ctl receives on to the container.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
-    spawned = ctx.client.start_task(container, attach=_attached(interactive))
-    with spawned, spawned.forwarding_signals():
+    attach = _attached(interactive)
+    if streams:
+        attach = attach._replace(**{name: None for name in attach._fields if name not in streams})
+    spawned = ctx.client.start_task(container, attach=attach)
+    proxy = spawned.forwarding_signals() if sig_proxy else contextlib.nullcontext()
+    with spawned, proxy:
         status = spawned.wait()
+    if spawned.detached:
+        return 0
     if status.exit_code is None:
         sys.stderr.write(f"ctl: container {container.name}: its supervisor was lost\n")
         return EXIT_CTL_FAILURE
@@ -222,13 +284,17 @@ def _run_attached(ctx: Context, container: Container, interactive: bool) -> int:
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.commands._run_flags import container_options
+    from ctl.commands._run_flags import container_options, foreground
     from ctl.progress import for_stream
 
     options = container_options(args, ctx)
-    container = ctx.client.create_container(args.image, options, for_stream(args.detach))
+    streams, sig_proxy = foreground(args)
+    with _cidfile(args.cidfile) as write_id:
+        quiet = args.detach or args.quiet
+        container = ctx.client.create_container(args.image, options, for_stream(quiet))
+        write_id(container.id)
     if not args.detach:
-        return _run_attached(ctx, container, options.stdin)
+        return _run_attached(ctx, container, options.stdin, streams, sig_proxy)
     with ctx.client.start_task(container):
         pass
     print(container.id)
@@ -373,13 +439,13 @@ def _size_text(sizes: tuple[int, int]) -> str:
 
 
 def _stop(args: argparse.Namespace, ctx: Context) -> int:
-    if args.time < 0:
+    if args.time is not None and args.time < 0:
         raise InvalidArgument("stop -t must not be negative")
     return each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
 
 
 def _restart(args: argparse.Namespace, ctx: Context) -> int:
-    if args.time < 0:
+    if args.time is not None and args.time < 0:
         raise InvalidArgument("restart -t must not be negative")
     return each(args.containers, lambda ref: ctx.client.restart_container(ref, args.time))
 

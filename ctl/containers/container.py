@@ -32,12 +32,23 @@ class RunConfig(NamedTuple):
     restart: RestartPolicy | None = None
     network: str = "none"
     publish: tuple[PortMapping, ...] = ()
+    # network and lifecycle (netl): /etc/hosts, /etc/resolv.conf, CNI and stop
+    publish_all: bool = False
+    add_hosts: tuple[tuple[str, str], ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    domainname: str | None = None
+    mac_address: str | None = None
+    ip: str | None = None
+    stop_timeout: int | None = None
+    detach_keys: str | None = None
     hostname: str | None = None
     args: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "tty": self.tty,
             "stdin": self.stdin,
             "rm": self.rm,
@@ -48,6 +59,21 @@ class RunConfig(NamedTuple):
             "args": list(self.args),
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
         }
+        # Written only when given, so that records keep their shape for containers without.
+        netl: dict[str, Any] = {
+            "publish_all": self.publish_all,
+            "add_hosts": [list(h) for h in self.add_hosts],
+            "dns": list(self.dns),
+            "dns_search": list(self.dns_search),
+            "dns_options": list(self.dns_options),
+            "domainname": self.domainname,
+            "mac_address": self.mac_address,
+            "ip": self.ip,
+            "stop_timeout": self.stop_timeout,
+            "detach_keys": self.detach_keys,
+        }
+        doc.update((k, v) for k, v in netl.items() if v is not None and v is not False and v != [])
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunConfig:
@@ -57,6 +83,16 @@ class RunConfig(NamedTuple):
             stdin=bool(doc.get("stdin")),
             rm=bool(doc.get("rm")),
             network=str(doc.get("network") or "none"),
+            publish_all=bool(doc.get("publish_all")),
+            add_hosts=tuple((str(h[0]), str(h[1])) for h in doc.get("add_hosts") or ()),
+            dns=tuple(doc.get("dns") or ()),
+            dns_search=tuple(doc.get("dns_search") or ()),
+            dns_options=tuple(doc.get("dns_options") or ()),
+            domainname=doc.get("domainname"),
+            mac_address=doc.get("mac_address"),
+            ip=doc.get("ip"),
+            stop_timeout=doc.get("stop_timeout"),
+            detach_keys=doc.get("detach_keys"),
             hostname=doc.get("hostname"),
             args=tuple(doc.get("args") or ()),
             entrypoint=tuple(entrypoint) if entrypoint is not None else None,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ctl.runtime import spec as oci_spec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from ctl.containers.container import RunConfig
@@ -39,6 +39,21 @@ class ContainerOptions(NamedTuple):
     hostname: str | None = None
     network: str = "bridge"
     publish: tuple[PortMapping, ...] = ()
+    # network and lifecycle (netl)
+    publish_all: bool = False
+    expose: tuple[str, ...] = ()
+    add_hosts: tuple[tuple[str, str], ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    domainname: str | None = None
+    mac_address: str | None = None
+    ip: str | None = None
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    annotations: dict[str, str] = {}
+    tmpfs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    detach_keys: str | None = None
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None
@@ -68,6 +83,16 @@ class ContainerOptions(NamedTuple):
             restart=self.restart,
             network=self.network,
             publish=self.publish,
+            publish_all=self.publish_all,
+            add_hosts=self.add_hosts,
+            dns=self.dns,
+            dns_search=self.dns_search,
+            dns_options=self.dns_options,
+            domainname=self.domainname,
+            mac_address=self.mac_address,
+            ip=self.ip,
+            stop_timeout=self.stop_timeout,
+            detach_keys=self.detach_keys,
             hostname=self.hostname,
             args=self.args,
             entrypoint=self.entrypoint,
@@ -90,6 +115,10 @@ FLAG_OPTS: tuple[tuple[tuple[str, ...], Callable[..., oci_spec.SpecOpt | None]],
     (("cpus",), oci_spec.with_cpus),
     (("pids_limit",), oci_spec.with_pids_limit),
     (("network",), lambda mode: oci_spec.with_host_network if mode == "host" else None),
+    (("domainname",), oci_spec.with_domainname),
+    (("stop_signal",), oci_spec.with_stop_signal),
+    (("annotations",), oci_spec.with_annotations),
+    (("tmpfs",), oci_spec.with_tmpfs),
     (("init",), lambda _: oci_spec.with_init(oci_spec.find_init_binary())),
     (("labels",), oci_spec.with_annotations),
 )
@@ -151,45 +180,98 @@ def container_spec(
 
 
 def write_host_files(
-    files_dir: Path, network: str, hostname: str, address: str | None = None
+    files_dir: Path,
+    config: RunConfig,
+    hostname: str,
+    address: str | None = None,
+    gateway: str | None = None,
 ) -> None:
     """write_host_files writes /etc/hosts, /etc/hostname and /etc/resolv.conf for a container.
 
-    They are replaced by rename, so call it before the task starts: a running
-    container's bind mounts keep the old files.
+    ``address`` is the container's on its network, ``gateway`` the host's
+    there (what ``--add-host NAME:host-gateway`` names). They are replaced by
+    rename, so call it before the task starts: a running container's bind
+    mounts keep the old files.
     """
     from ctl import fsutil
 
-    if network == "host":
+    if config.network == "host":
         hosts = _read_host_file("/etc/hosts") or f"127.0.0.1\tlocalhost {hostname}\n"
+        hosts += _extra_hosts(config.add_hosts, gateway)
     else:
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        hosts += f"{address or '127.0.1.1'}\t{hostname}\n"
+        hosts += _extra_hosts(config.add_hosts, gateway)
+        names = f"{hostname}.{config.domainname} {hostname}" if config.domainname else hostname
+        hosts += f"{address or '127.0.1.1'}\t{names}\n"
+    resolv = resolv_conf(config.network, config.dns, config.dns_search, config.dns_options)
     # Written again before every start, so they need no fsync.
-    files = {HOSTS_FILE: hosts, HOSTNAME_FILE: f"{hostname}\n", RESOLV_FILE: resolv_conf(network)}
+    files = {HOSTS_FILE: hosts, HOSTNAME_FILE: f"{hostname}\n", RESOLV_FILE: resolv}
     for name, text in files.items():
         what = f"the container's /etc/{name}"
         fsutil.atomic_write(files_dir / name, text.encode(), durable=False, what=what)
 
 
-def resolv_conf(network: str) -> str:
+def _extra_hosts(add_hosts: tuple[tuple[str, str], ...], gateway: str | None) -> str:
+    """_extra_hosts are the --add-host lines; host-gateway is the host's address."""
+    from ctl.runtime.runopts import HOST_GATEWAY
+
+    lines = []
+    for name, address in add_hosts:
+        resolved = (gateway or host_address()) if address == HOST_GATEWAY else address
+        lines.append(f"{resolved}\t{name}\n")
+    return "".join(lines)
+
+
+def host_address() -> str:
+    """host_address is the host's address on its default route, as --add-host host-gateway
+    means it for a container outside a bridge network; loopback without a route.
+
+    Connecting a UDP socket sends nothing: the kernel only picks the source address.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routed like any outside address
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
+
+
+def resolv_conf(
+    network: str,
+    dns: Sequence[str] = (),
+    search: Sequence[str] = (),
+    options: Sequence[str] = (),
+) -> str:
     """resolv_conf is the host's, with loopback resolvers replaced as docker does.
 
     A container outside the host's network namespace cannot reach the host's
     127.0.0.x resolver (systemd-resolved, dnsmasq), so those lines give way
-    to public resolvers when nothing else is left.
+    to public resolvers when nothing else is left. ``--dns``, ``--dns-search``
+    and ``--dns-option`` each replace the host's lines of their kind (a
+    search of ``.`` means none), as docker's do.
     """
     text = _read_host_file("/etc/resolv.conf")
-    if network == "host":
+    if network == "host" and not (dns or search or options):
         return text
     lines = []
     for line in text.splitlines():
         words = line.split()
-        if words[:1] == ["nameserver"] and len(words) > 1 and _is_loopback(words[1]):
+        kind = words[0] if words else ""
+        replaced = {"nameserver": dns, "search": search, "domain": search, "options": options}
+        loopback = kind == "nameserver" and len(words) > 1 and _is_loopback(words[1])
+        if replaced.get(kind) or (loopback and network != "host"):
             continue
         lines.append(line)
+    lines += [f"nameserver {server}" for server in dns]
     if not any(line.split()[:1] == ["nameserver"] for line in lines):
         lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    domains = [domain for domain in search if domain != "."]
+    if domains:
+        lines.append("search " + " ".join(domains))
+    if options:
+        lines.append("options " + " ".join(options))
     return "\n".join(lines) + "\n"
 
 

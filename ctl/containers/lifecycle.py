@@ -57,6 +57,8 @@ def create(
     if options.network not in ("none", "host"):
         # A missing network fails before anything is pulled or prepared.
         client.networks.get(options.network)
+        if options.ip is not None:
+            client.networks.check_address(options.network, options.ip)
     if name is not None:
         with contextlib.suppress(NotFound):
             raise name_taken(name, client.containers.get(name).id)
@@ -69,6 +71,13 @@ def create(
         manifest = manifests.image_manifest(client.content, image, options.platform)
         top = unpack(client.content, client.snapshotter, manifest)
         image_config = manifests.read_config(client.content, manifest)
+        if options.publish_all and options.network != "none":
+            from ctl.network.ports import exposed_ports, publish_all
+
+            exposed = exposed_ports(image_config, options.expose)
+            options = options._replace(
+                publish=options.publish + publish_all(exposed, options.publish)
+            )
         container_id = os.urandom(32).hex()
         snapshot_key = snapshot or container_id
         client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})
@@ -77,7 +86,7 @@ def create(
         rollback.callback(task_dir.remove)
         files_dir = task_dir.path
         files_dir.mkdir(mode=0o700, parents=True)
-        write_host_files(files_dir, options.network, hostname_for(options, container_id))
+        write_host_files(files_dir, options.run_config(), hostname_for(options, container_id))
         draft = Container(
             id=container_id,
             name=name or "",

@@ -67,13 +67,16 @@ class RuntimeConf(NamedTuple):
 
     ``capability_args`` holds the runtime's values for plugin capabilities
     (``{"portMappings": [...]}``); a plugin receives those it declares.
+    ``args`` are CNI_ARGS, read by the plugins that know them: ``IP`` (a
+    static address, host-local) and ``MAC`` (bridge); the others ignore them.
     """
 
     container_id: str
     netns: str
     ifname: str
-    # A default shared by every instance: records are never changed in place.
+    # Defaults shared by every instance: records are never changed in place.
     capability_args: Mapping[str, Any] = {}
+    args: Mapping[str, str] = {}
 
 
 def plugin_config(
@@ -93,6 +96,15 @@ def plugin_config(
     if prev_result is not None:
         config["prevResult"] = prev_result
     return config
+
+
+def cni_args(args: Mapping[str, str]) -> str:
+    """cni_args is CNI_ARGS for ``args``: a plugin that meets a key it does not know fails,
+    unless IgnoreUnknown is set (the specification's convention)."""
+    for key, value in args.items():
+        if not key or any(c in key + value for c in ";=") or not (key + value).isprintable():
+            raise InvalidArgument(f"invalid CNI argument {key}={value!r}")
+    return ";".join(["IgnoreUnknown=1", *(f"{k}={v}" for k, v in args.items())])
 
 
 def plugin_error(plugin: str, command: str, code: int, stdout: bytes, stderr: bytes) -> CtlError:
@@ -182,6 +194,8 @@ class CNI:
             "CNI_NETNS": rt.netns,
             "CNI_IFNAME": rt.ifname,
         }
+        if rt.args:
+            env["CNI_ARGS"] = cni_args(rt.args)
         config = plugin_config(conflist, plugin, rt, prev_result)
         return self._exec(str(plugin["type"]), command, config, env)
 

@@ -243,9 +243,16 @@ class NetworkManager:
     # Attachments.
 
     def attach(
-        self, container_id: str, network: str, publish: Sequence[PortMapping], hostname: str
+        self,
+        container_id: str,
+        network: str,
+        publish: Sequence[PortMapping],
+        hostname: str,
+        cni_args: dict[str, str] | None = None,
     ) -> Attachment:
         """attach puts the container on ``network`` (``bridge`` is the default network).
+
+        ``cni_args`` are CNI_ARGS for the plugins: ``IP`` (--ip), ``MAC`` (--mac-address).
 
         A host port in ``publish`` that another attached container publishes
         (in any namespace) raises AlreadyExists before anything is set up. A
@@ -268,6 +275,8 @@ class NetworkManager:
             if not bridges.exists(bridge):
                 self._check_subnet(name, conflist)
             record = self._new_record(container_id, name, conflist, ports, hostname)
+            if cni_args:
+                record["cni_args"] = cni_args
             self._write(record)
 
             def recorded(result: dict[str, Any]) -> None:
@@ -413,6 +422,7 @@ class NetworkManager:
             netns=record["netns"],
             ifname=record["ifname"],
             capability_args={"portMappings": record["publish"]},
+            args=record.get("cni_args") or {},
         )
 
     def _new_record(
@@ -676,3 +686,25 @@ class NetworkManager:
                     hint="remove those containers first",
                 )
             self.networks.remove_locked(name)
+
+    # Static addresses (--ip).
+
+    def check_address(self, network: str, address: str) -> None:
+        """check_address refuses a static address outside the network's subnet, its
+        gateway, or one host-local has leased to another container (AlreadyExists)."""
+        info = self.networks.get(network)
+        subnet = ipaddress.IPv4Network(info.subnet)
+        ip = ipaddress.IPv4Address(address)
+        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+            raise InvalidArgument(
+                f"--ip {address}: not a host address of network {info.name!r} ({subnet})"
+            )
+        if str(ip) == info.gateway:
+            raise InvalidArgument(f"--ip {address}: the gateway of network {info.name!r}")
+        try:
+            holder = (self.paths.ipam / info.name / str(ip)).read_text().split()
+        except OSError:
+            return
+        if holder:
+            who = self._container_name(self.namespace, holder[0])
+            raise AlreadyExists(f"--ip {address}: the address is in use by container {who}")

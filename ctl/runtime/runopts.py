@@ -397,3 +397,214 @@ def parse_user(value: str) -> UserSpec:
         if _is_number(part) and int(part) > MAX_ID:
             raise InvalidArgument(f"invalid user {value!r}: {part} is above {MAX_ID}")
     return UserSpec(user, group if sep else None)
+
+
+# Network and lifecycle flags of one container (netl): --add-host, --dns*, --mac-address,
+# --ip, --expose, --stop-timeout, --label-file, --annotation, --tmpfs, -a, --detach-keys.
+
+# --add-host NAME:host-gateway stands for the host's address, as in docker.
+HOST_GATEWAY = "host-gateway"
+# docker's --tmpfs options, before the user's: a user's "exec" overrides "noexec".
+TMPFS_DEFAULT_OPTIONS = ("rw", "noexec", "nosuid", "nodev")
+ATTACH_STREAMS = ("stdin", "stdout", "stderr")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_MAC = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}")
+
+
+def parse_ip(value: str, version: int | None = None) -> str:
+    """parse_ip reads an IP address (only IPv4 or IPv6 with ``version``), as canonical text."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        address = None
+    if address is None or version not in (None, address.version):
+        kind = f"an IPv{version}" if version else "an IP"
+        raise InvalidArgument(f"{value!r} is not {kind} address")
+    return str(address)
+
+
+def parse_add_host(value: str) -> tuple[str, str]:
+    """parse_add_host reads ``--add-host NAME:IP`` (or ``NAME=IP``) as docker does.
+
+    IP is an IPv4 or IPv6 address (in brackets or not) or ``host-gateway``.
+    """
+    import ipaddress
+
+    name, sep, address = value.partition("=")
+    if not sep:
+        name, sep, address = value.partition(":")
+    what = f"invalid host {value!r}: want NAME:IP"
+    if not sep or not name or any(c.isspace() for c in name):
+        raise InvalidArgument(what)
+    if address == HOST_GATEWAY:
+        return name, address
+    try:
+        return name, str(ipaddress.ip_address(address.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        raise InvalidArgument(f"{what}: {address!r} is not an IP address or host-gateway") from None
+
+
+def parse_dns_search(value: str) -> str:
+    """parse_dns_search reads one ``--dns-search`` domain; ``.`` means no search domain."""
+    if value == ".":
+        return value
+    domain = value.removesuffix(".")
+    labels = domain.split(".")
+    if len(domain) > 253 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        raise InvalidArgument(f"{value!r} is not a valid domain")
+    return domain
+
+
+def parse_dns_option(value: str) -> str:
+    """parse_dns_option reads one ``--dns-option`` (resolv.conf's ``options``: ndots:2, ...)."""
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        raise InvalidArgument(f"invalid DNS option {value!r}: want one word, as ndots:2")
+    return value
+
+
+def parse_domainname(value: str) -> str:
+    """parse_domainname reads ``--domainname``: a domain, as the kernel takes (64 bytes)."""
+    if len(value.encode()) > 64 or not all(_DOMAIN_LABEL.fullmatch(p) for p in value.split(".")):
+        raise InvalidArgument(f"{value!r} is not a valid domain name")
+    return value
+
+
+def parse_mac_address(value: str) -> str:
+    """parse_mac_address reads ``--mac-address``: a unicast Ethernet address, 6 hex pairs."""
+    if not _MAC.fullmatch(value):
+        raise InvalidArgument(f"{value!r} is not a MAC address (want 02:42:ac:11:00:02)")
+    mac = value.replace("-", ":").lower()
+    if int(mac[:2], 16) & 1:
+        raise InvalidArgument(f"{value!r} is a multicast address: a container needs a unicast one")
+    return mac
+
+
+def parse_expose(value: str) -> list[str]:
+    """parse_expose reads ``--expose PORT[/PROTO]`` or ``START-END[/PROTO]``: ``["80/tcp"]``."""
+    ports, _, protocol = value.partition("/")
+    protocol = protocol.lower() or "tcp"
+    what = f"invalid port {value!r}"
+    if protocol not in ("tcp", "udp"):
+        raise InvalidArgument(f"{what}: protocol must be tcp or udp")
+    first, sep, last = ports.partition("-")
+    start = _port(first, what)
+    end = _port(last, what) if sep else start
+    if end < start:
+        raise InvalidArgument(f"{what}: the range ends before it starts")
+    return [f"{port}/{protocol}" for port in range(start, end + 1)]
+
+
+def parse_stop_timeout(value: str) -> int:
+    """parse_stop_timeout reads ``--stop-timeout`` seconds; -1 waits for ever, as docker's."""
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -2
+    if seconds < -1:
+        raise InvalidArgument(f"invalid --stop-timeout {value!r}: want seconds (-1: no limit)")
+    return seconds
+
+
+def parse_label_file(path: str) -> list[str]:
+    """parse_label_file reads ``--label-file``: KEY=VALUE lines; blank and # lines are skipped."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8").removeprefix("\ufeff")
+    except OSError as err:
+        raise InvalidArgument(f"label file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise InvalidArgument(f"label file {path}: not UTF-8 text") from err
+    lines = [line.removesuffix("\r").strip() for line in text.split("\n")]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def parse_annotations(values: Sequence[str]) -> dict[str, str]:
+    """parse_annotations reads ``--annotation KEY=VALUE`` values (OCI annotations)."""
+    annotations: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key or any(c.isspace() for c in key):
+            raise InvalidArgument(f"invalid annotation {value!r}: want KEY=VALUE")
+        annotations[key] = val
+    return annotations
+
+
+def parse_tmpfs(value: str) -> tuple[str, tuple[str, ...]]:
+    """parse_tmpfs reads ``--tmpfs PATH[:OPTIONS]``: the destination and its mount options.
+
+    Options are mount(8)'s, comma-separated, after docker's defaults
+    (TMPFS_DEFAULT_OPTIONS), which a later option overrides (``exec``).
+    """
+    destination, _, options = value.partition(":")
+    _check_destination(destination, f"--tmpfs {value!r}")
+    given = [o for o in options.split(",") if o] if options else []
+    for option in given:
+        if any(c.isspace() or not c.isprintable() for c in option):
+            raise InvalidArgument(f"invalid --tmpfs {value!r}: bad option {option!r}")
+        key, sep, size = option.partition("=")
+        if key == "size" and sep:
+            parse_memory(size)
+    return os.path.normpath(destination), _merge_mount_options(TMPFS_DEFAULT_OPTIONS, given)
+
+
+# Pairs of mount options that cancel each other: the later one wins.
+_OPPOSITE_OPTIONS = {
+    "ro": "rw",
+    "exec": "noexec",
+    "suid": "nosuid",
+    "dev": "nodev",
+    "atime": "noatime",
+}
+_OPPOSITE_OPTIONS |= {b: a for a, b in _OPPOSITE_OPTIONS.items()}
+
+
+def _merge_mount_options(defaults: Sequence[str], given: Sequence[str]) -> tuple[str, ...]:
+    merged: list[str] = []
+    for option in (*defaults, *given):
+        key = option.partition("=")[0]
+        opposite = _OPPOSITE_OPTIONS.get(option)
+        merged = [o for o in merged if o not in (opposite, option) and o.partition("=")[0] != key]
+        merged.append(option)
+    return tuple(merged)
+
+
+def parse_bool(value: str) -> bool:
+    """parse_bool reads a docker boolean flag's value: true, false, 1 or 0."""
+    return _parse_bool(value, "invalid value")
+
+
+def parse_attach(values: Sequence[str]) -> frozenset[str]:
+    """parse_attach reads ``-a STDIN|STDOUT|STDERR`` values (any case)."""
+    streams = {value.lower() for value in values}
+    unknown = sorted(streams - set(ATTACH_STREAMS))
+    if unknown:
+        raise InvalidArgument(f"invalid stream {unknown[0]!r}: want stdin, stdout or stderr")
+    return frozenset(streams)
+
+
+def parse_detach_keys(value: str) -> bytes:
+    """parse_detach_keys reads docker's ``--detach-keys``: ``ctrl-p,ctrl-q``, ``a``, ``ctrl-@``.
+
+    A key is one ASCII letter or punctuation, or ``ctrl-X`` for X a letter
+    or one of ``@[\\]^_``; the result is the bytes the terminal sends.
+    """
+    keys = bytearray()
+    for key in value.split(","):
+        lowered = key.lower()
+        if len(key) == 1 and key.isascii() and key.isprintable() and key != ",":
+            keys.append(ord(key))
+        elif lowered.startswith("ctrl-") and len(key) == 6:
+            char = lowered[5]
+            if "a" <= char <= "z":
+                keys.append(ord(char) - ord("a") + 1)
+            elif char in "@[\\]^_":
+                keys.append(ord(char) - ord("@"))
+            else:
+                raise InvalidArgument(
+                    f"invalid detach key {key!r}: ctrl- takes a-z, @, [, \\, ], ^ or _"
+                )
+        else:
+            raise InvalidArgument(f"invalid detach key {key!r}: want a character or ctrl-X")
+    return bytes(keys)

@@ -663,3 +663,47 @@ def with_hosts_files(*, hosts: Path, hostname: Path, resolv_conf: Path) -> SpecO
                 mounts.append(_mount(destination, "bind", str(source), "rbind", "rw"))
 
     return opt
+
+
+# Network and lifecycle flags of one container (netl).
+
+
+def with_domainname(domainname: str) -> SpecOpt:
+    """with_domainname sets the UTS namespace's NIS domain name (--domainname).
+
+    runc before 1.2 ignores the spec's ``domainname``; the namespaced sysctl
+    ``kernel.domainname``, which runc writes inside the container, sets it on every
+    version.
+    """
+
+    def opt(spec: Spec) -> None:
+        spec["domainname"] = domainname
+        _linux(spec).setdefault("sysctl", {})["kernel.domainname"] = domainname
+
+    return opt
+
+
+def with_stop_signal(value: str) -> SpecOpt:
+    """with_stop_signal replaces the image's StopSignal (--stop-signal); ``stop`` reads it back."""
+    parse_signal(value)
+    return with_annotations({ANNOTATION_STOP_SIGNAL: value})
+
+
+def with_tmpfs(tmpfs: Sequence[tuple[str, Sequence[str]]]) -> SpecOpt:
+    """with_tmpfs mounts a tmpfs at each destination with its options (``parse_tmpfs``).
+
+    It replaces any earlier mount at the same destination (the default /dev/shm,
+    say), and mounts stay ordered parents first.
+    """
+
+    def opt(spec: Spec) -> None:
+        destinations = {destination for destination, _ in tmpfs}
+        mounts = [
+            m
+            for m in spec.get("mounts", [])
+            if posixpath.normpath(m.get("destination", "")) not in destinations
+        ]
+        mounts += [_mount(d, "tmpfs", "tmpfs", *options) for d, options in tmpfs]
+        spec["mounts"] = sorted(mounts, key=lambda m: m["destination"].rstrip("/").count("/"))
+
+    return opt

@@ -152,6 +152,8 @@ class _Supervisor:
         self.dropped = 0
         self.dropped_recorded = 0
         self.dropped_recorded_at = 0.0
+        # The part of the detach keys typed so far, held back from the container.
+        self.held_keys = b""
 
     # setup
 
@@ -362,6 +364,16 @@ class _Supervisor:
                             caller_in = None
                 elif fd == caller_in and stdin is not None:
                     data = self._read(fd)
+                    if data and self.spec.tty and self.spec.detach_keys:
+                        data, detached = self._scan_detach_keys(data)
+                        if detached:
+                            self._input(stdin, data)
+                            self._detach_caller()
+                            poller.unregister(fd)
+                            caller_in = None
+                            continue
+                        if not data:
+                            continue  # held back: not EOF
                     if data and self._input(stdin, data):
                         continue
                     poller.unregister(fd)
@@ -469,6 +481,33 @@ class _Supervisor:
         print(line, file=sys.stderr, flush=True)
         if self.status_fd >= 0:
             send(self.status_fd, {"debug": line})
+
+    def _scan_detach_keys(self, data: bytes) -> tuple[bytes, bool]:
+        """_scan_detach_keys passes typed bytes on, holding back a start of the detach keys.
+
+        It returns what the container gets now, and whether the whole
+        sequence was typed. Keys that turn out not to be the sequence are
+        passed on, as docker's escape proxy does.
+        """
+        keys = self.spec.detach_keys
+        passed = bytearray()
+        for byte in data:
+            if byte != keys[len(self.held_keys)]:
+                passed += self.held_keys
+                self.held_keys = b""
+                if byte != keys[0]:
+                    passed.append(byte)
+                    continue
+            self.held_keys += bytes((byte,))
+            if self.held_keys == keys:
+                self.held_keys = b""
+                return bytes(passed), True
+        return bytes(passed), False
+
+    def _detach_caller(self) -> None:
+        """_detach_caller lets an attached caller go; the container runs on, logged."""
+        send(self.status_fd, {"detached": True})
+        self._release_caller()
 
     def _release_caller(self) -> None:
         """_release_caller closes the caller's descriptors: ``$(ctl run ...)`` sees EOF."""

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.taskdir import TaskDir
 
+# docker's detach keys, ctrl-p ctrl-q (``run --detach-keys`` changes them).
+DEFAULT_DETACH_KEYS = b"\x10\x11"
 # Signals a foreground caller passes on to the container (SIGWINCH: resize).
 FORWARDED_SIGNALS = (
     signal.SIGINT,
@@ -49,8 +51,10 @@ class TaskSpec(NamedTuple):
     bundle's ``process.terminal``. ``attach`` are the caller's descriptors
     the supervisor copies the container's output to (and its stdin from)
     until the first exit; None is detached. A None field of ``attach`` is
-    not copied. ``start`` False is ``runc create`` only: the caller later
-    runs ``runc start`` itself (and ``task.set_status("start")``).
+    not copied. With a tty, typing ``detach_keys`` on the attached stdin
+    lets the caller go while the task runs on (docker's ctrl-p ctrl-q).
+    ``start`` False is ``runc create`` only: the caller later runs ``runc
+    start`` itself (and ``task.set_status("start")``).
     """
 
     task: TaskDir
@@ -61,6 +65,7 @@ class TaskSpec(NamedTuple):
     start: bool = True
     log_max_size: int = DEFAULT_MAX_SIZE
     log_max_files: int = DEFAULT_MAX_FILES
+    detach_keys: bytes = DEFAULT_DETACH_KEYS
 
 
 def _pidfd(pid: int) -> int | None:
@@ -94,6 +99,8 @@ class Spawned(Closing):
         self._init_fd = _pidfd(init_pid)
         self._supervisor_fd = _pidfd(supervisor_pid)
         self.exit_status: ExitStatus | None = None
+        # The caller typed the detach keys: the task runs on without it.
+        self.detached = False
 
     def signal(self, sig: int) -> None:
         """signal sends ``sig`` to the container's init; a gone init is not an error."""
@@ -121,7 +128,8 @@ class Spawned(Closing):
                 signal.signal(sig, handler)
 
     def wait(self, cleanup: bool = True, timeout: float | None = None) -> ExitStatus:
-        """wait returns how the task exited (exit code None if the supervisor was lost).
+        """wait returns how the task exited (exit code None if the supervisor was lost,
+        or if the caller detached: then ``detached`` is True and the task runs on).
 
         With ``cleanup`` it also waits until the supervisor finished its
         work after the exit (``runc delete``, ``on_exit``), unless the task
@@ -134,6 +142,9 @@ class Spawned(Closing):
                 if message is None:
                     self.exit_status = ExitStatus(exit_code=None)
                     return self.exit_status
+                if message.get("detached"):
+                    self.detached = True
+                    return ExitStatus(exit_code=None)
                 if "exit" in message:
                     self.exit_status = ExitStatus(**message["exit"])
                     if message.get("restarting"):
