@@ -298,6 +298,11 @@ class TaskService:
         self._snapshotter = snapshotter
         self._networks = networks
 
+    def _runc(self, container: Container) -> Runc:
+        """_runc drives the OCI runtime the container was created with (``--runtime``)."""
+        runtime = container.config.runtime
+        return self.runc if runtime is None else self.runc.with_binary(runtime)
+
     def task_dir(self, container_id: str) -> TaskDir:
         return TaskDir(self._paths.task_dir(self._namespace, container_id))
 
@@ -413,7 +418,7 @@ class TaskService:
                 on_exit(status)
 
         try:
-            return spawn(self.runc, spec, on_exit=exited)
+            return spawn(self._runc(container), spec, on_exit=exited)
         except BaseException:
             if _allows(task_dir.load(), "run"):
                 self._networks.detach(container.id)
@@ -453,13 +458,13 @@ class TaskService:
         with self._lifecycle_lock(container.id):
             task_dir = self._gated(container, "start")
             try:
-                self.runc.start(container.id)
+                self._runc(container).start(container.id)
             except RuncError:
-                if not self._exited_at_once(container.id):
+                if not self._exited_at_once(container):
                     raise
             task_dir.set_status("start")
 
-    def _exited_at_once(self, container_id: str) -> bool:
+    def _exited_at_once(self, container: Container) -> bool:
         """_exited_at_once is whether a failed ``runc start`` lost a race with the process.
 
         A process that exits at once can be reaped, and its runc container
@@ -471,13 +476,13 @@ class TaskService:
         from ctl.runtime.runc import RuncNotFound
 
         try:
-            runc_status = self.runc.state(container_id).get("status")
+            runc_status = self._runc(container).state(container.id).get("status")
         except RuncNotFound:
             runc_status = "stopped"  # deleted by the supervisor, after the exit
         if runc_status != "stopped":
             return False
         with contextlib.suppress(Unavailable):
-            self.wait(container_id, KILL_GRACE)
+            self.wait(container.id, KILL_GRACE)
             return True
         return False
 
@@ -493,7 +498,7 @@ class TaskService:
         _gate(task, "kill", container.name)
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             task_dir.mark_stopping()
-        self.runc.kill(container.id, sig)
+        self._runc(container).kill(container.id, sig)
         if task is not None and task.status is Status.PAUSED and sig == signal.SIGKILL:
             self._thaw(container)
 
@@ -505,16 +510,16 @@ class TaskService:
         from ctl.runtime.runc import RuncError
 
         with contextlib.suppress(RuncError):
-            self.runc.resume(container.id)
+            self._runc(container).resume(container.id)
 
     def pause(self, container: Container) -> None:
         task_dir = self._gated(container, "pause")
-        self.runc.pause(container.id)
+        self._runc(container).pause(container.id)
         task_dir.set_status("pause")
 
     def resume(self, container: Container) -> None:
         task_dir = self._gated(container, "resume")
-        self.runc.resume(container.id)
+        self._runc(container).resume(container.id)
         task_dir.set_status("resume")
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
@@ -560,7 +565,7 @@ class TaskService:
 
     def _stop_run(self, container: Container, task: TaskState, timeout: float, sig: int) -> None:
         with contextlib.suppress(NotFound):
-            self.runc.kill(container.id, sig)
+            self._runc(container).kill(container.id, sig)
         if task.status is Status.PAUSED:
             self._thaw(container)
         if not self._wait_gone(container, timeout):
@@ -587,7 +592,7 @@ class TaskService:
         from ctl.runtime.runc import RuncError
 
         try:
-            self.runc.kill(container.id, signal.SIGKILL, all=True)
+            self._runc(container).kill(container.id, signal.SIGKILL, all=True)
         except RuncError:
             # The task may have died between the wait and the kill (runc then
             # fails on the vanished cgroup), or runc lost its state: what is
@@ -616,7 +621,7 @@ class TaskService:
             "stopping it through runc and its cgroup\n"
         )
         try:
-            self.runc.kill(container.id, stop_signal)
+            self._runc(container).kill(container.id, stop_signal)
         except RuncError:
             task_dir.kill_remaining(stop_signal)
         if task.status is Status.PAUSED:
@@ -714,21 +719,22 @@ class TaskService:
         # is not inherited by runc.
         previous = signal.signal(signal.SIGINT, lambda sig, frame: None)
         try:
+            runc = self._runc(container)
             if tty or detach:
-                return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+                return runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
             with _RuncErrorFilter(stdio.stderr if stdio.stderr is not None else 2) as stderr:
                 filtered = Stdio(stdin=stdio.stdin, stdout=stdio.stdout, stderr=stderr.fd)
-                return self.runc.exec(container.id, process, ExecOpts(), filtered)
+                return runc.exec(container.id, process, ExecOpts(), filtered)
         finally:
             signal.signal(signal.SIGINT, previous)
 
     def pids(self, container: Container) -> list[int]:
         self._gated(container, "pids")
-        return self.runc.ps(container.id)
+        return self._runc(container).ps(container.id)
 
     def metrics(self, container: Container) -> dict[str, Any]:
         self._gated(container, "metrics")
-        return self.runc.events_stats(container.id)
+        return self._runc(container).events_stats(container.id)
 
     def logs(
         self, container: Container, *, follow: bool, tail: int | None

@@ -1,0 +1,183 @@
+"""Issue 11, docker's defaults inside every container and the security flags, seen from inside.
+
+/sys/fs/cgroup shows the container's own limits, read-only (rw when
+privileged); docker's seccomp profile is on unless unconfined or privileged,
+a profile file loads, and capability-conditional rules follow --cap-add;
+--cgroupns and --runtime are kept, and bad values create nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ctl.runtime import apparmor
+from tests.helpers import ctl_proc
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.helpers import CtlResult
+    from tests.images import CanonicalImages
+
+pytestmark = pytest.mark.needs_root
+
+
+def run(root: Path, image: str, *argv: str) -> CtlResult:
+    return ctl_proc(
+        "run", "--rm", "--net", "none", *argv[:-1], image, "sh", "-c", argv[-1], root=root
+    )
+
+
+def test_sys_fs_cgroup_shows_the_container_limit_read_only(
+    root: Path, images: CanonicalImages
+) -> None:
+    script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x"
+    result = run(root, images.busybox_ref, "--memory", "64m", script)
+    assert result.stdout.split()[0] == str(64 << 20), result
+    assert "Read-only file system" in result.stderr
+    pids = run(root, images.busybox_ref, "--pids-limit", "42", "cat /sys/fs/cgroup/pids/pids.max")
+    assert pids.assert_success().stdout.strip() == "42"
+
+
+def test_privileged_gets_a_writable_cgroup_mount(root: Path, images: CanonicalImages) -> None:
+    result = run(
+        root, images.busybox_ref, "--privileged", "grep ' /sys/fs/cgroup/memory ' /proc/mounts"
+    )
+    assert " rw," in result.assert_success().stdout
+
+
+def test_cgroupns_private_and_host(root: Path, images: CanonicalImages) -> None:
+    host_ns = os.readlink("/proc/self/ns/cgroup")
+    private = run(
+        root, images.busybox_ref, "--cgroupns", "private", "readlink /proc/self/ns/cgroup"
+    )
+    assert private.assert_success().stdout.strip() != host_ns
+    limit = run(
+        root,
+        images.busybox_ref,
+        "--cgroupns",
+        "private",
+        "--memory",
+        "64m",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    )
+    assert limit.assert_success().stdout.strip() == str(64 << 20)
+    shared = run(root, images.busybox_ref, "--cgroupns", "host", "readlink /proc/self/ns/cgroup")
+    assert shared.assert_success().stdout.strip() == host_ns
+
+
+def test_default_seccomp_profile_filters_and_blocks(root: Path, images: CanonicalImages) -> None:
+    status = run(root, images.busybox_ref, "grep Seccomp: /proc/self/status")
+    assert status.assert_success().stdout.split() == ["Seccomp:", "2"]
+    blocked = run(root, images.busybox_ref, "unshare -U true")
+    assert blocked.code != 0 and "Operation not permitted" in blocked.stderr, blocked
+
+
+def test_seccomp_follows_cap_add_as_docker(root: Path, images: CanonicalImages) -> None:
+    # unshare is allowed only with CAP_SYS_ADMIN in docker's profile.
+    run(root, images.busybox_ref, "--cap-add", "SYS_ADMIN", "unshare -U true").assert_success()
+
+
+@pytest.mark.parametrize("flags", [("--security-opt", "seccomp=unconfined"), ("--privileged",)])
+def test_unconfined_and_privileged_have_no_filter(
+    root: Path, images: CanonicalImages, flags: tuple[str, ...]
+) -> None:
+    status = run(
+        root, images.busybox_ref, *flags, "grep Seccomp: /proc/self/status; unshare -U true"
+    )
+    assert status.assert_success().stdout.split() == ["Seccomp:", "0"]
+
+
+def test_seccomp_profile_file(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
+    profile = tmp_path / "profile.json"
+    # Everything allowed but mkdir/mkdirat, which fail with EACCES (13).
+    profile.write_text(
+        json.dumps(
+            {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "archMap": [
+                    {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}
+                ],
+                "syscalls": [
+                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+                ],
+            }
+        )
+    )
+    result = run(root, images.busybox_ref, "--security-opt", f"seccomp={profile}", "mkdir /tmp/x")
+    assert result.code != 0 and "Permission denied" in result.stderr, result
+
+
+def test_apparmor_profile_only_where_the_host_has_apparmor(
+    root: Path, images: CanonicalImages
+) -> None:
+    ctl_proc("create", "--name", "aa", images.busybox_ref, "true", root=root).assert_success()
+    doc = json.loads(ctl_proc("inspect", "aa", root=root).assert_success().stdout)[0]
+    if apparmor.host_supports():
+        assert doc["Spec"]["process"]["apparmorProfile"] == apparmor.DEFAULT_PROFILE
+        ctl_proc("start", "-a", "aa", root=root).assert_success()
+    else:
+        assert "apparmorProfile" not in doc["Spec"]["process"]
+
+
+def test_runtime_is_kept_and_used(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
+    # A wrapper that logs each call and runs runc: the container's task uses it all its life.
+    log = tmp_path / "calls"
+    wrapper = tmp_path / "my-runtime"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec runc "$@"\n')
+    wrapper.chmod(0o755)
+    ctl_proc(
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "--net",
+        "none",
+        "--runtime",
+        str(wrapper),
+        images.busybox_ref,
+        "sleep",
+        "60",
+        root=root,
+    ).assert_success()
+    ctl_proc("exec", "w", "true", root=root).assert_success()
+    doc = json.loads(ctl_proc("inspect", "w", root=root).assert_success().stdout)[0]
+    assert doc["HostConfig"]["runtime"] == str(wrapper)
+    ctl_proc("rm", "-f", "w", root=root).assert_success()
+    calls = log.read_text()
+    assert " run " in calls or " create " in calls
+    assert " exec " in calls and " delete " in calls
+
+
+def test_runtime_from_ctl_runtime_env(root: Path, images: CanonicalImages) -> None:
+    result = ctl_proc(
+        "create", images.busybox_ref, "true", root=root, env={"CTL_RUNTIME": "no-such-runtime"}
+    )
+    assert result.code == 125 and result.stderr.count("\n") == 1
+    assert "--runtime: OCI runtime 'no-such-runtime'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (("--runtime", "/nonexistent/crun"), "--runtime"),
+        (("--cgroupns", "shared"), "--cgroupns"),
+        (("--security-opt", "seccomp=/nonexistent.json"), "--security-opt"),
+        (("--security-opt", "label=disable"), "--security-opt"),
+        (("--isolation", "hyperv"), "--isolation"),
+        (("--cpu-count", "2"), "--cpu-count"),
+        (("--use-api-socket",), "--use-api-socket"),
+    ],
+)
+def test_bad_values_create_nothing(
+    root: Path, images: CanonicalImages, flags: tuple[str, ...], named: str
+) -> None:
+    result = ctl_proc("run", *flags, images.busybox_ref, "true", root=root)
+    assert result.code == 125, result
+    assert result.stderr.startswith("ctl: ") and result.stderr.count("\n") == 1, result
+    assert named in result.stderr
+    assert ctl_proc("ps", "-a", "-q", root=root).assert_success().stdout == ""
