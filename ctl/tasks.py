@@ -642,7 +642,7 @@ class TaskService:
         task_dir.forget()
 
     def remove(self, container: Container, force: bool) -> None:
-        self._remove(container.id, container.name, force)
+        self._remove(container.id, container.name, force, self._runc(container))
 
     def repair(self, container_id: str) -> str:
         task_dir = self.task_dir(container_id)
@@ -653,24 +653,25 @@ class TaskService:
         return f"ended the task of container {container_id[:12]} and removed its records"
 
     def remove_unreadable(self, container_id: str, force: bool) -> None:
-        self._remove(container_id, container_id[:12], force)
+        # Without its record the container's --runtime is unknown: runc it is.
+        self._remove(container_id, container_id[:12], force, self.runc)
 
-    def _remove(self, container_id: str, name: str, force: bool) -> None:
+    def _remove(self, container_id: str, name: str, force: bool, runc: Runc) -> None:
         record = self.task_dir(container_id).read_record()
         if record is not None and record["supervisor_pid"] == os.getpid():
             # The task's own supervisor (--rm): a stop may hold the lock while
             # it waits for this very process to finish.
-            self._remove_task(container_id, name, force)
+            self._remove_task(container_id, name, force, runc)
             return
         with self._lifecycle_lock(container_id):
-            self._remove_task(container_id, name, force)
+            self._remove_task(container_id, name, force, runc)
 
-    def _remove_task(self, container_id: str, name: str, force: bool) -> None:
+    def _remove_task(self, container_id: str, name: str, force: bool, runc: Runc) -> None:
         task_dir = self.task_dir(container_id)
         task = task_dir.load()
         if not (force and _allows(task, "kill")):
             _gate(task, "delete", name, hint="stop it first, or use rm -f")
-        task_dir.terminate(self.runc)
+        task_dir.terminate(runc)
         self._networks.detach(container_id)
         task_dir.remove()
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
 	runc docker-registry busybox-static containernetworking-plugins libcap-dev skopeo
-	containerd podman catatonit python3-venv python3-dev gcc openssl zstd iptables iproute2 hyperfine curl
+	containerd podman catatonit crun python3-venv python3-dev gcc openssl zstd iptables iproute2 hyperfine curl
 )
 CONTAINERS_CONF=/etc/containers/containers.conf
 VENV=.venv

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ctl.runtime import apparmor
+from ctl.runtime.cgroups import is_v2
 from tests.helpers import ctl_proc
 
 if TYPE_CHECKING:
@@ -26,6 +27,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.needs_root
 
 
+# The container's memory and pids limits, as its /sys/fs/cgroup shows them on v2 and v1.
+MEMORY_MAX = (
+    "/sys/fs/cgroup/memory.max" if is_v2() else "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+)
+PIDS_MAX = "/sys/fs/cgroup/pids.max" if is_v2() else "/sys/fs/cgroup/pids/pids.max"
+CGROUP_MOUNT = "/sys/fs/cgroup" if is_v2() else "/sys/fs/cgroup/memory"
+
+
 def run(root: Path, image: str, *argv: str) -> CtlResult:
     return ctl_proc(
         "run", "--rm", "--net", "none", *argv[:-1], image, "sh", "-c", argv[-1], root=root
@@ -35,18 +44,16 @@ def run(root: Path, image: str, *argv: str) -> CtlResult:
 def test_sys_fs_cgroup_shows_the_container_limit_read_only(
     root: Path, images: CanonicalImages
 ) -> None:
-    script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x"
+    script = f"cat {MEMORY_MAX}; touch {CGROUP_MOUNT}/x"
     result = run(root, images.busybox_ref, "--memory", "64m", script)
     assert result.stdout.split()[0] == str(64 << 20), result
     assert "Read-only file system" in result.stderr
-    pids = run(root, images.busybox_ref, "--pids-limit", "42", "cat /sys/fs/cgroup/pids/pids.max")
+    pids = run(root, images.busybox_ref, "--pids-limit", "42", f"cat {PIDS_MAX}")
     assert pids.assert_success().stdout.strip() == "42"
 
 
 def test_privileged_gets_a_writable_cgroup_mount(root: Path, images: CanonicalImages) -> None:
-    result = run(
-        root, images.busybox_ref, "--privileged", "grep ' /sys/fs/cgroup/memory ' /proc/mounts"
-    )
+    result = run(root, images.busybox_ref, "--privileged", f"grep ' {CGROUP_MOUNT} ' /proc/mounts")
     assert " rw," in result.assert_success().stdout
 
 
@@ -63,11 +70,14 @@ def test_cgroupns_private_and_host(root: Path, images: CanonicalImages) -> None:
         "private",
         "--memory",
         "64m",
-        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        f"cat {MEMORY_MAX}",
     )
     assert limit.assert_success().stdout.strip() == str(64 << 20)
     shared = run(root, images.busybox_ref, "--cgroupns", "host", "readlink /proc/self/ns/cgroup")
     assert shared.assert_success().stdout.strip() == host_ns
+    # docker's default: private on cgroup v2, the host's on v1.
+    default = run(root, images.busybox_ref, "readlink /proc/self/ns/cgroup").assert_success()
+    assert (default.stdout.strip() != host_ns) == is_v2()
 
 
 def test_default_seccomp_profile_filters_and_blocks(root: Path, images: CanonicalImages) -> None:
@@ -180,4 +190,15 @@ def test_bad_values_create_nothing(
     assert result.code == 125, result
     assert result.stderr.startswith("ctl: ") and result.stderr.count("\n") == 1, result
     assert named in result.stderr
+    assert ctl_proc("ps", "-a", "-q", root=root).assert_success().stdout == ""
+
+
+def test_runtime_crun(root: Path, images: CanonicalImages) -> None:
+    # crun runs containers on cgroup v2 (the VM lane) and refuses hybrid v1 hosts.
+    result = run(root, images.busybox_ref, "--runtime", "crun", "--memory", "64m", "echo hi")
+    if is_v2():
+        assert result.assert_success().stdout == "hi\n"
+    else:
+        assert result.code == 125 and result.stderr.count("\n") == 1, result
+        assert result.stderr.startswith("ctl: ") and "hybrid" in result.stderr
     assert ctl_proc("ps", "-a", "-q", root=root).assert_success().stdout == ""
