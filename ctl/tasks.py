@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ctl.errdefs import CtlError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.fsutil import FileLock, write_all
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
 from ctl.runtime.taskdir import TaskDir
@@ -291,17 +291,27 @@ class TaskService:
         runc: Runc,
         snapshotter: Snapshotter,
         networks: NetworkManager,
+        runtime_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self._paths = paths
         self._namespace = namespace
         self.runc = runc
         self._snapshotter = snapshotter
         self._networks = networks
+        # A container's --runtime, from its record, for what is done by id.
+        self._runtime_of = runtime_of
 
     def _runc(self, container: Container) -> Runc:
         """_runc drives the OCI runtime the container was created with (``--runtime``)."""
-        runtime = container.config.runtime
-        return self.runc if runtime is None else self.runc.with_binary(runtime)
+        return self.runc.with_binary(container.config.runtime)
+
+    def _runc_by_id(self, container_id: str) -> Runc:
+        """_runc_by_id is ``_runc`` by container id: runc if the record is unreadable."""
+        runtime = None
+        if self._runtime_of is not None:
+            with contextlib.suppress(CtlError):
+                runtime = self._runtime_of(container_id)
+        return self.runc.with_binary(runtime)
 
     def task_dir(self, container_id: str) -> TaskDir:
         return TaskDir(self._paths.task_dir(self._namespace, container_id))
@@ -346,7 +356,7 @@ class TaskService:
                     found.append(f"its supervisor was lost while the container runs (pids {pids})")
             return found
         try:
-            self.runc.state(container_id)
+            self._runc_by_id(container_id).state(container_id)
         except RuncNotFound:
             # Unless it exited meanwhile: the supervisor deletes runc's state first.
             if _allows(task_dir.load(), "kill") and task_dir.remaining_pids():
@@ -636,7 +646,7 @@ class TaskService:
         if task is not None and (task.exit is None or task.exit.exit_code is None):
             # Nobody saw it end (a lost supervisor, a reboot, a record of
             # another version): runc may still hold the container, or even run it.
-            task_dir.cleanup_lost(self.runc)
+            task_dir.cleanup_lost(self._runc_by_id(container_id))
         self._networks.detach(container_id)
         task_dir.unmount_rootfs()
         task_dir.forget()
@@ -647,7 +657,7 @@ class TaskService:
     def repair(self, container_id: str) -> str:
         task_dir = self.task_dir(container_id)
         with self._lifecycle_lock(container_id):
-            task_dir.terminate(self.runc)
+            task_dir.terminate(self._runc_by_id(container_id))
             self._networks.detach(container_id)
             task_dir.unmount_rootfs()
         return f"ended the task of container {container_id[:12]} and removed its records"

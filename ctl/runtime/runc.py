@@ -252,8 +252,13 @@ class Runc:
         self.debug = debug
         self.trace: Callable[[str], None] = _to_stderr
 
-    def with_binary(self, binary: str) -> Runc:
-        """with_binary is a Runc for another OCI runtime (crun, ...) over the same root."""
+    def with_binary(self, binary: str | None) -> Runc:
+        """with_binary is a Runc for another OCI runtime (crun, ...) over the same root.
+
+        None is this one.
+        """
+        if binary is None:
+            return self
         other = Runc(self.root, binary, self.debug)
         other.trace = self.trace
         return other

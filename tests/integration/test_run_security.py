@@ -157,10 +157,11 @@ def test_runtime_is_kept_and_used(root: Path, images: CanonicalImages, tmp_path:
     ctl_proc("exec", "w", "true", root=root).assert_success()
     doc = json.loads(ctl_proc("inspect", "w", root=root).assert_success().stdout)[0]
     assert doc["HostConfig"]["runtime"] == str(wrapper)
+    ctl_proc("system", "check", root=root).assert_success()  # runs `state` through it
     ctl_proc("rm", "-f", "w", root=root).assert_success()
     calls = log.read_text()
     assert " run " in calls or " create " in calls
-    assert " exec " in calls and " delete " in calls
+    assert " exec " in calls and " state " in calls and " delete " in calls
 
 
 def test_runtime_from_ctl_runtime_env(root: Path, images: CanonicalImages) -> None:
