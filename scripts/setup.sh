@@ -74,6 +74,9 @@ configure_podman() {
 		'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]'
 	# PID 1 is not systemd on such machines; the cgroupfs manager does not need it.
 	conf_ensure "$CONTAINERS_CONF" engine cgroup_manager 'cgroup_manager = "cgroupfs"'
+	# podman prefers crun where it is installed (ctl's --runtime test needs it), and crun
+	# refuses hybrid cgroup hosts such as this one.
+	conf_ensure "$CONTAINERS_CONF" engine runtime 'runtime = "runc"'
 }
 
 create_venv() {
