@@ -127,11 +127,23 @@ def test_apparmor_profile_only_where_the_host_has_apparmor(
 ) -> None:
     ctl_proc("create", "--name", "aa", images.busybox_ref, "true", root=root).assert_success()
     doc = json.loads(ctl_proc("inspect", "aa", root=root).assert_success().stdout)[0]
+    label = "cat /proc/self/attr/current"
     if apparmor.host_supports():
+        # The VM lane: the profile is loaded, and the container runs under it.
         assert doc["Spec"]["process"]["apparmorProfile"] == apparmor.DEFAULT_PROFILE
-        ctl_proc("start", "-a", "aa", root=root).assert_success()
+        assert apparmor.is_loaded(apparmor.DEFAULT_PROFILE)
+        confined = run(root, images.busybox_ref, label).assert_success()
+        assert confined.stdout.strip() == f"{apparmor.DEFAULT_PROFILE} (enforce)"
+        denied = run(root, images.busybox_ref, "echo x > /proc/sysrq-trigger")
+        assert denied.code != 0, denied
+        unconfined = run(root, images.busybox_ref, "--security-opt", "apparmor=unconfined", label)
+        assert unconfined.assert_success().stdout.strip() == "unconfined"
     else:
         assert "apparmorProfile" not in doc["Spec"]["process"]
+        # Accepted and without effect, as with docker.
+        run(
+            root, images.busybox_ref, "--security-opt", "apparmor=unconfined", "true"
+        ).assert_success()
 
 
 def test_runtime_is_kept_and_used(root: Path, images: CanonicalImages, tmp_path: Path) -> None:
