@@ -501,8 +501,9 @@ def with_privileged(spec: Spec) -> None:
     """with_privileged lifts the hardening: --privileged.
 
     Every capability ctl holds (``host_capabilities``), no masked or read-only
-    paths, a writable /sys and /sys/fs/cgroup, every device allowed by the device cgroup, the
-    host's /dev bind-mounted in place of the private one, and no seccomp profile.
+    paths, a writable /sys and /sys/fs/cgroup, every device allowed by the
+    device cgroup, the host's /dev bind-mounted in place of the private one,
+    and no seccomp profile.
     """
     _set_capabilities(_process(spec).setdefault("capabilities", {}), list(host_capabilities()))
     linux = _linux(spec)
@@ -700,7 +701,8 @@ def with_seccomp(profile: Mapping[str, Any] | None = None) -> SpecOpt:
         from ctl.runtime import seccomp
 
         capabilities = _process(spec).get("capabilities", {}).get("bounding", [])
-        converted = seccomp.oci_seccomp(profile or seccomp.DEFAULT_PROFILE, capabilities)
+        chosen = seccomp.DEFAULT_PROFILE if profile is None else profile
+        converted = seccomp.oci_seccomp(chosen, capabilities)
         if converted is None:
             with_seccomp_unconfined(spec)
         else:

@@ -114,6 +114,9 @@ def test_with_security_confines_unless_unconfined_or_privileged() -> None:
         with_privileged, with_security(SecurityOptions(seccomp_profile=profile), privileged=True)
     )
     assert given["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_LOG"
+    # An empty profile is no filter, as docker reads it, not the default.
+    empty = generate_spec(with_security(SecurityOptions(seccomp_profile={})))
+    assert "seccomp" not in empty["linux"]
     nnp = generate_spec(with_security(SecurityOptions(no_new_privileges=True)))
     assert nnp["process"]["noNewPrivileges"] is True
     if not apparmor.host_supports():
