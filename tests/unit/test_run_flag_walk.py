@@ -124,3 +124,11 @@ def test_short_h_is_hostname(command: str) -> None:
 def test_other_commands_keep_short_h_for_help() -> None:
     with pytest.raises(SystemExit):
         command_parser("ps").parse_args(["-h"])
+
+
+def test_no_abbreviations_anywhere() -> None:
+    # --ro is not --root: /tmp/x is then taken for the command.
+    with pytest.raises(InvalidArgument, match="'/tmp/x' is not a ctl command"):
+        build_parser("ps").parse_args(["--ro", "/tmp/x", "ps"])
+    with pytest.raises(InvalidArgument, match="unrecognized"):
+        command_parser("ps").parse_args(["--no-tr"])  # not --no-trunc
