@@ -75,6 +75,8 @@ class SecurityOptions(NamedTuple):
     seccomp_profile: dict[str, Any] | None = None
     # apparmor=PROFILE or unconfined; None: ctl's default profile where AppArmor is on.
     apparmor: str | None = None
+    # systempaths=unconfined: no masked or read-only paths under /proc and /sys.
+    systempaths_unconfined: bool = False
 
 
 class UserSpec(NamedTuple):
@@ -369,9 +371,11 @@ def parse_security_opt(values: Sequence[str]) -> SecurityOptions:
 
     Supported: ``no-new-privileges`` (alone, or ``:true``/``=false`` and the
     like), ``seccomp=unconfined|builtin|FILE.json`` (a profile in docker's
-    format, read now) and ``apparmor=PROFILE|unconfined``. Any other option
-    is refused rather than silently ignored, since a user who asks for a
-    restriction must not go without it.
+    format, read now), ``apparmor=PROFILE|unconfined``,
+    ``systempaths=unconfined`` and ``label=disable`` (ctl applies no SELinux
+    label: nothing to disable). Any other option is refused rather than
+    silently ignored, since a user who asks for a restriction (an SELinux
+    ``label=type:...``, say) must not go without it.
     """
     options = SecurityOptions()
     for value in values:
@@ -383,10 +387,13 @@ def parse_security_opt(values: Sequence[str]) -> SecurityOptions:
             options = options._replace(**_seccomp_option(val))
         elif key == "apparmor" and val:
             options = options._replace(apparmor=val)
-        else:
+        elif key == "systempaths" and val == "unconfined":
+            options = options._replace(systempaths_unconfined=True)
+        elif not (key == "label" and val == "disable"):
             raise InvalidArgument(
                 f"unsupported --security-opt {value!r}: want no-new-privileges[:true|false], "
-                "seccomp=unconfined|FILE.json or apparmor=PROFILE|unconfined"
+                "seccomp=unconfined|FILE.json, apparmor=PROFILE|unconfined, "
+                "systempaths=unconfined or label=disable"
             )
     return options
 

@@ -554,6 +554,8 @@ def with_security(security: SecurityOptions | None, privileged: bool = False) ->
             with_seccomp(security.seccomp_profile)(spec)
         if profile is not None:
             _process(spec)["apparmorProfile"] = profile
+        if security.systempaths_unconfined:
+            _linux(spec).update(maskedPaths=[], readonlyPaths=[])
 
     return opt
 

@@ -190,7 +190,7 @@ def test_runtime_from_ctl_runtime_env(root: Path, images: CanonicalImages) -> No
         (("--runtime", "/nonexistent/crun"), "--runtime"),
         (("--cgroupns", "shared"), "--cgroupns"),
         (("--security-opt", "seccomp=/nonexistent.json"), "--security-opt"),
-        (("--security-opt", "label=disable"), "--security-opt"),
+        (("--security-opt", "label=type:svirt_t"), "--security-opt"),
         (("--isolation", "hyperv"), "--isolation"),
         (("--cpu-count", "2"), "--cpu-count"),
         (("--use-api-socket",), "--use-api-socket"),
@@ -215,3 +215,20 @@ def test_runtime_crun(root: Path, images: CanonicalImages) -> None:
         assert result.code == 125 and result.stderr.count("\n") == 1, result
         assert result.stderr.startswith("ctl: ") and "hybrid" in result.stderr
     assert ctl_proc("ps", "-a", "-q", root=root).assert_success().stdout == ""
+
+
+def test_systempaths_unconfined_and_label_disable(root: Path, images: CanonicalImages) -> None:
+    # /proc/keys is masked (a file bound over it) and /proc/sys read-only, unless unconfined.
+    script = "grep -cE ' /proc/(keys|sys) ' /proc/mounts || true"
+    masked = run(root, images.busybox_ref, script).assert_success()
+    assert masked.stdout.strip() == "2"
+    opened = run(
+        root,
+        images.busybox_ref,
+        "--security-opt",
+        "systempaths=unconfined",
+        "--security-opt",
+        "label=disable",
+        script,
+    )
+    assert opened.assert_success().stdout.strip() == "0"

@@ -91,8 +91,12 @@ def test_parse_security_opt_profiles(tmp_path: Path) -> None:
     path.write_text(json.dumps(profile))
     assert parse_security_opt([f"seccomp={path}"]).seccomp_profile == profile
     assert parse_security_opt([f"seccomp={path}", "seccomp=builtin"]) == SecurityOptions()
-    both = parse_security_opt(["apparmor=unconfined", "seccomp=unconfined"])
+    both = parse_security_opt(["apparmor=unconfined", "seccomp=unconfined", "label=disable"])
     assert both == SecurityOptions(seccomp_unconfined=True, apparmor="unconfined")
+    paths = parse_security_opt(["systempaths=unconfined"])
+    assert paths == SecurityOptions(systempaths_unconfined=True)
+    opened = generate_spec(with_security(paths))["linux"]
+    assert opened["maskedPaths"] == [] and opened["readonlyPaths"] == []
     (tmp_path / "bad.json").write_text("{")
     for bad in (tmp_path / "bad.json", tmp_path / "missing.json"):
         with pytest.raises(InvalidArgument, match=str(bad)):
