@@ -140,6 +140,7 @@ default_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]
 
 [engine]
 cgroup_manager = "cgroupfs"
+runtime = "runc"
 events_logger = "file"
 tmp_dir = "{tmp_dir}"
 """

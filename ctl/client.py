@@ -429,6 +429,7 @@ class Client:
             Runc(self.paths.runc(self.namespace), debug=self.debug),
             self.snapshotter,
             self.networks,
+            lambda container_id: self.containers.get(container_id).config.runtime,
         )
 
     def new_container(

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ctl.errdefs import CtlError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.fsutil import FileLock, write_all
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
 from ctl.runtime.taskdir import TaskDir
@@ -291,12 +291,27 @@ class TaskService:
         runc: Runc,
         snapshotter: Snapshotter,
         networks: NetworkManager,
+        runtime_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self._paths = paths
         self._namespace = namespace
         self.runc = runc
         self._snapshotter = snapshotter
         self._networks = networks
+        # A container's --runtime, from its record, for what is done by id.
+        self._runtime_of = runtime_of
+
+    def _runc(self, container: Container) -> Runc:
+        """_runc drives the OCI runtime the container was created with (``--runtime``)."""
+        return self.runc.with_binary(container.config.runtime)
+
+    def _runc_by_id(self, container_id: str) -> Runc:
+        """_runc_by_id is ``_runc`` by container id: runc if the record is unreadable."""
+        runtime = None
+        if self._runtime_of is not None:
+            with contextlib.suppress(CtlError):
+                runtime = self._runtime_of(container_id)
+        return self.runc.with_binary(runtime)
 
     def task_dir(self, container_id: str) -> TaskDir:
         return TaskDir(self._paths.task_dir(self._namespace, container_id))
@@ -341,7 +356,7 @@ class TaskService:
                     found.append(f"its supervisor was lost while the container runs (pids {pids})")
             return found
         try:
-            self.runc.state(container_id)
+            self._runc_by_id(container_id).state(container_id)
         except RuncNotFound:
             # Unless it exited meanwhile: the supervisor deletes runc's state first.
             if _allows(task_dir.load(), "kill") and task_dir.remaining_pids():
@@ -417,7 +432,7 @@ class TaskService:
                 on_exit(status)
 
         try:
-            return spawn(self.runc, spec, on_exit=exited)
+            return spawn(self._runc(container), spec, on_exit=exited)
         except BaseException:
             if _allows(task_dir.load(), "run"):
                 self._networks.detach(container.id)
@@ -466,13 +481,13 @@ class TaskService:
         with self._lifecycle_lock(container.id):
             task_dir = self._gated(container, "start")
             try:
-                self.runc.start(container.id)
+                self._runc(container).start(container.id)
             except RuncError:
-                if not self._exited_at_once(container.id):
+                if not self._exited_at_once(container):
                     raise
             task_dir.set_status("start")
 
-    def _exited_at_once(self, container_id: str) -> bool:
+    def _exited_at_once(self, container: Container) -> bool:
         """_exited_at_once is whether a failed ``runc start`` lost a race with the process.
 
         A process that exits at once can be reaped, and its runc container
@@ -484,13 +499,13 @@ class TaskService:
         from ctl.runtime.runc import RuncNotFound
 
         try:
-            runc_status = self.runc.state(container_id).get("status")
+            runc_status = self._runc(container).state(container.id).get("status")
         except RuncNotFound:
             runc_status = "stopped"  # deleted by the supervisor, after the exit
         if runc_status != "stopped":
             return False
         with contextlib.suppress(Unavailable):
-            self.wait(container_id, KILL_GRACE)
+            self.wait(container.id, KILL_GRACE)
             return True
         return False
 
@@ -506,7 +521,7 @@ class TaskService:
         _gate(task, "kill", container.name)
         if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             task_dir.mark_stopping()
-        self.runc.kill(container.id, sig)
+        self._runc(container).kill(container.id, sig)
         if task is not None and task.status is Status.PAUSED and sig == signal.SIGKILL:
             self._thaw(container)
 
@@ -518,16 +533,16 @@ class TaskService:
         from ctl.runtime.runc import RuncError
 
         with contextlib.suppress(RuncError):
-            self.runc.resume(container.id)
+            self._runc(container).resume(container.id)
 
     def pause(self, container: Container) -> None:
         task_dir = self._gated(container, "pause")
-        self.runc.pause(container.id)
+        self._runc(container).pause(container.id)
         task_dir.set_status("pause")
 
     def resume(self, container: Container) -> None:
         task_dir = self._gated(container, "resume")
-        self.runc.resume(container.id)
+        self._runc(container).resume(container.id)
         task_dir.set_status("resume")
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
@@ -573,7 +588,7 @@ class TaskService:
 
     def _stop_run(self, container: Container, task: TaskState, timeout: float, sig: int) -> None:
         with contextlib.suppress(NotFound):
-            self.runc.kill(container.id, sig)
+            self._runc(container).kill(container.id, sig)
         if task.status is Status.PAUSED:
             self._thaw(container)
         if not self._wait_gone(container, timeout):
@@ -600,7 +615,7 @@ class TaskService:
         from ctl.runtime.runc import RuncError
 
         try:
-            self.runc.kill(container.id, signal.SIGKILL, all=True)
+            self._runc(container).kill(container.id, signal.SIGKILL, all=True)
         except RuncError:
             # The task may have died between the wait and the kill (runc then
             # fails on the vanished cgroup), or runc lost its state: what is
@@ -629,7 +644,7 @@ class TaskService:
             "stopping it through runc and its cgroup\n"
         )
         try:
-            self.runc.kill(container.id, stop_signal)
+            self._runc(container).kill(container.id, stop_signal)
         except RuncError:
             task_dir.kill_remaining(stop_signal)
         if task.status is Status.PAUSED:
@@ -644,41 +659,42 @@ class TaskService:
         if task is not None and (task.exit is None or task.exit.exit_code is None):
             # Nobody saw it end (a lost supervisor, a reboot, a record of
             # another version): runc may still hold the container, or even run it.
-            task_dir.cleanup_lost(self.runc)
+            task_dir.cleanup_lost(self._runc_by_id(container_id))
         self._networks.detach(container_id)
         task_dir.unmount_rootfs()
         task_dir.forget()
 
     def remove(self, container: Container, force: bool) -> None:
-        self._remove(container.id, container.name, force)
+        self._remove(container.id, container.name, force, self._runc(container))
 
     def repair(self, container_id: str) -> str:
         task_dir = self.task_dir(container_id)
         with self._lifecycle_lock(container_id):
-            task_dir.terminate(self.runc)
+            task_dir.terminate(self._runc_by_id(container_id))
             self._networks.detach(container_id)
             task_dir.unmount_rootfs()
         return f"ended the task of container {container_id[:12]} and removed its records"
 
     def remove_unreadable(self, container_id: str, force: bool) -> None:
-        self._remove(container_id, container_id[:12], force)
+        # Without its record the container's --runtime is unknown: runc it is.
+        self._remove(container_id, container_id[:12], force, self.runc)
 
-    def _remove(self, container_id: str, name: str, force: bool) -> None:
+    def _remove(self, container_id: str, name: str, force: bool, runc: Runc) -> None:
         record = self.task_dir(container_id).read_record()
         if record is not None and record["supervisor_pid"] == os.getpid():
             # The task's own supervisor (--rm): a stop may hold the lock while
             # it waits for this very process to finish.
-            self._remove_task(container_id, name, force)
+            self._remove_task(container_id, name, force, runc)
             return
         with self._lifecycle_lock(container_id):
-            self._remove_task(container_id, name, force)
+            self._remove_task(container_id, name, force, runc)
 
-    def _remove_task(self, container_id: str, name: str, force: bool) -> None:
+    def _remove_task(self, container_id: str, name: str, force: bool, runc: Runc) -> None:
         task_dir = self.task_dir(container_id)
         task = task_dir.load()
         if not (force and _allows(task, "kill")):
             _gate(task, "delete", name, hint="stop it first, or use rm -f")
-        task_dir.terminate(self.runc)
+        task_dir.terminate(runc)
         self._networks.detach(container_id)
         task_dir.remove()
 
@@ -727,17 +743,18 @@ class TaskService:
         # is not inherited by runc.
         previous = signal.signal(signal.SIGINT, lambda sig, frame: None)
         try:
+            runc = self._runc(container)
             if tty or detach:
-                return self.runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
+                return runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
             with _RuncErrorFilter(stdio.stderr if stdio.stderr is not None else 2) as stderr:
                 filtered = Stdio(stdin=stdio.stdin, stdout=stdio.stdout, stderr=stderr.fd)
-                return self.runc.exec(container.id, process, ExecOpts(), filtered)
+                return runc.exec(container.id, process, ExecOpts(), filtered)
         finally:
             signal.signal(signal.SIGINT, previous)
 
     def pids(self, container: Container) -> list[int]:
         self._gated(container, "pids")
-        return self.runc.ps(container.id)
+        return self._runc(container).ps(container.id)
 
     def metrics(self, container: Container) -> dict[str, Any]:
         from ctl.runtime.stats import sample

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
 	runc docker-registry busybox-static containernetworking-plugins libcap-dev skopeo
-	containerd podman catatonit python3-venv python3-dev gcc openssl zstd iptables iproute2 hyperfine curl
+	containerd podman catatonit crun python3-venv python3-dev gcc openssl zstd iptables iproute2 hyperfine curl
 	apache2-utils debootstrap
 )
 CONTAINERS_CONF=/etc/containers/containers.conf
@@ -75,6 +75,9 @@ configure_podman() {
 		'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]'
 	# PID 1 is not systemd on such machines; the cgroupfs manager does not need it.
 	conf_ensure "$CONTAINERS_CONF" engine cgroup_manager 'cgroup_manager = "cgroupfs"'
+	# podman prefers crun where it is installed (ctl's --runtime test needs it), and crun
+	# refuses hybrid cgroup hosts such as this one.
+	conf_ensure "$CONTAINERS_CONF" engine runtime 'runtime = "runc"'
 }
 
 create_venv() {

@@ -52,10 +52,15 @@ class _Formatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """Parser reports bad usage as an InvalidArgument (one line, exit 125)."""
+    """Parser reports bad usage as an InvalidArgument (one line, exit 125).
+
+    Flags match exactly, never by prefix: with argparse's abbreviations a
+    flag ctl lacks (``--pid``) would be taken for one it has (``--pids-limit``).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _Formatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -104,7 +109,7 @@ class Command:
     commands a call needs.
     """
 
-    __slots__ = ("aliases", "arguments", "handler", "help", "name")
+    __slots__ = ("aliases", "arguments", "handler", "help", "name", "short_help")
 
     def __init__(
         self,
@@ -113,17 +118,26 @@ class Command:
         help: str,
         arguments: Arguments | None = None,
         aliases: tuple[str, ...] = (),
+        short_help: bool = True,
     ) -> None:
         self.name = name
         self.handler = handler
         self.help = help
         self.arguments = arguments
         self.aliases = aliases
+        # False: -h is the command's own flag (run -h is --hostname), help is --help only.
+        self.short_help = short_help
 
     def add_to(self, subparsers: SubParsers) -> None:
         parser = subparsers.add_parser(
-            self.name, help=self.help, description=self.help, aliases=list(self.aliases)
+            self.name,
+            help=self.help,
+            description=self.help,
+            aliases=list(self.aliases),
+            add_help=self.short_help,
         )
+        if not self.short_help:
+            parser.add_argument("--help", action="help", help="show this help message and exit")
         parser.set_defaults(func=self.handler, command_name=parser.prog.removeprefix("ctl "))
         if self.arguments is not None:
             self.arguments(parser)

@@ -7,6 +7,8 @@ value is one InvalidArgument that names the flag.
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
 from ctl.commands._base import add_platform, complete, complete_images, complete_networks
@@ -16,7 +18,6 @@ from ctl.errdefs import InvalidArgument
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
 
     from ctl.commands._base import Context
@@ -30,6 +31,7 @@ def create_flags(parser: argparse.ArgumentParser) -> None:
     _resource_flags(parser)
     _security_flags(parser)
     _lifecycle_flags(parser)
+    _refused_flags(parser)
     add = parser.add_argument
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
@@ -175,7 +177,7 @@ def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _network_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--hostname", type=_hostname, help="container host name")
+    add("-h", "--hostname", type=_hostname, help="container host name")
     network = add(
         "--net",
         "--network",
@@ -291,18 +293,31 @@ def _security_flags(parser: argparse.ArgumentParser) -> None:
     add("--cap-add", action="append", default=[], type=_capability, help="add a capability")
     add("--cap-drop", action="append", default=[], type=_capability, help="drop a capability")
     add("--privileged", action="store_true", help="give the container every capability")
-    add("--security-opt", action="append", default=[], help="no-new-privileges, seccomp=...")
+    add(
+        "--security-opt",
+        action="append",
+        default=[],
+        help="no-new-privileges, seccomp=unconfined|FILE.json, apparmor=PROFILE|unconfined",
+    )
+    add("--cgroupns", help="cgroup namespace: private (default on cgroup v2) or host (v1)")
+    add("--runtime", help="OCI runtime to run the container with: a name or path (default runc)")
 
 
 def _security_options(args: argparse.Namespace) -> dict[str, Any]:
     from ctl.runtime import runopts
+    from ctl.runtime.spec import default_cgroupns, with_cgroupns
 
+    cgroupns = args.cgroupns or default_cgroupns()
+    _flag("--cgroupns", with_cgroupns, cgroupns)
+    runtime = args.runtime or os.environ.get("CTL_RUNTIME") or None
     return {
         "read_only": args.read_only,
         "cap_add": tuple(args.cap_add),
         "cap_drop": tuple(args.cap_drop),
         "privileged": args.privileged,
         "security": _flag("--security-opt", runopts.parse_security_opt, args.security_opt),
+        "cgroupns": cgroupns,
+        "runtime": _runtime(runtime) if runtime else None,
     }
 
 
@@ -356,3 +371,39 @@ def foreground(args: argparse.Namespace) -> tuple[frozenset[str], bool]:
         raise InvalidArgument("conflicting options: -a and -d")
     sig_proxy = _flag("--sig-proxy", runopts.parse_bool, getattr(args, "sig_proxy", "true"))
     return streams, sig_proxy
+
+
+def _runtime(runtime: str) -> str:
+    from ctl.errdefs import NotFound
+    from ctl.runtime.runc import find_runtime
+
+    try:
+        return find_runtime(runtime)
+    except NotFound as err:
+        raise NotFound(f"--runtime: {err}", hint=err.hint) from None
+
+
+# Refused (sec): flags docker has only for Windows or for its daemon (SPEC section 9),
+# declared so that each is refused by name rather than as an unknown flag.
+
+# flag -> why ctl refuses it.
+REFUSED_FLAGS = {
+    "--isolation": "Windows only",
+    "--cpu-count": "Windows only",
+    "--cpu-percent": "Windows only",
+    "--io-maxbandwidth": "Windows only",
+    "--io-maxiops": "Windows only",
+    "--use-api-socket": "for the docker daemon's API socket; ctl has no daemon",
+}
+
+
+class _Refused(argparse.Action):
+    def __call__(self, *args: Any) -> None:
+        flag = self.option_strings[0]
+        raise InvalidArgument(f"{flag} is not supported: {REFUSED_FLAGS[flag]}")
+
+
+def _refused_flags(parser: argparse.ArgumentParser) -> None:
+    for flag in REFUSED_FLAGS:
+        nargs = 0 if flag == "--use-api-socket" else None
+        parser.add_argument(flag, action=_Refused, nargs=nargs, help=argparse.SUPPRESS)

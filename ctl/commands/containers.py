@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 def commands() -> tuple[Command | Group, ...]:
     return (
-        Command("create", _create, "Create a container", _create_flags),
-        Command("run", _run, "Run a command in a new container", _run_flags),
+        Command("create", _create, "Create a container", _create_flags, short_help=False),
+        Command("run", _run, "Run a command in a new container", _run_flags, short_help=False),
         Command("start", _start, "Start stopped or created containers", _start_flags),
         Command("ps", _ps, "List containers", _ps_flags),
         Command("stop", _stop, "Stop running containers", _stop_flags),

@@ -27,6 +27,8 @@ class RunConfig(NamedTuple):
     """
 
     tty: bool = False
+    # The OCI runtime (name or path) that runs the task all its life; None: runc.
+    runtime: str | None = None
     stdin: bool = False
     rm: bool = False
     restart: RestartPolicy | None = None
@@ -50,6 +52,8 @@ class RunConfig(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "tty": self.tty,
+            # Only when set: a record of a runc container keeps its shape of before.
+            **({"runtime": self.runtime} if self.runtime else {}),
             "stdin": self.stdin,
             "rm": self.rm,
             "restart": self.restart._asdict() if self.restart else None,
@@ -80,6 +84,7 @@ class RunConfig(NamedTuple):
         entrypoint = doc.get("entrypoint")
         config = cls(
             tty=bool(doc.get("tty")),
+            runtime=doc.get("runtime") or None,
             stdin=bool(doc.get("stdin")),
             rm=bool(doc.get("rm")),
             network=str(doc.get("network") or "none"),

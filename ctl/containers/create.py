@@ -62,6 +62,10 @@ class ContainerOptions(NamedTuple):
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
     security: SecurityOptions | None = None
+    # security (sec): None is docker's default for the host (default_cgroupns);
+    # runtime is an OCI runtime's name or path, None for runc.
+    cgroupns: str | None = None
+    runtime: str | None = None
     # A default shared by every instance: records are never changed in place.
     labels: dict[str, str] = {}
     init: bool = False
@@ -78,6 +82,7 @@ class ContainerOptions(NamedTuple):
 
         return RunConfig(
             tty=self.tty,
+            runtime=self.runtime,
             stdin=self.stdin,
             rm=self.rm,
             restart=self.restart,
@@ -110,7 +115,7 @@ FLAG_OPTS: tuple[tuple[tuple[str, ...], Callable[..., oci_spec.SpecOpt | None]],
     (("read_only",), lambda _: oci_spec.with_readonly_rootfs),
     (("privileged",), lambda _: oci_spec.with_privileged),
     (("cap_add", "cap_drop"), oci_spec.with_capabilities),
-    (("security",), oci_spec.with_security),
+    (("cgroupns",), oci_spec.with_cgroupns),
     (("memory",), oci_spec.with_memory_limit),
     (("cpus",), oci_spec.with_cpus),
     (("pids_limit",), oci_spec.with_pids_limit),
@@ -176,6 +181,8 @@ def container_spec(
             resolv_conf=files_dir / RESOLV_FILE,
         ),
         *flag_opts(options),
+        # Every container is confined, and after the capabilities, which seccomp's rules follow.
+        oci_spec.with_security(options.security, options.privileged),
     )
 
 

@@ -192,6 +192,26 @@ def runc_error(what: str, status: int, log: bytes, stderr: bytes = b"") -> RuncE
     return RuncError(message, status=status, stderr=raw)
 
 
+def find_runtime(runtime: str) -> str:
+    """find_runtime is the absolute path of an OCI runtime given by name (on PATH) or path.
+
+    A runtime that is not there, or not executable, is NotFound (``--runtime``).
+    """
+    if "/" in runtime:
+        path = os.path.abspath(runtime)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    else:
+        import shutil
+
+        found = shutil.which(runtime)
+        if found is not None:
+            return os.path.abspath(found)
+    raise NotFound(
+        f"OCI runtime {runtime!r}: no such executable", hint="give a name on PATH or a path"
+    )
+
+
 def _memfd(name: str) -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     if fd < 3:
@@ -231,6 +251,17 @@ class Runc:
         self.binary = binary
         self.debug = debug
         self.trace: Callable[[str], None] = _to_stderr
+
+    def with_binary(self, binary: str | None) -> Runc:
+        """with_binary is a Runc for another OCI runtime (crun, ...) over the same root.
+
+        None is this one.
+        """
+        if binary is None:
+            return self
+        other = Runc(self.root, binary, self.debug)
+        other.trace = self.trace
+        return other
 
     def argv(self, *args: str) -> list[str]:
         """argv is the full command line of ``runc ARGS`` for this root."""

@@ -13,7 +13,7 @@ import math
 import os
 import re
 import signal
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ctl.errdefs import InvalidArgument, Unimplemented
 
@@ -71,6 +71,12 @@ class SecurityOptions(NamedTuple):
 
     no_new_privileges: bool = False
     seccomp_unconfined: bool = False
+    # A docker-format profile from seccomp=FILE (``ctl.runtime.seccomp``); None: the default.
+    seccomp_profile: dict[str, Any] | None = None
+    # apparmor=PROFILE or unconfined; None: ctl's default profile where AppArmor is on.
+    apparmor: str | None = None
+    # systempaths=unconfined: no masked or read-only paths under /proc and /sys.
+    systempaths_unconfined: bool = False
 
 
 class UserSpec(NamedTuple):
@@ -364,24 +370,42 @@ def parse_security_opt(values: Sequence[str]) -> SecurityOptions:
     """parse_security_opt reads ``--security-opt`` values.
 
     Supported: ``no-new-privileges`` (alone, or ``:true``/``=false`` and the
-    like) and ``seccomp=unconfined``. Any other option is refused rather than
-    silently ignored, since a user who asks for a restriction must not go
-    without it.
+    like), ``seccomp=unconfined|builtin|FILE.json`` (a profile in docker's
+    format, read now), ``apparmor=PROFILE|unconfined``,
+    ``systempaths=unconfined`` and ``label=disable`` (ctl applies no SELinux
+    label: nothing to disable). Any other option is refused rather than
+    silently ignored, since a user who asks for a restriction (an SELinux
+    ``label=type:...``, say) must not go without it.
     """
-    no_new_privileges = seccomp_unconfined = False
+    options = SecurityOptions()
     for value in values:
         key, sep, val = value.partition("=") if "=" in value else value.partition(":")
         if key == "no-new-privileges":
             what = f"invalid --security-opt {value!r}"
-            no_new_privileges = _parse_bool(val, what) if sep else True
-        elif key == "seccomp" and val == "unconfined":
-            seccomp_unconfined = True
-        else:
+            options = options._replace(no_new_privileges=_parse_bool(val, what) if sep else True)
+        elif key == "seccomp" and val:
+            options = options._replace(**_seccomp_option(val))
+        elif key == "apparmor" and val:
+            options = options._replace(apparmor=val)
+        elif key == "systempaths" and val == "unconfined":
+            options = options._replace(systempaths_unconfined=True)
+        elif not (key == "label" and val == "disable"):
             raise InvalidArgument(
-                f"unsupported --security-opt {value!r}: "
-                "want no-new-privileges[:true|false] or seccomp=unconfined"
+                f"unsupported --security-opt {value!r}: want no-new-privileges[:true|false], "
+                "seccomp=unconfined|FILE.json, apparmor=PROFILE|unconfined, "
+                "systempaths=unconfined or label=disable"
             )
-    return SecurityOptions(no_new_privileges, seccomp_unconfined)
+    return options
+
+
+def _seccomp_option(value: str) -> dict[str, Any]:
+    if value == "unconfined":
+        return {"seccomp_unconfined": True, "seccomp_profile": None}
+    if value == "builtin":
+        return {"seccomp_unconfined": False, "seccomp_profile": None}
+    from ctl.runtime.seccomp import load_profile
+
+    return {"seccomp_unconfined": False, "seccomp_profile": load_profile(value)}
 
 
 def parse_user(value: str) -> UserSpec:

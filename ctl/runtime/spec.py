@@ -16,9 +16,11 @@ Unlike containerd, and like docker, ``noNewPrivileges`` is off unless asked
 for (``with_no_new_privileges``): set-uid programs such as ``su`` and
 ``ping`` keep working in images that expect them to.
 
-No seccomp profile is added by default; ``with_seccomp_unconfined`` exists so
-that ``--security-opt seccomp=unconfined`` is accepted and undoes any profile
-an earlier option set.
+As in docker, ``/sys/fs/cgroup`` is mounted read-only and shows the
+container's own cgroups (runc mounts each hierarchy's container path on v1,
+a cgroup2 mount in the container's cgroup namespace on v2), and
+``with_security`` adds docker's default seccomp profile (``ctl.runtime.seccomp``)
+and, where the host has AppArmor, ctl's default AppArmor profile.
 
 Order matters, as in containerd: ``with_image_config`` comes first (it sets
 the command, environment, working directory and user from the image), then
@@ -184,6 +186,7 @@ def default_spec() -> Spec:
             ),
             _mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
             _mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+            _mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "ro"),
             _mount("/run", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
         ],
         "linux": {
@@ -498,8 +501,9 @@ def with_privileged(spec: Spec) -> None:
     """with_privileged lifts the hardening: --privileged.
 
     Every capability ctl holds (``host_capabilities``), no masked or read-only
-    paths, a writable /sys, every device allowed by the device cgroup, the
-    host's /dev bind-mounted in place of the private one, and no seccomp profile.
+    paths, a writable /sys and /sys/fs/cgroup, every device allowed by the
+    device cgroup, the host's /dev bind-mounted in place of the private one,
+    and no seccomp profile.
     """
     _set_capabilities(_process(spec).setdefault("capabilities", {}), list(host_capabilities()))
     linux = _linux(spec)
@@ -508,7 +512,7 @@ def with_privileged(spec: Spec) -> None:
     linux.pop("seccomp", None)
     _resources(spec)["devices"] = [{"allow": True, "access": "rwm"}]
     for mount in spec.get("mounts", []):
-        if mount.get("type") == "sysfs":
+        if mount.get("type") in ("sysfs", "cgroup"):
             mount["options"] = ["rw" if o == "ro" else o for o in mount.get("options", [])]
         elif mount.get("destination") == "/dev" and mount.get("type") == "tmpfs":
             mount.update(_mount("/dev", "bind", "/dev", "rbind", "nosuid", "rw"))
@@ -520,18 +524,38 @@ def with_no_new_privileges(spec: Spec) -> None:
 
 
 def with_seccomp_unconfined(spec: Spec) -> None:
-    """with_seccomp_unconfined removes any seccomp profile (ctl sets none by default)."""
+    """with_seccomp_unconfined removes any seccomp profile (--security-opt seccomp=unconfined)."""
     _linux(spec).pop("seccomp", None)
 
 
-def with_security(security: SecurityOptions) -> SpecOpt:
-    """with_security applies what the ``--security-opt`` values asked for, together."""
+def with_security(security: SecurityOptions | None, privileged: bool = False) -> SpecOpt:
+    """with_security confines the container as ``--security-opt`` and ``--privileged`` say.
+
+    Every container gets docker's default seccomp profile, or the one given,
+    unless privileged (a given profile applies even then) or unconfined; apply
+    it after the capabilities, which the profile's rules depend on. Where the
+    host has AppArmor, it gets the profile asked for, else ``ctl-default``
+    (unconfined if privileged); building this option loads ``ctl-default``
+    into the kernel the first time (``ctl.runtime.apparmor``), the one thing
+    in this module that touches the host.
+    """
+    from ctl.runtime import apparmor
+    from ctl.runtime.runopts import SecurityOptions
+
+    security = security or SecurityOptions()
+    profile = apparmor.container_profile(security.apparmor, privileged)
 
     def opt(spec: Spec) -> None:
         if security.no_new_privileges:
             with_no_new_privileges(spec)
-        if security.seccomp_unconfined:
+        if security.seccomp_unconfined or (privileged and security.seccomp_profile is None):
             with_seccomp_unconfined(spec)
+        else:
+            with_seccomp(security.seccomp_profile)(spec)
+        if profile is not None:
+            _process(spec)["apparmorProfile"] = profile
+        if security.systempaths_unconfined:
+            _linux(spec).update(maskedPaths=[], readonlyPaths=[])
 
     return opt
 
@@ -705,5 +729,54 @@ def with_tmpfs(tmpfs: Sequence[tuple[str, Sequence[str]]]) -> SpecOpt:
         ]
         mounts += [_mount(d, "tmpfs", "tmpfs", *options) for d, options in tmpfs]
         spec["mounts"] = sorted(mounts, key=lambda m: m["destination"].rstrip("/").count("/"))
+
+    return opt
+
+
+# Security (sec): seccomp and the cgroup namespace.
+
+
+def with_seccomp(profile: Mapping[str, Any] | None = None) -> SpecOpt:
+    """with_seccomp sets a docker-format seccomp profile, docker's default if None.
+
+    Its rules are chosen for the bounding capabilities the spec has when the
+    option runs (``ctl.runtime.seccomp.oci_seccomp``).
+    """
+
+    def opt(spec: Spec) -> None:
+        from ctl.runtime import seccomp
+
+        capabilities = _process(spec).get("capabilities", {}).get("bounding", [])
+        chosen = seccomp.DEFAULT_PROFILE if profile is None else profile
+        converted = seccomp.oci_seccomp(chosen, capabilities)
+        if converted is None:
+            with_seccomp_unconfined(spec)
+        else:
+            _linux(spec)["seccomp"] = converted
+
+    return opt
+
+
+CGROUPNS_MODES = ("host", "private")
+
+
+def default_cgroupns() -> str:
+    """default_cgroupns is docker's: private on cgroup v2, the host's on v1."""
+    from ctl.runtime.cgroups import is_v2
+
+    return "private" if is_v2() else "host"
+
+
+def with_cgroupns(mode: str) -> SpecOpt:
+    """with_cgroupns gives the container its own cgroup namespace (private) or the host's."""
+    if mode not in CGROUPNS_MODES:
+        raise InvalidArgument(f"invalid cgroup namespace mode {mode!r}: want host or private")
+
+    def opt(spec: Spec) -> None:
+        linux = _linux(spec)
+        namespaces = [n for n in linux.get("namespaces", []) if n.get("type") != "cgroup"]
+        if mode == "private":
+            namespaces.append({"type": "cgroup"})
+        linux["namespaces"] = namespaces
 
     return opt

@@ -64,7 +64,7 @@ def test_every_flag_opt_reads_option_fields() -> None:
 
 def test_default_options_add_no_spec_option() -> None:
     assert flag_opts(ContainerOptions()) == []
-    assert flag_opts(ContainerOptions(security=SecurityOptions(), workdir="")) != []
+    assert flag_opts(ContainerOptions(cgroupns="private", workdir="")) != []
 
 
 def test_flags_become_spec_options(tmp_path: Path) -> None:

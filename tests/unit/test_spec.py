@@ -106,9 +106,12 @@ def test_default_spec_is_containerds_hardened_default() -> None:
         "/dev/shm",
         "/dev/mqueue",
         "/sys",
+        "/sys/fs/cgroup",
         "/run",
     ]
     assert "ro" in mounts_at(spec, "/sys")[0]["options"]
+    assert mounts_at(spec, "/sys/fs/cgroup")[0]["type"] == "cgroup"
+    assert "ro" in mounts_at(spec, "/sys/fs/cgroup")[0]["options"]
     assert "hostname" not in spec and "cgroupsPath" not in linux
 
 
@@ -119,7 +122,7 @@ def test_default_spec_is_fresh_each_time_and_json() -> None:
     second = default_spec()
     assert second["process"]["capabilities"]["bounding"] == list(DEFAULT_CAPABILITIES)
     assert second["process"]["capabilities"]["effective"] == list(DEFAULT_CAPABILITIES)
-    assert len(second["mounts"]) == 7
+    assert len(second["mounts"]) == 8
     assert json.loads(json.dumps(second)) == second
 
 
@@ -411,7 +414,7 @@ def test_with_mounts(tmp_path: Path) -> None:
             ]
         )
     )
-    added = spec["mounts"][7:]
+    added = spec["mounts"][8:]
     # Parents before children, whatever order the flags came in.
     assert added == [
         {
