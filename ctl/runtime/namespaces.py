@@ -3,8 +3,10 @@
 The other container's process is known only while it runs, and a pid taken at
 create time could belong to another process by the time the task starts, so
 the spec names the container (``container:<id>`` as the namespace's path)
-and ``join_containers`` puts in its live pid when the task starts. Joining
-its IPC namespace brings its /dev/shm too, as in docker.
+and ``join_containers`` puts in its live pid when the task starts. Unlike
+docker, joining its IPC namespace shares System V IPC and POSIX message
+queues but not its /dev/shm: that is a tmpfs of the other container's mount
+namespace, which the kernel does not let another namespace bind.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ def join_containers(
     if not any(str(n.get("path", "")).startswith(PREFIX) for n in namespaces):
         return spec
     joined = []
-    mounts = [dict(m) for m in spec.get("mounts", [])]
     for namespace in namespaces:
         path = str(namespace.get("path", ""))
         if not path.startswith(PREFIX):
@@ -53,9 +54,4 @@ def join_containers(
                 hint=f"start it first, or drop --{kind} container:...",
             )
         joined.append({"type": kind, "path": f"/proc/{pid}/ns/{kind}"})
-        if kind == "ipc":
-            for mount in mounts:
-                if mount.get("destination") == "/dev/shm":
-                    source = f"/proc/{pid}/root/dev/shm"
-                    mount.update(type="bind", source=source, options=["rbind", "nosuid", "nodev"])
-    return {**spec, "linux": {**linux, "namespaces": joined}, "mounts": mounts}
+    return {**spec, "linux": {**linux, "namespaces": joined}}

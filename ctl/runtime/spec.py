@@ -851,7 +851,8 @@ def with_ipc_mode(mode: NamespaceMode) -> SpecOpt:
     """with_ipc_mode is --ipc, as docker has it.
 
     ``host``: the host's IPC namespace and its /dev/shm; ``container``: the
-    other container's, and its /dev/shm, joined when the task starts;
+    other container's, joined when the task starts (its /dev/shm is not
+    shared: see ``ctl.runtime.namespaces``);
     ``none``: an own namespace without /dev/shm; ``private`` and
     ``shareable``: an own namespace (any container's can be joined).
     """
