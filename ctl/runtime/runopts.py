@@ -695,7 +695,7 @@ def parse_cgroup_parent(value: str) -> str:
     """
     import posixpath
 
-    path = posixpath.normpath("/" + value.strip())
+    path = posixpath.normpath("/" + value.strip().lstrip("/"))
     if not value.strip() or path == "/" or ".." in value.split("/") or ":" in value:
         raise InvalidArgument(f"invalid --cgroup-parent {value!r}: want a cgroup path, /my/group")
     return path

@@ -6,8 +6,10 @@ The cgroup values are read on the host side, in the container's own cgroup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -189,3 +191,27 @@ def test_bad_values_create_nothing(rroot: Path, image: str, flags: list[str]) ->
     result = ctl_proc("create", "--name", "bad", *flags, image, root=rroot)
     result.assert_failure(125, f"ctl: .*{flags[-2]}")
     assert ctl_proc("ps", "-aq", root=rroot).assert_success().stdout == ""
+
+
+def test_cpu_rt_runtime_under_a_parent_with_a_budget(rroot: Path, image: str) -> None:
+    """As with docker, a real-time budget comes from a --cgroup-parent that has one (v1)."""
+    flags = ["--cpu-rt-period", "1000000", "--cpu-rt-runtime", "10000"]
+    if cgroups.is_v2():
+        result = ctl_proc("run", "--rm", "--net", "none", *flags, image, "true", root=rroot)
+        assert "real-time" in result.assert_success().stderr
+        return
+    parent = f"ctl-test-rt-{uuid.uuid4().hex[:8]}"
+    budget = cgroups.CGROUP_ROOT / "cpu" / parent
+    budget.mkdir()
+    try:
+        (budget / "cpu.rt_runtime_us").write_text("20000")
+        out = run(
+            rroot, "--cgroup-parent", parent, *flags, image,
+            "sh", "-c", "cat /proc/self/cgroup | grep ':cpu:'",
+        )  # fmt: skip
+        cgroup = out.strip().split(":", 2)[2]
+        assert cgroup.startswith(f"/{parent}/")
+    finally:
+        for hierarchy in cgroups.hierarchies():
+            with contextlib.suppress(OSError):
+                (hierarchy / parent).rmdir()
