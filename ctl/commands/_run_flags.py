@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ctl.commands._base import Context
     from ctl.containers.create import ContainerOptions
+    from ctl.runtime.resources import Resources
     from ctl.runtime.runopts import NamespaceMode
 
 
@@ -238,29 +239,67 @@ def _many(metavar: str) -> dict[str, Any]:
     return {"action": "append", "default": [], "metavar": metavar}
 
 
+# The flags of Resources besides --memory and --cpus: parsed only when one is given.
+_CGROUP_FLAGS = (
+    "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable",
+    "cpu_shares", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
+    "cpuset_cpus", "cpuset_mems", "blkio_weight", "blkio_weight_device",
+    "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops",
+)  # fmt: skip
+
+
 def _resource_options(args: argparse.Namespace) -> dict[str, Any]:
-    from ctl.runtime import resources, runopts
-
-    def size(flag: str, value: str | None) -> int | None:
-        return _flag(flag, runopts.parse_memory, value) if value is not None else None
-
-    def number(flag: str, value: str | None) -> int | None:
-        return runopts.parse_int(value, flag) if value is not None else None
+    from ctl.runtime import runopts
 
     if args.kernel_memory is not None:
         _warn("--kernel-memory is deprecated and no longer supported by the kernel: ignored")
-    memory = size("--memory", args.memory) or None
-    swap = None
-    if args.memory_swap is not None:
-        swap = _flag("--memory-swap", runopts.parse_memory_swap, args.memory_swap)
+    memory = _size("--memory", args.memory) or None
+    cpus = _flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None
+    wanted = None
+    if memory or cpus or any(getattr(args, name) for name in _CGROUP_FLAGS):
+        wanted = _cgroup_resources(args, memory, cpus)
+    oom_score_adj = None
+    if args.oom_score_adj is not None:
+        oom_score_adj = _flag("--oom-score-adj", runopts.parse_oom_score_adj, args.oom_score_adj)
+    return {
+        "memory": memory,
+        "cpus": cpus,
+        "pids_limit": args.pids_limit,
+        "resources": wanted,
+        "ulimits": tuple(_flag("--ulimit", runopts.parse_ulimit, u) for u in args.ulimit),
+        "oom_score_adj": oom_score_adj,
+        "shm_size": _size("--shm-size", args.shm_size) or None,
+        "sysctls": runopts.parse_sysctls(args.sysctl, args.network or "", args.ipc or "")
+        if args.sysctl
+        else {},
+    }
+
+
+def _size(flag: str, value: str | None) -> int | None:
+    from ctl.runtime.runopts import parse_memory
+
+    return _flag(flag, parse_memory, value) if value is not None else None
+
+
+def _cgroup_resources(
+    args: argparse.Namespace, memory: int | None, cpus: float | None
+) -> Resources | None:
+    """_cgroup_resources are the limits of Resources besides memory and cpus (their own fields)."""
+    from ctl.runtime import resources, runopts
+
+    def number(flag: str, value: str | None) -> int | None:
+        return runopts.parse_int(value, flag) if value is not None else None
 
     def rates(flag: str) -> tuple[resources.DeviceRate, ...]:
         values = getattr(args, flag.removeprefix("--").replace("-", "_"))
         return tuple(resources.DeviceRate(*runopts.parse_device_rate(v, flag)) for v in values)
 
+    swap = None
+    if args.memory_swap is not None:
+        swap = _flag("--memory-swap", runopts.parse_memory_swap, args.memory_swap)
     wanted = resources.Resources(
         memory_swap=swap,
-        memory_reservation=size("--memory-reservation", args.memory_reservation),
+        memory_reservation=_size("--memory-reservation", args.memory_reservation),
         memory_swappiness=number("--memory-swappiness", args.memory_swappiness),
         oom_kill_disable=args.oom_kill_disable,
         cpu_shares=number("--cpu-shares", args.cpu_shares),
@@ -277,7 +316,6 @@ def _resource_options(args: argparse.Namespace) -> dict[str, Any]:
         device_read_iops=rates("--device-read-iops"),
         device_write_iops=rates("--device-write-iops"),
     )
-    cpus = _flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None
     wanted._replace(memory=memory, cpus=cpus).validate()
     if memory and swap is None and not resources.unsupported(wanted._replace(memory_swap=-1))[1]:
         wanted = wanted._replace(memory_swap=2 * memory)  # docker's default: as much swap
@@ -286,21 +324,7 @@ def _resource_options(args: argparse.Namespace) -> dict[str, Any]:
     wanted, warnings = resources.unsupported(wanted)
     for warning in warnings:
         _warn(warning)
-    shm_size = size("--shm-size", args.shm_size)
-    return {
-        "memory": memory,
-        "cpus": cpus,
-        "pids_limit": args.pids_limit,
-        "resources": None if wanted.is_empty() else wanted,
-        "ulimits": tuple(_flag("--ulimit", runopts.parse_ulimit, u) for u in args.ulimit),
-        "oom_score_adj": _flag("--oom-score-adj", runopts.parse_oom_score_adj, args.oom_score_adj)
-        if args.oom_score_adj is not None
-        else None,
-        "shm_size": shm_size or None,
-        "sysctls": runopts.parse_sysctls(args.sysctl, args.network or "", args.ipc or "")
-        if args.sysctl
-        else {},
-    }
+    return None if wanted.is_empty() else wanted
 
 
 def _cpuset(flag: str, value: str | None, kind: str) -> str | None:

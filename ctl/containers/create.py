@@ -6,7 +6,6 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.runtime import spec as oci_spec
-from ctl.runtime.resources import Resources
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 
     from ctl.containers.container import RunConfig
     from ctl.oci import Platform
+    from ctl.runtime.resources import Resources
     from ctl.runtime.runopts import (
         DeviceMapping,
         DeviceRule,
@@ -98,6 +98,20 @@ class ContainerOptions(NamedTuple):
         )
 
 
+def _with_resources(
+    memory: int | None, cpus: float | None, resources: Resources | None
+) -> oci_spec.SpecOpt:
+    from ctl.runtime.resources import Resources
+
+    return oci_spec.with_resources((resources or Resources())._replace(memory=memory, cpus=cpus))
+
+
+def _with_cdi_devices(names: tuple[str, ...]) -> oci_spec.SpecOpt:
+    from ctl.runtime.cdi import with_cdi_devices
+
+    return with_cdi_devices(names)
+
+
 # How the flags refine the spec, after the image config, in this order: the
 # fields each line reads, and the option their values make (None: no change).
 # A line whose fields are all left empty (None, False, "", (), {}) adds nothing.
@@ -110,19 +124,14 @@ FLAG_OPTS: tuple[tuple[tuple[str, ...], Callable[..., oci_spec.SpecOpt | None]],
     (("privileged",), lambda _: oci_spec.with_privileged),
     (("cap_add", "cap_drop"), oci_spec.with_capabilities),
     (("security",), oci_spec.with_security),
-    (
-        ("memory", "cpus", "resources"),
-        lambda memory, cpus, resources: oci_spec.with_resources(
-            (resources or Resources())._replace(memory=memory, cpus=cpus)
-        ),
-    ),
+    (("memory", "cpus", "resources"), _with_resources),
     (("pids_limit",), oci_spec.with_pids_limit),
     (("ulimits",), lambda ulimits: oci_spec.with_rlimits({u.type: u[1:] for u in ulimits})),
     (("oom_score_adj",), oci_spec.with_oom_score_adj),
     (("shm_size",), oci_spec.with_shm_size),
     (("sysctls",), oci_spec.with_sysctls),
     (("devices",), oci_spec.with_devices),
-    (("cdi_devices",), lambda names: _cdi().with_cdi_devices(names)),
+    (("cdi_devices",), _with_cdi_devices),
     (("device_cgroup_rules",), oci_spec.with_device_cgroup_rules),
     (("pid",), oci_spec.with_pid_mode),
     (("ipc",), oci_spec.with_ipc_mode),
@@ -132,12 +141,6 @@ FLAG_OPTS: tuple[tuple[tuple[str, ...], Callable[..., oci_spec.SpecOpt | None]],
     (("init",), lambda _: oci_spec.with_init(oci_spec.find_init_binary())),
     (("labels",), oci_spec.with_annotations),
 )
-
-
-def _cdi() -> Any:
-    from ctl.runtime import cdi
-
-    return cdi
 
 
 def flag_opts(options: ContainerOptions) -> list[oci_spec.SpecOpt]:

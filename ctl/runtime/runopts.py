@@ -425,12 +425,11 @@ IPC_SYSCTL_PREFIX, NET_SYSCTL_PREFIX = "fs.mqueue.", "net."
 CAP_SYS_RESOURCE = 24
 # RLIM_INFINITY: docker's -1.
 RLIM_INFINITY = 2**64 - 1
-_DEVICE_MODE = re.compile(r"(?!.*(.).*\1)[rwm]{1,3}")
-_DEVICE_RULE = re.compile(r"([acb]) (\d+|\*):(\d+|\*) ([rwm]{1,3})")
+# Patterns compiled (and cached by re) when first used: each costs start-up time.
+_DEVICE_MODE = r"(?!.*(.).*\1)[rwm]{1,3}"
+_DEVICE_RULE = r"([acb]) (\d+|\*):(\d+|\*) ([rwm]{1,3})"
 # A CDI device name: vendor.com/class=name (the CDI spec's qualified name).
-_CDI_NAME = re.compile(
-    r"[A-Za-z0-9][A-Za-z0-9.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*=[A-Za-z0-9][A-Za-z0-9_.:-]*"
-)
+_CDI_NAME = r"[A-Za-z0-9][A-Za-z0-9.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*=[A-Za-z0-9][A-Za-z0-9_.:-]*"
 
 
 class Ulimit(NamedTuple):
@@ -593,7 +592,7 @@ def parse_sysctls(values: Sequence[str], network: str, ipc: str) -> dict[str, st
 
 def is_cdi_name(value: str) -> bool:
     """is_cdi_name is whether ``value`` is a CDI device name, ``vendor.com/class=name``."""
-    return _CDI_NAME.fullmatch(value) is not None
+    return re.fullmatch(_CDI_NAME, value) is not None
 
 
 def parse_device(value: str) -> DeviceMapping:
@@ -609,11 +608,11 @@ def parse_device(value: str) -> DeviceMapping:
     if len(parts) == 3:
         container, permissions = parts[1], parts[2]
     elif len(parts) == 2:
-        if _DEVICE_MODE.fullmatch(parts[1]):
+        if re.fullmatch(_DEVICE_MODE, parts[1]):
             permissions = parts[1]
         else:
             container = parts[1]
-    if not _DEVICE_MODE.fullmatch(permissions):
+    if not re.fullmatch(_DEVICE_MODE, permissions):
         raise InvalidArgument(f"{what}: the mode {permissions!r} is not made of r, w and m")
     container = container or host
     for path in (host, container):
@@ -626,8 +625,8 @@ def parse_device(value: str) -> DeviceMapping:
 
 def parse_device_cgroup_rule(value: str) -> DeviceRule:
     """parse_device_cgroup_rule reads ``TYPE MAJOR:MINOR ACCESS``: ``c 42:* rmw``, ``a *:* r``."""
-    match = _DEVICE_RULE.fullmatch(value.strip())
-    if match is None or not _DEVICE_MODE.fullmatch(match[4]):
+    match = re.fullmatch(_DEVICE_RULE, value.strip())
+    if match is None or not re.fullmatch(_DEVICE_MODE, match[4]):
         raise InvalidArgument(
             f"invalid --device-cgroup-rule {value!r}: want TYPE MAJOR:MINOR ACCESS, c 1:3 rwm"
         )

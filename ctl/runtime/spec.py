@@ -51,13 +51,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound
-from ctl.runtime.resources import Resources
 from ctl.runtime.runopts import parse_signal, parse_user
 from ctl.runtime.users import resolve_user
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ctl.runtime.resources import Resources
     from ctl.runtime.runopts import (
         DeviceMapping,
         DeviceRule,
@@ -542,11 +542,15 @@ def with_security(security: SecurityOptions) -> SpecOpt:
 
 def with_memory_limit(limit: int) -> SpecOpt:
     """with_memory_limit sets the memory cgroup limit in bytes (--memory); swap is left alone."""
+    from ctl.runtime.resources import Resources
+
     return with_resources(Resources(memory=limit))
 
 
 def with_cpus(cpus: float) -> SpecOpt:
     """with_cpus sets a CFS quota of ``cpus`` CPUs over a 100 ms period (--cpus)."""
+    from ctl.runtime.resources import Resources
+
     return with_resources(Resources(cpus=cpus))
 
 
