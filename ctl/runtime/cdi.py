@@ -133,12 +133,31 @@ def with_cdi_devices(names: Sequence[str]) -> SpecOpt:
 
 
 def _check(edit: dict[str, Any]) -> None:
+    """_check refuses edits ctl could not apply, naming the part of the spec at fault."""
+    lists = ("env", "deviceNodes", "mounts", "hooks", "additionalGids", "additionalGIDs")
+    for key in lists:
+        if not isinstance(edit.get(key, []), list):
+            raise InvalidArgument(f"CDI containerEdits: {key} is not a list")
+    if not all(isinstance(e, str) for e in edit.get("env", [])):
+        raise InvalidArgument("CDI containerEdits: env is not a list of strings")
     for node in edit.get("deviceNodes", []):
         if not isinstance(node, dict) or not str(node.get("path", "")).startswith("/"):
             raise InvalidArgument(f"CDI device node {node!r}: want an absolute path")
+        if any(not isinstance(node.get(k, 0), int) for k in ("major", "minor", "uid", "gid")):
+            raise InvalidArgument(f"CDI device node {node!r}: major, minor, uid, gid are numbers")
+    for mount in edit.get("mounts", []):
+        if not isinstance(mount, dict) or not all(
+            isinstance(mount.get(k), str) for k in ("hostPath", "containerPath")
+        ):
+            raise InvalidArgument(f"CDI mount {mount!r}: want hostPath and containerPath")
     for hook in edit.get("hooks", []):
         if not isinstance(hook, dict) or hook.get("hookName") not in HOOKS:
             raise InvalidArgument(f"CDI hook {hook!r}: unknown hookName")
+        if not str(hook.get("path", "")).startswith("/"):
+            raise InvalidArgument(f"CDI hook {hook!r}: want an absolute path")
+    for gid in edit.get("additionalGids", []) + edit.get("additionalGIDs", []):
+        if not isinstance(gid, int) or gid < 0:
+            raise InvalidArgument(f"CDI additionalGids: {gid!r} is not a group id")
 
 
 def _apply(spec: Spec, edit: dict[str, Any]) -> None:
@@ -147,15 +166,15 @@ def _apply(spec: Spec, edit: dict[str, Any]) -> None:
     process = spec.setdefault("process", {})
     linux = spec.setdefault("linux", {})
     if edit.get("env"):
-        process["env"] = merge_env(process.get("env", []), [str(e) for e in edit["env"]])
+        process["env"] = merge_env(process.get("env", []), edit["env"])
     for node in edit.get("deviceNodes", []):
         _add_node(linux, node)
     for mount in edit.get("mounts", []):
         spec.setdefault("mounts", []).append(
             {
-                "destination": posixpath.normpath(str(mount["containerPath"])),
+                "destination": posixpath.normpath(mount["containerPath"]),
                 "type": str(mount.get("type") or "bind"),
-                "source": str(mount["hostPath"]),
+                "source": mount["hostPath"],
                 "options": [str(o) for o in mount.get("options") or ["rbind", "rw"]],
             }
         )
@@ -165,7 +184,7 @@ def _apply(spec: Spec, edit: dict[str, Any]) -> None:
     gids = edit.get("additionalGids") or edit.get("additionalGIDs") or []
     if gids:
         user = process.setdefault("user", {"uid": 0, "gid": 0})
-        user.setdefault("additionalGids", []).extend(int(g) for g in gids)
+        user.setdefault("additionalGids", []).extend(gids)
 
 
 def _add_node(linux: dict[str, Any], node: dict[str, Any]) -> None:

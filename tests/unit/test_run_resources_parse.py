@@ -329,3 +329,24 @@ def test_cdi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(NotFound, match=r"vendor\.com/dev=nope") as err:
         cdi.resolve(["vendor.com/dev=nope"])
     assert "broken.yaml" in str(err.value.hint)
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        {"env": "A=1"},
+        {"mounts": [{"hostPath": "/tmp"}]},
+        {"hooks": [{"hookName": "sometime", "path": "/bin/true"}]},
+        {"deviceNodes": [{"path": "dev/x"}]},
+        {"deviceNodes": [{"path": "/dev/x", "major": "1"}]},
+        {"additionalGids": ["wheel"]},
+    ],
+)
+def test_cdi_refuses_edits_it_cannot_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edits: dict[str, object]
+) -> None:
+    monkeypatch.setenv(cdi.SPEC_DIRS_ENV, str(tmp_path))
+    doc = {"kind": "vendor.com/dev", "devices": [{"name": "x", "containerEdits": edits}]}
+    (tmp_path / "v.json").write_text(json.dumps(doc))
+    with pytest.raises(InvalidArgument, match="CDI"):
+        cdi.with_cdi_devices(["vendor.com/dev=x"])
