@@ -317,7 +317,7 @@ def _cgroup_resources(
         device_write_iops=rates("--device-write-iops"),
     )
     wanted._replace(memory=memory, cpus=cpus).validate()
-    if memory and swap is None and not resources.unsupported(wanted._replace(memory_swap=-1))[1]:
+    if memory and not swap and not resources.unsupported(wanted._replace(memory_swap=-1))[1]:
         wanted = wanted._replace(memory_swap=2 * memory)  # docker's default: as much swap
     if args.oom_kill_disable and not memory:
         _warn("the OOM killer is disabled but no --memory is set: the host may run out of memory")

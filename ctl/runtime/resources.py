@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.errdefs import InvalidArgument
+from ctl.runtime.cgroups import CGROUP_ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +29,6 @@ CPU_PERIOD = 100_000
 # The kernel's CFS bounds for cpu.cfs_period_us, and the least quota docker takes.
 MIN_CPU_PERIOD, MAX_CPU_PERIOD, MIN_CPU_QUOTA = 1000, 1_000_000, 1000
 MIN_BLKIO_WEIGHT, MAX_BLKIO_WEIGHT = 10, 1000
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 class DeviceRate(NamedTuple):
