@@ -14,14 +14,13 @@ discards what the host's cgroups cannot do (``verifyPlatformContainerResources``
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl.errdefs import InvalidArgument
 from ctl.runtime.cgroups import CGROUP_ROOT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from pathlib import Path
 
 # docker's minimum: below this a container is OOM-killed before its command runs.
 MIN_MEMORY_LIMIT = 6 << 20
@@ -182,9 +181,7 @@ _NEEDS: tuple[tuple[str, str, bool, str], ...] = (
 _V2_CONTROLLERS = {"memory": "memory", "cpu": "cpu", "blkio": "io"}
 
 
-def unsupported(
-    resources: Resources, root: Path = CGROUP_ROOT, exists: Callable[[Path], bool] = Path.exists
-) -> tuple[Resources, list[str]]:
+def unsupported(resources: Resources, root: Path = CGROUP_ROOT) -> tuple[Resources, list[str]]:
     """unsupported drops what this host's cgroups cannot do, with one warning for each.
 
     On cgroup v1 a limit needs its controller's file at the hierarchy's root
@@ -192,7 +189,7 @@ def unsupported(
     its controller, and swappiness, OOM-killer disabling and real-time limits
     have no v2 file at all (runc would ignore them without a word).
     """
-    v2 = exists(root / "cgroup.controllers")
+    v2 = (root / "cgroup.controllers").exists()
     controllers = set(_read(root / "cgroup.controllers").split()) if v2 else set()
     dropped: dict[str, Any] = {}
     warnings = []
@@ -200,7 +197,7 @@ def unsupported(
         if not getattr(resources, field):
             continue
         v2_controller = _V2_CONTROLLERS[path.split("/")[0]]
-        if not (on_v2 and v2_controller in controllers if v2 else exists(root / path)):
+        if not (on_v2 and v2_controller in controllers if v2 else (root / path).exists()):
             dropped[field] = Resources._field_defaults[field]
             version = "v2" if v2 else "v1"
             warnings.append(f"this host's cgroups ({version}) do not support {what}: discarded")
