@@ -17,9 +17,11 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
     from ctl.commands._base import Context
+    from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
     from ctl.runtime.resources import Resources
     from ctl.runtime.runopts import NamespaceMode
@@ -260,13 +262,13 @@ def _resource_options(args: argparse.Namespace) -> dict[str, Any]:
         wanted = _cgroup_resources(args, memory, cpus)
     oom_score_adj = None
     if args.oom_score_adj is not None:
-        oom_score_adj = _flag("--oom-score-adj", runopts.parse_oom_score_adj, args.oom_score_adj)
+        oom_score_adj = runopts.parse_oom_score_adj(args.oom_score_adj)
     return {
         "memory": memory,
         "cpus": cpus,
         "pids_limit": args.pids_limit,
         "resources": wanted,
-        "ulimits": tuple(_flag("--ulimit", runopts.parse_ulimit, u) for u in args.ulimit),
+        "ulimits": tuple(runopts.parse_ulimit(u) for u in args.ulimit),
         "oom_score_adj": oom_score_adj,
         "shm_size": _size("--shm-size", args.shm_size) or None,
         "sysctls": runopts.parse_sysctls(args.sysctl, args.network or "", args.ipc or "")
@@ -386,19 +388,19 @@ def _device_options(args: argparse.Namespace) -> dict[str, Any]:
     from ctl.runtime import runopts
 
     devices = [d for d in args.device if not runopts.is_cdi_name(d)]
-    cdi_names = [d for d in args.device if runopts.is_cdi_name(d)]
-    if args.gpus is not None:
-        cdi_names += _flag("--gpus", runopts.parse_gpus, args.gpus)
-    if cdi_names:
-        from ctl.runtime import cdi
+    cdi_devices = [d for d in args.device if runopts.is_cdi_name(d)]
+    gpus = runopts.parse_gpus(args.gpus) if args.gpus is not None else []
+    for flag, names in (("--device", cdi_devices), ("--gpus", gpus)):
+        if names:
+            from ctl.runtime import cdi
 
-        _flag("--device", cdi.resolve, cdi_names)
+            _named(flag, cdi.resolve, names)
+    cdi_names = cdi_devices + gpus
     return {
-        "devices": tuple(_flag("--device", runopts.parse_device, d) for d in devices),
+        "devices": tuple(runopts.parse_device(d) for d in devices),
         "cdi_devices": tuple(cdi_names),
         "device_cgroup_rules": tuple(
-            _flag("--device-cgroup-rule", runopts.parse_device_cgroup_rule, r)
-            for r in args.device_cgroup_rule
+            runopts.parse_device_cgroup_rule(r) for r in args.device_cgroup_rule
         ),
         "group_add": tuple(_group(g) for g in args.group_add),
     }
@@ -439,7 +441,7 @@ def _namespace_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
         "pid": pid if pid.mode else None,
         "ipc": ipc if ipc.mode not in ("", "private", "shareable") else None,
         "uts_host": uts.mode == "host",
-        "cgroup_parent": _flag("--cgroup-parent", parse_cgroup_parent, args.cgroup_parent)
+        "cgroup_parent": parse_cgroup_parent(args.cgroup_parent)
         if args.cgroup_parent is not None
         else None,
     }
@@ -449,9 +451,15 @@ def _joined_container(flag: str, mode: NamespaceMode, ctx: Context) -> Namespace
     """_joined_container keeps the other container's id: its name may go to another one later."""
     if mode.mode != "container":
         return mode
+    container: Container = _named(flag, ctx.client.get_container, mode.container)
+    return mode._replace(container=container.id)
+
+
+def _named(flag: str, find: Callable[[Any], Any], value: Any) -> Any:
+    """_named is ``find(value)`` with the flag named in its NotFound (where the name came from)."""
     from ctl.errdefs import NotFound
 
     try:
-        return mode._replace(container=ctx.client.get_container(mode.container).id)
+        return find(value)
     except NotFound as err:
         raise NotFound(f"{flag}: {err}", hint=err.hint) from None

@@ -105,9 +105,9 @@ def resolve(names: Sequence[str]) -> list[CdiDevice]:
     for name in names:
         device = devices.get(name)
         if device is None:
-            where = ", ".join(spec_dirs()) or "no directory"
+            where = " or ".join(spec_dirs()) or "no directory"
             hint = f"not read (not JSON CDI specs): {', '.join(unread)}" if unread else None
-            raise NotFound(f"CDI device {name}: no spec in {where} has it", hint=hint)
+            raise NotFound(f"CDI device {name}: no CDI spec in {where} defines it", hint=hint)
         found.append(device)
     return found
 

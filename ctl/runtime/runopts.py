@@ -518,8 +518,8 @@ def parse_ulimit(value: str) -> Ulimit:
     soft_text, _, hard_text = limits.partition(":")
     if not sep or not soft_text:
         raise InvalidArgument(f"{what}: want NAME=SOFT[:HARD]")
-    soft = _rlimit(parse_int(soft_text, "--ulimit"), what)
-    hard = _rlimit(parse_int(hard_text, "--ulimit"), what) if hard_text else soft
+    soft = _rlimit(soft_text, what)
+    hard = _rlimit(hard_text, what) if hard_text else soft
     if soft > hard:
         raise InvalidArgument(f"{what}: the soft limit is above the hard limit")
     kind = "RLIMIT_" + name.upper()
@@ -534,12 +534,12 @@ def parse_ulimit(value: str) -> Ulimit:
     return Ulimit(kind, soft, hard)
 
 
-def _rlimit(number: int, what: str) -> int:
-    if number == -1:
+def _rlimit(text: str, what: str) -> int:
+    if text == "-1":
         return RLIM_INFINITY
-    if number < 0:
+    if not (text.isascii() and text.isdigit()):
         raise InvalidArgument(f"{what}: want a number of 0 or more, or -1 for unlimited")
-    return number
+    return int(text)
 
 
 def _holds_capability(number: int) -> bool:
