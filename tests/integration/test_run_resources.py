@@ -92,6 +92,31 @@ def test_limits_are_in_the_cgroup(rroot: Path, image: str) -> None:
         ctl_proc("rm", "-f", "limited", root=rroot)
 
 
+def test_what_the_host_cannot_do_is_dropped_with_a_warning(rroot: Path, image: str) -> None:
+    """Swappiness and OOM-killer disabling exist on v1 only; blkio weight needs BFQ/CFQ."""
+    result = ctl_proc(
+        "run", "-d", "--name", "v1only", "--net", "none", "-m", "64m",
+        "--memory-swappiness", "10", "--oom-kill-disable", "--blkio-weight", "300",
+        image, "sleep", "60",
+        root=rroot,
+    ).assert_success()  # fmt: skip
+    try:
+        read = lambda v1: cgroup_file(rroot, "v1only", v1, "cgroup.procs")  # noqa: E731
+        if cgroups.is_v2():
+            assert "swappiness: discarded" in result.stderr
+            assert "OOM killer disabling: discarded" in result.stderr
+            return
+        assert read("memory/memory.swappiness") == "10"
+        assert "oom_kill_disable 1" in read("memory/memory.oom_control")
+        weight = cgroups.CGROUP_ROOT / "blkio" / "blkio.weight"
+        if weight.exists():
+            assert read("blkio/blkio.weight") == "300"
+        else:
+            assert "block I/O weight: discarded" in result.stderr
+    finally:
+        ctl_proc("rm", "-f", "v1only", root=rroot)
+
+
 def test_memory_alone_gets_as_much_swap_as_docker_gives(rroot: Path, image: str) -> None:
     ctl_proc(
         "run", "-d", "--name", "swap", "--net", "none", "-m", "64m", image, "sleep", "60",
