@@ -435,6 +435,11 @@ def _namespace_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]
     parse_namespace_mode("--userns", args.userns, ("host",))
     if uts.mode == "host" and args.hostname:
         raise InvalidArgument("--hostname cannot be used with --uts host")
+    joining = [flag for flag, mode in (("--pid", pid), ("--ipc", ipc)) if mode.mode == "container"]
+    if joining and args.restart != "no":
+        # The supervisor restarts from the same config.json, whose /proc/PID
+        # path may by then name another process: refused rather than risked.
+        raise InvalidArgument(f"--restart cannot be used with {joining[0]} container:NAME")
     pid = _joined_container("--pid", pid, ctx)
     ipc = _joined_container("--ipc", ipc, ctx)
     return {

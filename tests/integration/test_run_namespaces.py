@@ -119,6 +119,7 @@ def test_cgroup_parent(nroot: Path, image: str, parent: str) -> None:
 BAD = {
     "pid-word": ["--pid", "bogus"],
     "pid-no-such-container": ["--pid", "container:no-such"],
+    "pid-container-restart": ["--restart", "always", "--pid", "container:x"],
     "ipc-word": ["--ipc", "bogus"],
     "uts-private": ["--uts", "private"],
     "uts-host-with-hostname": ["--uts", "host", "--hostname", "x"],
