@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ctl.errdefs import CtlError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.fsutil import FileLock, write_all
+from ctl.runtime.namespaces import join_containers
 from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
 from ctl.runtime.taskdir import TaskDir
 
@@ -401,6 +402,8 @@ class TaskService:
         if task is not None and task.exit is not None and task.exit.exit_code is None:
             self.forget(container.id)  # a lost task: runc may still hold it
         options = container.config
+        # --pid/--ipc container:NAME: the other container's live pid (issue 11).
+        container = container.updated(spec=join_containers(container.spec, self._running_pid))
         task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.mount_rootfs(container)
         try:
@@ -438,6 +441,11 @@ class TaskService:
                 self._networks.detach(container.id)
                 task_dir.unmount_rootfs()
             raise
+
+    def _running_pid(self, container_id: str) -> int | None:
+        task = self.load(container_id)
+        live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
+        return task.pid if live and task is not None else None
 
     def _attach_network(self, container: Container, options: RunConfig) -> dict[str, Any]:
         """_attach_network joins the task to its network; returns the spec to run.

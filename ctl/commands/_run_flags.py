@@ -18,10 +18,14 @@ from ctl.errdefs import InvalidArgument
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ctl.commands._base import Context
+    from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
+    from ctl.runtime.resources import Resources
+    from ctl.runtime.runopts import NamespaceMode
 
 
 def create_flags(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +36,8 @@ def create_flags(parser: argparse.ArgumentParser) -> None:
     _security_flags(parser)
     _lifecycle_flags(parser)
     _refused_flags(parser)
+    _device_flags(parser)
+    _namespace_flags(parser)
     add = parser.add_argument
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
@@ -48,6 +54,8 @@ def container_options(args: argparse.Namespace, ctx: Context) -> ContainerOption
         **_resource_options(args),
         **_security_options(args),
         **_lifecycle_options(args),
+        **_device_options(args),
+        **_namespace_options(args, ctx),
     )
 
 
@@ -268,20 +276,145 @@ def _network_container_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _resource_flags(parser: argparse.ArgumentParser) -> None:
+    from argparse import SUPPRESS
+
     add = parser.add_argument
-    add("--memory", "-m", help="memory limit (e.g. 512m)")
+    add("--memory", "-m", help="memory limit (e.g. 512m; 0: no limit)")
+    add("--memory-swap", help="memory plus swap (e.g. 1g; -1: unlimited swap)")
+    add("--memory-reservation", help="memory soft limit")
+    add("--memory-swappiness", help="0 to 100 (cgroup v1 only)")
+    add("--kernel-memory", help=SUPPRESS)  # docker: deprecated, ignored with a warning
+    add("--oom-kill-disable", action="store_true", help="do not OOM-kill the container")
+    add("--oom-score-adj", help="the OOM score adjustment of its processes, -1000 to 1000")
     add("--cpus", help="number of CPUs (e.g. 1.5)")
+    add("-c", "--cpu-shares", help="CPU shares (relative weight)")
+    add("--cpu-period", help="CFS period in microseconds")
+    add("--cpu-quota", help="CFS quota in microseconds")
+    add("--cpu-rt-period", help="real-time period in microseconds")
+    add("--cpu-rt-runtime", help="real-time runtime in microseconds")
+    add("--cpuset-cpus", help="CPUs the container may use (0-3, 0,1)")
+    add("--cpuset-mems", help="memory nodes the container may use (0-3, 0,1)")
     add("--pids-limit", type=int, help="maximum number of processes")
+    add("--blkio-weight", help="block I/O weight, 10 to 1000 (0: none)")
+    add("--blkio-weight-device", **_many("DEV:WEIGHT"), help="block I/O weight of a device")
+    for way in ("read", "write"):
+        add(f"--device-{way}-bps", **_many("DEV:RATE"), help=f"{way} bytes a second (1mb)")
+        add(f"--device-{way}-iops", **_many("DEV:RATE"), help=f"{way} operations a second")
+    add("--ulimit", **_many("NAME=SOFT[:HARD]"), help="a resource limit (nofile=1024:2048)")
+    add("--shm-size", help="size of /dev/shm (default 64m)")
+    add("--sysctl", **_many("KEY=VALUE"), help="a namespaced kernel parameter")
+
+
+def _many(metavar: str) -> dict[str, Any]:
+    return {"action": "append", "default": [], "metavar": metavar}
+
+
+# The flags of Resources besides --memory and --cpus: parsed only when one is given.
+_CGROUP_FLAGS = (
+    "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable",
+    "cpu_shares", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime",
+    "cpuset_cpus", "cpuset_mems", "blkio_weight", "blkio_weight_device",
+    "device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops",
+)  # fmt: skip
 
 
 def _resource_options(args: argparse.Namespace) -> dict[str, Any]:
     from ctl.runtime import runopts
 
+    if args.kernel_memory is not None:
+        _warn("--kernel-memory is deprecated and no longer supported by the kernel: ignored")
+    memory = _size("--memory", args.memory) or None
+    cpus = _flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None
+    wanted = None
+    if memory or cpus or any(getattr(args, name) for name in _CGROUP_FLAGS):
+        wanted = _cgroup_resources(args, memory, cpus)
+    oom_score_adj = None
+    if args.oom_score_adj is not None:
+        oom_score_adj = runopts.parse_oom_score_adj(args.oom_score_adj)
     return {
-        "memory": _flag("--memory", runopts.parse_memory, args.memory) if args.memory else None,
-        "cpus": _flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None,
+        "memory": memory,
+        "cpus": cpus,
         "pids_limit": args.pids_limit,
+        "resources": wanted,
+        "ulimits": tuple(runopts.parse_ulimit(u) for u in args.ulimit),
+        "oom_score_adj": oom_score_adj,
+        "shm_size": _size("--shm-size", args.shm_size) or None,
+        "sysctls": runopts.parse_sysctls(args.sysctl, args.network or "", args.ipc or "")
+        if args.sysctl
+        else {},
     }
+
+
+def _size(flag: str, value: str | None) -> int | None:
+    from ctl.runtime.runopts import parse_memory
+
+    return _flag(flag, parse_memory, value) if value is not None else None
+
+
+def _cgroup_resources(
+    args: argparse.Namespace, memory: int | None, cpus: float | None
+) -> Resources | None:
+    """_cgroup_resources are the limits of Resources besides memory and cpus (their own fields)."""
+    from ctl.runtime import resources, runopts
+
+    def number(flag: str, value: str | None) -> int | None:
+        return runopts.parse_int(value, flag) if value is not None else None
+
+    def rates(flag: str) -> tuple[resources.DeviceRate, ...]:
+        values = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        return tuple(resources.DeviceRate(*runopts.parse_device_rate(v, flag)) for v in values)
+
+    swap = None
+    if args.memory_swap is not None:
+        swap = _flag("--memory-swap", runopts.parse_memory_swap, args.memory_swap)
+    wanted = resources.Resources(
+        memory_swap=swap,
+        memory_reservation=_size("--memory-reservation", args.memory_reservation),
+        memory_swappiness=number("--memory-swappiness", args.memory_swappiness),
+        oom_kill_disable=args.oom_kill_disable,
+        cpu_shares=number("--cpu-shares", args.cpu_shares),
+        cpu_period=number("--cpu-period", args.cpu_period),
+        cpu_quota=number("--cpu-quota", args.cpu_quota),
+        cpu_rt_period=number("--cpu-rt-period", args.cpu_rt_period),
+        cpu_rt_runtime=number("--cpu-rt-runtime", args.cpu_rt_runtime),
+        cpuset_cpus=_cpuset("--cpuset-cpus", args.cpuset_cpus, "cpus"),
+        cpuset_mems=_cpuset("--cpuset-mems", args.cpuset_mems, "mems"),
+        blkio_weight=number("--blkio-weight", args.blkio_weight),
+        blkio_weight_device=rates("--blkio-weight-device"),
+        device_read_bps=rates("--device-read-bps"),
+        device_write_bps=rates("--device-write-bps"),
+        device_read_iops=rates("--device-read-iops"),
+        device_write_iops=rates("--device-write-iops"),
+    )
+    wanted._replace(memory=memory, cpus=cpus).validate()
+    if memory and not swap and not resources.unsupported(wanted._replace(memory_swap=-1))[1]:
+        wanted = wanted._replace(memory_swap=2 * memory)  # docker's default: as much swap
+    if args.oom_kill_disable and not memory:
+        _warn("the OOM killer is disabled but no --memory is set: the host may run out of memory")
+    wanted, warnings = resources.unsupported(wanted)
+    for warning in warnings:
+        _warn(warning)
+    return None if wanted.is_empty() else wanted
+
+
+def _cpuset(flag: str, value: str | None, kind: str) -> str | None:
+    """_cpuset checks a --cpuset-* list against the CPUs or memory nodes this host has."""
+    if value is None or not value.strip():
+        return None
+    from ctl.runtime.resources import available_cpuset, parse_cpuset
+
+    available = available_cpuset(kind)
+    missing = sorted(parse_cpuset(value, flag) - available)
+    if missing:
+        have = ",".join(str(n) for n in sorted(available))
+        raise InvalidArgument(
+            f"{flag} {value!r}: {','.join(map(str, missing))} not available (this host has {have})"
+        )
+    return value.strip()
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"ctl: warning: {message}\n")
 
 
 # Security: privileges, capabilities, confinement.
@@ -407,3 +540,100 @@ def _refused_flags(parser: argparse.ArgumentParser) -> None:
     for flag in REFUSED_FLAGS:
         nargs = 0 if flag == "--use-api-socket" else None
         parser.add_argument(flag, action=_Refused, nargs=nargs, help=argparse.SUPPRESS)
+
+
+# Devices: host devices, CDI devices and GPUs, the device cgroup, groups.
+
+
+def _device_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--device", **_many("HOST[:CTR][:rwm]"), help="add a host device, or a CDI device")
+    add("--device-cgroup-rule", **_many("'c 1:3 rwm'"), help="allow devices in the cgroup")
+    add("--gpus", help="GPUs as CDI devices of nvidia.com/gpu: all, N or device=ID")
+    add("--group-add", **_many("GROUP"), help="an additional group (name or gid)")
+
+
+def _device_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ctl.runtime import runopts
+
+    devices = [d for d in args.device if not runopts.is_cdi_name(d)]
+    cdi_devices = [d for d in args.device if runopts.is_cdi_name(d)]
+    gpus = runopts.parse_gpus(args.gpus) if args.gpus is not None else []
+    for flag, names in (("--device", cdi_devices), ("--gpus", gpus)):
+        if names:
+            from ctl.runtime import cdi
+
+            _named(flag, cdi.resolve, names)
+    cdi_names = cdi_devices + gpus
+    return {
+        "devices": tuple(runopts.parse_device(d) for d in devices),
+        "cdi_devices": tuple(cdi_names),
+        "device_cgroup_rules": tuple(
+            runopts.parse_device_cgroup_rule(r) for r in args.device_cgroup_rule
+        ),
+        "group_add": tuple(_group(g) for g in args.group_add),
+    }
+
+
+def _group(value: str) -> str:
+    if not value or ":" in value or any(c.isspace() for c in value):
+        raise InvalidArgument(f"invalid --group-add {value!r}: want a group name or gid")
+    return value
+
+
+# Namespaces: sharing the host's or another container's, and the cgroup's place.
+
+
+def _namespace_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--pid", default="", help="PID namespace: host or container:NAME")
+    add("--ipc", default="", help="IPC namespace: private, shareable, none, host or container:NAME")
+    add("--uts", default="", help="UTS namespace: host")
+    add("--userns", default="", help="user namespace: host (the only one ctl has)")
+    add("--cgroup-parent", help="parent cgroup of the container's cgroup")
+
+
+def _namespace_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    from ctl.runtime.runopts import parse_cgroup_parent, parse_namespace_mode
+
+    pid = parse_namespace_mode("--pid", args.pid, ("host", "container"))
+    ipc = parse_namespace_mode(
+        "--ipc", args.ipc, ("private", "shareable", "none", "host", "container")
+    )
+    uts = parse_namespace_mode("--uts", args.uts, ("host",))
+    parse_namespace_mode("--userns", args.userns, ("host",))
+    if uts.mode == "host" and args.hostname:
+        raise InvalidArgument("--hostname cannot be used with --uts host")
+    joining = [flag for flag, mode in (("--pid", pid), ("--ipc", ipc)) if mode.mode == "container"]
+    if joining and args.restart != "no":
+        # The supervisor restarts from the same config.json, whose /proc/PID
+        # path may by then name another process: refused rather than risked.
+        raise InvalidArgument(f"--restart cannot be used with {joining[0]} container:NAME")
+    pid = _joined_container("--pid", pid, ctx)
+    ipc = _joined_container("--ipc", ipc, ctx)
+    return {
+        "pid": pid if pid.mode else None,
+        "ipc": ipc if ipc.mode not in ("", "private", "shareable") else None,
+        "uts_host": uts.mode == "host",
+        "cgroup_parent": parse_cgroup_parent(args.cgroup_parent)
+        if args.cgroup_parent is not None
+        else None,
+    }
+
+
+def _joined_container(flag: str, mode: NamespaceMode, ctx: Context) -> NamespaceMode:
+    """_joined_container keeps the other container's id: its name may go to another one later."""
+    if mode.mode != "container":
+        return mode
+    container: Container = _named(flag, ctx.client.get_container, mode.container)
+    return mode._replace(container=container.id)
+
+
+def _named(flag: str, find: Callable[[Any], Any], value: Any) -> Any:
+    """_named is ``find(value)`` with the flag named in its NotFound (where the name came from)."""
+    from ctl.errdefs import NotFound
+
+    try:
+        return find(value)
+    except NotFound as err:
+        raise NotFound(f"{flag}: {err}", hint=err.hint) from None

@@ -13,7 +13,17 @@ if TYPE_CHECKING:
 
     from ctl.containers.container import RunConfig
     from ctl.oci import Platform
-    from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy, SecurityOptions
+    from ctl.runtime.resources import Resources
+    from ctl.runtime.runopts import (
+        DeviceMapping,
+        DeviceRule,
+        MountSpec,
+        NamespaceMode,
+        PortMapping,
+        RestartPolicy,
+        SecurityOptions,
+        Ulimit,
+    )
 
 # --net takes these, or the name of a network made with `ctl network create`.
 NETWORK_MODES = ("none", "host", "bridge")
@@ -57,6 +67,20 @@ class ContainerOptions(NamedTuple):
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None
+    # resources, devices and namespaces (issue 11)
+    resources: Resources | None = None
+    ulimits: tuple[Ulimit, ...] = ()
+    oom_score_adj: int | None = None
+    shm_size: int | None = None
+    sysctls: dict[str, str] = {}
+    devices: tuple[DeviceMapping, ...] = ()
+    cdi_devices: tuple[str, ...] = ()
+    device_cgroup_rules: tuple[DeviceRule, ...] = ()
+    group_add: tuple[str, ...] = ()
+    pid: NamespaceMode | None = None
+    ipc: NamespaceMode | None = None
+    uts_host: bool = False
+    cgroup_parent: str | None = None
     read_only: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
@@ -104,6 +128,20 @@ class ContainerOptions(NamedTuple):
         )
 
 
+def _with_resources(
+    memory: int | None, cpus: float | None, resources: Resources | None
+) -> oci_spec.SpecOpt:
+    from ctl.runtime.resources import Resources
+
+    return oci_spec.with_resources((resources or Resources())._replace(memory=memory, cpus=cpus))
+
+
+def _with_cdi_devices(names: tuple[str, ...]) -> oci_spec.SpecOpt:
+    from ctl.runtime.cdi import with_cdi_devices
+
+    return with_cdi_devices(names)
+
+
 # How the flags refine the spec, after the image config, in this order: the
 # fields each line reads, and the option their values make (None: no change).
 # A line whose fields are all left empty (None, False, "", (), {}) adds nothing.
@@ -116,9 +154,19 @@ FLAG_OPTS: tuple[tuple[tuple[str, ...], Callable[..., oci_spec.SpecOpt | None]],
     (("privileged",), lambda _: oci_spec.with_privileged),
     (("cap_add", "cap_drop"), oci_spec.with_capabilities),
     (("cgroupns",), oci_spec.with_cgroupns),
-    (("memory",), oci_spec.with_memory_limit),
-    (("cpus",), oci_spec.with_cpus),
+    (("memory", "cpus", "resources"), _with_resources),
     (("pids_limit",), oci_spec.with_pids_limit),
+    (("ulimits",), lambda ulimits: oci_spec.with_rlimits({u.type: u[1:] for u in ulimits})),
+    (("oom_score_adj",), oci_spec.with_oom_score_adj),
+    (("shm_size",), oci_spec.with_shm_size),
+    (("sysctls",), oci_spec.with_sysctls),
+    (("devices",), oci_spec.with_devices),
+    (("cdi_devices",), _with_cdi_devices),
+    (("device_cgroup_rules",), oci_spec.with_device_cgroup_rules),
+    (("pid",), oci_spec.with_pid_mode),
+    (("ipc",), oci_spec.with_ipc_mode),
+    (("uts_host",), lambda _: oci_spec.with_host_uts),
+    (("cgroup_parent",), oci_spec.with_cgroup_parent),
     (("network",), lambda mode: oci_spec.with_host_network if mode == "host" else None),
     (("domainname",), oci_spec.with_domainname),
     (("stop_signal",), oci_spec.with_stop_signal),
@@ -151,7 +199,7 @@ def _empty(value: object) -> bool:
 def hostname_for(options: ContainerOptions, container_id: str) -> str:
     if options.hostname:
         return options.hostname
-    if options.network == "host":
+    if options.network == "host" or options.uts_host:
         return os.uname().nodename  # gethostname(), without importing socket
     return container_id[:12]
 
@@ -181,6 +229,7 @@ def container_spec(
             resolv_conf=files_dir / RESOLV_FILE,
         ),
         *flag_opts(options),
+        *([oci_spec.with_group_add(options.group_add, rootfs)] if options.group_add else []),
         # Every container is confined, and after the capabilities, which seccomp's rules follow.
         oci_spec.with_security(options.security, options.privileged),
     )

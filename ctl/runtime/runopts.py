@@ -632,3 +632,304 @@ def parse_detach_keys(value: str) -> bytes:
         else:
             raise InvalidArgument(f"invalid detach key {key!r}: want a character or ctrl-X")
     return bytes(keys)
+
+
+# Resources, devices and namespaces (issue 11, groups 2 to 4).
+
+# docker's --ulimit names (go-units), each an RLIMIT_ of the same name in capitals.
+# fmt: off
+ULIMITS = frozenset((
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+))
+# fmt: on
+# Namespaced sysctls docker allows (opts.ValidateSysctl): these IPC ones, and prefixes.
+IPC_SYSCTLS = frozenset(
+    (
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    )
+)  # fmt: skip
+IPC_SYSCTL_PREFIX, NET_SYSCTL_PREFIX = "fs.mqueue.", "net."
+CAP_SYS_RESOURCE = 24
+# RLIM_INFINITY: docker's -1.
+RLIM_INFINITY = 2**64 - 1
+# Patterns compiled (and cached by re) when first used: each costs start-up time.
+_DEVICE_MODE = r"(?!.*(.).*\1)[rwm]{1,3}"
+_DEVICE_RULE = r"([acb]) (\d+|\*):(\d+|\*) ([rwm]{1,3})"
+# A CDI device name: vendor.com/class=name (the CDI spec's qualified name).
+_CDI_NAME = r"[A-Za-z0-9][A-Za-z0-9.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*=[A-Za-z0-9][A-Za-z0-9_.:-]*"
+
+
+class Ulimit(NamedTuple):
+    """Ulimit is one ``--ulimit``: an RLIMIT_ name and its soft and hard values."""
+
+    type: str
+    soft: int
+    hard: int
+
+
+class DeviceMapping(NamedTuple):
+    """DeviceMapping is one ``--device HOST[:CTR][:rwm]``."""
+
+    host_path: str
+    container_path: str
+    permissions: str = "rwm"
+
+
+class DeviceRule(NamedTuple):
+    """DeviceRule is one ``--device-cgroup-rule 'c 1:3 mr'``; None is ``*`` (any)."""
+
+    type: str
+    major: int | None
+    minor: int | None
+    access: str
+
+
+class NamespaceMode(NamedTuple):
+    """NamespaceMode is ``--pid``, ``--ipc``, ``--uts``: ``host``, ``container`` or private.
+
+    ``container`` is the container's id (resolved from ``container:NAME``).
+    """
+
+    mode: str
+    container: str = ""
+
+
+def parse_int(value: str, flag: str) -> int:
+    """parse_int reads a decimal integer, optionally negative, as docker's int flags do."""
+    digits = value.strip().removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidArgument(f"invalid {flag} {value!r}: want a whole number")
+    return int(value)
+
+
+def parse_memory_swap(value: str) -> int:
+    """parse_memory_swap reads ``--memory-swap``: a size (memory plus swap), or -1 for unlimited."""
+    return -1 if value.strip() == "-1" else parse_memory(value)
+
+
+def parse_device_rate(value: str, flag: str) -> tuple[str, int, int, int]:
+    """parse_device_rate reads ``PATH:RATE`` for the blkio flags: (path, major, minor, rate).
+
+    RATE is a size (``1mb``) for the -bps flags and a whole number for the
+    others; PATH must be a block device of this host.
+    """
+    import stat
+
+    path, sep, rate_text = value.rpartition(":")
+    if not sep or not path.startswith("/"):
+        raise InvalidArgument(f"invalid {flag} {value!r}: want /dev/DEVICE:RATE")
+    rate = parse_memory(rate_text) if flag.endswith("-bps") else parse_int(rate_text, flag)
+    if rate < 0:
+        raise InvalidArgument(f"invalid {flag} {value!r}: the rate cannot be negative")
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise InvalidArgument(f"invalid {flag} {value!r}: {path}: {err.strerror}") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise InvalidArgument(f"invalid {flag} {value!r}: {path} is not a block device")
+    return path, os.major(st.st_rdev), os.minor(st.st_rdev), rate
+
+
+def parse_ulimit(value: str) -> Ulimit:
+    """parse_ulimit reads ``--ulimit NAME=SOFT[:HARD]`` (docker's names; -1 is unlimited).
+
+    A limit above this process's own hard limit is refused unless it holds
+    CAP_SYS_RESOURCE: runc could not raise it, and the container would not start.
+    """
+    import resource
+
+    what = f"invalid --ulimit {value!r}"
+    name, sep, limits = value.partition("=")
+    if name not in ULIMITS:
+        raise InvalidArgument(f"{what}: unknown limit {name!r}", hint="see `ulimit -a`")
+    soft_text, _, hard_text = limits.partition(":")
+    if not sep or not soft_text:
+        raise InvalidArgument(f"{what}: want NAME=SOFT[:HARD]")
+    soft = _rlimit(soft_text, what)
+    hard = _rlimit(hard_text, what) if hard_text else soft
+    if soft > hard:
+        raise InvalidArgument(f"{what}: the soft limit is above the hard limit")
+    kind = "RLIMIT_" + name.upper()
+    number = getattr(resource, kind, None)
+    if number is not None and not _holds_capability(CAP_SYS_RESOURCE):
+        own = resource.getrlimit(number)[1]
+        if own != resource.RLIM_INFINITY and hard > own:
+            raise InvalidArgument(
+                f"{what}: above this process's hard limit of {own}",
+                hint="raising it needs CAP_SYS_RESOURCE; see `ulimit -H`",
+            )
+    return Ulimit(kind, soft, hard)
+
+
+def _rlimit(text: str, what: str) -> int:
+    if text == "-1":
+        return RLIM_INFINITY
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidArgument(f"{what}: want a number of 0 or more, or -1 for unlimited")
+    return int(text)
+
+
+def _holds_capability(number: int) -> bool:
+    with open("/proc/self/status", encoding="ascii") as f:
+        line = next(line for line in f if line.startswith("CapEff:"))
+    return bool(int(line.split()[1], 16) >> number & 1)
+
+
+def parse_oom_score_adj(value: str) -> int:
+    """parse_oom_score_adj reads -1000 to 1000; below our own it needs CAP_SYS_RESOURCE."""
+    score = parse_int(value, "--oom-score-adj")
+    if not -1000 <= score <= 1000:
+        raise InvalidArgument(f"invalid --oom-score-adj {value!r}: want -1000 to 1000")
+    with open("/proc/self/oom_score_adj", encoding="ascii") as f:
+        own = int(f.read())
+    if score < own and not _holds_capability(CAP_SYS_RESOURCE):
+        raise InvalidArgument(
+            f"invalid --oom-score-adj {value!r}: below this process's own ({own})",
+            hint="lowering it needs CAP_SYS_RESOURCE",
+        )
+    return score
+
+
+def parse_sysctls(values: Sequence[str], network: str, ipc: str) -> dict[str, str]:
+    """parse_sysctls reads ``--sysctl KEY=VALUE``: only namespaced sysctls, as docker allows.
+
+    IPC ones (IPC_SYSCTLS, ``fs.mqueue.*``) need the container's own IPC
+    namespace, ``net.*`` its own network namespace.
+    """
+    sysctls: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        what = f"invalid --sysctl {value!r}"
+        if not sep or not key:
+            raise InvalidArgument(f"{what}: want KEY=VALUE")
+        if key in IPC_SYSCTLS or key.startswith(IPC_SYSCTL_PREFIX):
+            if ipc == "host" or ipc.startswith("container:"):
+                raise InvalidArgument(f"{what}: not allowed with --ipc {ipc}")
+        elif key.startswith(NET_SYSCTL_PREFIX):
+            if network == "host":
+                raise InvalidArgument(f"{what}: not allowed with --net host")
+        else:
+            raise InvalidArgument(
+                f"{what}: not a namespaced sysctl",
+                hint="allowed: kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*",
+            )
+        sysctls[key] = val
+    return sysctls
+
+
+def is_cdi_name(value: str) -> bool:
+    """is_cdi_name is whether ``value`` is a CDI device name, ``vendor.com/class=name``."""
+    return re.fullmatch(_CDI_NAME, value) is not None
+
+
+def parse_device(value: str) -> DeviceMapping:
+    """parse_device reads ``--device HOST[:CTR][:rwm]`` as docker does; HOST must exist.
+
+    A second field that is a mode (``r``, ``rw``, ``rwm``...) is the mode, not CTR.
+    """
+    what = f"invalid --device {value!r}"
+    parts = value.split(":")
+    if not 1 <= len(parts) <= 3 or not parts[0]:
+        raise InvalidArgument(f"{what}: want HOST[:CTR][:rwm]")
+    host, container, permissions = parts[0], "", "rwm"
+    if len(parts) == 3:
+        container, permissions = parts[1], parts[2]
+    elif len(parts) == 2:
+        if re.fullmatch(_DEVICE_MODE, parts[1]):
+            permissions = parts[1]
+        else:
+            container = parts[1]
+    if not re.fullmatch(_DEVICE_MODE, permissions):
+        raise InvalidArgument(f"{what}: the mode {permissions!r} is not made of r, w and m")
+    container = container or host
+    for path in (host, container):
+        if not path.startswith("/"):
+            raise InvalidArgument(f"{what}: {path!r} is not an absolute path")
+    if not os.path.exists(host):
+        raise InvalidArgument(f"{what}: {host}: no such file or directory")
+    return DeviceMapping(host, container, permissions)
+
+
+def parse_device_cgroup_rule(value: str) -> DeviceRule:
+    """parse_device_cgroup_rule reads ``TYPE MAJOR:MINOR ACCESS``: ``c 42:* rmw``, ``a *:* r``."""
+    match = re.fullmatch(_DEVICE_RULE, value.strip())
+    if match is None or not re.fullmatch(_DEVICE_MODE, match[4]):
+        raise InvalidArgument(
+            f"invalid --device-cgroup-rule {value!r}: want TYPE MAJOR:MINOR ACCESS, c 1:3 rwm"
+        )
+    kind, major, minor, access = match.groups()
+    return DeviceRule(
+        kind,
+        None if major == "*" else int(major),
+        None if minor == "*" else int(minor),
+        access,
+    )
+
+
+def parse_gpus(value: str) -> list[str]:
+    """parse_gpus reads ``--gpus`` as CDI names of ``nvidia.com/gpu``, as docker does with CDI.
+
+    ``all``; a count N (the first N GPUs, 0 to N-1); or docker's CSV options,
+    ``device=0,2`` (ids or UUIDs), ``count=N``, ``capabilities=...`` and
+    ``driver=nvidia`` (capabilities are left to the CDI spec).
+    """
+    import csv
+
+    what = f"invalid --gpus {value!r}"
+    if value == "all":
+        return ["nvidia.com/gpu=all"]
+    if value.isascii() and value.isdigit():
+        return [f"nvidia.com/gpu={n}" for n in range(int(value))]
+    devices: list[str] = []
+    for field in next(csv.reader([value]), []):
+        key, _, val = field.partition("=")
+        if key == "device":
+            devices += val.split(",")
+        elif key == "count":
+            count = ["all"] if val == "all" else range(parse_int(val, "--gpus"))
+            devices += [str(n) for n in count]
+        elif key == "driver" and val not in ("", "nvidia", "cdi"):
+            raise InvalidArgument(f"{what}: only the nvidia driver's CDI devices are supported")
+        elif key not in ("driver", "capabilities"):
+            raise InvalidArgument(f"{what}: want all, N, or '\"device=ID[,ID]\"'")
+    if not devices:
+        return ["nvidia.com/gpu=all"]
+    return [f"nvidia.com/gpu={d}" for d in devices]
+
+
+def parse_namespace_mode(flag: str, value: str, modes: Sequence[str]) -> NamespaceMode:
+    """parse_namespace_mode reads ``--pid``, ``--ipc``, ``--uts``, ``--userns``.
+
+    ``modes`` are the words the flag takes; ``container`` among them allows
+    ``container:NAME`` (NAME is left to the caller to resolve). "" is the default.
+    """
+    mode, sep, name = value.partition(":")
+    if sep and mode == "container" and "container" in modes and name:
+        return NamespaceMode("container", name)
+    if sep or (value and value not in modes):
+        words = [f"{m}:NAME" if m == "container" else m for m in modes]
+        raise InvalidArgument(f"invalid {flag} {value!r}: want {' or '.join(words)}")
+    return NamespaceMode(value)
+
+
+def parse_cgroup_parent(value: str) -> str:
+    """parse_cgroup_parent reads ``--cgroup-parent``: a cgroup path, made absolute.
+
+    As docker with its cgroupfs driver, ``foo.slice`` is a directory like any
+    other; a relative path is taken from the hierarchy's root (runc would
+    take it from the caller's cgroup, which for ctl is a supervisor's).
+    """
+    import posixpath
+
+    path = posixpath.normpath("/" + value.strip().lstrip("/"))
+    if not value.strip() or path == "/" or ".." in value.split("/") or ":" in value:
+        raise InvalidArgument(f"invalid --cgroup-parent {value!r}: want a cgroup path, /my/group")
+    return path

@@ -59,7 +59,14 @@ from ctl.runtime.users import resolve_user
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ctl.runtime.runopts import MountSpec, SecurityOptions
+    from ctl.runtime.resources import Resources
+    from ctl.runtime.runopts import (
+        DeviceMapping,
+        DeviceRule,
+        MountSpec,
+        NamespaceMode,
+        SecurityOptions,
+    )
 
 Spec = dict[str, Any]
 SpecOpt = Callable[[Spec], None]
@@ -73,9 +80,6 @@ ANNOTATION_STOP_SIGNAL = "org.opencontainers.image.stopSignal"
 INIT_PATH = "/sbin/ctl-init"
 # Static init binaries that take ``-- PROG ARGS``: podman's catatonit, then tini.
 INIT_BINARIES = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini-static")
-# docker's minimum: below this a container is OOM-killed before its command runs.
-MIN_MEMORY_LIMIT = 6 << 20
-CPU_PERIOD = 100_000
 
 # Every capability Linux defines, in number order: ALL_CAPABILITIES[n] is capability n.
 # fmt: off
@@ -562,25 +566,16 @@ def with_security(security: SecurityOptions | None, privileged: bool = False) ->
 
 def with_memory_limit(limit: int) -> SpecOpt:
     """with_memory_limit sets the memory cgroup limit in bytes (--memory); swap is left alone."""
-    if limit < MIN_MEMORY_LIMIT:
-        raise InvalidArgument(f"memory limit {limit} bytes is below the minimum of 6 MiB")
+    from ctl.runtime.resources import Resources
 
-    def opt(spec: Spec) -> None:
-        _resources(spec).setdefault("memory", {})["limit"] = limit
-
-    return opt
+    return with_resources(Resources(memory=limit))
 
 
 def with_cpus(cpus: float) -> SpecOpt:
     """with_cpus sets a CFS quota of ``cpus`` CPUs over a 100 ms period (--cpus)."""
-    quota = round(cpus * CPU_PERIOD)
-    if quota < 1000:
-        raise InvalidArgument(f"invalid cpus {cpus}: the minimum is 0.01")
+    from ctl.runtime.resources import Resources
 
-    def opt(spec: Spec) -> None:
-        _resources(spec)["cpu"] = {"quota": quota, "period": CPU_PERIOD}
-
-    return opt
+    return with_resources(Resources(cpus=cpus))
 
 
 def with_pids_limit(limit: int) -> SpecOpt:
@@ -778,5 +773,236 @@ def with_cgroupns(mode: str) -> SpecOpt:
         if mode == "private":
             namespaces.append({"type": "cgroup"})
         linux["namespaces"] = namespaces
+
+    return opt
+
+
+# Resources, devices and namespaces (issue 11, groups 2 to 4).
+
+
+def with_resources(resources: Resources) -> SpecOpt:
+    """with_resources sets the cgroup limits of ``resources``, leaving the others as they are.
+
+    Each part (memory, cpu, blockIO, pids) is merged key by key into what an
+    earlier option set (``with_cpus``'s quota, say).
+    """
+    wanted = resources.validate().linux_resources()
+
+    def opt(spec: Spec) -> None:
+        current = _resources(spec)
+        for key, part in wanted.items():
+            current[key] = {**current.get(key, {}), **part}
+
+    return opt
+
+
+def with_oom_score_adj(score: int) -> SpecOpt:
+    """with_oom_score_adj sets the process's OOM score adjustment (--oom-score-adj)."""
+
+    def opt(spec: Spec) -> None:
+        _process(spec)["oomScoreAdj"] = score
+
+    return opt
+
+
+def _shm_mount(spec: Spec) -> dict[str, Any] | None:
+    return next((m for m in spec.get("mounts", []) if m.get("destination") == "/dev/shm"), None)
+
+
+def with_shm_size(size: int) -> SpecOpt:
+    """with_shm_size sets the size of the container's own /dev/shm tmpfs (--shm-size)."""
+    if size <= 0:
+        raise InvalidArgument(f"invalid shm size {size}: want more than 0 bytes")
+
+    def opt(spec: Spec) -> None:
+        mount = _shm_mount(spec)
+        if mount is not None and mount.get("type") == "tmpfs":
+            options = [o for o in mount.get("options", []) if not o.startswith("size=")]
+            mount["options"] = [*options, f"size={size}"]
+
+    return opt
+
+
+def with_sysctls(sysctls: Mapping[str, str]) -> SpecOpt:
+    """with_sysctls sets namespaced sysctls (``parse_sysctls`` checked them)."""
+
+    def opt(spec: Spec) -> None:
+        _linux(spec).setdefault("sysctl", {}).update(sysctls)
+
+    return opt
+
+
+def with_devices(mappings: Sequence[DeviceMapping]) -> SpecOpt:
+    """with_devices adds host devices (--device): the node, and the device cgroup's leave.
+
+    A directory adds every device below it, as docker does (``/dev/snd``).
+    Each node keeps the host's major, minor, mode, uid and gid.
+    """
+    nodes: list[tuple[dict[str, Any], str]] = []
+    for mapping in mappings:
+        found = _host_devices(mapping.host_path, mapping.container_path)
+        if not found:
+            raise InvalidArgument(f"--device {mapping.host_path}: no device found there")
+        nodes += [(node, mapping.permissions) for node in found]
+
+    def opt(spec: Spec) -> None:
+        linux = _linux(spec)
+        taken = {node["path"] for node, _ in nodes}
+        devices = [d for d in linux.get("devices", []) if d.get("path") not in taken]
+        linux["devices"] = devices + [node for node, _ in nodes]
+        allowed = _resources(spec).setdefault("devices", [])
+        for node, access in nodes:
+            allowed.append(
+                {
+                    "allow": True,
+                    "type": node["type"],
+                    "major": node["major"],
+                    "minor": node["minor"],
+                    "access": access,
+                }
+            )
+
+    return opt
+
+
+def _host_devices(host_path: str, container_path: str) -> list[dict[str, Any]]:
+    """_host_devices are the OCI device nodes at ``host_path``, a device or a directory."""
+    import stat
+
+    resolved = os.path.realpath(host_path)
+    if not os.path.isdir(resolved):
+        node = _device_node(resolved, container_path)
+        if node is None:
+            raise InvalidArgument(f"--device {host_path}: not a device")
+        return [node]
+    found = []
+    for directory, _, names in os.walk(resolved):
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                continue
+            inside = posixpath.join(container_path, os.path.relpath(path, resolved))
+            node = _device_node(path, inside)
+            if node is not None:
+                found.append(node)
+    return found
+
+
+def _device_node(path: str, container_path: str) -> dict[str, Any] | None:
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise InvalidArgument(f"--device {path}: {err.strerror}") from None
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return {
+        "path": posixpath.normpath(container_path),
+        "type": kind,
+        "major": os.major(st.st_rdev),
+        "minor": os.minor(st.st_rdev),
+        "fileMode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+    }
+
+
+def with_device_cgroup_rules(rules: Sequence[DeviceRule]) -> SpecOpt:
+    """with_device_cgroup_rules allows more devices in the device cgroup (--device-cgroup-rule)."""
+
+    def opt(spec: Spec) -> None:
+        allowed = _resources(spec).setdefault("devices", [])
+        for rule in rules:
+            entry: dict[str, Any] = {"allow": True, "type": rule.type, "access": rule.access}
+            if rule.major is not None:
+                entry["major"] = rule.major
+            if rule.minor is not None:
+                entry["minor"] = rule.minor
+            allowed.append(entry)
+
+    return opt
+
+
+def with_group_add(groups: Sequence[str], rootfs: Path) -> SpecOpt:
+    """with_group_add adds supplementary groups (--group-add): gids, or names in ``rootfs``."""
+    from ctl.runtime.users import resolve_group_ids
+
+    def opt(spec: Spec) -> None:
+        user = _process(spec).setdefault("user", {"uid": 0, "gid": 0})
+        gids: list[int] = user.setdefault("additionalGids", [])
+        gids += [gid for gid in resolve_group_ids(rootfs, groups) if gid not in gids]
+
+    return opt
+
+
+def _without_namespace(spec: Spec, kind: str) -> None:
+    linux = _linux(spec)
+    linux["namespaces"] = [n for n in linux.get("namespaces", []) if n.get("type") != kind]
+
+
+def _joining(spec: Spec, kind: str, container_id: str) -> None:
+    from ctl.runtime.namespaces import container_path
+
+    _without_namespace(spec, kind)
+    entry = {"type": kind, "path": container_path(container_id)}
+    _linux(spec).setdefault("namespaces", []).append(entry)
+
+
+def with_pid_mode(mode: NamespaceMode) -> SpecOpt:
+    """with_pid_mode is --pid: ``host`` shares the host's PID namespace, ``container`` another's.
+
+    ``container`` is resolved when the task starts (``ctl.runtime.namespaces``).
+    """
+
+    def opt(spec: Spec) -> None:
+        if mode.mode == "host":
+            _without_namespace(spec, "pid")
+        elif mode.mode == "container":
+            _joining(spec, "pid", mode.container)
+
+    return opt
+
+
+def with_ipc_mode(mode: NamespaceMode) -> SpecOpt:
+    """with_ipc_mode is --ipc, as docker has it.
+
+    ``host``: the host's IPC namespace and its /dev/shm; ``container``: the
+    other container's, joined when the task starts (its /dev/shm is not
+    shared: see ``ctl.runtime.namespaces``);
+    ``none``: an own namespace without /dev/shm; ``private`` and
+    ``shareable``: an own namespace (any container's can be joined).
+    """
+
+    def opt(spec: Spec) -> None:
+        shm = _shm_mount(spec)
+        if mode.mode == "host":
+            _without_namespace(spec, "ipc")
+            if shm is not None:
+                shm.update(_mount("/dev/shm", "bind", "/dev/shm", "rbind", "nosuid", "nodev"))
+        elif mode.mode == "container":
+            _joining(spec, "ipc", mode.container)
+        elif mode.mode == "none" and shm is not None:
+            spec["mounts"].remove(shm)
+
+    return opt
+
+
+def with_host_uts(spec: Spec) -> None:
+    """with_host_uts shares the host's UTS namespace (--uts host): runc then sets no hostname."""
+    _without_namespace(spec, "uts")
+    spec.pop("hostname", None)
+
+
+def with_cgroup_parent(parent: str) -> SpecOpt:
+    """with_cgroup_parent moves the container's cgroup under ``parent`` (--cgroup-parent)."""
+
+    def opt(spec: Spec) -> None:
+        name = posixpath.basename(_linux(spec).get("cgroupsPath", "")) or "ctl"
+        _linux(spec)["cgroupsPath"] = posixpath.join(parent, name)
 
     return opt

@@ -25,6 +25,7 @@ from ctl.errdefs import InvalidArgument, NotFound
 from ctl.runtime.runopts import MAX_ID
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from ctl.runtime.runopts import UserSpec
@@ -205,3 +206,9 @@ def _group_id(groups: list[GroupEntry], group: str) -> int:
     if match is None:
         raise NotFound(f"group {group!r}: no such group in the container's /etc/group")
     return match.gid
+
+
+def resolve_group_ids(root: Path, groups: Sequence[str]) -> list[int]:
+    """resolve_group_ids turns gids and group names (``root``'s /etc/group) into gids."""
+    entries = parse_group(_read_optional(root, "/etc/group"))
+    return [_group_id(entries, group) for group in groups]
