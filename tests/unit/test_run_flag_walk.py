@@ -25,19 +25,8 @@ FLAGS_FILE = Path(__file__).parent.parent / "data" / "docker_run_flags.txt"
 # it as the branches merge).
 NOT_YET = frozenset(
     {
-        # resources, devices, namespaces (res)
-        "--blkio-weight", "--blkio-weight-device", "--cgroup-parent", "--cpu-period",
-        "--cpu-quota", "--cpu-rt-period", "--cpu-rt-runtime", "--cpu-shares", "--cpuset-cpus",
-        "--cpuset-mems", "--device", "--device-cgroup-rule", "--device-read-bps",
-        "--device-read-iops", "--device-write-bps", "--device-write-iops", "--gpus",
-        "--group-add", "--ipc", "--memory-reservation", "--memory-swap", "--memory-swappiness",
-        "--oom-kill-disable", "--oom-score-adj", "--pid", "--shm-size", "--sysctl", "--ulimit",
-        "--userns", "--uts",
-        # networking, lifecycle and I/O (netl)
-        "--annotation", "--attach", "--cidfile", "--detach-keys", "--dns", "--dns-option",
-        "--dns-search", "--domainname", "--expose", "--ip", "--ip6", "--label-file",
-        "--link", "--link-local-ip", "--mac-address", "--network-alias", "--publish-all",
-        "--quiet", "--sig-proxy", "--stop-signal", "--stop-timeout", "--tmpfs",
+        # networks (issue 14)
+        "--link", "--link-local-ip", "--network-alias",
         # logging and health checks (logh)
         "--health-cmd", "--health-interval", "--health-retries", "--health-start-interval",
         "--health-start-period", "--health-timeout", "--log-driver", "--log-opt",
