@@ -222,7 +222,8 @@ class Client:
             image = self._put_image(str(parsed), target, labels)
             if unpack:
                 self.unpack(image, platform, progress)
-            return image
+        self.emit("image", "pull", image.name, name=image.name)
+        return image
 
     def unpack(
         self, image: Image, platform: Platform | None = None, progress: Progress | None = None
@@ -255,13 +256,15 @@ class Client:
 
         parsed = parse(ref)
         image = self.get_image(ref)
-        return push_image(
+        pushed = push_image(
             self.content,
             self.registry(parsed, insecure),
             parsed,
             image,
             progress or NoProgress(),
         )
+        self.emit("image", "push", str(parsed), name=str(parsed))
+        return pushed
 
     def get_image(self, ref: str) -> Image:
         """get_image finds an image by name, by short name, or by a unique ID prefix."""
@@ -332,7 +335,9 @@ class Client:
         image = self.get_image(source)
         name = str(parse(target))
         platform = {k: v for k, v in image.labels.items() if k == LABEL_PLATFORM}
-        return self._put_image(name, image.target, platform)
+        tagged = self._put_image(name, image.target, platform)
+        self.emit("image", "tag", image.target.digest, name=name)
+        return tagged
 
     def remove_image(self, ref: str, *, force: bool = False) -> list[str]:
         """remove_image deletes image records; returns the names removed.
@@ -343,7 +348,12 @@ class Client:
         """
         from ctl.images.resolve import remove_image
 
-        return remove_image(self.images, self.content, self.containers.list, ref, force=force)
+        removed = remove_image(self.images, self.content, self.containers.list, ref, force=force)
+        for name in removed:
+            self.emit("image", "untag", name, name=name)
+        if removed:
+            self.emit("image", "delete", ref, name=ref)
+        return removed
 
     def prune_images(
         self,
@@ -386,6 +396,8 @@ class Client:
 
         images = [self.get_image(ref) for ref in refs]
         export_archive(self.content, images, out)
+        for image in images:
+            self.emit("image", "save", image.name, name=image.name)
 
     def load(self, source: BinaryIO) -> list[Image]:
         """load reads an OCI layout tar or a docker save tar, verifying every blob."""
@@ -393,7 +405,10 @@ class Client:
 
         with self.lease():
             loaded = import_archive(self.content, source)
-            return [self._put_image(name, target, {}) for name, target in loaded]
+            images = [self._put_image(name, target, {}) for name, target in loaded]
+        for image in images:
+            self.emit("image", "load", image.name, name=image.name)
+        return images
 
     # Containers and tasks.
 
@@ -459,7 +474,9 @@ class Client:
         """
         from ctl.containers import lifecycle
 
-        return lifecycle.create(self, image_ref, options, progress, snapshot)
+        container = lifecycle.create(self, image_ref, options, progress, snapshot)
+        self.emit_container(container, "create")
+        return container
 
     def get_container(self, ref: str) -> Container:
         return self.containers.get(ref)
@@ -476,7 +493,9 @@ class Client:
         """
         from ctl.containers import lifecycle
 
-        return lifecycle.start(self, container, attach, start)
+        spawned = lifecycle.start(self, container, attach, start)
+        self.emit_container(container, "start")
+        return spawned
 
     def remove_container(self, ref: str, force: bool = False) -> Container | None:
         """remove_container deletes the task, snapshot, files and record of a container.
@@ -489,9 +508,12 @@ class Client:
         try:
             container = self.containers.get(ref)
         except DataCorrupted:
-            lifecycle.remove_unreadable(self, self.containers.resolve(ref), force)
+            container_id = self.containers.resolve(ref)
+            lifecycle.remove_unreadable(self, container_id, force)
+            self.emit("container", "destroy", container_id)
             return None
         lifecycle.remove(self, container, force)
+        self.emit_container(container, "destroy")
         return container
 
     def rename(self, ref: str, new_name: str) -> Container:
@@ -501,7 +523,9 @@ class Client:
             raise InvalidArgument(
                 f"container {ref!r}: renaming a container with the same name as its current name"
             )
-        return self.containers.update(container._replace(name=new_name), ["name"])
+        renamed = self.containers.update(container._replace(name=new_name), ["name"])
+        self.emit_container(renamed, "rename", oldName=container.name)
+        return renamed
 
     def stop_container(self, ref: str, timeout: float | None = None) -> Container:
         """stop_container sends the stop signal (--stop-signal, the image's, SIGTERM), then
@@ -515,6 +539,7 @@ class Client:
         self.tasks.stop(
             container, seconds if seconds >= 0 else float("inf"), stop_signal(container.spec)
         )
+        self.emit_container(container, "stop")
         return container
 
     def restart_container(self, ref: str, timeout: float | None = None) -> Container:
@@ -539,16 +564,19 @@ class Client:
         """kill signals the container's init; a fatal signal also cancels restarts."""
         container = self.containers.get(ref)
         self.tasks.kill(container, sig)
+        self.emit_container(container, "kill", signal=str(sig))
         return container
 
     def pause(self, ref: str) -> Container:
         container = self.containers.get(ref)
         self.tasks.pause(container)
+        self.emit_container(container, "pause")
         return container
 
     def resume(self, ref: str) -> Container:
         container = self.containers.get(ref)
         self.tasks.resume(container)
+        self.emit_container(container, "unpause")
         return container
 
     def wait(self, ref: str, timeout: float | None = None) -> ExitStatus:
@@ -626,7 +654,10 @@ class Client:
                 },
                 Path(f"/proc/{task.pid}/root"),
             )
-        return self.tasks.exec(
+        import shlex
+
+        self.emit_container(container, f"exec_start: {shlex.join(args)}")
+        code = self.tasks.exec(
             container,
             args,
             tty=tty,
@@ -636,6 +667,9 @@ class Client:
             user=user,
             stdio=stdio or Stdio(),
         )
+        if not detach:
+            self.emit_container(container, "exec_die", exitCode=str(code))
+        return code
 
     def check_runnable(
         self,
@@ -887,6 +921,11 @@ class Client:
         from ctl import events
 
         events.emit(self.paths.events, type, action, actor_id, attributes, self.namespace)
+
+    def emit_container(self, container: Container, action: str, **attributes: str) -> None:
+        """emit_container logs a container event with docker's attributes: labels, image, name."""
+        base = {**container.labels, "image": container.image, "name": container.name}
+        self.emit("container", action, container.id, **base, **attributes)
 
     def disk_usage(self) -> list[dict[str, object]]:
         """disk_usage is ``system df``'s rows: images, containers, content, snapshots."""

@@ -81,7 +81,10 @@ def _matches(filters: Filters, event: dict[str, Any]) -> bool:
 
     return (
         filters.match("type", lambda value: value == kind)
-        and filters.match("event", lambda value: value == event.get("Action"))
+        # "exec_start: sh -c ..." is an exec_start, as docker's filter takes it.
+        and filters.match(
+            "event", lambda value: value == str(event.get("Action", "")).split(":", 1)[0]
+        )
         and filters.match("scope", lambda value: value == event.get("scope"))
         and filters.match("container", lambda value: kind == "container" and names(value))
         and filters.match("network", lambda value: kind == "network" and names(value))
