@@ -804,7 +804,11 @@ class Client:
         """
         from ctl.images.commit import commit
 
-        return commit(self, ref, name, author=author, message=message, changes=changes, pause=pause)
+        image_id = commit(
+            self, ref, name, author=author, message=message, changes=changes, pause=pause
+        )
+        self.emit_container(self.containers.get(ref), "commit", comment=message)
+        return image_id
 
     def import_image(
         self,
@@ -822,7 +826,7 @@ class Client:
         """
         from ctl.images.commit import import_image
 
-        return import_image(
+        image_id = import_image(
             self,
             source,
             name,
@@ -831,6 +835,8 @@ class Client:
             platform=platform,
             origin=origin,
         )
+        self.emit("image", "import", image_id, name=name or image_id)
+        return image_id
 
     def prune_containers(
         self, until: float | None = None, labels: list[str] | None = None
