@@ -411,12 +411,6 @@ class Runc:
             raise runc_error(f"exec {id}", status, log)
         return status
 
-    def events_stats(self, id: str) -> dict[str, Any]:
-        """events_stats is the ``data`` of ``runc events --stats``: cpu, memory, pids, ..."""
-        event = json.loads(self._call(f"events {id}", ["events", "--stats", id]))
-        data: dict[str, Any] = event.get("data", {})
-        return data
-
     def version(self) -> dict[str, str]:
         """version is ``runc --version`` as {"runc": ..., "commit": ..., "spec": ...}."""
         out = self._call("version", ["--version"]).decode()
