@@ -29,6 +29,8 @@ def create_flags(parser: argparse.ArgumentParser) -> None:
     _network_flags(parser)
     _resource_flags(parser)
     _security_flags(parser)
+    _logging_flags(parser)
+    _health_flags(parser)
     add = parser.add_argument
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
@@ -44,6 +46,8 @@ def container_options(args: argparse.Namespace, ctx: Context) -> ContainerOption
         **_network_options(args, ctx),
         **_resource_options(args),
         **_security_options(args),
+        **_logging_options(args),
+        **_health_options(args),
     )
 
 
@@ -238,3 +242,58 @@ def _security_options(args: argparse.Namespace) -> dict[str, Any]:
         "privileged": args.privileged,
         "security": _flag("--security-opt", runopts.parse_security_opt, args.security_opt),
     }
+
+
+# Logging (logh): the log driver and its options.
+
+
+def _logging_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--log-driver", metavar="DRIVER", help="json-file (the default), local or none")
+    add(
+        "--log-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="max-size=SIZE, max-file=N, compress=true|false",
+    )
+
+
+def _logging_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ctl.runtime import runopts
+
+    if args.log_driver is None and not args.log_opt:
+        return {}
+    driver = _flag("--log-driver", runopts.parse_log_driver, args.log_driver or "json-file")
+    return {
+        "log": _flag("--log-opt", lambda opts: runopts.parse_log_opts(driver, opts), args.log_opt)
+    }
+
+
+# Health checks (logh): docker's HEALTHCHECK, from the flags and the image.
+
+_HEALTH_DURATIONS = ("interval", "timeout", "start_period", "start_interval")
+
+
+def _health_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--health-cmd", metavar="COMMAND", help="command to run to check health (sh -c)")
+    add("--health-interval", metavar="DURATION", help="time between checks (default 30s)")
+    add("--health-timeout", metavar="DURATION", help="time a check may run (default 30s)")
+    add("--health-retries", type=int, metavar="N", help="failures in a row for unhealthy (3)")
+    add("--health-start-period", metavar="DURATION", help="time to start before failures count")
+    add("--health-start-interval", metavar="DURATION", help="time between checks while starting")
+    add("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
+
+
+def _health_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ctl.runtime import runopts
+
+    durations = {field: getattr(args, f"health_{field}") for field in _HEALTH_DURATIONS}
+    given = args.health_cmd, args.health_retries, *durations.values()
+    if all(value is None for value in given) and not args.no_healthcheck:
+        return {}
+    health = runopts.parse_health(
+        args.health_cmd, durations, args.health_retries, args.no_healthcheck
+    )
+    return {"health": health}

@@ -223,7 +223,8 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def status_text(task: TaskState | None, now: float | None = None) -> str:
-    """status_text is docker's STATUS column: Created, Up 3 minutes, Exited (0) 2 seconds ago."""
+    """status_text is docker's STATUS column: Created, Up 3 minutes, Exited (0) 2 seconds ago,
+    Up 5 seconds (healthy)."""
     from ctl.runtime.state import Status
     from ctl.timefmt import ago, human_duration
 
@@ -233,11 +234,26 @@ def status_text(task: TaskState | None, now: float | None = None) -> str:
         import time
 
         up = human_duration((now or time.time()) - (task.started_at or task.created_at))
-        return f"Up {up}" + (" (Paused)" if task.status is Status.PAUSED else "")
+        if task.status is Status.PAUSED:
+            return f"Up {up} (Paused)"
+        health = _task_health(task)
+        if health is None:
+            return f"Up {up}"
+        status = health["Status"]
+        return f"Up {up} (" + ("health: starting" if status == "starting" else status) + ")"
     if task.status is Status.STOPPED and task.exit is not None:
         finished = task.exit.finished_at
         return f"{task.exit.describe()} {ago(finished)}" if finished else task.exit.describe()
     return str(task.status.value).capitalize()
+
+
+def _task_health(task: TaskState) -> dict[str, Any] | None:
+    """_task_health is the health record the task's supervisor keeps, if it runs a check."""
+    from pathlib import Path
+
+    from ctl.runtime.health import read_health
+
+    return read_health(Path(task.bundle).parent) if task.bundle else None
 
 
 def _state_name(task: TaskState | None) -> str:
@@ -408,6 +424,12 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
     process = container.spec.get("process", {})
     args = process.get("args", [])
     exit_ = task.exit if task else None
+    health = container.config.health
+    log = container.config.log
+    state: dict[str, Any] = {}
+    if health is not None:
+        record = _task_health(task) if task is not None else None
+        state["Health"] = record or {"Status": "starting", "FailingStreak": 0, "Log": []}
     return {
         "Id": container.id,
         "Name": container.name,
@@ -424,10 +446,14 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
             "OOMKilled": bool(exit_ and exit_.oom),
             "LogLinesDropped": task.log_lines_dropped if task else 0,
+            **state,
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
-        "LogPath": str(ctx.client.log_path(container)),
+        # docker's: the json-file only.
+        "LogPath": str(ctx.client.log_path(container))
+        if log is None or log.driver == "json-file"
+        else "",
         "Snapshotter": container.snapshotter,
         "SnapshotKey": container.snapshot_key,
         "Config": {
@@ -437,6 +463,7 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "WorkingDir": process.get("cwd", "/"),
             "Tty": bool(process.get("terminal")),
             "Labels": container.labels,
+            **({"Healthcheck": health.to_json()} if health is not None else {}),
         },
         "HostConfig": container.config.to_json(),
         "NetworkSettings": _network_settings(ctx, container),
