@@ -514,7 +514,8 @@ def _open_files(
     file is rotated only once written to. Files without ``seq`` keep the
     order of their names. ``after`` stays open, so its inode cannot be
     reused meanwhile. A gzipped file is a copy of one that may still be
-    open under its plain name: the copy is closed, by its first ``seq``.
+    open under its plain name, or under the name it was renamed from: the
+    copy is closed, by its first ``seq``.
     """
     opened: dict[int, tuple[int, _LogFile]] = {}
     after_position = float("inf")
@@ -540,13 +541,15 @@ def _open_files(
         # Opened while still empty and filled since (a file is rotated only once written to):
         # without its number, every file would look newer than it.
         after.seq = _first_seq(after.fd, fmt)
-    plain_seqs = {log.seq for _, log in opened.values() if not log.packed and log.seq is not None}
+    seen_seqs = {log.seq for _, log in opened.values() if not log.packed and log.seq is not None}
     if after is not None and after.seq is not None:
-        plain_seqs.add(after.seq)
+        seen_seqs.add(after.seq)
     for position, log in opened.values():
-        if log.packed and log.seq in plain_seqs:
+        if log.packed and log.seq in seen_seqs:
             log.close()
             continue
+        if log.packed and log.seq is not None:
+            seen_seqs.add(log.seq)  # the rename of a copy, opened under both names
         found.append(((log.seq is None, log.seq or 0, -float(position)), log))
     after_key = (False, after.seq or 0, -after_position) if after is not None else None
     ordered = sorted(found, key=lambda pair: pair[0])

@@ -190,6 +190,7 @@ def test_no_check_runs_while_paused(hroot: Path, images: CanonicalImages) -> Non
 def test_bad_health_flags_create_nothing(
     hroot: Path, images: CanonicalImages, flags: tuple[str, ...], message: str
 ) -> None:
+    before = ctl_proc("ps", "-aq", root=hroot).assert_success().stdout
     result = ctl_proc("run", "-d", *flags, images.busybox_ref, "true", root=hroot)
     result.assert_failure(125, stderr_re=message)
-    assert ctl_proc("ps", "-aq", root=hroot).assert_success().stdout == ""
+    assert ctl_proc("ps", "-aq", root=hroot).assert_success().stdout == before
