@@ -54,6 +54,8 @@ MAX_LOG_ENTRIES = 5
 MAX_OUTPUT = 4096
 HEALTH_FILE = "health.json"
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
+# How often a created task is looked at, until it is started.
+START_POLL = 0.5
 _NS = 1_000_000_000
 _DURATIONS = ("interval", "timeout", "start_period", "start_interval")
 
@@ -210,18 +212,20 @@ class HealthMonitor:
         self.status = STARTING
         self.failing_streak = 0
         self.log: list[dict[str, Any]] = []
-        self.started = 0.0
+        # When the task was first seen running: the start period counts from there.
+        self.started: float | None = None
         self.due: float | None = None
         self.check: _Check | None = None
 
     # The poll loop's side.
 
     def begin(self) -> None:
-        """begin starts watching a new run of the task: starting, first check one interval on."""
-        self.started = time.monotonic()
+        """begin starts watching a new run of the task: starting, the first check one
+        interval after it is seen running."""
+        self.started = None
         self.status, self.failing_streak = STARTING, 0
         self._write()
-        self.due = self.started + self.config.every(True, 0.0)
+        self.due = time.monotonic()
 
     def end(self) -> None:
         """end stops watching: a running check is killed (its exit is reaped as any orphan)."""
@@ -291,8 +295,15 @@ class HealthMonitor:
         if self.due is None or now < self.due:
             return
         if not self.running():
-            # docker checks nothing while paused; it looks again one interval on.
-            self.due = now + self.config.every(False, now - self.started)
+            if self.started is None:
+                self.due = now + START_POLL  # created: started by another process
+            else:
+                # docker checks nothing while paused; it looks again one interval on.
+                self.due = now + self.config.every(False, now - self.started)
+            return
+        if self.started is None:
+            self.started = now
+            self.due = now + self.config.every(True, 0.0)
             return
         self._start(now)
 
@@ -376,7 +387,7 @@ class HealthMonitor:
                 "Output": output,
             },
         ]
-        since_start = now - self.started
+        since_start = now - (self.started or now)
         if exit_code == 0:
             self.failing_streak = 0
             status = HEALTHY

@@ -178,6 +178,19 @@ def test_no_check_runs_while_paused(hroot: Path, images: CanonicalImages) -> Non
     ctl_proc("rm", "-f", "pz", root=hroot).assert_success()
 
 
+def test_a_created_container_is_checked_once_started(hroot: Path, images: CanonicalImages) -> None:
+    ctl_proc(
+        "create", "--name", "later", "--health-cmd", "true", "--health-interval", "300ms",
+        images.busybox_ref, "sleep", "60",
+        root=hroot,
+    ).assert_success()  # fmt: skip
+    time.sleep(1)
+    assert (_health(hroot, "later") or {})["Log"] == []
+    ctl_proc("start", "later", root=hroot).assert_success()
+    _wait_for(_status_is(hroot, "later", "healthy"))
+    ctl_proc("rm", "-f", "later", root=hroot).assert_success()
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

@@ -182,26 +182,27 @@ def test_local_is_smaller_than_json_file(tmp_path: Path) -> None:
     assert (tmp_path / "local").stat().st_size * 2 < (tmp_path / "json").stat().st_size
 
 
-def test_compressed_rotation_reads_back_in_order(tmp_path: Path) -> None:
-    path = tmp_path / "c-local.log"
-    log = LogWriter(path, max_size=2000, max_files=4, fmt=LOCAL, compress=True)
-    for i in range(1000):
+def _write_compressed(path: Path, count: int, max_files: int) -> list[int]:
+    """_write_compressed logs 0 to count - 1, compressed; returns the numbers read back."""
+    log = LogWriter(path, max_size=2000, max_files=max_files, fmt=LOCAL, compress=True)
+    for i in range(count):
         log.write("stdout", f"{i}\n".encode())
     log.close()
+    return [int(entry.text) for entry in read_logs(path, max_files=max_files, fmt=LOCAL)]
+
+
+def test_compressed_rotation_reads_back_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "c-local.log"
+    numbers = _write_compressed(path, 1000, max_files=4)
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["c-local.log", "c-local.log.1.gz", "c-local.log.2.gz", "c-local.log.3.gz"]
-    texts = [entry.text for entry in read_logs(path, max_files=4, fmt=LOCAL)]
-    numbers = [int(text) for text in texts]
     assert numbers == list(range(numbers[0], 1000))
     assert [e.text for e in read_logs(path, tail=2, max_files=4, fmt=LOCAL)] == ["998\n", "999\n"]
 
 
 def test_a_damaged_gzipped_file_is_left_out(tmp_path: Path) -> None:
     path = tmp_path / "d-local.log"
-    log = LogWriter(path, max_size=2000, max_files=3, fmt=LOCAL, compress=True)
-    for i in range(600):
-        log.write("stdout", f"{i}\n".encode())
-    log.close()
+    _write_compressed(path, 600, max_files=3)
     (tmp_path / "d-local.log.2.gz").write_bytes(b"not gzip")
     numbers = [int(e.text) for e in read_logs(path, max_files=3, fmt=LOCAL)]
     assert numbers == list(range(numbers[0], 600))
