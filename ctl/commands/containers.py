@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container
     from ctl.output import Listing
     from ctl.runtime.runc import Stdio
-    from ctl.runtime.state import TaskState
+    from ctl.runtime.state import HealthRecord, TaskState
 
 
 def commands() -> tuple[Command | Group, ...]:
@@ -247,11 +247,11 @@ def status_text(task: TaskState | None, now: float | None = None) -> str:
     return str(task.status.value).capitalize()
 
 
-def _task_health(task: TaskState) -> dict[str, Any] | None:
+def _task_health(task: TaskState) -> HealthRecord | None:
     """_task_health is the health record the task's supervisor keeps, if it runs a check."""
     from pathlib import Path
 
-    from ctl.runtime.health import read_health
+    from ctl.runtime.state import read_health
 
     return read_health(Path(task.bundle).parent) if task.bundle else None
 

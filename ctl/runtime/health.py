@@ -11,7 +11,8 @@ the check every interval (``start_interval`` during the start period, until
 a check passes) with ``runc exec``, in the container's process settings
 (env, user, cwd), reads up to ``MAX_OUTPUT`` bytes of its output, kills it
 after ``timeout``, and keeps docker's ``.State.Health`` in the task
-directory's ``health.json``, replaced atomically after every check::
+directory's ``health.json`` (``ctl.runtime.state.HealthRecord``), replaced
+atomically after every check::
 
     {"Status": "healthy", "FailingStreak": 0,
      "Log": [{"Start": "...", "End": "...", "ExitCode": 0, "Output": "..."}]}
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ctl import fsutil
 from ctl.errdefs import CtlError
+from ctl.runtime.state import HEALTH_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -52,7 +54,6 @@ DEFAULT_START_INTERVAL = 5.0
 DEFAULT_RETRIES = 3
 MAX_LOG_ENTRIES = 5
 MAX_OUTPUT = 4096
-HEALTH_FILE = "health.json"
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 # How often a created task is looked at, until it is started.
 START_POLL = 0.5
@@ -147,20 +148,6 @@ def go_duration(seconds: float) -> str:
     return text
 
 
-def health_path(task_dir: Path) -> Path:
-    return task_dir / HEALTH_FILE
-
-
-def read_health(task_dir: Path) -> dict[str, Any] | None:
-    """read_health is a task's ``.State.Health``; None if it has none (or it is unreadable)."""
-    try:
-        with open(health_path(task_dir), "rb") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and isinstance(doc.get("Status"), str) else None
-
-
 def _rfc3339(seconds: float) -> str:
     whole = int(seconds)
     return (
@@ -202,7 +189,7 @@ class HealthMonitor:
         on_status: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
-        self.path = health_path(task_dir)
+        self.path = task_dir / HEALTH_FILE
         self.pid_file = task_dir / "health.pid"
         self.runc_argv = runc_argv
         self.container_id = container_id
