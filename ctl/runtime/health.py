@@ -156,12 +156,25 @@ def _rfc3339(seconds: float) -> str:
     )
 
 
-class _Check:
-    """_Check is one run of the check: runc exec, its output pipe, its deadline."""
+def _runc_error(log_fd: int) -> str | None:
+    """_runc_error is runc's error in its log, if it failed itself (the check never started)."""
+    from ctl.runtime.runc import error_from_log  # loaded with the supervisor
 
-    def __init__(self, pid: int, output: int, started: float, deadline: float) -> None:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(log_fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return error_from_log(b"".join(chunks))
+
+
+class _Check:
+    """_Check is one run of the check: runc exec, its output pipe, runc's log, its deadline."""
+
+    def __init__(self, pid: int, output: int, log: int, started: float, deadline: float) -> None:
         self.pid = pid
         self.output = output
+        self.log = log
         self.started = started
         self.deadline = deadline
         self.text = bytearray()
@@ -220,7 +233,9 @@ class HealthMonitor:
         check, self.check = self.check, None
         if check is not None:
             self._kill(check)
-            os.close(check.output)
+            os.close(check.log)
+            if check.output >= 0:
+                os.close(check.output)
 
     def timeout(self, now: float) -> float | None:
         """timeout is how long the poll loop may sleep before ``tick`` is due; None: forever."""
@@ -297,26 +312,33 @@ class HealthMonitor:
     # The check.
 
     def _start(self, now: float) -> None:
+        """_start runs the check; the supervisor's own 0, 1 and 2 are taken, so every
+        descriptor made here is above them."""
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         process_fd = os.memfd_create("health-process", os.MFD_CLOEXEC)
+        log_fd = os.memfd_create("health-runc-log", os.MFD_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.write(process_fd, json.dumps(self.process).encode())
             with contextlib.suppress(FileNotFoundError):
                 self.pid_file.unlink()
             argv = self.runc_argv(
+                "--log",
+                f"/proc/self/fd/{log_fd}",
                 "exec",
                 "--process",
-                "/proc/self/fd/3",
+                f"/proc/self/fd/{process_fd}",
                 "--pid-file",
                 str(self.pid_file),
                 self.container_id,
             )
+            # dup2 of a descriptor onto itself clears close-on-exec in the child only.
             actions = [
                 (os.POSIX_SPAWN_DUP2, null, 0),
                 (os.POSIX_SPAWN_DUP2, write_fd, 1),
                 (os.POSIX_SPAWN_DUP2, write_fd, 2),
-                (os.POSIX_SPAWN_DUP2, process_fd, 3),
+                (os.POSIX_SPAWN_DUP2, process_fd, process_fd),
+                (os.POSIX_SPAWN_DUP2, log_fd, log_fd),
             ]
             try:
                 pid = os.posix_spawnp(
@@ -328,6 +350,7 @@ class HealthMonitor:
                 )
             except OSError as err:
                 os.close(read_fd)
+                os.close(log_fd)
                 self._record(now, time.time(), -1, f"cannot run the health check: {err}")
                 return
         finally:
@@ -335,7 +358,7 @@ class HealthMonitor:
                 os.close(fd)
         os.set_blocking(read_fd, False)
         timeout = self.config.timeout or DEFAULT_TIMEOUT
-        self.check = _Check(pid, read_fd, time.time(), now + timeout)
+        self.check = _Check(pid, read_fd, log_fd, time.time(), now + timeout)
 
     def _kill(self, check: _Check) -> None:
         """_kill ends the check: its process in the container (runc then exits), or runc."""
@@ -356,9 +379,14 @@ class HealthMonitor:
             return
         self.check = None
         output = check.text.decode(errors="replace")
+        failed = _runc_error(check.log) if check.exit_code != 0 else None
+        os.close(check.log)
         if check.timed_out:
             timeout = self.config.timeout or DEFAULT_TIMEOUT
             exit_code, output = -1, f"Health check exceeded timeout ({go_duration(timeout)})"
+        elif failed is not None:
+            # The check never ran: docker's result for a probe that cannot start.
+            exit_code, output = -1, f"OCI runtime exec failed: {failed}"
         else:
             exit_code = check.exit_code
         self._record(time.monotonic(), check.started, exit_code, output)

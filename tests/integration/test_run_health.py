@@ -148,6 +148,22 @@ def test_the_images_healthcheck_is_honoured_and_flags_override_it(
     ctl_proc("rm", "-f", "img2", root=hroot).assert_success()
 
 
+def test_a_check_that_cannot_start_fails_with_runcs_message(
+    hroot: Path, images: CanonicalImages
+) -> None:
+    image = images.factory.image(
+        extra_config={"Healthcheck": {"Test": ["CMD", "/nonexistent"], "Interval": 200_000_000}}
+    )
+    ref = images.factory.push(image, "test/healthcheck-missing")
+    ctl_proc("run", "-d", "--name", "nocmd", ref, "sleep", "60", root=hroot).assert_success()
+    _wait_for(_status_is(hroot, "nocmd", "unhealthy"))
+    entry = (_health(hroot, "nocmd") or {})["Log"][-1]
+    assert entry["ExitCode"] == -1
+    assert entry["Output"].startswith("OCI runtime exec failed: ")
+    assert "/nonexistent" in entry["Output"] and "{" not in entry["Output"]
+    ctl_proc("rm", "-f", "nocmd", root=hroot).assert_success()
+
+
 def test_no_healthcheck_disables_the_images(hroot: Path, healthcheck_image: str) -> None:
     ctl_proc(
         "run", "-d", "--name", "off", "--no-healthcheck", healthcheck_image, "sleep", "60",
