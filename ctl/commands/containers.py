@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ctl.commands._base import Context
     from ctl.containers.container import Container
     from ctl.output import Listing
+    from ctl.runtime.logs import LogConfig
     from ctl.runtime.runc import Stdio
     from ctl.runtime.state import HealthRecord, TaskState
 
@@ -465,11 +466,29 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "Labels": container.labels,
             **({"Healthcheck": health.to_json()} if health is not None else {}),
         },
-        "HostConfig": container.config.to_json(),
+        "HostConfig": {**container.config.to_json(), "LogConfig": _log_config_doc(log)},
         "NetworkSettings": _network_settings(ctx, container),
         "Mounts": container.spec.get("mounts", []),
         "Spec": container.spec,
     }
+
+
+def _log_config_doc(log: LogConfig | None) -> dict[str, Any]:
+    """_log_config_doc is docker's HostConfig.LogConfig: the driver and its options in effect."""
+    from ctl.runtime.logs import LogConfig
+
+    log = log or LogConfig()
+    if log.driver == "none":
+        return {"Type": "none", "Config": {}}
+    size = log.max_size
+    units = (("g", 30), ("m", 20), ("k", 10), ("", 0))
+    unit, shift = next((u, bits) for u, bits in units if size % (1 << bits) == 0)
+    options = {
+        "max-size": f"{size >> shift}{unit}",
+        "max-file": str(log.max_files),
+        "compress": str(log.compress).lower(),
+    }
+    return {"Type": log.driver, "Config": options}
 
 
 def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:

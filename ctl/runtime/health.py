@@ -171,10 +171,12 @@ def _runc_error(log_fd: int) -> str | None:
 class _Check:
     """_Check is one run of the check: runc exec, its output pipe, runc's log, its deadline."""
 
-    def __init__(self, pid: int, output: int, log: int, started: float, deadline: float) -> None:
+    def __init__(
+        self, pid: int, output: int, runc_log: int, started: float, deadline: float
+    ) -> None:
         self.pid = pid
         self.output = output
-        self.log = log
+        self.runc_log = runc_log
         self.started = started
         self.deadline = deadline
         self.text = bytearray()
@@ -233,7 +235,7 @@ class HealthMonitor:
         check, self.check = self.check, None
         if check is not None:
             self._kill(check)
-            os.close(check.log)
+            os.close(check.runc_log)
             if check.output >= 0:
                 os.close(check.output)
 
@@ -379,8 +381,8 @@ class HealthMonitor:
             return
         self.check = None
         output = check.text.decode(errors="replace")
-        failed = _runc_error(check.log) if check.exit_code != 0 else None
-        os.close(check.log)
+        failed = _runc_error(check.runc_log) if check.exit_code != 0 else None
+        os.close(check.runc_log)
         if check.timed_out:
             timeout = self.config.timeout or DEFAULT_TIMEOUT
             exit_code, output = -1, f"Health check exceeded timeout ({go_duration(timeout)})"

@@ -56,6 +56,10 @@ def test_json_file_is_the_default(lroot: Path, images: CanonicalImages) -> None:
     ctl_proc("logs", "plain", root=lroot).assert_success("^out$")
     doc = json.loads(ctl_proc("inspect", "plain", root=lroot).stdout)[0]
     assert doc["LogPath"].endswith("-json.log")
+    assert doc["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": "10m", "max-file": "3", "compress": "false"},
+    }
     assert list(_log_files(lroot, "plain")) == ["-json.log"]
     ctl_proc("rm", "plain", root=lroot).assert_success()
 
@@ -76,7 +80,10 @@ def test_local_reads_back_streams_partial_lines_and_times(
     assert list(_log_files(lroot, "loc")) == ["-local.log"]
     doc = json.loads(ctl_proc("inspect", "loc", root=lroot).stdout)[0]
     assert doc["LogPath"] == ""
-    assert doc["HostConfig"]["log"]["driver"] == "local"
+    assert doc["HostConfig"]["LogConfig"] == {
+        "Type": "local",
+        "Config": {"max-size": "20m", "max-file": "5", "compress": "true"},
+    }
     ctl_proc("rm", "loc", root=lroot).assert_success()
 
 
