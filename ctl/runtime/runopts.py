@@ -465,6 +465,10 @@ def parse_log_opts(driver: str, opts: Sequence[str]) -> LogConfig:
         config = config._replace(max_size=LOCAL_MAX_SIZE, max_files=LOCAL_MAX_FILES, compress=True)
     for opt in opts:
         key, eq, value = opt.partition("=")
+        if "," in value:
+            raise InvalidArgument(
+                f"invalid log opt {opt!r}", hint="give each KEY=VALUE its own --log-opt, as docker"
+            )
         if not eq or driver == "none" or key not in _LOG_OPTS:
             raise InvalidArgument(f"unknown log opt {opt!r} for the {driver} log driver")
         if key == "max-size":

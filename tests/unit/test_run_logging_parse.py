@@ -86,6 +86,7 @@ def test_log_opts_have_defaults_that_bound_the_disk() -> None:
         ("json-file", "labels=a", "unknown log opt"),
         ("json-file", "max-size", "unknown log opt"),
         ("none", "max-size=1m", "unknown log opt"),
+        ("json-file", "max-size=10m,max-file=3", "invalid log opt"),
     ],
 )
 def test_bad_log_opts_are_refused(driver: str, opt: str, message: str) -> None:

@@ -373,6 +373,9 @@ class _Supervisor:
                 if health is not None:
                     health.end()
                     health = None
+                    if health_fd is not None:
+                        poller.unregister(health_fd)
+                        health_fd = None
             timeout = None if deadline is None else int((deadline - time.monotonic()) * 1000)
             if timeout is not None and timeout <= 0:
                 break
