@@ -92,6 +92,18 @@ def test_a_passing_check_makes_the_container_healthy(hroot: Path, images: Canoni
     ctl_proc("rm", "-f", "ok", root=hroot).assert_success()
 
 
+def test_the_check_runs_as_the_containers_process(hroot: Path, images: CanonicalImages) -> None:
+    ctl_proc(
+        "run", "-dt", "--name", "who", "-u", "1000", "-w", "/tmp", "-e", "MARK=x",
+        "--health-cmd", "id -u; pwd; echo $MARK", "--health-interval", "300ms",
+        images.busybox_ref, "sleep", "60",
+        root=hroot,
+    ).assert_success()  # fmt: skip
+    _wait_for(_status_is(hroot, "who", "healthy"))
+    assert (_health(hroot, "who") or {})["Log"][-1]["Output"] == "1000\n/tmp\nx\n"
+    ctl_proc("rm", "-f", "who", root=hroot).assert_success()
+
+
 def test_failing_checks_make_it_unhealthy_after_retries(
     hroot: Path, images: CanonicalImages
 ) -> None:
