@@ -187,8 +187,8 @@ class _Check:
 class HealthMonitor:
     """HealthMonitor runs one task's health check (see the module docstring).
 
-    ``argv`` is runc's command line up to (not including) ``exec``'s
-    arguments, ``process`` the container's OCI process, ``running``
+    ``runc_argv`` makes runc's command line from its arguments (``Runc.argv``),
+    ``process`` is the container's OCI process, ``running``
     whether the task runs now (not paused, nor only created), ``on_status``
     what runs when the status changes (the place for a ``health_status`` event).
     """
