@@ -19,8 +19,10 @@ the layout changes::
           bundle/config.json         OCI runtime spec handed to runc
           bundle/rootfs/             mount point of the container's snapshot
           hosts hostname resolv.conf bound over the container's /etc files
-          <id>-json.log[.N]          output, docker's json-file format, rotated
+          <id>-json.log[.N[.gz]]     output, docker's json-file format, rotated
+          <id>-local.log[.N[.gz]]    output with --log-driver local (ctl.runtime.logs)
           state.json exit.json       supervisor's records (ctl.runtime.taskdir)
+          health.json                .State.Health, with a health check (ctl.runtime.health)
           stopping supervisor.log    stop marker; the supervisor's own errors
       snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
       quarantine/                    what `system check --repair` moved aside, for a human

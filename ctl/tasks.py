@@ -419,6 +419,8 @@ class TaskService:
             attach=attach,
             restart=options.restart,
             start=start,
+            log=options.log,
+            health=options.health,
         )
         if options.detach_keys:
             from ctl.runtime.runopts import parse_detach_keys
@@ -775,14 +777,15 @@ class TaskService:
     def logs(
         self, container: Container, *, follow: bool, tail: int | None
     ) -> Iterator[tuple[str, str, str, int]]:
-        from ctl.runtime.logs import read_logs
+        from ctl.runtime.logs import read_container_logs
 
         def stopped() -> bool:
             task = self.load(container.id)
             return task is None or task.status is Status.STOPPED
 
         log = self.task_dir(container.id).log
-        for entry in read_logs(log, tail=tail, follow=follow, stop=stopped):
+        entries = read_container_logs(log, container.config.log, tail, follow, stopped)
+        for entry in entries:
             yield entry.stream, entry.text, entry.time, entry.skipped
 
 

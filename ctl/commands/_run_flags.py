@@ -38,6 +38,8 @@ def create_flags(parser: argparse.ArgumentParser) -> None:
     _refused_flags(parser)
     _device_flags(parser)
     _namespace_flags(parser)
+    _logging_flags(parser)
+    _health_flags(parser)
     add = parser.add_argument
     complete(add("image", metavar="IMAGE"), complete_images)
     add("command", nargs="...", metavar="COMMAND")
@@ -56,6 +58,8 @@ def container_options(args: argparse.Namespace, ctx: Context) -> ContainerOption
         **_lifecycle_options(args),
         **_device_options(args),
         **_namespace_options(args, ctx),
+        **_logging_options(args),
+        **_health_options(args),
     )
 
 
@@ -637,3 +641,58 @@ def _named(flag: str, find: Callable[[Any], Any], value: Any) -> Any:
         return find(value)
     except NotFound as err:
         raise NotFound(f"{flag}: {err}", hint=err.hint) from None
+
+
+# Logging (logh): the log driver and its options.
+
+
+def _logging_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--log-driver", metavar="DRIVER", help="json-file (the default), local or none")
+    add(
+        "--log-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="max-size=SIZE, max-file=N, compress=true|false",
+    )
+
+
+def _logging_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ctl.runtime import runopts
+
+    if args.log_driver is None and not args.log_opt:
+        return {}
+    driver = _flag("--log-driver", runopts.parse_log_driver, args.log_driver or "json-file")
+    return {
+        "log": _flag("--log-opt", lambda opts: runopts.parse_log_opts(driver, opts), args.log_opt)
+    }
+
+
+# Health checks (logh): docker's HEALTHCHECK, from the flags and the image.
+
+_HEALTH_DURATIONS = ("interval", "timeout", "start_period", "start_interval")
+
+
+def _health_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--health-cmd", metavar="COMMAND", help="command to run to check health (sh -c)")
+    add("--health-interval", metavar="DURATION", help="time between checks (default 30s)")
+    add("--health-timeout", metavar="DURATION", help="time a check may run (default 30s)")
+    add("--health-retries", type=int, metavar="N", help="failures in a row for unhealthy (3)")
+    add("--health-start-period", metavar="DURATION", help="time to start before failures count")
+    add("--health-start-interval", metavar="DURATION", help="time between checks while starting")
+    add("--no-healthcheck", action="store_true", help="disable the image's HEALTHCHECK")
+
+
+def _health_options(args: argparse.Namespace) -> dict[str, Any]:
+    from ctl.runtime import runopts
+
+    durations = {field: getattr(args, f"health_{field}") for field in _HEALTH_DURATIONS}
+    given = args.health_cmd, args.health_retries, *durations.values()
+    if all(value is None for value in given) and not args.no_healthcheck:
+        return {}
+    health = runopts.parse_health(
+        args.health_cmd, durations, args.health_retries, args.no_healthcheck
+    )
+    return {"health": health}

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from ctl.commands._base import Context
     from ctl.containers.container import Container
     from ctl.output import Listing
+    from ctl.runtime.logs import LogConfig
     from ctl.runtime.runc import Stdio
-    from ctl.runtime.state import TaskState
+    from ctl.runtime.state import HealthRecord, TaskState
 
 
 def commands() -> tuple[Command | Group, ...]:
@@ -319,7 +320,8 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def status_text(task: TaskState | None, now: float | None = None) -> str:
-    """status_text is docker's STATUS column: Created, Up 3 minutes, Exited (0) 2 seconds ago."""
+    """status_text is docker's STATUS column: Created, Up 3 minutes, Exited (0) 2 seconds ago,
+    Up 5 seconds (healthy)."""
     from ctl.runtime.state import Status
     from ctl.timefmt import ago, human_duration
 
@@ -329,11 +331,34 @@ def status_text(task: TaskState | None, now: float | None = None) -> str:
         import time
 
         up = human_duration((now or time.time()) - (task.started_at or task.created_at))
-        return f"Up {up}" + (" (Paused)" if task.status is Status.PAUSED else "")
+        if task.status is Status.PAUSED:
+            return f"Up {up} (Paused)"
+        health = _task_health(task)
+        if health is None:
+            return f"Up {up}"
+        status = health["Status"]
+        return f"Up {up} (" + ("health: starting" if status == "starting" else status) + ")"
     if task.status is Status.STOPPED and task.exit is not None:
         finished = task.exit.finished_at
         return f"{task.exit.describe()} {ago(finished)}" if finished else task.exit.describe()
     return str(task.status.value).capitalize()
+
+
+def _health(task: TaskState | None) -> str:
+    """_health is a task's health status for ``ps --filter health=``: none without a check."""
+    from ctl.runtime.state import Status
+
+    record = _task_health(task) if task is not None and task.status is Status.RUNNING else None
+    return str(record["Status"]) if record else "none"
+
+
+def _task_health(task: TaskState) -> HealthRecord | None:
+    """_task_health is the health record the task's supervisor keeps, if it runs a check."""
+    from pathlib import Path
+
+    from ctl.runtime.state import read_health
+
+    return read_health(Path(task.bundle).parent) if task.bundle else None
 
 
 def _command_text(container: Container, no_trunc: bool) -> str:
@@ -411,7 +436,7 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
             break
         task = client.task_state(container)
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
-        if (every or live) and (test is None or test.keep(container, task)):
+        if (every or live) and (test is None or test.keep(container, task, _health(task))):
             row = _ps_row(container, task, args.no_trunc)
             if args.size:
                 row["Size"] = _size_text(client.container_size(container))
@@ -555,6 +580,12 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
     process = container.spec.get("process", {})
     args = process.get("args", [])
     exit_ = task.exit if task else None
+    health = container.config.health
+    log = container.config.log
+    state: dict[str, Any] = {}
+    if health is not None:
+        record = _task_health(task) if task is not None else None
+        state["Health"] = record or {"Status": "starting", "FailingStreak": 0, "Log": []}
     return {
         "Id": container.id,
         "Name": container.name,
@@ -571,10 +602,14 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
             "OOMKilled": bool(exit_ and exit_.oom),
             "LogLinesDropped": task.log_lines_dropped if task else 0,
+            **state,
         },
         "RestartCount": task.restart_count if task else 0,
         "Image": container.image,
-        "LogPath": str(ctx.client.log_path(container)),
+        # docker's: the json-file only.
+        "LogPath": str(ctx.client.log_path(container))
+        if log is None or log.driver == "json-file"
+        else "",
         "Snapshotter": container.snapshotter,
         "SnapshotKey": container.snapshot_key,
         "Config": {
@@ -584,12 +619,31 @@ def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
             "WorkingDir": process.get("cwd", "/"),
             "Tty": bool(process.get("terminal")),
             "Labels": container.labels,
+            **({"Healthcheck": health.to_json()} if health is not None else {}),
         },
-        "HostConfig": container.config.to_json(),
+        "HostConfig": {**container.config.to_json(), "LogConfig": _log_config_doc(log)},
         "NetworkSettings": _network_settings(ctx, container),
         "Mounts": container.spec.get("mounts", []),
         "Spec": container.spec,
     }
+
+
+def _log_config_doc(log: LogConfig | None) -> dict[str, Any]:
+    """_log_config_doc is docker's HostConfig.LogConfig: the driver and its options in effect."""
+    from ctl.runtime.logs import LogConfig
+
+    log = log or LogConfig()
+    if log.driver == "none":
+        return {"Type": "none", "Config": {}}
+    size = log.max_size
+    units = (("g", 30), ("m", 20), ("k", 10), ("", 0))
+    unit, shift = next((u, bits) for u, bits in units if size % (1 << bits) == 0)
+    options = {
+        "max-size": f"{size >> shift}{unit}",
+        "max-file": str(log.max_files),
+        "compress": str(log.compress).lower(),
+    }
+    return {"Type": log.driver, "Config": options}
 
 
 def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from ctl.errdefs import DataCorrupted
+    from ctl.runtime.health import HealthConfig
+    from ctl.runtime.logs import LogConfig
     from ctl.runtime.runopts import PortMapping, RestartPolicy
 
 RECORD_VERSION = 1
@@ -31,6 +33,9 @@ class RunConfig(NamedTuple):
     runtime: str | None = None
     stdin: bool = False
     rm: bool = False
+    # logging and health checks
+    log: LogConfig | None = None
+    health: HealthConfig | None = None
     restart: RestartPolicy | None = None
     network: str = "none"
     publish: tuple[PortMapping, ...] = ()
@@ -56,6 +61,9 @@ class RunConfig(NamedTuple):
             **({"runtime": self.runtime} if self.runtime else {}),
             "stdin": self.stdin,
             "rm": self.rm,
+            # Left out when unset: a record keeps its shape from before they existed.
+            **({"log": self.log.to_json()} if self.log else {}),
+            **({"health": self.health.to_json()} if self.health else {}),
             "restart": self.restart._asdict() if self.restart else None,
             "network": self.network,
             "publish": [p._asdict() for p in self.publish],
@@ -102,6 +110,15 @@ class RunConfig(NamedTuple):
             args=tuple(doc.get("args") or ()),
             entrypoint=tuple(entrypoint) if entrypoint is not None else None,
         )
+        log, health = doc.get("log"), doc.get("health")
+        if isinstance(log, dict):
+            from ctl.runtime.logs import LogConfig
+
+            config = config._replace(log=LogConfig.from_json(log))
+        if isinstance(health, dict):
+            from ctl.runtime.health import HealthConfig
+
+            config = config._replace(health=HealthConfig.from_json(health))
         restart, publish = doc.get("restart"), doc.get("publish")
         if not restart and not publish:
             return config  # without importing runopts, a millisecond of every `ctl ps`

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
     from ctl.containers.container import RunConfig
     from ctl.oci import Platform
+    from ctl.runtime.health import HealthConfig
+    from ctl.runtime.logs import LogConfig
     from ctl.runtime.resources import Resources
     from ctl.runtime.runopts import (
         DeviceMapping,
@@ -93,6 +95,9 @@ class ContainerOptions(NamedTuple):
     # A default shared by every instance: records are never changed in place.
     labels: dict[str, str] = {}
     init: bool = False
+    # logging and health checks: None is json-file's defaults, and the image's check
+    log: LogConfig | None = None
+    health: HealthConfig | None = None
     restart: RestartPolicy | None = None
     tty: bool = False
     stdin: bool = False
@@ -100,8 +105,11 @@ class ContainerOptions(NamedTuple):
     platform: Platform | None = None
     pull: str = "missing"
 
-    def run_config(self) -> RunConfig:
-        """run_config is what the container record keeps for starting its task."""
+    def run_config(self, image_config: dict[str, Any] | None = None) -> RunConfig:
+        """run_config is what the container record keeps for starting its task.
+
+        The health check is the flags' over the image's (``image_config``).
+        """
         from ctl.containers.container import RunConfig
 
         return RunConfig(
@@ -109,6 +117,8 @@ class ContainerOptions(NamedTuple):
             runtime=self.runtime,
             stdin=self.stdin,
             rm=self.rm,
+            log=self.log,
+            health=_health_check(self.health, image_config),
             restart=self.restart,
             network=self.network,
             publish=self.publish,
@@ -140,6 +150,19 @@ def _with_cdi_devices(names: tuple[str, ...]) -> oci_spec.SpecOpt:
     from ctl.runtime.cdi import with_cdi_devices
 
     return with_cdi_devices(names)
+
+
+def _health_check(
+    flags: HealthConfig | None, image_config: dict[str, Any] | None
+) -> HealthConfig | None:
+    """_health_check is the check the task runs: the flags' fields over the image's."""
+    image = ((image_config or {}).get("config") or {}).get("Healthcheck")
+    if flags is None and not image:
+        return None  # without importing health: nothing to run
+    from ctl.runtime.health import HealthConfig
+
+    own = flags or HealthConfig()
+    return own.merged(HealthConfig.from_json(image) if isinstance(image, dict) else None)
 
 
 # How the flags refine the spec, after the image config, in this order: the

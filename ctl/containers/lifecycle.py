@@ -94,7 +94,7 @@ def create(
             snapshotter=client.snapshotter_name or "",
             snapshot_key=snapshot_key,
             spec={},
-            config=options.run_config(),
+            config=options.run_config(image_config),
             labels=dict(options.labels),
         )
         rootfs = tasks.mount_rootfs(draft)  # the spec reads the image's users

@@ -23,6 +23,19 @@ before it could read them. A file whose first record has no ``seq``
 counts as starting at 0 (the first file, or one written before ``seq``).
 
 One process writes a log (the task's supervisor); any number read it.
+
+The ``local`` driver (``LOCAL``) keeps the same files, rotation and
+``seq`` in a compact framing of its own, one line per record::
+
+    O1714564800123456789 hello
+    o1714564800123456790,120517 a partial line
+
+The first character is the stream (``O`` stdout, ``E`` stderr; lower case:
+a partial record, without the newline that ends the others), then the time
+in nanoseconds, ``,seq`` on a file's first record, a space and the text with
+``\\`` and newlines escaped. It is about a third of json-file's size for
+short lines. With ``compress`` the rotated files are gzipped
+(``path.1.gz``); readers take either name.
 """
 
 from __future__ import annotations
@@ -34,7 +47,10 @@ import itertools
 import json
 import os
 import time
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+from ctl.errdefs import FailedPrecondition
+from ctl.fsutil import write_all
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +58,10 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_SIZE = 10 * 1024 * 1024
 DEFAULT_MAX_FILES = 3
+# docker's local driver's defaults.
+LOCAL_MAX_SIZE = 20 * 1024 * 1024
+LOCAL_MAX_FILES = 5
+DRIVERS = ("json-file", "local", "none")
 # docker's log copier buffer: a longer line is emitted in pieces of this size.
 PARTIAL_SIZE = 16 * 1024
 STREAMS = ("stdout", "stderr")
@@ -55,30 +75,165 @@ def rfc3339_nano(ns: int) -> str:
 
 
 def rotated_files(path: Path, max_files: int = DEFAULT_MAX_FILES) -> list[Path]:
-    """rotated_files is every file of the log, oldest first (``path`` itself last)."""
+    """rotated_files is every file of the log, oldest first (``path`` itself last).
+
+    A rotated file may be stored gzipped, under its name plus ``.gz``.
+    """
     return [path.with_name(f"{path.name}.{i}") for i in range(max_files - 1, 0, -1)] + [path]
 
 
+class LogConfig(NamedTuple):
+    """LogConfig is ``--log-driver`` and ``--log-opt``: max-size, max-file, compress."""
+
+    driver: str = "json-file"
+    max_size: int = DEFAULT_MAX_SIZE
+    max_files: int = DEFAULT_MAX_FILES
+    compress: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LogConfig:
+        driver = str(doc.get("driver", "json-file"))
+        return cls(
+            driver=driver if driver in DRIVERS else "json-file",
+            max_size=int(doc.get("max_size") or DEFAULT_MAX_SIZE),
+            max_files=int(doc.get("max_files") or DEFAULT_MAX_FILES),
+            compress=bool(doc.get("compress")),
+        )
+
+    def path(self, json_log: Path) -> Path:
+        """path is the log's file, next to where json-file keeps it (``<id>-json.log``)."""
+        if self.driver == "local":
+            return json_log.with_name(json_log.name.replace("-json.log", "-local.log"))
+        return json_log
+
+    def format(self) -> LogFormat:
+        return LOCAL if self.driver == "local" else JSON_FILE
+
+
+class LogFormat(Protocol):
+    """LogFormat is how a driver frames a record as one line of its files.
+
+    ``record`` frames ``text`` (a whole line ends with ``\\n``) with its
+    stream, time in nanoseconds and, on a file's first record, ``seq``
+    (0: none). ``parse`` reads a line back, None if it is damaged;
+    ``seq_of`` is a line's ``seq``, 0 if it has none.
+    """
+
+    def record(self, text: str, stream: str, ns: int, seq: int) -> bytes: ...
+
+    def parse(self, line: bytes, skipped: int) -> LogEntry | None: ...
+
+    def seq_of(self, line: bytes) -> int: ...
+
+
+class _JsonFile:
+    def record(self, text: str, stream: str, ns: int, seq: int) -> bytes:
+        fields: dict[str, object] = {"log": text, "stream": stream, "time": rfc3339_nano(ns)}
+        if seq:
+            fields["seq"] = seq
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    def parse(self, line: bytes, skipped: int) -> LogEntry | None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(record, dict):
+            return None
+        return LogEntry(
+            str(record.get("stream", "stdout")),
+            str(record.get("log", "")),
+            str(record.get("time", "")),
+            skipped,
+        )
+
+    def seq_of(self, line: bytes) -> int:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return 0
+        seq = record.get("seq", 0) if isinstance(record, dict) else 0
+        return seq if isinstance(seq, int) and seq > 0 else 0
+
+
+class _Local:
+    _STREAM_CODES = {"stdout": "O", "stderr": "E"}
+    _CODE_STREAMS = {"O": "stdout", "E": "stderr"}
+
+    def record(self, text: str, stream: str, ns: int, seq: int) -> bytes:
+        code = self._STREAM_CODES.get(stream, "O")
+        if text.endswith("\n"):
+            text = text[:-1]
+        else:
+            code = code.lower()
+        escaped = text.replace("\\", "\\\\").replace("\n", "\\n")
+        head = f"{code}{ns},{seq}" if seq else f"{code}{ns}"
+        return f"{head} {escaped}\n".encode()
+
+    def _head(self, line: bytes) -> tuple[str, int, int, bytes] | None:
+        head, space, body = line.partition(b" ")
+        if not space or not head:
+            return None
+        code = chr(head[0])
+        stamp, _, seq = head[1:].partition(b",")
+        if code.upper() not in self._CODE_STREAMS or not stamp.isdigit():
+            return None
+        return code, int(stamp), int(seq) if seq.isdigit() else 0, body
+
+    def parse(self, line: bytes, skipped: int) -> LogEntry | None:
+        head = self._head(line)
+        if head is None:
+            return None
+        code, ns, _, body = head
+        text = "\\".join(
+            part.replace("\\n", "\n") for part in body.decode(errors="replace").split("\\\\")
+        )
+        if code.isupper():
+            text += "\n"
+        return LogEntry(self._CODE_STREAMS[code.upper()], text, rfc3339_nano(ns), skipped)
+
+    def seq_of(self, line: bytes) -> int:
+        head = self._head(line)
+        return head[2] if head is not None else 0
+
+
+JSON_FILE: LogFormat = _JsonFile()
+LOCAL: LogFormat = _Local()
+
+
 class LogWriter:
-    """LogWriter appends a container's output to a json-file log.
+    """LogWriter appends a container's output to a log (json-file's format, or ``fmt``).
 
     ``write`` takes raw bytes as they come from a pipe or pty; complete lines
     become records at once, the rest waits for its newline (or for
-    ``PARTIAL_SIZE`` bytes, or ``flush``).
+    ``PARTIAL_SIZE`` bytes, or ``flush``). With ``compress`` rotated files
+    are gzipped (the caller imports ``gzip`` beforehand, as the supervisor
+    must: see ``ctl.runtime.supervisor``).
     """
 
     def __init__(
-        self, path: Path, max_size: int = DEFAULT_MAX_SIZE, max_files: int = DEFAULT_MAX_FILES
+        self,
+        path: Path,
+        max_size: int = DEFAULT_MAX_SIZE,
+        max_files: int = DEFAULT_MAX_FILES,
+        *,
+        fmt: LogFormat = JSON_FILE,
+        compress: bool = False,
     ) -> None:
         self.path = path
         self.max_size = max_size
         self.max_files = max(1, max_files)
+        self.fmt = fmt
+        self.compress = compress
         self._fd = self._open()
         self._size = os.fstat(self._fd).st_size
         # The number of the next record. Finding it in a log that was there
         # before means counting its newest file: put off until a rotation needs it.
         self._seq: int | None = (
-            None if self._size else _next_seq(rotated_files(path, self.max_files))
+            None if self._size else _next_seq(rotated_files(path, self.max_files), fmt)
         )
         self._pending = {s: "" for s in STREAMS}
         self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
@@ -108,7 +263,7 @@ class LogWriter:
     def _emit(self, stream: str, texts: list[str]) -> None:
         if not texts:
             return
-        stamp = rfc3339_nano(time.time_ns())
+        stamp = time.time_ns()
         batch: list[bytes] = []
         size = 0
         for text in texts:
@@ -124,11 +279,8 @@ class LogWriter:
                 self._seq += 1
         self._write(b"".join(batch))
 
-    def _record(self, text: str, stream: str, stamp: str, *, first: bool) -> bytes:
-        fields: dict[str, object] = {"log": text, "stream": stream, "time": stamp}
-        if first and self._seq:
-            fields["seq"] = self._seq
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    def _record(self, text: str, stream: str, stamp: int, *, first: bool) -> bytes:
+        return self.fmt.record(text, stream, stamp, (self._seq or 0) if first else 0)
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -139,17 +291,43 @@ class LogWriter:
     def _rotate(self) -> None:
         os.close(self._fd)
         if self._seq is None:
-            self._seq = _next_seq([self.path])
+            self._seq = _next_seq([self.path], self.fmt)
         files = rotated_files(self.path, self.max_files)
         if len(files) == 1:
             # Unlinked, not truncated: a reader holding the file reads it to its end.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-        for older, newer in itertools.pairwise(files):
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(newer, older)
+        elif self.compress:
+            self._rotate_compressed(files)
+        else:
+            for older, newer in itertools.pairwise(files):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(newer, older)
         self._fd = self._open(truncate=True)
         self._size = 0
+
+    def _rotate_compressed(self, files: list[Path]) -> None:
+        """_rotate_compressed moves the files along as ``.gz``, the newest gzipped on the way.
+
+        The newest is compressed first, under a temporary name, and unlinked
+        last: a reader sees its records in one of the two files at every moment.
+        """
+        import gzip  # imported by the supervisor's spawner when compress is on
+
+        staged = files[-2].with_name(f".{files[-2].name}.gz")
+        with (
+            open(self.path, "rb") as plain,
+            open(staged, "wb") as packed,
+            gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=1, mtime=0) as gz,
+        ):
+            while chunk := plain.read(1 << 20):
+                gz.write(chunk)
+        zipped = [file.with_name(f"{file.name}.gz") for file in files[:-1]]
+        for older, newer in itertools.pairwise(zipped):
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(newer, older)
+        os.rename(staged, zipped[-1])
+        os.unlink(self.path)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -158,14 +336,14 @@ class LogWriter:
             self._fd = -1
 
 
-def _next_seq(files: list[Path]) -> int:
+def _next_seq(files: list[Path], fmt: LogFormat) -> int:
     """_next_seq is the number of the next record of a log: after the last in its newest file."""
     for path in reversed(files):
         fd = _open_ro(path)
         if fd is None:
             continue
         try:
-            first = _first_seq(fd)
+            first = _first_seq(fd, fmt)
             if first is not None:
                 return first + _count_lines(fd)
         finally:
@@ -186,40 +364,16 @@ class LogEntry(NamedTuple):
     skipped: int = 0
 
 
-def _parse(line: bytes, skipped: int = 0) -> LogEntry | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    return LogEntry(
-        str(record.get("stream", "stdout")),
-        str(record.get("log", "")),
-        str(record.get("time", "")),
-        skipped,
-    )
-
-
-def _entries(lines: Iterable[bytes], skipped: int = 0) -> Iterator[LogEntry]:
+def _entries(lines: Iterable[bytes], fmt: LogFormat, skipped: int = 0) -> Iterator[LogEntry]:
     """_entries parses records; the first that parses carries ``skipped``."""
     for line in lines:
-        entry = _parse(line, skipped)
+        entry = fmt.parse(line, skipped)
         if entry is not None:
             skipped = 0
             yield entry
 
 
-def _seq_of(line: bytes) -> int:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return 0
-    seq = record.get("seq", 0) if isinstance(record, dict) else 0
-    return seq if isinstance(seq, int) and seq > 0 else 0
-
-
-def _first_seq(fd: int) -> int | None:
+def _first_seq(fd: int, fmt: LogFormat) -> int | None:
     """_first_seq is the number of a file's first record; None while it has no complete line."""
     head = bytearray()
     while (end := head.find(b"\n")) < 0:
@@ -227,7 +381,7 @@ def _first_seq(fd: int) -> int | None:
         if not chunk:
             return None
         head += chunk
-    return _seq_of(bytes(head[:end]))
+    return fmt.seq_of(bytes(head[:end]))
 
 
 def _count_lines(fd: int) -> int:
@@ -245,13 +399,40 @@ def _open_ro(path: Path) -> int | None:
         return None
 
 
+def _open_unpacked(path: Path) -> int | None:
+    """_open_unpacked is a rotated file stored gzipped (``path.gz``), unpacked into memory.
+
+    A damaged one counts as missing: its records are lost, not the listing.
+    """
+    import gzip
+
+    try:
+        with gzip.open(path.with_name(f"{path.name}.gz"), "rb") as packed:
+            fd = os.memfd_create(path.name, os.MFD_CLOEXEC)
+            try:
+                while chunk := packed.read(1 << 20):
+                    write_all(fd, chunk)
+            except BaseException:
+                os.close(fd)
+                raise
+    except (OSError, EOFError):
+        return None
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 class _LogFile:
-    """_LogFile is one file of a log, read from its start, its records counted."""
+    """_LogFile is one file of a log, read from its start, its records counted.
 
-    __slots__ = ("buf", "count", "fd", "ino", "seq")
+    ``packed`` is a rotated file that was stored gzipped.
+    """
 
-    def __init__(self, fd: int) -> None:
+    __slots__ = ("buf", "count", "fd", "fmt", "ino", "packed", "seq")
+
+    def __init__(self, fd: int, fmt: LogFormat, packed: bool = False) -> None:
         self.fd = fd
+        self.fmt = fmt
+        self.packed = packed
         self.ino = os.fstat(fd).st_ino
         self.seq: int | None = None
         self.count = 0
@@ -270,7 +451,7 @@ class _LogFile:
             lines = bytes(self.buf[:end]).split(b"\n")
             del self.buf[: end + 1]
             if self.count == 0 and self.seq is None:
-                self.seq = _seq_of(lines[0])
+                self.seq = self.fmt.seq_of(lines[0])
             self.count += len(lines)
             yield lines
 
@@ -293,7 +474,8 @@ class _Chain:
     between them that it never saw: after a file whose records it counted up
     to N, a file whose first record is N + k means k were rotated away."""
 
-    def __init__(self) -> None:
+    def __init__(self, fmt: LogFormat) -> None:
+        self.fmt = fmt
         self.expected: int | None = None
 
     def lines(self, log: _LogFile) -> Iterator[tuple[int, list[bytes]]]:
@@ -308,7 +490,7 @@ class _Chain:
 
     def read(self, log: _LogFile) -> Iterator[LogEntry]:
         for skipped, lines in self.lines(log):
-            yield from _entries(lines, skipped)
+            yield from _entries(lines, self.fmt, skipped)
 
     def read_all(self, logs: list[_LogFile]) -> Iterator[LogEntry]:
         """read_all reads each of ``logs`` to its end, and closes them all."""
@@ -320,7 +502,9 @@ class _Chain:
                 log.close()
 
 
-def _open_files(path: Path, max_files: int, after: _LogFile | None = None) -> list[_LogFile]:
+def _open_files(
+    path: Path, max_files: int, fmt: LogFormat, after: _LogFile | None = None
+) -> list[_LogFile]:
     """_open_files opens the files of a log, oldest first; with ``after``, those newer than it.
 
     They are opened newest first: a rotation meanwhile can then show one
@@ -329,15 +513,20 @@ def _open_files(path: Path, max_files: int, after: _LogFile | None = None) -> li
     read once all are open: a file still empty then is the newest, since a
     file is rotated only once written to. Files without ``seq`` keep the
     order of their names. ``after`` stays open, so its inode cannot be
-    reused meanwhile.
+    reused meanwhile. A gzipped file is a copy of one that may still be
+    open under its plain name, or under the name it was renamed from: the
+    copy is closed, by its first ``seq``.
     """
     opened: dict[int, tuple[int, _LogFile]] = {}
     after_position = float("inf")
     for position, name in enumerate(reversed(rotated_files(path, max_files))):
         fd = _open_ro(name)
+        packed = fd is None and name != path
+        if packed:
+            fd = _open_unpacked(name)
         if fd is None:
             continue
-        log = _LogFile(fd)
+        log = _LogFile(fd, fmt, packed)
         if after is not None and log.ino == after.ino:
             after_position = position
             log.close()
@@ -346,13 +535,22 @@ def _open_files(path: Path, max_files: int, after: _LogFile | None = None) -> li
         else:
             opened[log.ino] = (position, log)
     found: list[tuple[tuple[bool, int, float], _LogFile]] = []
-    for position, log in opened.values():
-        log.seq = _first_seq(log.fd)
-        found.append(((log.seq is None, log.seq or 0, -float(position)), log))
+    for _, log in opened.values():
+        log.seq = _first_seq(log.fd, fmt)
     if after is not None and after.seq is None:
         # Opened while still empty and filled since (a file is rotated only once written to):
         # without its number, every file would look newer than it.
-        after.seq = _first_seq(after.fd)
+        after.seq = _first_seq(after.fd, fmt)
+    seen_seqs = {log.seq for _, log in opened.values() if not log.packed and log.seq is not None}
+    if after is not None and after.seq is not None:
+        seen_seqs.add(after.seq)
+    for position, log in opened.values():
+        if log.packed and log.seq in seen_seqs:
+            log.close()
+            continue
+        if log.packed and log.seq is not None:
+            seen_seqs.add(log.seq)  # the rename of a copy, opened under both names
+        found.append(((log.seq is None, log.seq or 0, -float(position)), log))
     after_key = (False, after.seq or 0, -after_position) if after is not None else None
     ordered = sorted(found, key=lambda pair: pair[0])
     for key, log in ordered:
@@ -368,6 +566,7 @@ def read_logs(
     stop: Callable[[], bool] | None = None,
     *,
     max_files: int = DEFAULT_MAX_FILES,
+    fmt: LogFormat = JSON_FILE,
     poll_interval: float = 0.1,
 ) -> Iterator[LogEntry]:
     """read_logs yields the records of a log, oldest first, rotated files included.
@@ -383,8 +582,8 @@ def read_logs(
     Formatting (``--timestamps``) is the caller's: every entry carries its
     time.
     """
-    chain = _Chain()
-    files = _open_files(path, max_files)
+    chain = _Chain(fmt)
+    files = _open_files(path, max_files, fmt)
     current = files.pop() if files else None
     try:
         if tail is not None:
@@ -392,7 +591,7 @@ def read_logs(
             for log in [*files, *([current] if current is not None else [])]:
                 for _, lines in chain.lines(log):
                     last.extend(lines)
-            yield from _entries(last)
+            yield from _entries(last, fmt)
         else:
             for log in files:
                 yield from chain.read(log)
@@ -416,13 +615,15 @@ def _ino(path: Path) -> int | None:
         return None
 
 
-def _newer_files(path: Path, max_files: int, current: _LogFile | None) -> list[_LogFile]:
+def _newer_files(
+    path: Path, max_files: int, fmt: LogFormat, current: _LogFile | None
+) -> list[_LogFile]:
     """_newer_files opens the files that came after ``current``: none until it was rotated."""
     if current is None:
-        return _open_files(path, max_files)
+        return _open_files(path, max_files, fmt)
     if _ino(path) in (None, current.ino):
         return []
-    return _open_files(path, max_files, after=current)
+    return _open_files(path, max_files, fmt, after=current)
 
 
 def _follow(
@@ -442,7 +643,7 @@ def _follow(
                     progressed = True
                     yield entry
             if not progressed:
-                newer = _newer_files(path, max_files, current)
+                newer = _newer_files(path, max_files, chain.fmt, current)
                 if newer:
                     done = [current] if current is not None else []
                     current = newer.pop()
@@ -463,3 +664,53 @@ def _follow(
     finally:
         if current is not None:
             current.close()
+
+
+def read_container_logs(
+    json_log: Path,
+    config: LogConfig | None,
+    tail: int | None = None,
+    follow: bool = False,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[LogEntry]:
+    """read_container_logs is ``read_logs`` for a container whose json-file log would be
+    ``json_log``, as its driver keeps it; FailedPrecondition for the ``none`` driver."""
+    config = config or LogConfig()
+    if config.driver == "none":
+        # docker's words.
+        raise FailedPrecondition("configured logging driver does not support reading")
+    return read_logs(
+        config.path(json_log),
+        tail,
+        follow,
+        stop,
+        max_files=config.max_files,
+        fmt=config.format(),
+    )
+
+
+class _Discarded:
+    """_Discarded is the ``none`` driver's log: output is copied to an attached caller only."""
+
+    def write(self, stream: str, data: bytes) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def container_log_writer(json_log: Path, config: LogConfig | None) -> LogWriter | _Discarded:
+    """container_log_writer opens a container's log as its driver keeps it."""
+    config = config or LogConfig()
+    if config.driver == "none":
+        return _Discarded()
+    return LogWriter(
+        config.path(json_log),
+        config.max_size,
+        config.max_files,
+        fmt=config.format(),
+        compress=config.compress,
+    )

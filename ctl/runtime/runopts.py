@@ -933,3 +933,126 @@ def parse_cgroup_parent(value: str) -> str:
     if not value.strip() or path == "/" or ".." in value.split("/") or ":" in value:
         raise InvalidArgument(f"invalid --cgroup-parent {value!r}: want a cgroup path, /my/group")
     return path
+
+
+# Logging and health checks (logh).
+
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_LOG_OPTS = ("max-size", "max-file", "compress")
+
+if TYPE_CHECKING:
+    from ctl.runtime.health import HealthConfig
+    from ctl.runtime.logs import LogConfig
+
+
+def parse_duration(value: str) -> float:
+    """parse_duration reads a Go duration as docker takes it (``1m30s``, ``500ms``, ``0``)
+    into seconds. A number without a unit is refused, as Go refuses it."""
+    text = value.strip()
+    sign, body = (-1.0, text[1:]) if text[:1] == "-" else (1.0, text.removeprefix("+"))
+    if body == "0":
+        return 0.0
+    total, position = 0.0, 0
+    while position < len(body):
+        match = _DURATION_PART.match(body, position)
+        if match is None:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if not body or position != len(body):
+        hint = "missing unit" if _is_number(body) else "want a number with a unit"
+        raise InvalidArgument(f"invalid duration {value!r}: {hint} (e.g. 30s, 1m30s, 500ms)")
+    return sign * total
+
+
+def parse_log_driver(name: str) -> str:
+    """parse_log_driver checks ``--log-driver``: json-file, local or none."""
+    from ctl.runtime.logs import DRIVERS
+
+    if name not in DRIVERS:
+        raise InvalidArgument(
+            f"unsupported logging driver {name!r}: use json-file, local or none",
+            hint="syslog, journald and the other drivers ship logs to a daemon: "
+            "ctl keeps them on the host",
+        )
+    return name
+
+
+def parse_log_opts(driver: str, opts: Sequence[str]) -> LogConfig:
+    """parse_log_opts reads ``--log-opt KEY=VALUE``s (max-size, max-file, compress) for ``driver``.
+
+    What is not given keeps the driver's default, each bounding the disk:
+    json-file 10m x 3 files, local docker's 20m x 5, compressed.
+    """
+    from ctl.runtime.logs import LOCAL_MAX_FILES, LOCAL_MAX_SIZE, LogConfig
+
+    config = LogConfig(driver=driver)
+    if driver == "local":
+        config = config._replace(max_size=LOCAL_MAX_SIZE, max_files=LOCAL_MAX_FILES, compress=True)
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        if "," in value:
+            raise InvalidArgument(
+                f"invalid log opt {opt!r}", hint="give each KEY=VALUE its own --log-opt, as docker"
+            )
+        if not eq or driver == "none" or key not in _LOG_OPTS:
+            raise InvalidArgument(f"unknown log opt {opt!r} for the {driver} log driver")
+        if key == "max-size":
+            size = parse_memory(value)
+            if size <= 0:
+                raise InvalidArgument(f"invalid max-size {value!r}: must be above 0")
+            config = config._replace(max_size=size)
+        elif key == "max-file":
+            if not value.isdigit() or int(value) < 1:
+                raise InvalidArgument(f"invalid max-file {value!r}: want a number of 1 or more")
+            config = config._replace(max_files=int(value))
+        else:
+            config = config._replace(compress=_parse_bool(value, "compress"))
+    return config
+
+
+def parse_health(
+    cmd: str | None,
+    durations: Mapping[str, str | None],
+    retries: int | None,
+    disabled: bool,
+) -> HealthConfig | None:
+    """parse_health reads the ``--health-*`` flags: ``durations`` maps the
+    HealthConfig field (interval, timeout, start_period, start_interval) to
+    its flag's value. None when none is given; ``("NONE",)`` for
+    ``--no-healthcheck``. What is left empty comes from the image
+    (``HealthConfig.merged``).
+    """
+    from ctl.runtime.health import HealthConfig
+
+    given = {field: value for field, value in durations.items() if value is not None}
+    if disabled:
+        if cmd is not None or given or retries is not None:
+            raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+        return HealthConfig(test=("NONE",))
+    if cmd is None and not given and retries is None:
+        return None
+    seconds: dict[str, float] = {}
+    for field, value in given.items():
+        flag = "--health-" + field.replace("_", "-")
+        try:
+            seconds[field] = parse_duration(value)
+        except InvalidArgument as err:
+            raise InvalidArgument(f"{flag}: {err}") from None
+        if seconds[field] < 0:
+            raise InvalidArgument(f"{flag} cannot be negative")
+        if 0 < seconds[field] < 1e-3:
+            raise InvalidArgument(f"{flag} cannot be less than 1ms")
+    if retries is not None and retries < 0:
+        raise InvalidArgument("--health-retries cannot be negative")
+    return HealthConfig(test=("CMD-SHELL", cmd) if cmd else (), retries=retries or 0, **seconds)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from enum import Enum
-from typing import TYPE_CHECKING, Final, NamedTuple, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Final, NamedTuple, NotRequired, TypedDict, cast
 
 from ctl.errdefs import FailedPrecondition
 
@@ -117,6 +117,35 @@ class TaskRecord(TypedDict):
     init_start_time: NotRequired[int | None]
     # Log lines the supervisor could not write (a full disk), once it could say so.
     log_lines_dropped: NotRequired[int]
+
+
+class HealthRecord(TypedDict):
+    """HealthRecord is ``health.json``: docker's ``.State.Health``, written by the supervisor
+    of a task with a health check (ctl.runtime.health) and by nothing else."""
+
+    Status: str
+    FailingStreak: int
+    Log: list[dict[str, object]]
+
+
+HEALTH_FILE: Final = "health.json"
+
+
+def read_health(task_dir: Path) -> HealthRecord | None:
+    """read_health is a task's HealthRecord; None if it has none, or it cannot be read.
+
+    Here rather than in ctl.runtime.health so that ``ps`` reads it without importing that.
+    """
+    import json
+
+    try:
+        with open(task_dir / HEALTH_FILE, "rb") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("Status"), str):
+        return None
+    return cast("HealthRecord", doc)
 
 
 class ExitRecord(TypedDict):

@@ -8,7 +8,9 @@ and runc's id) lives as long as the container::
       bundle/rootfs/      mount point of the container's snapshot
       hosts hostname resolv.conf
                           bound over /etc/... (ctl.containers.create writes them)
-      <id>-json.log       the container's output (ctl.runtime.logs)
+      <id>-json.log       the container's output (ctl.runtime.logs; <id>-local.log
+                          with --log-driver local)
+      health.json         .State.Health, with a health check (ctl.runtime.health)
       state.json          TaskRecord: pids, supervisor identity, status, restart count,
                           log lines dropped
       exit.json           ExitRecord: exit code or signal, finish time (once exited)

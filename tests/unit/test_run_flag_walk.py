@@ -27,10 +27,6 @@ NOT_YET = frozenset(
     {
         # networks (issue 14)
         "--link", "--link-local-ip", "--network-alias",
-        # logging and health checks (logh)
-        "--health-cmd", "--health-interval", "--health-retries", "--health-start-interval",
-        "--health-start-period", "--health-timeout", "--log-driver", "--log-opt",
-        "--no-healthcheck",
         # volumes (vol)
         "--storage-opt", "--volume-driver", "--volumes-from",
     }

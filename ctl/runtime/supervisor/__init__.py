@@ -23,8 +23,10 @@ then:
 5. writes ``state.json`` and reports the init pid to ``spawn``, which
    returns; or reports runc's error, which ``spawn`` raises (``ExecFailed``
    with exit code 126/127 when the command cannot be run);
-6. copies the container's output to the json-file log, and to the caller's
-   descriptors while attached (and the caller's stdin to the container);
+6. copies the container's output to its log (json-file, local or none:
+   ``ctl.runtime.logs``), and to the caller's descriptors while attached
+   (and the caller's stdin to the container); with a health check, runs it
+   from the same poll loop (``ctl.runtime.health``);
 7. reaps the init (and orphans), drains the output, reads the OOM counter,
    runs ``runc delete``, writes ``exit.json`` and tells an attached caller;
 8. restarts the task if the policy says so and nobody marked it

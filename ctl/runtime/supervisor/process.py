@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError
 from ctl.fsutil import write_all
 from ctl.runtime import cgroups, prctl, state
-from ctl.runtime.logs import LogWriter
+from ctl.runtime.logs import container_log_writer
 from ctl.runtime.runc import CreateOpts, RuncError, RuncNotFound, Stdio
 from ctl.runtime.state import ExitStatus, Status
 from ctl.runtime.supervisor.wire import encode_error, exit_message, send
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
 
+    from ctl.runtime.health import HealthMonitor
     from ctl.runtime.runc import Runc
     from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.supervisor.spawn import TaskSpec
@@ -139,6 +140,7 @@ class _Supervisor:
         self.runc = runc
         self.spec = spec
         self.task = spec.task
+        self.config = config
         self.cgroups_path = str(config.get("linux", {}).get("cgroupsPath", ""))
         self.status_fd = status_fd
         self.reported = False
@@ -154,6 +156,7 @@ class _Supervisor:
         self.dropped_recorded_at = 0.0
         # The part of the detach keys typed so far, held back from the container.
         self.held_keys = b""
+        self.health: HealthMonitor | None = None
 
     # setup
 
@@ -216,7 +219,26 @@ class _Supervisor:
         signal.signal(signal.SIGCHLD, lambda sig, frame: None)
         if self.spec.tty and self._caller_tty() is not None:
             signal.signal(signal.SIGWINCH, lambda sig, frame: None)
-        self.log = LogWriter(self.task.log, self.spec.log_max_size, self.spec.log_max_files)
+        self.log = container_log_writer(self.task.log, self.spec.log)
+        if self.spec.health is not None:
+            from ctl.runtime.health import HealthMonitor  # imported by spawn
+
+            self.health = HealthMonitor(
+                self.spec.health,
+                self.task.path,
+                self.runc.argv,
+                self.task.id,
+                self.config.get("process", {}),
+                self._running,
+                on_status=self._health_status,
+            )
+
+    def _running(self) -> bool:
+        record = self.task.read_record()
+        return record is not None and record.get("status") == Status.RUNNING.value
+
+    def _health_status(self, status: str) -> None:
+        """_health_status is where a health_status event would be emitted (issue 13)."""
 
     def _caller_tty(self) -> int | None:
         for name in ("stdin", "stdout"):
@@ -326,6 +348,8 @@ class _Supervisor:
                 return
             if pid == self.init_pid and self.exit is None:
                 self.exit = ExitStatus.from_wait_status(wait_status)
+            elif self.health is not None:
+                self.health.reaped(pid, wait_status)
 
     def _pump(self, outputs: dict[int, str], stdin: int | None) -> None:
         """_pump copies stdio until the init has exited and its output is drained.
@@ -340,15 +364,33 @@ class _Supervisor:
         if caller_in is not None:
             poller.register(caller_in, select.POLLIN)
         deadline = None
+        health = self.health
+        health_fd: int | None = None
+        if health is not None:
+            health.begin()
         self._reap()
         while outputs or self.exit is None:
             if self.exit is not None and deadline is None:
                 deadline = time.monotonic() + DRAIN_TIMEOUT
+                if health is not None:
+                    health.end()
+                    health = None
+                    if health_fd is not None:
+                        poller.unregister(health_fd)
+                        health_fd = None
             timeout = None if deadline is None else int((deadline - time.monotonic()) * 1000)
             if timeout is not None and timeout <= 0:
                 break
+            if health is not None:
+                health_fd = self._watch_health(health, poller, health_fd)
+                wait = health.timeout(time.monotonic())
+                if wait is not None:
+                    # Rounded up: a poll that wakes early would only spin.
+                    timeout = int(wait * 1000) + 1
             for fd, _ in poller.poll(timeout):
-                if fd == self.wakeup_r:
+                if fd == health_fd and health is not None:
+                    health.read_output()
+                elif fd == self.wakeup_r:
                     self._on_signals()
                 elif fd in outputs:
                     data = self._read(fd)
@@ -382,10 +424,27 @@ class _Supervisor:
                         # EOF from the caller is EOF for the container.
                         os.close(stdin)
                         stdin = None
+        if health is not None:
+            health.end()
         for fd in outputs:
             os.close(fd)
         if stdin is not None and stdin not in outputs:
             os.close(stdin)
+
+    @staticmethod
+    def _watch_health(
+        health: HealthMonitor, poller: select.poll, watched: int | None
+    ) -> int | None:
+        """_watch_health runs the check's due work and polls the output of the one running."""
+        health.tick(time.monotonic())
+        fd = health.output_fd()
+        if fd != watched:
+            if watched is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    poller.unregister(watched)
+            if fd is not None:
+                poller.register(fd, select.POLLIN)
+        return fd
 
     def _on_signals(self) -> None:
         with contextlib.suppress(BlockingIOError):

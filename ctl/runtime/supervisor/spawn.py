@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ctl.closing import Closing
 from ctl.errdefs import CtlError, InvalidArgument
 from ctl.runtime import prctl
-from ctl.runtime.logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from ctl.runtime.state import ExitStatus
 from ctl.runtime.supervisor import process
 from ctl.runtime.supervisor.wire import Messages, decode_error
@@ -25,6 +24,8 @@ from ctl.runtime.supervisor.wire import Messages, decode_error
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from ctl.runtime.health import HealthConfig
+    from ctl.runtime.logs import LogConfig
     from ctl.runtime.runc import Runc, Stdio
     from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.taskdir import TaskDir
@@ -54,7 +55,9 @@ class TaskSpec(NamedTuple):
     not copied. With a tty, typing ``detach_keys`` on the attached stdin
     lets the caller go while the task runs on (docker's ctrl-p ctrl-q).
     ``start`` False is ``runc create`` only: the caller later runs ``runc
-    start`` itself (and ``task.set_status("start")``).
+    start`` itself (and ``task.set_status("start")``). ``log`` is the log
+    driver and its options (None: json-file's defaults); ``health`` the
+    health check the supervisor runs (None: none).
     """
 
     task: TaskDir
@@ -63,8 +66,8 @@ class TaskSpec(NamedTuple):
     attach: Stdio | None = None
     restart: RestartPolicy | None = None
     start: bool = True
-    log_max_size: int = DEFAULT_MAX_SIZE
-    log_max_files: int = DEFAULT_MAX_FILES
+    log: LogConfig | None = None
+    health: HealthConfig | None = None
     detach_keys: bytes = DEFAULT_DETACH_KEYS
 
 
@@ -185,6 +188,10 @@ def spawn(
     if spec.tty:
         # The supervisor needs it for the console socket; import before the fork.
         import socket  # noqa: F401
+    if spec.log is not None and spec.log.compress:
+        import gzip  # noqa: F401  (rotation compresses)
+    if spec.health is not None:
+        import ctl.runtime.health  # noqa: F401
     config = spec.task.read_config()
     if bool(config.get("process", {}).get("terminal", False)) != spec.tty:
         raise InvalidArgument(
