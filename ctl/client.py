@@ -930,8 +930,9 @@ class Client:
 
     def emit_container(self, container: Container, action: str, **attributes: str) -> None:
         """emit_container logs a container event with docker's attributes: labels, image, name."""
-        base = {**container.labels, "image": container.image, "name": container.name}
-        self.emit("container", action, container.id, **base, **attributes)
+        from ctl import events
+
+        events.container_event(self.paths.events, self.namespace, container, action, **attributes)
 
     def disk_usage(self) -> list[dict[str, object]]:
         """disk_usage is ``system df``'s rows: images, containers, content, snapshots."""

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from ctl.containers.container import Container
+
 MAX_BYTES = 4 << 20
 LOG, OLD_LOG, LOCK = "events.log", "events.log.1", ".rotate.lock"
 
@@ -73,6 +75,14 @@ def emit(
         os.close(fd)
     if size > MAX_BYTES:
         _rotate(directory)
+
+
+def container_event(
+    directory: Path, namespace: str, container: Container, action: str, **attributes: str
+) -> None:
+    """container_event emits a container event with docker's attributes: labels, image, name."""
+    base = {**container.labels, "image": container.image, "name": container.name}
+    emit(directory, "container", action, container.id, {**base, **attributes}, namespace)
 
 
 def _rotate(directory: Path) -> None:

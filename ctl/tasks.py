@@ -391,6 +391,9 @@ class TaskService:
         on_exit: Callable[[ExitStatus], None] | None,
         start: bool,
     ) -> Spawned:
+        import functools
+
+        from ctl import events
         from ctl.runtime.supervisor import TaskSpec, spawn
 
         task_dir = self.task_dir(container.id)
@@ -421,6 +424,9 @@ class TaskService:
             start=start,
             log=options.log,
             health=options.health,
+            on_event=functools.partial(
+                events.container_event, self._paths.events, self._namespace, container
+            ),
         )
         if options.detach_keys:
             from ctl.runtime.runopts import parse_detach_keys

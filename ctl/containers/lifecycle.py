@@ -142,6 +142,7 @@ def start(
                 _remove(client, container, force=True)
             finally:
                 lock.release()
+            client.emit_container(container, "destroy")
 
     try:
         client.check_runnable(container)

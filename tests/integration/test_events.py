@@ -46,7 +46,7 @@ def test_a_containers_life_is_logged(root: Path, images: CanonicalImages) -> Non
         "container exec_start: true",
     ]
     assert "container exec_die" in mine and "container rename" in mine
-    assert mine[-1] == "container destroy"
+    assert mine[-2:] == ["container die", "container destroy"]
 
     only = actions(root, "--since", start, "--until", until, "-f", "event=exec_start")
     assert only == ["container exec_start: true"]
@@ -72,6 +72,27 @@ def test_a_containers_life_is_logged(root: Path, images: CanonicalImages) -> Non
         ).stdout.splitlines()
     ]
     assert doc["Type"] == "container" and doc["Actor"]["Attributes"]["name"] == "life"
+
+
+def test_run_rm_logs_die_with_the_code_then_destroy(root: Path, images: CanonicalImages) -> None:
+    start = f"{time.time():.3f}"
+    ctl_proc("run", "--rm", "--net", "none", images.busybox_ref, "sh", "-c", "exit 3", root=root)
+    until = f"{time.time() + 1:.3f}"
+    time.sleep(1)
+    fmt = '{{.Action}} {{index .Actor.Attributes "exitCode"}}'
+    seen = run_ctl(
+        "events",
+        "--since",
+        start,
+        "--until",
+        until,
+        "-f",
+        "type=container",
+        "--format",
+        fmt,
+        root=root,
+    ).stdout.splitlines()
+    assert seen == ["create <no value>", "start <no value>", "die 3", "destroy <no value>"]
 
 
 def test_events_follows_new_ones(root: Path, images: CanonicalImages) -> None:

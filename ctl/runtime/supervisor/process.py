@@ -238,7 +238,11 @@ class _Supervisor:
         return record is not None and record.get("status") == Status.RUNNING.value
 
     def _health_status(self, status: str) -> None:
-        """_health_status is where a health_status event would be emitted (issue 13)."""
+        self._event(f"health_status: {status}")
+
+    def _event(self, action: str, **attributes: str) -> None:
+        if self.spec.on_event is not None:
+            self.spec.on_event(action, **attributes)
 
     def _caller_tty(self) -> int | None:
         for name in ("stdin", "stdout"):
@@ -600,6 +604,7 @@ class _Supervisor:
             except (OSError, CtlError) as err:
                 # The new run goes on; its record shows the last run until the disk has room.
                 print(f"ctl-sup {self.task.id}: restart: {err}", file=sys.stderr)
+            self._event("start")
         self._pump(outputs, stdin)
         self.master = None
 
@@ -613,6 +618,7 @@ class _Supervisor:
             exit_status = ExitStatus(
                 exit_status.exit_code, exit_status.signal, exit_status.finished_at, oom=True
             )
+            self._event("oom")
         try:
             self.runc.delete(self.task.id)
         except RuncNotFound:
@@ -622,6 +628,8 @@ class _Supervisor:
                 self.runc.delete(self.task.id, force=True)
         self._write_exit(exit_status)
         self._record_dropped(force=True)
+        code = exit_status.exit_code
+        self._event("die", exitCode=str(code if code is not None else -1))
         return exit_status
 
     def _backoff(self, consecutive: int) -> bool:

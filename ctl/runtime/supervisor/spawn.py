@@ -57,7 +57,9 @@ class TaskSpec(NamedTuple):
     ``start`` False is ``runc create`` only: the caller later runs ``runc
     start`` itself (and ``task.set_status("start")``). ``log`` is the log
     driver and its options (None: json-file's defaults); ``health`` the
-    health check the supervisor runs (None: none).
+    health check the supervisor runs (None: none). ``on_event`` logs an
+    event of the container (an action and attributes: die, oom, start,
+    health_status) from the supervisor.
     """
 
     task: TaskDir
@@ -69,6 +71,7 @@ class TaskSpec(NamedTuple):
     log: LogConfig | None = None
     health: HealthConfig | None = None
     detach_keys: bytes = DEFAULT_DETACH_KEYS
+    on_event: Callable[..., None] | None = None
 
 
 def _pidfd(pid: int) -> int | None:
