@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from ctl.commands._base import Command, Group
 
 # In the order --help and the man page list their commands.
-MODULES = ("images", "containers", "content", "snapshots", "namespaces", "network", "system")
+MODULES = (
+    "images",
+    "containers",
+    "volumes",
+    "content",
+    "snapshots",
+    "namespaces",
+    "network",
+    "system",
+)
 
 
 def env_flag(name: str) -> bool:

@@ -32,6 +32,8 @@ MODULE_OF = {
     "container": "containers",
     "tasks": "containers",
     "task": "containers",
+    "volume": "volumes",
+    "volumes": "volumes",
     "content": "content",
     "snapshots": "snapshots",
     "snapshot": "snapshots",

@@ -145,8 +145,22 @@ def _capability(text: str) -> str:
 
 def _storage_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
-    add("--mount", action="append", default=[], metavar="SPEC", help="type=bind|tmpfs,...")
+    add(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="[SRC:]DST[:OPTS]",
+        help="bind mount a host path, or mount a volume (made if missing)",
+    )
+    add("--mount", action="append", default=[], metavar="SPEC", help="type=volume|bind|tmpfs,...")
+    add(
+        "--volumes-from",
+        action="append",
+        default=[],
+        metavar="CONTAINER[:ro|rw]",
+        help="mount the volumes and bind mounts of a container",
+    )
 
 
 def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,7 +168,8 @@ def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
 
     mounts = [_flag("-v", runopts.parse_volume, v) for v in args.volume]
     mounts += [_flag("--mount", runopts.parse_mount, m) for m in args.mount]
-    return {"mounts": tuple(mounts)}
+    volumes_from = [runopts.parse_volumes_from(v) for v in args.volumes_from]
+    return {"mounts": tuple(mounts), "volumes_from": tuple(volumes_from)}
 
 
 # Network: the container's network, name and ports.

@@ -117,6 +117,9 @@ def _kill_flags(parser: argparse.ArgumentParser) -> None:
 def _rm_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
     parser.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    parser.add_argument(
+        "-v", "--volumes", action="store_true", help="remove its anonymous volumes too"
+    )
 
 
 def _logs_flags(parser: argparse.ArgumentParser) -> None:
@@ -332,7 +335,9 @@ def _resume(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
-    return each(args.containers, lambda ref: ctx.client.remove_container(ref, args.force))
+    return each(
+        args.containers, lambda ref: ctx.client.remove_container(ref, args.force, args.volumes)
+    )
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from ctl.errdefs import DataCorrupted
-    from ctl.runtime.runopts import PortMapping, RestartPolicy
+    from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy
 
 RECORD_VERSION = 1
 
@@ -35,6 +35,8 @@ class RunConfig(NamedTuple):
     hostname: str | None = None
     args: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None
+    # storage: the bind and volume mounts, a volume's by name (its users, --volumes-from).
+    mounts: tuple[MountSpec, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,8 @@ class RunConfig(NamedTuple):
             "hostname": self.hostname,
             "args": list(self.args),
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
+            # Left out when empty: records of containers without mounts keep their shape.
+            **({"mounts": [m._asdict() for m in self.mounts]} if self.mounts else {}),
         }
 
     @classmethod
@@ -61,6 +65,8 @@ class RunConfig(NamedTuple):
             args=tuple(doc.get("args") or ()),
             entrypoint=tuple(entrypoint) if entrypoint is not None else None,
         )
+        if doc.get("mounts"):
+            config = config._replace(mounts=_mounts(doc["mounts"]))
         restart, publish = doc.get("restart"), doc.get("publish")
         if not restart and not publish:
             return config  # without importing runopts, a millisecond of every `ctl ps`
@@ -70,6 +76,12 @@ class RunConfig(NamedTuple):
             restart=RestartPolicy(**restart) if restart else None,
             publish=tuple(PortMapping(**p) for p in publish or ()),
         )
+
+
+def _mounts(docs: Sequence[Mapping[str, Any]]) -> tuple[MountSpec, ...]:
+    from ctl.runtime.runopts import MountSpec
+
+    return tuple(MountSpec(**doc) for doc in docs)
 
 
 class Container(NamedTuple):
