@@ -119,13 +119,19 @@ def _resolve_volumes(
     The options come back with volumes as the spec mounts them, the draft
     with the mounts its record keeps.
     """
+    config = image_config.get("config")
+    image_volumes = config.get("Volumes") if isinstance(config, dict) else None
+    if not (
+        options.volumes_from or image_volumes or any(m.type == "volume" for m in options.mounts)
+    ):
+        # Without importing ctl.volumes: most containers have no volume.
+        binds = tuple(m for m in options.mounts if m.type == "bind")
+        return options, draft.updated(config=draft.config._replace(mounts=binds))
     from ctl.volumes import mounts
 
-    if not mounts.wanted(options, image_config):
-        return options, draft
     spec_mounts, recorded = mounts.resolve(client, options, image_config, rootfs, rollback, holds)
-    config = draft.config._replace(mounts=recorded)
-    return options._replace(mounts=spec_mounts), draft.updated(config=config)
+    run_config = draft.config._replace(mounts=recorded)
+    return options._replace(mounts=spec_mounts), draft.updated(config=run_config)
 
 
 def _create_record(client: Client, container: Container, named: bool) -> Container:

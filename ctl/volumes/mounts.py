@@ -38,15 +38,6 @@ def image_volumes(image_config: dict[str, Any]) -> list[str]:
     return sorted(str(path) for path in volumes) if isinstance(volumes, dict) else []
 
 
-def wanted(options: ContainerOptions, image_config: dict[str, Any]) -> bool:
-    """wanted is False for a container without volumes: it skips this module entirely."""
-    return (
-        bool(options.volumes_from)
-        or any(m.type == "volume" for m in options.mounts)
-        or bool(image_volumes(image_config))
-    )
-
-
 def resolve(
     client: Client,
     options: ContainerOptions,
