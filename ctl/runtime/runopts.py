@@ -186,7 +186,7 @@ def parse_volume(value: str) -> MountSpec:
     what = f"invalid volume {value!r}"
     parts = value.split(":")
     if len(parts) == 1:
-        _check_destination(parts[0], what)
+        _check_destination(parts[0], f"volume {value!r}")
         return MountSpec("volume", parts[0])
     if not 2 <= len(parts) <= 3 or not all(parts[:2]):
         raise InvalidArgument(f"{what}: want [SRC:]DST[:ro|rw]")
@@ -194,7 +194,7 @@ def parse_volume(value: str) -> MountSpec:
     kind: Literal["bind", "volume"] = "bind" if source.startswith("/") else "volume"
     if kind == "volume":
         _check_volume_name(source, what)
-    _check_destination(destination, what)
+    _check_destination(destination, f"volume {value!r}")
     readonly, propagation, nocopy = False, "", False
     for option in parts[2].split(",") if len(parts) == 3 else ():
         if option in ("ro", "rw"):
@@ -279,7 +279,7 @@ def parse_mount(value: str) -> MountSpec:
             raise InvalidArgument(f"{what}: unknown key {key!r}")
     if kind not in ("bind", "tmpfs", "volume"):
         raise InvalidArgument(f"{what}: unknown type {kind!r} (want volume, bind or tmpfs)")
-    _check_destination(destination, what)
+    _check_destination(destination, f"--mount {value!r}")
     if kind != "volume" and (nocopy or volume_options):
         raise InvalidArgument(f"{what}: volume-nocopy and volume-opt are for type=volume")
     if kind != "tmpfs" and (size is not None or mode is not None):

@@ -3,7 +3,7 @@
 ``VolumeStore`` is the interface; ``local.LocalVolumeStore`` keeps the
 volumes of a root as docker's ``local`` driver does (``<root>/volumes/<name>/
 _data``), and passes the conformance module ``tests/conformance/
-test_volumes.py``. ``mounts`` turns a container's ``-v``, ``--mount``,
+test_volume_store.py``. ``mounts`` turns a container's ``-v``, ``--mount``,
 ``--volumes-from`` and its image's ``VOLUME`` list into mounts of volumes,
 creating and filling them (docker's copy-up, ``copyup``).
 
@@ -227,7 +227,8 @@ class VolumeStore(Protocol):
     def remove(self, name: str) -> Volume:
         """remove deletes the volume and its data, and returns what it removed.
 
-        NotFound if there is none; FailedPrecondition, naming the containers,
+        NotFound if there is none; one whose record is damaged is removed all
+        the same. FailedPrecondition, naming the containers,
         while ``users`` names any (``force`` does not change that, in docker
         either); a volume ``hold`` keeps is waited for.
         """

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from ctl import fsutil
 from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctl.paths import ref_key
-from ctl.records import RecordDir
+from ctl.records import RecordDir, UnreadableRecord
 from ctl.volumes import ANONYMOUS_LABEL, DRIVER, Volume, check_name, check_options
 
 if TYPE_CHECKING:
@@ -150,7 +150,11 @@ class LocalVolumeStore:
 
     def remove(self, name: str) -> Volume:
         with self._lock(name):
-            volume = self.get(name)
+            try:
+                volume = self.get(name)
+            except UnreadableRecord:
+                # A damaged record is no reason to keep the volume its user removes.
+                volume = Volume(name=name, mountpoint=str(self._data(name)))
             users = self._users(name)
             if users:
                 raise FailedPrecondition(

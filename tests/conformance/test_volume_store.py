@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ctl.errdefs import (
+    AlreadyExists,
+    DataCorrupted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+)
 from ctl.paths import Paths
 from ctl.volumes import ANONYMOUS_LABEL, VolumeStore
 from ctl.volumes.local import LocalVolumeStore
@@ -162,6 +168,10 @@ def test_a_damaged_record_is_skipped(store: VolumeStore, tmp_path: Path) -> None
     warnings: list[str] = []
     assert [v.name for v in store.list(on_error=lambda err: warnings.append(str(err)))] == ["good"]
     assert len(warnings) == 1 and "bad" in warnings[0]
+    with pytest.raises(DataCorrupted, match=r"volume\.json"):
+        store.get("bad")
+    store.remove("bad")
+    assert not Path(bad.mountpoint).exists()
 
 
 def test_usage(store: VolumeStore) -> None:
