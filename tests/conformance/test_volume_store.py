@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -211,3 +212,30 @@ def test_concurrent_ensure_creates_once(
     assert len(out.read_text().split()) == 1
     assert sorted(out.with_suffix(".created").read_text().split()) == ["0"] * 5 + ["1"]
     assert [v.name for v in factory(root, {}).list()] == ["shared"]
+
+
+def _remove_in_child(
+    factory: Callable[[Path, dict[str, list[str]]], VolumeStore], root: Path, out: Path
+) -> None:
+    factory(root, {}).remove("held")
+    out.write_text(str(time.monotonic()))
+
+
+def test_remove_waits_for_a_hold(
+    factory: Callable[[Path, dict[str, list[str]]], VolumeStore], tmp_path: Path
+) -> None:
+    root, out = tmp_path / "root", tmp_path / "removed"
+    store = factory(root, {})
+    store.create("held")
+    child = multiprocessing.get_context("fork").Process(
+        target=_remove_in_child, args=(factory, root, out)
+    )
+    with store.hold("held"):
+        child.start()
+        time.sleep(0.5)
+        assert not out.exists() and store.get("held").name == "held"
+        released = time.monotonic()
+    child.join(60)
+    assert child.exitcode == 0 and float(out.read_text()) >= released
+    with pytest.raises(NotFound):
+        store.get("held")
