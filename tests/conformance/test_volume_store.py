@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -215,8 +216,12 @@ def test_concurrent_ensure_creates_once(
 
 
 def _remove_in_child(
-    factory: Callable[[Path, dict[str, list[str]]], VolumeStore], root: Path, out: Path
+    factory: Callable[[Path, dict[str, list[str]]], VolumeStore],
+    root: Path,
+    out: Path,
+    held: Any,
 ) -> None:
+    held.wait(60)
     factory(root, {}).remove("held")
     out.write_text(str(time.monotonic()))
 
@@ -227,11 +232,13 @@ def test_remove_waits_for_a_hold(
     root, out = tmp_path / "root", tmp_path / "removed"
     store = factory(root, {})
     store.create("held")
-    child = multiprocessing.get_context("fork").Process(
-        target=_remove_in_child, args=(factory, root, out)
-    )
+    context = multiprocessing.get_context("fork")
+    held = context.Event()
+    # Forked before the hold: a child forked during it would share the hold's lock.
+    child = context.Process(target=_remove_in_child, args=(factory, root, out, held))
+    child.start()
     with store.hold("held"):
-        child.start()
+        held.set()
         time.sleep(0.5)
         assert not out.exists() and store.get("held").name == "held"
         released = time.monotonic()
