@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,9 @@ def seeded_image(images: CanonicalImages) -> str:
         .file("srv/app/run.sh", "#!/bin/sh\n", mode=0o4755)
         .symlink("srv/app/link", "/etc/passwd")
         .dir("srv/app/sub", mode=0o1777, uid=7, gid=8)
+        .hardlink("srv/app/conf2", "srv/app/conf")
+        .fifo("srv/app/pipe", mode=0o640)
+        .symlink("evil", "/etc")
         .build("gzip")
     )
     image = images.factory.image(layer, cmd=["sh"], extra_config={"Volumes": {"/srv/app": {}}})
@@ -85,8 +89,8 @@ def doc_mountpoint(root: Path, name: str) -> str:
 
 
 def test_copy_up_keeps_owners_and_modes(vroot: Path, seeded_image: str) -> None:
-    stat = "stat -c '%n %u:%g %a' /srv/app /srv/app/conf /srv/app/run.sh /srv/app/sub"
-    out = run(vroot, "-v", "seeded:/srv/app", seeded_image, "sh", "-c", stat)
+    script = "stat -c '%n %u:%g %a' /srv/app /srv/app/conf /srv/app/run.sh /srv/app/sub"
+    out = run(vroot, "-v", "seeded:/srv/app", seeded_image, "sh", "-c", script)
     out.assert_success()
     assert out.stdout.splitlines() == [
         "/srv/app 1000:1001 750",
@@ -97,6 +101,9 @@ def test_copy_up_keeps_owners_and_modes(vroot: Path, seeded_image: str) -> None:
     data = vroot / "volumes" / "seeded" / "_data"
     assert (data / "conf").read_text() == "secret\n"
     assert os.readlink(data / "link") == "/etc/passwd"  # a link, never followed
+    assert os.stat(data / "conf").st_ino == os.stat(data / "conf2").st_ino
+    assert stat.S_ISFIFO(os.lstat(data / "pipe").st_mode)
+    assert stat.S_IMODE(os.lstat(data / "pipe").st_mode) == 0o640
     # Filled once: a volume that is not empty keeps what it has.
     run(vroot, "-v", "seeded:/srv/app", seeded_image, "rm", "/srv/app/conf").assert_success()
     run(vroot, "-v", "seeded:/srv/app", seeded_image, "ls", "/srv/app/conf").assert_failure(1)
@@ -129,6 +136,26 @@ def test_image_volumes_are_anonymous_and_rm_v_removes_them(vroot: Path, seeded_i
     assert sorted(volume_names(vroot)) == sorted([anonymous, "mine"])
     ctl(vroot, "rm", "-v", "av", "named").assert_success()
     assert volume_names(vroot) == ["mine"]  # a named volume stays
+
+
+def test_copy_up_never_follows_a_symlink_out_of_the_image(vroot: Path, seeded_image: str) -> None:
+    """The image's /evil is a symlink to /etc: its volume must not get the host's /etc."""
+    run(vroot, "-v", "evil:/evil", seeded_image, "true").assert_success()
+    assert os.listdir(vroot / "volumes" / "evil" / "_data") == []
+
+
+def test_a_volume_in_use_in_another_namespace_stays(vroot: Path, images: CanonicalImages) -> None:
+    image = images.busybox_ref
+    other = ("--namespace", "other")
+    ctl(vroot, *other, "pull", image).assert_success()
+    ctl(
+        vroot, *other, "create", "--name", "far", "--net", "none", "-v", "ns:/d", image
+    ).assert_success()
+    ctl(vroot, "volume", "rm", "ns").assert_failure(125, "in use by container other/far")
+    ctl(vroot, "volume", "prune", "-a", "-f").assert_success()
+    assert volume_names(vroot) == ["ns"]
+    ctl(vroot, *other, "rm", "far").assert_success()
+    ctl(vroot, "volume", "rm", "ns").assert_success()
 
 
 def test_run_rm_removes_anonymous_volumes(vroot: Path, images: CanonicalImages) -> None:
