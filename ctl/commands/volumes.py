@@ -100,7 +100,13 @@ def _prune_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("-a", "--all", action="store_true", help="remove every unused volume, not only anonymous")
     add("-f", "--force", action="store_true", help="do not ask for confirmation")
-    add("--filter", action="append", default=[], metavar="K=V", help="label=K[=V], label!=K[=V]")
+    add(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="label=K[=V], label!=K[=V], all=true",
+    )
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:
@@ -163,9 +169,11 @@ def _rm(args: argparse.Namespace, ctx: Context) -> int:
 def _prune(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.errdefs import FailedPrecondition
     from ctl.progress import human_size
-    from ctl.volumes.filters import PRUNE_KEYS, parse_filters
+    from ctl.volumes.filters import PRUNE_KEYS, is_true, parse_filters
 
     filters = parse_filters(args.filter, PRUNE_KEYS)
+    # docker's --filter all=true is -a.
+    args.all = args.all or any(is_true(v) for v in filters.pop("all", []))
     if not args.force:
         what = "all" if args.all else "all anonymous"
         sys.stdout.write(

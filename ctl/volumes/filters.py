@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ctl.volumes import Volume
 
 LS_KEYS = ("dangling", "name", "label", "driver")
-PRUNE_KEYS = ("label", "label!")
+PRUNE_KEYS = ("label", "label!", "all")
 
 
 def parse_filters(values: Sequence[str], keys: Sequence[str]) -> dict[str, list[str]]:
@@ -29,10 +29,14 @@ def parse_filters(values: Sequence[str], keys: Sequence[str]) -> dict[str, list[
             raise InvalidArgument(
                 f"invalid filter {value!r}: want one of {', '.join(k + '=' for k in keys)}"
             )
-        if key == "dangling" and wanted.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter {value!r}: dangling is true or false")
+        if key in ("dangling", "all") and wanted.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter {value!r}: {key} is true or false")
         filters.setdefault(key, []).append(wanted)
     return filters
+
+
+def is_true(value: str) -> bool:
+    return value.lower() in ("true", "1")
 
 
 def _has_label(volume: Volume, wanted: str) -> bool:
@@ -44,7 +48,7 @@ def matches(volume: Volume, filters: dict[str, list[str]], in_use: bool) -> bool
     """matches says whether ``volume`` passes every filter; ``in_use``: a container mounts it."""
     for key, values in filters.items():
         if key == "dangling":
-            if not any((v.lower() in ("true", "1")) != in_use for v in values):
+            if not any(is_true(v) != in_use for v in values):
                 return False
         elif key == "name":
             if not any(v in volume.name for v in values):

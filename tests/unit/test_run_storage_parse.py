@@ -86,3 +86,24 @@ def test_parse_volumes_from() -> None:
     for bad in ("", ":ro", "web:rx", "web:"):
         with pytest.raises(InvalidArgument, match="--volumes-from"):
             parse_volumes_from(bad)
+
+
+def test_volume_filters() -> None:
+    from ctl.volumes import Volume
+    from ctl.volumes.filters import LS_KEYS, PRUNE_KEYS, matches, parse_filters
+
+    volume = Volume("data", "/x", labels={"env": "prod", "tier": ""})
+    assert matches(volume, parse_filters(["name=at", "name=zz"], LS_KEYS), in_use=False)
+    assert not matches(volume, parse_filters(["name=zz"], LS_KEYS), in_use=False)
+    both = parse_filters(["label=env=prod", "label=tier"], LS_KEYS)
+    assert matches(volume, both, in_use=False)
+    assert not matches(volume, parse_filters(["label=env=dev"], LS_KEYS), in_use=False)
+    assert matches(volume, parse_filters(["dangling=true"], LS_KEYS), in_use=False)
+    assert not matches(volume, parse_filters(["dangling=1"], LS_KEYS), in_use=True)
+    assert matches(volume, parse_filters(["driver=local"], LS_KEYS), in_use=True)
+    assert not matches(volume, parse_filters(["label!=env"], PRUNE_KEYS), in_use=False)
+    for bad, keys in (("colour=red", LS_KEYS), ("dangling=maybe", LS_KEYS), ("name", LS_KEYS)):
+        with pytest.raises(InvalidArgument, match="invalid filter"):
+            parse_filters([bad], keys)
+    with pytest.raises(InvalidArgument):
+        parse_filters(["name=x"], PRUNE_KEYS)
