@@ -141,6 +141,8 @@ class LocalVolumeStore:
             else:
                 mount = check_options(volume.options)
             data = self._data(name)
+            # Made again if a hand removed it: the container's bind needs a source.
+            data.mkdir(mode=0o755, exist_ok=True)
             if fill is not None and mount.type == "bind" and not mount.source:
                 with os.scandir(data) as entries:
                     empty = next(entries, None) is None

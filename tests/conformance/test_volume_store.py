@@ -144,6 +144,13 @@ def test_ensure_creates_once_and_fills_empty(store: VolumeStore) -> None:
     assert (Path(volume.mountpoint) / "seed").read_text() == "seed"
 
 
+def test_ensure_makes_a_lost_data_directory_again(store: VolumeStore) -> None:
+    volume = store.create("data")
+    Path(volume.mountpoint).rmdir()
+    store.ensure("data")
+    assert Path(volume.mountpoint).is_dir()
+
+
 def test_ensure_does_not_fill_tmpfs_or_bind_volumes(store: VolumeStore, tmp_path: Path) -> None:
     def fill(data: Path) -> None:
         raise AssertionError("filled")
