@@ -593,21 +593,31 @@ class Client:
     def volumes(self) -> LocalVolumeStore:
         from ctl.volumes.local import LocalVolumeStore
 
-        return LocalVolumeStore(self.paths, lambda name: self.volume_users().get(name, []))
+        return LocalVolumeStore(
+            self.paths, lambda name: self.volume_users(strict=True).get(name, [])
+        )
 
-    def volume_users(self) -> dict[str, list[str]]:
+    def volume_users(self, strict: bool = False) -> dict[str, list[str]]:
         """volume_users maps each volume some container mounts to those containers' names.
 
-        Containers of other namespaces are named ``<namespace>/<name>``.
+        Containers of other namespaces are named ``<namespace>/<name>``. A
+        damaged container record is skipped with a warning; with ``strict``
+        (before a volume is removed) it raises FailedPrecondition instead:
+        that container may use any volume.
         """
         users: dict[str, list[str]] = {}
+        damaged: list[DataCorrupted] = []
         for namespace in self.list_namespaces():
             client = self if namespace == self.namespace else Client(self.paths.root, namespace)
-            for container in client.containers.list():
+            for container in client.containers.list(damaged.append if strict else None):
                 name = container.name if client is self else f"{namespace}/{container.name}"
                 for mount in container.config.mounts:
                     if mount.type == "volume" and name not in users.setdefault(mount.source, []):
                         users[mount.source].append(name)
+        if damaged:
+            raise FailedPrecondition(
+                f"{damaged[0]}: it may use the volume", hint="see 'ctl system check --repair'"
+            )
         return users
 
     def create_volume(

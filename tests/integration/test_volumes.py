@@ -158,6 +158,21 @@ def test_a_volume_in_use_in_another_namespace_stays(vroot: Path, images: Canonic
     ctl(vroot, "volume", "rm", "ns").assert_success()
 
 
+def test_a_damaged_container_record_keeps_every_volume(
+    vroot: Path, images: CanonicalImages
+) -> None:
+    """A container whose record cannot be read may use any volume: removal fails closed."""
+    image = images.busybox_ref
+    ctl(vroot, "create", "--name", "hurt", "--net", "none", "-v", "v1:/d", image).assert_success()
+    ctl(vroot, "volume", "create", "v2").assert_success()
+    (record,) = (vroot / "namespaces" / "default" / "containers").glob("*.json")
+    record.write_text("{damaged")
+    ctl(vroot, "volume", "rm", "v2").assert_failure(125, "damaged container record")
+    assert volume_names(vroot) == ["v1", "v2"]
+    ctl(vroot, "rm", "-f", "hurt").assert_success()
+    ctl(vroot, "volume", "rm", "v1", "v2").assert_success()
+
+
 def test_run_rm_removes_anonymous_volumes(vroot: Path, images: CanonicalImages) -> None:
     image = images.busybox_ref
     run(vroot, "-v", "/anon", "-v", "keep:/k", image, "touch", "/anon/x").assert_success()
