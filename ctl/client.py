@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from ctl.snapshots.namespaced import NamespacedSnapshotter
     from ctl.system import Finding
     from ctl.tasks import TaskService
+    from ctl.volumes import Volume
+    from ctl.volumes.local import LocalVolumeStore
 
 # A pull waits this long for a running prune to finish, and a prune for pulls.
 GC_LOCK_TIMEOUT = 600.0
@@ -497,10 +499,13 @@ class Client:
         self.emit_container(container, "start")
         return spawned
 
-    def remove_container(self, ref: str, force: bool = False) -> Container | None:
+    def remove_container(
+        self, ref: str, force: bool = False, volumes: bool = False
+    ) -> Container | None:
         """remove_container deletes the task, snapshot, files and record of a container.
 
-        A container whose record is damaged is removed all the same
+        ``volumes`` removes its anonymous volumes too (``rm -v``). A
+        container whose record is damaged is removed all the same
         (``lifecycle.remove_unreadable``); None is returned for it.
         """
         from ctl.containers import lifecycle
@@ -512,7 +517,7 @@ class Client:
             lifecycle.remove_unreadable(self, container_id, force)
             self.emit("container", "destroy", container_id)
             return None
-        lifecycle.remove(self, container, force)
+        lifecycle.remove(self, container, force, volumes)
         self.emit_container(container, "destroy")
         return container
 
@@ -901,14 +906,98 @@ class Client:
         """network_attachment is the container's place on its network while its task runs."""
         return self.networks.attachment(container.id)
 
+    # Volumes: shared by every namespace of the root, as networks are (ctl.volumes).
+
+    @cached_property
+    def volumes(self) -> LocalVolumeStore:
+        from ctl.volumes.local import LocalVolumeStore
+
+        return LocalVolumeStore(
+            self.paths, lambda name: self.volume_users(strict=True).get(name, [])
+        )
+
+    def volume_users(self, strict: bool = False) -> dict[str, list[str]]:
+        """volume_users maps each volume some container mounts to those containers' names.
+
+        Containers of other namespaces are named ``<namespace>/<name>``. A
+        damaged container record is skipped with a warning; with ``strict``
+        (before a volume is removed) it raises FailedPrecondition instead:
+        that container may use any volume.
+        """
+        users: dict[str, list[str]] = {}
+        damaged: list[DataCorrupted] = []
+        for namespace in self.list_namespaces():
+            client = self if namespace == self.namespace else Client(self.paths.root, namespace)
+            for container in client.containers.list(damaged.append if strict else None):
+                name = container.name if client is self else f"{namespace}/{container.name}"
+                for mount in container.config.mounts:
+                    if mount.type == "volume" and name not in users.setdefault(mount.source, []):
+                        users[mount.source].append(name)
+        if damaged:
+            raise FailedPrecondition(
+                f"{damaged[0]}: it may use the volume", hint="see 'ctl system check --repair'"
+            )
+        return users
+
+    def create_volume(
+        self,
+        name: str | None = None,
+        *,
+        driver: str = "local",
+        options: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Volume:
+        """create_volume makes a volume; a name taken already is that volume, as in docker."""
+        try:
+            return self.volumes.create(name, driver=driver, options=options, labels=labels)
+        except AlreadyExists:
+            assert name is not None
+            return self.volumes.get(name)
+
+    def list_volumes(self) -> list[Volume]:
+        return list(self.volumes.list())
+
+    def remove_volume(self, name: str, force: bool = False) -> Volume | None:
+        """remove_volume removes a volume no container uses; ``force`` allows a missing one."""
+        try:
+            return self.volumes.remove(name)
+        except NotFound:
+            if force:
+                return None
+            raise
+
+    def prune_volumes(
+        self, *, all_volumes: bool = False, filters: dict[str, list[str]] | None = None
+    ) -> tuple[list[str], int]:
+        """prune_volumes removes unused volumes: anonymous ones, or with ``all_volumes``
+        every one; ``filters`` are ``volume prune --filter``'s. It returns the names
+        removed and the bytes reclaimed."""
+        from ctl.volumes.filters import matches
+
+        users = self.volume_users()
+        removed: list[str] = []
+        reclaimed = 0
+        for volume in self.list_volumes():
+            if volume.name in users or not (all_volumes or volume.anonymous):
+                continue
+            if not matches(volume, filters or {}, in_use=False):
+                continue
+            size = self.volumes.usage(volume.name)
+            with contextlib.suppress(NotFound, FailedPrecondition):  # used or gone meanwhile
+                self.volumes.remove(volume.name)
+                removed.append(volume.name)
+                reclaimed += size
+        return removed, reclaimed
+
     # The root as a whole: these cover every namespace (ctl.gc, ctl.system).
 
-    def prune(self, *, unused_images: bool = False) -> Collected:
+    def prune(self, *, unused_images: bool = False, volumes: bool = False) -> Collected:
         """prune removes what nothing references; with ``unused_images`` first the image
-        records no container uses. It fails closed (see ``ctl.gc.collect``)."""
+        records no container uses, with ``volumes`` the anonymous volumes none uses.
+        It fails closed (see ``ctl.gc.collect``)."""
         from ctl.gc import collect
 
-        return collect(self, unused_images=unused_images)
+        return collect(self, unused_images=unused_images, volumes=volumes)
 
     def check(self) -> Iterator[Finding]:
         """check verifies the whole root, a finding per object (see ``ctl.system.check``)."""
@@ -935,7 +1024,7 @@ class Client:
         events.container_event(self.paths.events, self.namespace, container, action, **attributes)
 
     def disk_usage(self) -> list[dict[str, object]]:
-        """disk_usage is ``system df``'s rows: images, containers, content, snapshots."""
+        """disk_usage is ``system df``'s rows: images, containers, volumes, content, snapshots."""
         from ctl.system import disk_usage
 
         return disk_usage(self)

@@ -23,6 +23,7 @@ content whose image record is not written yet.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
@@ -53,12 +54,20 @@ class Collected:
     ingests: list[str] = field(default_factory=list)
     leftovers: list[str] = field(default_factory=list)
     bridges: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
     reclaimed: int = 0
 
 
-def collect(client: Client, *, unused_images: bool = False, timeout: float = 600.0) -> Collected:
+def collect(
+    client: Client,
+    *,
+    unused_images: bool = False,
+    volumes: bool = False,
+    timeout: float = 600.0,
+) -> Collected:
     """collect sweeps the whole root; with ``unused_images`` it first removes the image
-    records no container of their namespace uses.
+    records no container of their namespace uses, with ``volumes`` it also removes the
+    anonymous volumes no container uses (docker's ``system prune --volumes``).
 
     Marking comes first and fails closed, as containerd's does: an index,
     manifest or config that a kept image references but that cannot be read
@@ -75,6 +84,12 @@ def collect(client: Client, *, unused_images: bool = False, timeout: float = 600
         with contextlib.suppress(FailedPrecondition):  # a container came meanwhile
             unused.repair()
             result.bridges.append(unused.bridge)
+    # Volumes are not content either: each has its own lock (ctl.volumes.local).
+    for leftover in client.volumes.leftovers():
+        shutil.rmtree(leftover, ignore_errors=True)
+    if volumes:
+        result.volumes, reclaimed = client.prune_volumes()
+        result.reclaimed += reclaimed
     return result
 
 

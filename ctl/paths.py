@@ -26,6 +26,9 @@ the layout changes::
           stopping supervisor.log    stop marker; the supervisor's own errors
       snapshots/<snapshotter>/       each snapshotter's store (ctl.snapshots.storage)
       quarantine/                    what `system check --repair` moved aside, for a human
+      volumes/<name>/                a volume, shared by all namespaces (ctl.volumes):
+        volume.json                  its record: driver, options, labels, created
+        _data/                       its data, docker's layout: bound into containers
       runc/<ns>/                     runc's own state (runc --root)
       networks/<name>.conflist       a network's CNI configuration (ctl.network)
       netns/<ns>/<id>                a container's named network namespace
@@ -39,7 +42,9 @@ the layout changes::
                                      containers-<ns>.lock (the stores' changes),
                                      container-<ns>-<id>.lock (rm),
                                      task-<ns>-<id>.lock (start, stop, rm)
-                                     and network-<ns>-<id>.lock (detach)
+                                     network-<ns>-<id>.lock (detach) and
+                                     volume-<sha256(name)>.lock (a volume's
+                                     create and rm exclusive, users shared)
 
 Nothing else joins paths under the root by hand.
 """
@@ -113,7 +118,8 @@ class Paths:
         ``lock("images", ns)``, ``lock("containers", ns)`` (a namespace's
         stores), ``lock("container", ns, id)`` (a container being removed),
         ``lock("task", ns, id)`` (a task being started, stopped or removed)
-        and ``lock("network", ns, id)`` (a container being detached).
+        ``lock("network", ns, id)`` (a container being detached) and
+        ``lock("volume", sha256(name))`` (``ctl.volumes.local``).
         """
         parts = [identifiers.validate("lock name", part) for part in (name, *scope)]
         return self.locks / f"{'-'.join(parts)}.lock"
@@ -161,6 +167,16 @@ class Paths:
     @property
     def ipam(self) -> Path:
         return self.root / "cni" / "ipam"
+
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
+
+    def volume(self, name: str) -> Path:
+        """volume is the directory of volume ``name``, checked by ``ctl.volumes.check_name``."""
+        from ctl.volumes import check_name
+
+        return self.volumes / check_name(name)
 
     @property
     def certs(self) -> Path:

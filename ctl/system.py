@@ -32,7 +32,7 @@ def _namespaces(client: Client) -> Iterator[Client]:
 
 
 def disk_usage(client: Client) -> list[dict[str, Any]]:
-    """disk_usage is ``system df``: images, containers, content and snapshots."""
+    """disk_usage is ``system df``: images, containers, volumes, content and snapshots."""
     from ctl.progress import human_size
     from ctl.runtime.state import Status
 
@@ -66,12 +66,35 @@ def disk_usage(client: Client) -> list[dict[str, Any]]:
             "Reclaimable": reclaimable,
         }
 
+    volumes, volumes_used, volume_size, volume_unused_size = _volume_usage(client)
     return [
         row("Images", images, len(used_images), content_size, "-"),
         row("Containers", containers, running, 0, "-"),
+        row(
+            "Local Volumes",
+            volumes,
+            volumes_used,
+            volume_size,
+            human_size(volume_unused_size),
+        ),
         row("Content", len(blobs), len(blobs), content_size, "-"),
         row("Snapshots", snapshot_count, snapshot_count, snapshot_size, "-"),
     ]
+
+
+def _volume_usage(client: Client) -> tuple[int, int, int, int]:
+    """_volume_usage is the volumes' count, how many are used, their size, the unused ones' size."""
+    users = client.volume_users()
+    count = used = size = unused_size = 0
+    for volume in client.list_volumes():
+        count += 1
+        volume_size = client.volumes.usage(volume.name)
+        size += volume_size
+        if volume.name in users:
+            used += 1
+        else:
+            unused_size += volume_size
+    return count, used, size, unused_size
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ MODULES = (
     "images",
     "containers",
     "transfer",
+    "volumes",
     "content",
     "snapshots",
     "namespaces",

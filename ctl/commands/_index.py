@@ -40,6 +40,8 @@ MODULE_OF = {
     "export": "transfer",
     "commit": "transfer",
     "import": "transfer",
+    "volume": "volumes",
+    "volumes": "volumes",
     "content": "content",
     "snapshots": "snapshots",
     "snapshot": "snapshots",

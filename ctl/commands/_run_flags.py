@@ -172,16 +172,43 @@ def _capability(text: str) -> str:
 
 def _storage_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="bind mount")
-    add("--mount", action="append", default=[], metavar="SPEC", help="type=bind|tmpfs,...")
+    add(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="[SRC:]DST[:OPTS]",
+        help="bind mount a host path, or mount a volume (made if missing)",
+    )
+    add("--mount", action="append", default=[], metavar="SPEC", help="type=volume|bind|tmpfs,...")
+    add(
+        "--volumes-from",
+        action="append",
+        default=[],
+        metavar="CONTAINER[:ro|rw]",
+        help="mount the volumes and bind mounts of a container",
+    )
+    add("--volume-driver", default="local", help="driver of the volumes -v makes (local only)")
+    add("--storage-opt", action="append", default=[], metavar="K=V", help="storage driver options")
 
 
 def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
     from ctl.runtime import runopts
 
+    if args.volume_driver != "local":
+        raise InvalidArgument(
+            f"--volume-driver {args.volume_driver!r}: ctl has only the local volume driver"
+        )
+    if args.storage_opt:
+        # docker's overlay2 takes only size=, and only over xfs with project quotas.
+        raise InvalidArgument(
+            f"--storage-opt {args.storage_opt[0]!r}: ctl's snapshotters take no options",
+            hint="limit a container's disk with a volume on a sized filesystem",
+        )
     mounts = [_flag("-v", runopts.parse_volume, v) for v in args.volume]
     mounts += [_flag("--mount", runopts.parse_mount, m) for m in args.mount]
-    return {"mounts": tuple(mounts)}
+    volumes_from = [runopts.parse_volumes_from(v) for v in args.volumes_from]
+    return {"mounts": tuple(mounts), "volumes_from": tuple(volumes_from)}
 
 
 # Network: the container's network, name and ports.

@@ -162,6 +162,9 @@ def _kill_flags(parser: argparse.ArgumentParser) -> None:
 def _rm_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
     parser.add_argument("-f", "--force", action="store_true", help="kill a running container first")
+    parser.add_argument(
+        "-v", "--volumes", action="store_true", help="remove its anonymous volumes too"
+    )
 
 
 def _logs_flags(parser: argparse.ArgumentParser) -> None:
@@ -492,14 +495,17 @@ def _resume(args: argparse.Namespace, ctx: Context) -> int:
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:
     if not args.force:
-        return each(args.containers, lambda ref: ctx.client.remove_container(ref, False))
+        return each(
+            args.containers,
+            lambda ref: ctx.client.remove_container(ref, False, args.volumes),
+        )
 
     # docker's rm -f of a container that is not there succeeds, silently.
     def remove(ref: str) -> None:
         from ctl.errdefs import NotFound
 
         try:
-            ctx.client.remove_container(ref, True)
+            ctx.client.remove_container(ref, True, args.volumes)
             print(ref)
         except NotFound:
             pass

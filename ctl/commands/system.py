@@ -72,6 +72,9 @@ def _prune_flags(parser: argparse.ArgumentParser) -> None:
         "-a", "--all", action="store_true", help="also remove images no container uses"
     )
     parser.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--volumes", action="store_true", help="also remove anonymous volumes no container uses"
+    )
 
 
 def runc_version() -> str:
@@ -132,10 +135,11 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
 
     if not args.force and sys.stdin is not None and sys.stdin.isatty():
         what = "images no container uses and all" if args.all else "all"
+        what = f"anonymous volumes no container uses, {what}" if args.volumes else what
         answer = input(f"This removes {what} unreferenced content and snapshots. Continue? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             raise FailedPrecondition("prune cancelled")
-    result = ctx.client.prune(unused_images=args.all)
+    result = ctx.client.prune(unused_images=args.all, volumes=args.volumes)
     for name in result.images:
         print(f"Untagged: {name}")
     for digest in result.blobs:
@@ -146,6 +150,10 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
         print(f"Deleted leftovers of unfinished container: {container}")
     for bridge in result.bridges:
         print(f"Deleted unused bridge: {bridge}")
+    if result.volumes:
+        print("Deleted Volumes:")
+        for name in result.volumes:
+            print(name)
     print(f"Total reclaimed space: {human_size(result.reclaimed)}")
     return 0
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ctl.errdefs import DataCorrupted
     from ctl.runtime.health import HealthConfig
     from ctl.runtime.logs import LogConfig
-    from ctl.runtime.runopts import PortMapping, RestartPolicy
+    from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy
 
 RECORD_VERSION = 1
 
@@ -53,6 +53,8 @@ class RunConfig(NamedTuple):
     hostname: str | None = None
     args: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None
+    # storage: the bind and volume mounts, a volume's by name (its users, --volumes-from).
+    mounts: tuple[MountSpec, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -70,6 +72,8 @@ class RunConfig(NamedTuple):
             "hostname": self.hostname,
             "args": list(self.args),
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
+            # Left out when empty: records of containers without mounts keep their shape.
+            **({"mounts": [m._asdict() for m in self.mounts]} if self.mounts else {}),
         }
         # Written only when given, so that records keep their shape for containers without.
         netl: dict[str, Any] = {
@@ -119,6 +123,8 @@ class RunConfig(NamedTuple):
             from ctl.runtime.health import HealthConfig
 
             config = config._replace(health=HealthConfig.from_json(health))
+        if doc.get("mounts"):
+            config = config._replace(mounts=_mounts(doc["mounts"]))
         restart, publish = doc.get("restart"), doc.get("publish")
         if not restart and not publish:
             return config  # without importing runopts, a millisecond of every `ctl ps`
@@ -128,6 +134,12 @@ class RunConfig(NamedTuple):
             restart=RestartPolicy(**restart) if restart else None,
             publish=tuple(PortMapping(**p) for p in publish or ()),
         )
+
+
+def _mounts(docs: Sequence[Mapping[str, Any]]) -> tuple[MountSpec, ...]:
+    from ctl.runtime.runopts import MountSpec
+
+    return tuple(MountSpec(**doc) for doc in docs)
 
 
 class Container(NamedTuple):

@@ -46,6 +46,8 @@ class ContainerOptions(NamedTuple):
     entrypoint: tuple[str, ...] | None = None
     env: tuple[str, ...] = ()
     mounts: tuple[MountSpec, ...] = ()
+    # storage: --volumes-from, as (container, "ro"|"rw"|"" for each mount's own).
+    volumes_from: tuple[tuple[str, str], ...] = ()
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None

@@ -23,6 +23,9 @@ from ctl.errdefs import AlreadyExists, CtlError, NotFound, Unavailable
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from ctl.client import Client
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
@@ -67,7 +70,9 @@ def create(
     # The lease lasts until the record is written: a prune meanwhile would
     # take the new snapshot for garbage. A create killed before the record
     # leaves a task directory that prune removes (ctl.gc).
-    with client.lease(), contextlib.ExitStack() as rollback:
+    # holds keeps the container's volumes until its record names them; it
+    # closes before rollback, which may remove volumes made here.
+    with client.lease(), contextlib.ExitStack() as rollback, contextlib.ExitStack() as holds:
         manifest = manifests.image_manifest(client.content, image, options.platform)
         top = unpack(client.content, client.snapshotter, manifest)
         image_config = manifests.read_config(client.content, manifest)
@@ -98,12 +103,44 @@ def create(
             labels=dict(options.labels),
         )
         rootfs = tasks.mount_rootfs(draft)  # the spec reads the image's users
+        options, draft = _resolve_volumes(
+            client, options, draft, image_config, rootfs, rollback, holds
+        )
         spec = container_spec(
             options, image_config, rootfs, container_id, client.namespace, files_dir
         )
         container = _create_record(client, draft.updated(spec=spec), named=name is not None)
         rollback.pop_all()
         return container
+
+
+def _resolve_volumes(
+    client: Client,
+    options: ContainerOptions,
+    draft: Container,
+    image_config: dict[str, Any],
+    rootfs: Path,
+    rollback: contextlib.ExitStack,
+    holds: contextlib.ExitStack,
+) -> tuple[ContainerOptions, Container]:
+    """_resolve_volumes makes and fills the container's volumes (``ctl.volumes.mounts``).
+
+    The options come back with volumes as the spec mounts them, the draft
+    with the mounts its record keeps.
+    """
+    config = image_config.get("config")
+    image_volumes = config.get("Volumes") if isinstance(config, dict) else None
+    if not (
+        options.volumes_from or image_volumes or any(m.type == "volume" for m in options.mounts)
+    ):
+        # Without importing ctl.volumes: most containers have no volume.
+        binds = tuple(m for m in options.mounts if m.type == "bind")
+        return options, draft.updated(config=draft.config._replace(mounts=binds))
+    from ctl.volumes import mounts
+
+    spec_mounts, recorded = mounts.resolve(client, options, image_config, rootfs, rollback, holds)
+    run_config = draft.config._replace(mounts=recorded)
+    return options._replace(mounts=spec_mounts), draft.updated(config=run_config)
 
 
 def _create_record(client: Client, container: Container, named: bool) -> Container:
@@ -139,7 +176,7 @@ def start(
             except Unavailable:
                 return  # 'rm' holds it, waiting for us to finish: it removes the container
             try:
-                _remove(client, container, force=True)
+                _remove(client, container, force=True, volumes=True)
             finally:
                 lock.release()
             client.emit_container(container, "destroy")
@@ -150,18 +187,21 @@ def start(
     except CtlError:
         if container.config.rm:
             with contextlib.suppress(CtlError):
-                remove(client, container, force=True)
+                remove(client, container, force=True, volumes=True)
         raise
 
 
-def remove(client: Client, container: Container, force: bool = False) -> None:
+def remove(
+    client: Client, container: Container, force: bool = False, volumes: bool = False
+) -> None:
     """remove deletes the container's task, snapshot, files and record.
 
     A live task needs ``force`` (it is killed first); otherwise that is
-    FailedPrecondition and nothing is removed.
+    FailedPrecondition and nothing is removed. ``volumes`` (``rm -v``)
+    removes its anonymous volumes too.
     """
     with removal_lock(client, container):
-        _remove(client, container, force)
+        _remove(client, container, force, volumes)
 
 
 def remove_unreadable(client: Client, container_id: str, force: bool = False) -> None:
@@ -190,12 +230,16 @@ def _snapshots_of(client: Client, container_id: str) -> list[str]:
     return sorted(keys)
 
 
-def _remove(client: Client, container: Container, force: bool) -> None:
+def _remove(client: Client, container: Container, force: bool, volumes: bool = False) -> None:
     # The task goes first: it holds the rootfs mounted on the snapshot.
     client.tasks.remove(container, force)
     _remove_snapshot(client, container.snapshot_key)
     with contextlib.suppress(NotFound):
         client.containers.delete(container.id)
+    if volumes and container.config.mounts:
+        from ctl.volumes.mounts import remove_anonymous
+
+        remove_anonymous(client, container.config.mounts)
 
 
 def _remove_snapshot(client: Client, key: str) -> None:

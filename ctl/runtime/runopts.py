@@ -15,7 +15,7 @@ import re
 import signal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ctl.errdefs import InvalidArgument, Unimplemented
+from ctl.errdefs import InvalidArgument
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -35,19 +35,27 @@ _MEMORY_UNITS = {
     "t": 1 << 40,
     "p": 1 << 50,
 }
-_VOLUME_HINT = "give an absolute host path (-v /host/dir:/ctr/dir) or --mount type=bind"
 
 
 class MountSpec(NamedTuple):
-    """MountSpec is one ``-v`` or ``--mount`` value: a bind mount or a tmpfs."""
+    """MountSpec is one ``-v`` or ``--mount`` value: a bind mount, a tmpfs or a volume.
 
-    type: Literal["bind", "tmpfs"]
+    A volume's ``source`` is its name ("" for a new anonymous one);
+    ``ctl.volumes.mounts`` turns it into a bind or tmpfs before the spec is
+    made. ``volume_nocopy`` skips the copy-up; ``volume_options`` are the
+    options of a volume the mount creates.
+    """
+
+    type: Literal["bind", "tmpfs", "volume"]
     destination: str
     source: str = ""
     readonly: bool = False
     propagation: str = ""
     tmpfs_size: int | None = None
     tmpfs_mode: int | None = None
+    volume_nocopy: bool = False
+    # A default shared by every instance: records are never changed in place.
+    volume_options: dict[str, str] = {}
 
 
 class PortMapping(NamedTuple):
@@ -175,44 +183,58 @@ def parse_labels(values: Sequence[str]) -> dict[str, str]:
 
 
 def parse_volume(value: str) -> MountSpec:
-    """parse_volume reads ``-v SRC:DST[:OPTS]`` where OPTS is a comma list of ro, rw, propagation.
+    """parse_volume reads ``-v [SRC:]DST[:OPTS]`` as docker does.
 
-    Only bind mounts of absolute host paths are supported: a named or
-    anonymous volume raises ``Unimplemented``.
+    SRC is an absolute host path (a bind mount) or a volume name (created if
+    missing); without SRC, DST gets a new anonymous volume. OPTS is a comma
+    list of ro, rw, nocopy (volumes) and a propagation (binds).
     """
+    what = f"invalid volume {value!r}"
     parts = value.split(":")
-    if len(parts) == 1 and parts[0].startswith("/"):
-        raise Unimplemented(
-            f"anonymous volume {value!r}: volumes are not supported", hint=_VOLUME_HINT
-        )
+    if len(parts) == 1:
+        _check_destination(parts[0], f"volume {value!r}")
+        return MountSpec("volume", parts[0])
     if not 2 <= len(parts) <= 3 or not all(parts[:2]):
-        raise InvalidArgument(f"invalid volume {value!r}: want SRC:DST[:ro|rw]")
+        raise InvalidArgument(f"{what}: want [SRC:]DST[:ro|rw]")
     source, destination = parts[0], parts[1]
-    if not source.startswith("/"):
-        raise Unimplemented(
-            f"named volume {source!r}: volumes are not supported", hint=_VOLUME_HINT
-        )
+    kind: Literal["bind", "volume"] = "bind" if source.startswith("/") else "volume"
+    if kind == "volume":
+        _check_volume_name(source, what)
     _check_destination(destination, f"volume {value!r}")
-    readonly, propagation = False, ""
+    readonly, propagation, nocopy = False, "", False
     for option in parts[2].split(",") if len(parts) == 3 else ():
         if option in ("ro", "rw"):
             readonly = option == "ro"
-        elif option in PROPAGATIONS:
+        elif option in PROPAGATIONS and kind == "bind":
             propagation = option
+        elif option == "nocopy" and kind == "volume":
+            nocopy = True
         else:
-            raise InvalidArgument(
-                f"invalid volume {value!r}: option {option!r}: want ro, rw, or a propagation"
-            )
-    return MountSpec("bind", destination, source, readonly, propagation)
+            want = "a propagation" if kind == "bind" else "nocopy"
+            raise InvalidArgument(f"{what}: option {option!r}: want ro, rw or {want}")
+    return MountSpec(kind, destination, source, readonly, propagation, volume_nocopy=nocopy)
+
+
+def _check_volume_name(name: str, what: str) -> None:
+    from ctl.volumes import check_name
+
+    try:
+        check_name(name)
+    except InvalidArgument as err:
+        raise InvalidArgument(
+            f"{what}: {err} (a bind mount's source is an absolute path)"
+        ) from None
 
 
 def parse_mount(value: str) -> MountSpec:
     """parse_mount reads ``--mount`` as docker does: comma-separated key=value fields.
 
-    Keys: type (bind or tmpfs; docker's default, volume, is not supported),
-    source|src, destination|dst|target, readonly|ro (alone or =true/false),
-    bind-propagation, tmpfs-size (a size as ``parse_memory`` reads it),
-    tmpfs-mode (octal).
+    Keys: type (volume, the default, bind or tmpfs), source|src (a volume's
+    name, none for an anonymous one; a bind's absolute host path),
+    destination|dst|target, readonly|ro (alone or =true/false),
+    bind-propagation, volume-nocopy (alone or =true/false), volume-opt=K=V
+    (repeated; the options of a volume it creates), volume-driver (local),
+    tmpfs-size (a size as ``parse_memory`` reads it), tmpfs-mode (octal).
     """
     import csv
 
@@ -224,11 +246,15 @@ def parse_mount(value: str) -> MountSpec:
     kind, source, destination, readonly, propagation = "volume", "", "", False, ""
     size: int | None = None
     mode: int | None = None
+    nocopy = False
+    volume_options: dict[str, str] = {}
     for field in fields:
         key, sep, val = field.partition("=")
         key = key.strip().lower()
         if key in ("readonly", "ro"):
             readonly = _parse_bool(val, what) if sep else True
+        elif key == "volume-nocopy":
+            nocopy = _parse_bool(val, what) if sep else True
         elif not sep:
             raise InvalidArgument(f"{what}: field {field!r} must be key=value")
         elif key == "type":
@@ -247,23 +273,46 @@ def parse_mount(value: str) -> MountSpec:
             if not re.fullmatch(r"[0-7]{1,4}", val):
                 raise InvalidArgument(f"{what}: tmpfs-mode {val!r} is not an octal mode")
             mode = int(val, 8)
+        elif key == "volume-opt":
+            option, eq, option_value = val.partition("=")
+            if not option or not eq:
+                raise InvalidArgument(f"{what}: volume-opt {val!r} must be KEY=VALUE")
+            volume_options[option] = option_value
+        elif key == "volume-driver":
+            if val != "local":
+                raise InvalidArgument(f"{what}: volume-driver {val!r}: only local is supported")
         else:
             raise InvalidArgument(f"{what}: unknown key {key!r}")
+    if kind not in ("bind", "tmpfs", "volume"):
+        raise InvalidArgument(f"{what}: unknown type {kind!r} (want volume, bind or tmpfs)")
+    _check_destination(destination, f"--mount {value!r}")
+    if kind != "volume" and (nocopy or volume_options):
+        raise InvalidArgument(f"{what}: volume-nocopy and volume-opt are for type=volume")
+    if kind != "tmpfs" and (size is not None or mode is not None):
+        raise InvalidArgument(f"{what}: tmpfs-size and tmpfs-mode are for type=tmpfs")
+    if kind != "bind" and propagation:
+        raise InvalidArgument(f"{what}: bind-propagation is for type=bind")
     if kind == "volume":
-        raise Unimplemented(
-            f"{what}: volumes are not supported", hint="use type=bind or type=tmpfs"
+        if source:
+            _check_volume_name(source, what)
+        if volume_options:
+            from ctl.volumes import check_options
+
+            check_options(volume_options)
+        return MountSpec(
+            "volume",
+            destination,
+            source,
+            readonly,
+            volume_nocopy=nocopy,
+            volume_options=volume_options,
         )
-    if kind not in ("bind", "tmpfs"):
-        raise InvalidArgument(f"{what}: unknown type {kind!r} (want bind or tmpfs)")
-    _check_destination(destination, what)
     if kind == "bind":
         if not source.startswith("/"):
             raise InvalidArgument(f"{what}: a bind mount needs an absolute source path")
-        if size is not None or mode is not None:
-            raise InvalidArgument(f"{what}: tmpfs-size and tmpfs-mode are for type=tmpfs")
         return MountSpec("bind", destination, source, readonly, propagation)
-    if source or propagation:
-        raise InvalidArgument(f"{what}: a tmpfs mount takes no source or bind-propagation")
+    if source:
+        raise InvalidArgument(f"{what}: a tmpfs mount takes no source")
     return MountSpec("tmpfs", destination, readonly=readonly, tmpfs_size=size, tmpfs_mode=mode)
 
 
@@ -1056,3 +1105,17 @@ def parse_health(
     if retries is not None and retries < 0:
         raise InvalidArgument("--health-retries cannot be negative")
     return HealthConfig(test=("CMD-SHELL", cmd) if cmd else (), retries=retries or 0, **seconds)
+
+
+# Storage: volumes.
+
+
+def parse_volumes_from(value: str) -> tuple[str, str]:
+    """parse_volumes_from reads ``--volumes-from CONTAINER[:ro|rw]``: (container, mode).
+
+    The mode "" keeps each mount's own; ro or rw sets every one.
+    """
+    container, sep, mode = value.partition(":")
+    if not container or (sep and mode not in ("ro", "rw")):
+        raise InvalidArgument(f"invalid --volumes-from {value!r}: want CONTAINER[:ro|rw]")
+    return container, mode

@@ -94,7 +94,7 @@ BAD = {
     "publish-port-too-big": ["create", "-p", "70000:80", IMAGE],
     "publish-bad-proto": ["create", "-p", "8080:80/sctpx", IMAGE],
     "publish-without-bridge": ["create", "--net", "none", "-p", "8080:80", IMAGE],
-    "volume-no-destination": ["create", "-v", "/tmp", IMAGE],
+    "volume-bad-name": ["create", "-v", "a/b:/x", IMAGE],
     "volume-relative-destination": ["create", "-v", "/tmp:relative", IMAGE],
     "volume-bad-mode": ["create", "-v", "/tmp:/x:rx", IMAGE],
     "mount-bad-type": ["create", "--mount", "type=bogus,dst=/x", IMAGE],

@@ -464,7 +464,7 @@ def test_debug_shows_the_supervisors_runc_command_lines(croot: Path, image: str)
 
 def test_bad_input_is_one_line_and_125(croot: Path, image: str) -> None:
     ctl_proc("run", "--memory", "lots", image, root=croot).assert_failure(125, stderr_re="memory")
-    ctl_proc("run", "-v", "relative:/x", image, root=croot).assert_failure(125)
+    ctl_proc("run", "-v", "./relative:/x", image, root=croot).assert_failure(125)
     ctl_proc("stop", "no-such", root=croot).assert_failure(125, stderr_re="no such container")
     ctl_proc("run", "--pull", "never", "example.com/none:1", root=croot).assert_failure(125)
     ctl_proc("run", "--name", "bad/name", image, root=croot).assert_failure(125)

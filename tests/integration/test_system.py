@@ -88,7 +88,13 @@ def test_system_check_finds_a_corrupted_blob(root: Path, images: CanonicalImages
 def test_system_df_and_info(root: Path, images: CanonicalImages) -> None:
     run_ctl("pull", images.busybox_ref, root=root).assert_success()
     rows = run_ctl("system", "df", "--format", "json", root=root).assert_success().json_lines()
-    assert {r["Type"] for r in rows} == {"Images", "Containers", "Content", "Snapshots"}
+    assert {r["Type"] for r in rows} == {
+        "Images",
+        "Containers",
+        "Local Volumes",
+        "Content",
+        "Snapshots",
+    }
     run_ctl("info", root=root).assert_success(stdout_re="Images: 1")
 
 

@@ -27,8 +27,6 @@ NOT_YET = frozenset(
     {
         # networks (issue 14)
         "--link", "--link-local-ip", "--network-alias",
-        # volumes (vol)
-        "--storage-opt", "--volume-driver", "--volumes-from",
     }
 )  # fmt: skip
 
