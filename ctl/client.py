@@ -949,10 +949,12 @@ class Client:
     ) -> Volume:
         """create_volume makes a volume; a name taken already is that volume, as in docker."""
         try:
-            return self.volumes.create(name, driver=driver, options=options, labels=labels)
+            volume = self.volumes.create(name, driver=driver, options=options, labels=labels)
         except AlreadyExists:
             assert name is not None
             return self.volumes.get(name)
+        self.emit("volume", "create", volume.name, driver=volume.driver)
+        return volume
 
     def list_volumes(self) -> list[Volume]:
         return list(self.volumes.list())
@@ -960,11 +962,13 @@ class Client:
     def remove_volume(self, name: str, force: bool = False) -> Volume | None:
         """remove_volume removes a volume no container uses; ``force`` allows a missing one."""
         try:
-            return self.volumes.remove(name)
+            removed = self.volumes.remove(name)
         except NotFound:
             if force:
                 return None
             raise
+        self.emit("volume", "destroy", name, driver="local")
+        return removed
 
     def prune_volumes(
         self, *, all_volumes: bool = False, filters: dict[str, list[str]] | None = None
@@ -987,6 +991,7 @@ class Client:
                 self.volumes.remove(volume.name)
                 removed.append(volume.name)
                 reclaimed += size
+                self.emit("volume", "destroy", volume.name, driver=volume.driver)
         return removed, reclaimed
 
     # The root as a whole: these cover every namespace (ctl.gc, ctl.system).
