@@ -33,24 +33,54 @@ if TYPE_CHECKING:
 
 
 def commands() -> tuple[Command | Group, ...]:
+    create = Command("create", _create, "Create a container", _create_flags, short_help=False)
+    run = Command("run", _run, "Run a command in a new container", _run_flags, short_help=False)
+    start = Command("start", _start, "Start stopped or created containers", _start_flags)
+    ps = Command("ps", _ps, "List containers", _ps_flags)
+    stop = Command("stop", _stop, "Stop running containers", _stop_flags)
+    restart = Command("restart", _restart, "Restart containers", _stop_flags)
+    kill = Command("kill", _kill, "Send a signal to running containers", _kill_flags)
+    pause = Command("pause", _pause, "Pause running containers", _containers_arg)
+    resume = Command("resume", _resume, "Resume paused containers", _containers_arg, ("unpause",))
+    rm = Command("rm", _rm, "Remove containers", _rm_flags)
+    logs = Command("logs", _logs, "Print a container's logs", _logs_flags)
+    exec_ = Command("exec", _exec, "Run a command in a running container", _exec_flags)
+    wait = Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg)
+    top = Command("top", _top, "Show the processes of a container", _container_arg)
+    rename = Command("rename", _rename, "Rename a container", _rename_flags)
+    port = Command("port", _port, "List a container's published ports", _port_flags)
+    prune = Command(
+        "prune",
+        "transfer:container_prune",
+        "Remove all stopped containers",
+        "transfer:container_prune_flags",
+    )
+    # fmt: off
     return (
-        Command("create", _create, "Create a container", _create_flags, short_help=False),
-        Command("run", _run, "Run a command in a new container", _run_flags, short_help=False),
-        Command("start", _start, "Start stopped or created containers", _start_flags),
-        Command("ps", _ps, "List containers", _ps_flags),
-        Command("stop", _stop, "Stop running containers", _stop_flags),
-        Command("restart", _restart, "Restart containers", _stop_flags),
-        Command("kill", _kill, "Send a signal to running containers", _kill_flags),
-        Command("pause", _pause, "Pause running containers", _containers_arg),
-        Command("resume", _resume, "Resume paused containers", _containers_arg, ("unpause",)),
-        Command("rm", _rm, "Remove containers", _rm_flags),
-        Command("logs", _logs, "Print a container's logs", _logs_flags),
-        Command("exec", _exec, "Run a command in a running container", _exec_flags),
-        Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg),
-        Command("inspect", _inspect, "Show containers as JSON", _inspect_flags),
-        Command("top", _top, "Show the processes of a container", _container_arg),
-        Command("rename", _rename, "Rename a container", _rename_flags),
-        Command("port", _port, "List a container's published ports", _port_flags),
+        create, run, start, ps, stop, restart, kill, pause, resume, rm, logs, exec_, wait, top,
+        rename, port,
+        Group(
+            "container",
+            "Manage containers",
+            (
+                create, run, start, stop, restart, kill, pause, resume, logs, exec_, wait, top,
+                rename, port, prune,
+                Command("ls", _ps, "List containers", _ps_flags, ("list", "ps")),
+                Command("rm", _rm, "Remove containers", _rm_flags, ("remove",)),
+                Command("inspect", _inspect, "Show containers as JSON", _inspect_flags),
+                # Implemented by other modules, imported only when run.
+                Command("cp", "transfer:_cp", "Copy files between a container and here",
+                        "transfer:_cp_flags"),
+                Command("diff", "transfer:_diff", "Show changes to a container's files",
+                        "transfer:_one"),
+                Command("export", "transfer:_export", "Export a container's filesystem",
+                        "transfer:_export_flags"),
+                Command("commit", "transfer:_commit", "Create an image from a container",
+                        "transfer:_commit_flags"),
+                Command("stats", "stats:_stats", "Show containers' resource use",
+                        "stats:_stats_flags"),
+            ),
+        ),
         Group(
             "containers",
             "Manage container records",
@@ -60,9 +90,8 @@ def commands() -> tuple[Command | Group, ...]:
                     "info", _containers_info, "Show a container record as JSON", _container_arg
                 ),
                 Command("rm", _rm, "Remove containers", _rm_flags, ("delete", "remove")),
-                Command("prune", _prune, "Remove all stopped containers", _prune_flags),
+                prune,
             ),
-            ("container",),
         ),
         Group(
             "tasks",
@@ -75,18 +104,7 @@ def commands() -> tuple[Command | Group, ...]:
             ("task",),
         ),
     )
-
-
-def _prune(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.commands.transfer import container_prune
-
-    return container_prune(args, ctx)
-
-
-def _prune_flags(parser: argparse.ArgumentParser) -> None:
-    from ctl.commands.transfer import container_prune_flags
-
-    container_prune_flags(parser)
+    # fmt: on
 
 
 def _containers_arg(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +203,9 @@ def _exec_flags(parser: argparse.ArgumentParser) -> None:
 def _inspect_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
     add_inspect_format(parser)
+    parser.add_argument(
+        "-s", "--size", action="store_true", help="add the sizes of the container's files"
+    )
 
 
 def _tasks_ps_flags(parser: argparse.ArgumentParser) -> None:
@@ -607,12 +628,20 @@ def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
     return settings
 
 
+def inspect_document(ctx: Context, ref: str, size: bool = False) -> dict[str, Any]:
+    """inspect_document is ``container inspect``'s document; ``size`` adds SizeRw, SizeRootFs."""
+    container = ctx.client.get_container(ref)
+    document = _inspect_doc(ctx, container)
+    if size:
+        own, image = ctx.client.container_size(container)
+        document.update(SizeRw=own, SizeRootFs=own + image)
+    return document
+
+
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    client = ctx.client
-    docs = [_inspect_doc(ctx, client.get_container(ref)) for ref in args.containers]
-    print_inspect(docs, args.format)
+    print_inspect([inspect_document(ctx, ref, args.size) for ref in args.containers], args.format)
     return 0
 
 

@@ -59,6 +59,13 @@ def commands() -> tuple[Command | Group, ...]:
                 save,
                 load,
                 Command("unpack", _unpack, "Unpack a fetched image into snapshots", _unpack_flags),
+                # transfer's import, imported only when run.
+                Command(
+                    "import",
+                    "transfer:_import",
+                    "Import a tarball to create a filesystem image",
+                    "transfer:_import_flags",
+                ),
             ),
         ),
     )
@@ -313,10 +320,13 @@ def _load(args: argparse.Namespace, ctx: Context) -> int:
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    client = ctx.client
-    docs = [_inspect_doc(client.summarize(client.get_image(ref))) for ref in args.refs]
-    print_inspect(docs, args.format)
+    print_inspect([inspect_document(ctx, ref) for ref in args.refs], args.format)
     return 0
+
+
+def inspect_document(ctx: Context, ref: str) -> dict[str, Any]:
+    """inspect_document is ``image inspect``'s document of the image ``ref`` names."""
+    return _inspect_doc(ctx.client.summarize(ctx.client.get_image(ref)))
 
 
 def _inspect_doc(summary: ImageSummary) -> dict[str, Any]:

@@ -35,6 +35,8 @@ def commands() -> tuple[Command | Group, ...]:
                 Command("check", _check, "Verify every blob, snapshot and record", _check_flags),
                 Command("boot", _boot, "Start the containers whose restart policy says so"),
                 info,
+                # events' own command, imported only when run.
+                Command("events", "events:_events", "Show events", "events:_flags"),
             ),
         ),
         Command("completion", _completion, "Print a shell completion script", _completion_flags),

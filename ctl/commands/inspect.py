@@ -1,0 +1,92 @@
+"""Top-level inspect: any object by name or ID, looked up as docker does."""
+
+from __future__ import annotations
+
+import sys
+
+from ctl.commands._base import Command, add_inspect_format, resolve
+from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument, NotFound
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from ctl.commands._base import Context
+
+# Each type of object inspect finds, in docker's order of lookup (a container shadows an
+# image of the same name), and its inspect document: "module:function" in ctl.commands,
+# called as function(ctx, ref) -> dict, raising NotFound when ``ref`` names no such object.
+# Only the command that finds the object imports its module. A new type is one line here.
+DOCUMENTS = {
+    "container": "containers:inspect_document",
+    "image": "images:inspect_document",
+    "network": "inspect:network_document",
+}
+# The types whose document takes size=True (-s): SizeRw and SizeRootFs.
+SIZED = frozenset({"container"})
+
+
+def commands() -> tuple[Command, ...]:
+    return (Command("inspect", _inspect, "Show any objects as JSON", _flags),)
+
+
+def _flags(parser: argparse.ArgumentParser) -> None:
+    add_inspect_format(parser)
+    parser.add_argument(
+        "--type", type=_check_type, metavar="TYPE", help=f"only this type: {', '.join(DOCUMENTS)}"
+    )
+    parser.add_argument(
+        "-s", "--size", action="store_true", help="add the sizes of a container's files"
+    )
+    parser.add_argument("refs", nargs="+", metavar="NAME|ID")
+
+
+def _check_type(kind: str) -> str:
+    if kind not in DOCUMENTS:
+        wanted = '", "'.join(DOCUMENTS)
+        raise InvalidArgument(f'unknown type: "{kind}": must be one of "{wanted}"')
+    return kind
+
+
+def network_document(ctx: Context, ref: str) -> dict[str, Any]:
+    return dict(ctx.client.inspect_network(ref))
+
+
+def _find(ctx: Context, ref: str, only: str | None, size: bool) -> dict[str, Any]:
+    """_find is the document of the first type with an object ``ref`` names."""
+    for kind, target in DOCUMENTS.items():
+        if only not in (None, kind):
+            continue
+        document = resolve(target)
+        sized = kind in SIZED
+        try:
+            found: dict[str, Any] = document(ctx, ref, size) if sized else document(ctx, ref)
+        except (NotFound, InvalidArgument):
+            # Not this type (a name that is no valid image reference may name a network).
+            if only is not None:
+                raise
+            continue
+        if size and not sized:
+            sys.stderr.write(f"WARNING: --size ignored for {kind}\n")
+        return found
+    raise NotFound(f"no such object: {ref}")
+
+
+def _inspect(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.output import print_inspect
+
+    docs = []
+    failed = False
+    for ref in args.refs:
+        try:
+            docs.append(_find(ctx, ref, args.type, args.size))
+        except CtlError as err:
+            if len(args.refs) == 1:
+                raise
+            sys.stderr.write(f"ctl: {err}\n")
+            failed = True
+    print_inspect(docs, args.format)
+    return EXIT_CTL_FAILURE if failed else 0
