@@ -271,6 +271,14 @@ def _check_platform(text: str) -> str:
     return text
 
 
+def parse_flag(flag: str, parse: Callable[[Any], Any], value: Any) -> Any:
+    """parse_flag parses one flag's value, naming the flag in the error."""
+    try:
+        return parse(value)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
+
+
 def each(refs: list[str], action: Any, *, echo: bool = True) -> int:
     """each applies ``action`` to every name and, if ``echo``, prints it.
 

@@ -14,6 +14,7 @@ from ctl.commands._base import (
     complete,
     complete_containers,
     each,
+    parse_flag,
 )
 from ctl.errdefs import EXIT_CTL_FAILURE, AlreadyExists, InvalidArgument
 
@@ -149,8 +150,12 @@ def _port_flags(parser: argparse.ArgumentParser) -> None:
 
 def _start_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
-    parser.add_argument("-a", "--attach", action="store_true", help="attach output, wait")
-    parser.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    add = parser.add_argument
+    add("-a", "--attach", action="store_true", help="attach output, wait")
+    add("-i", "--interactive", action="store_true", help="attach stdin")
+    add("--detach-keys", metavar="KEYS", help="keys that detach from -ai (default: run's)")
+    add("--checkpoint", metavar="NAME", help="restore from a checkpoint: not supported (no CRIU)")
+    add("--checkpoint-dir", metavar="DIR", help="where checkpoints are: not supported")
 
 
 def _ps_flags(parser: argparse.ArgumentParser) -> None:
@@ -166,9 +171,18 @@ def _ps_flags(parser: argparse.ArgumentParser) -> None:
 
 def _stop_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
-    parser.add_argument(
-        "-t", "--time", type=float, help="seconds before SIGKILL (default: --stop-timeout, 10)"
+    add = parser.add_argument
+    # --time is docker's deprecated spelling of --timeout.
+    add(
+        "-t",
+        "--timeout",
+        "--time",
+        dest="time",
+        type=float,
+        metavar="SECONDS",
+        help="seconds before SIGKILL (default: --stop-timeout, 10; -1: wait forever)",
     )
+    add("-s", "--signal", metavar="SIGNAL", help="signal to stop with (default: --stop-signal)")
 
 
 def _kill_flags(parser: argparse.ArgumentParser) -> None:
@@ -183,9 +197,13 @@ def _rm_flags(parser: argparse.ArgumentParser) -> None:
 
 def _logs_flags(parser: argparse.ArgumentParser) -> None:
     _container_arg(parser)
-    parser.add_argument("-f", "--follow", action="store_true", help="follow new output")
-    parser.add_argument("--tail", default="all", help="only the last N lines")
-    parser.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    add = parser.add_argument
+    add("-f", "--follow", action="store_true", help="follow new output")
+    add("-n", "--tail", default="all", help="only the last N lines")
+    add("-t", "--timestamps", action="store_true", help="show timestamps")
+    add("--since", metavar="TIME", help="only lines since TIME (RFC 3339, Unix time, or 10m)")
+    add("--until", metavar="TIME", help="only lines before TIME (RFC 3339, Unix time, or 10m)")
+    add("--details", action="store_true", help="show the extra attributes of each line")
 
 
 def _exec_flags(parser: argparse.ArgumentParser) -> None:
@@ -194,8 +212,12 @@ def _exec_flags(parser: argparse.ArgumentParser) -> None:
     add("-i", "--interactive", action="store_true", help="keep stdin open")
     add("-t", "--tty", action="store_true", help="allocate a terminal")
     add("-e", "--env", action="append", default=[], help="set K=V")
+    add("--env-file", action="append", default=[], metavar="FILE", help="read K=V lines")
     add("-w", "--workdir", help="working directory")
     add("-u", "--user", help="user[:group]")
+    add("--privileged", action="store_true", help="every capability, no AppArmor profile")
+    # ctl's exec terminal is runc's own, which never detaches: the keys are only checked.
+    add("--detach-keys", metavar="KEYS", help="checked only: exec never detaches")
     _container_arg(parser)
     add("command", nargs="...", metavar="COMMAND")
 
@@ -326,8 +348,18 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
     if args.attach and len(args.containers) > 1:
         raise InvalidArgument("start -a takes one container")
+    if args.checkpoint is not None or args.checkpoint_dir is not None:
+        raise InvalidArgument("start --checkpoint: checkpoints (CRIU) are not supported")
+    if args.detach_keys:
+        from ctl.runtime.runopts import parse_detach_keys
+
+        parse_flag("--detach-keys", parse_detach_keys, args.detach_keys)
     for ref in args.containers:
         container = client.get_container(ref)
+        if args.detach_keys:
+            # For this start only: the record keeps run's keys.
+            config = container.config._replace(detach_keys=args.detach_keys)
+            container = container.updated(config=config)
         if args.attach:
             return _run_attached(ctx, container, args.interactive)
         with client.start_task(container):
@@ -459,16 +491,24 @@ def _size_text(sizes: tuple[int, int]) -> str:
     return f"{human_size(own)} (virtual {human_size(own + image)})"
 
 
+def _stop_options(args: argparse.Namespace) -> tuple[float | None, int | None]:
+    """_stop_options are stop's and restart's timeout and signal, checked."""
+    from ctl.runtime.runopts import parse_signal
+
+    # docker's -1 waits forever; any other negative is a mistake.
+    if args.time is not None and args.time < 0 and args.time != -1:
+        raise InvalidArgument(f"{args.command_name} -t must be -1 or more")
+    return args.time, None if args.signal is None else parse_signal(args.signal)
+
+
 def _stop(args: argparse.Namespace, ctx: Context) -> int:
-    if args.time is not None and args.time < 0:
-        raise InvalidArgument("stop -t must not be negative")
-    return each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
+    timeout, sig = _stop_options(args)
+    return each(args.containers, lambda ref: ctx.client.stop_container(ref, timeout, sig))
 
 
 def _restart(args: argparse.Namespace, ctx: Context) -> int:
-    if args.time is not None and args.time < 0:
-        raise InvalidArgument("restart -t must not be negative")
-    return each(args.containers, lambda ref: ctx.client.restart_container(ref, args.time))
+    timeout, sig = _stop_options(args)
+    return each(args.containers, lambda ref: ctx.client.restart_container(ref, timeout, sig))
 
 
 def _kill(args: argparse.Namespace, ctx: Context) -> int:
@@ -503,6 +543,31 @@ def _rm(args: argparse.Namespace, ctx: Context) -> int:
     return each(args.containers, remove, echo=False)
 
 
+def _log_window(since: str | None, until: str | None) -> Callable[[str], int] | None:
+    """_log_window places a log line's time before (-1), in (0) or after (1) the window
+    ``--since``/``--until`` give; None without one. As docker's, --tail counts lines
+    before the window applies, and a line past --until ends the output, even with -f."""
+    if since is None and until is None:
+        return None
+    import time
+
+    from ctl.timefmt import parse_rfc3339, parse_timestamp
+
+    now = time.time()
+    start = parse_flag("--since", lambda text: parse_timestamp(text, now), since) if since else None
+    end = parse_flag("--until", lambda text: parse_timestamp(text, now), until) if until else None
+
+    def position(when: str) -> int:
+        moment = parse_rfc3339(when)
+        if moment is None:
+            return 0  # an unreadable time is shown, not lost
+        if start is not None and moment < start:
+            return -1
+        return 1 if end is not None and moment > end else 0
+
+    return position
+
+
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
     tail = None
     if args.tail != "all":
@@ -512,7 +577,14 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
             raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
     container = ctx.client.get_container(args.container)
+    window = _log_window(args.since, args.until)
     for stream, text, when, skipped in ctx.client.logs(container.id, follow=args.follow, tail=tail):
+        if window is not None:
+            position = window(when)
+            if position < 0:
+                continue
+            if position > 0:
+                break
         if skipped:
             # docker says nothing; a silent hole in a log reads as a quiet container.
             sys.stdout.flush()
@@ -521,6 +593,9 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
             )
             sys.stderr.flush()
         out = streams.get(stream, sys.stdout)
+        if args.details:
+            # docker's: the line's attributes (k=v,k=v; ctl's log lines have none), a space.
+            text = f" {text}"
         out.write(f"{when} {text}" if args.timestamps else text)
         if args.follow:
             out.flush()
@@ -538,8 +613,14 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
     import os
 
     from ctl.runtime.runc import Stdio
-    from ctl.runtime.runopts import parse_env
+    from ctl.runtime.runopts import parse_detach_keys, parse_env, parse_env_file
 
+    env: list[str] = []
+    for path in args.env_file:
+        env += parse_flag("--env-file", parse_env_file, path)
+    env += parse_flag("-e", parse_env, args.env)
+    if args.detach_keys:
+        parse_flag("--detach-keys", parse_detach_keys, args.detach_keys)
     sys.stdout.flush()
     # Without -i the process reads nothing, as with docker: stdin is /dev/null.
     null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
@@ -549,9 +630,10 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
             list(args.command),
             tty=args.tty,
             detach=args.detach,
-            env=parse_env(args.env),
+            env=env,
             workdir=args.workdir,
             user=args.user,
+            privileged=args.privileged,
             stdio=Stdio(stdin=null),
         )
     finally:
