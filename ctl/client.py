@@ -263,6 +263,28 @@ class Client:
             progress or NoProgress(),
         )
 
+    def repository_tags(self, repository: str, insecure: bool = False) -> list[str]:
+        """repository_tags are the tags the registry of ``repository`` lists for it (pull -a)."""
+        from ctl.reference import parse
+
+        parsed = parse(repository)
+        with self.registry(parsed, insecure) as registry:
+            return registry.list_tags(parsed.path)
+
+    def local_tags(self, repository: str) -> list[str]:
+        """local_tags are the names of local images in the repository ``repository`` (push -a)."""
+        from ctl.reference import parse
+
+        want = parse(repository)
+        names = []
+        for image in self.list_images():
+            if image.name.startswith("sha256:"):
+                continue
+            have = parse(image.name)
+            if (have.domain, have.path) == (want.domain, want.path) and have.tag:
+                names.append(image.name)
+        return names
+
     def get_image(self, ref: str) -> Image:
         """get_image finds an image by name, by short name, or by a unique ID prefix."""
         from ctl.images.resolve import get_image

@@ -224,12 +224,14 @@ class Group:
             command.add_to(children)
 
 
-def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
-    """add_format adds the listing flags ``--format table|json`` and ``-q``."""
+def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True, short: bool = False) -> None:
+    """add_format adds the listing flags ``--format table|json`` (``short``: also ``-f``)
+    and ``-q``."""
     from ctl.output import check_format
 
     # Checked while parsing, so that a bad --format fails before any work is done.
     parser.add_argument(
+        *(("-f",) if short else ()),
         "--format",
         type=check_format,
         default="table",

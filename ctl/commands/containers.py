@@ -431,7 +431,7 @@ def _port(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
+def ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
     from ctl.runtime.state import docker_state
     from ctl.timefmt import ago, format_rfc3339
 
@@ -465,7 +465,7 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
         task = client.task_state(container)
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
         if (every or live) and (test is None or test.keep(container, task)):
-            row = _ps_row(container, task, args.no_trunc)
+            row = ps_row(container, task, args.no_trunc)
             if args.size:
                 row["Size"] = _size_text(client.container_size(container))
             rows.append(row)
@@ -593,10 +593,9 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
             )
             sys.stderr.flush()
         out = streams.get(stream, sys.stdout)
-        if args.details:
-            # docker's: the line's attributes (k=v,k=v; ctl's log lines have none), a space.
-            text = f" {text}"
-        out.write(f"{when} {text}" if args.timestamps else text)
+        # --details: docker's line attributes (k=v,k=v; ctl's log lines have none), a space.
+        line = f" {text}" if args.details else text
+        out.write(f"{when} {line}" if args.timestamps else line)
         if args.follow:
             out.flush()
     task = ctx.client.task_state(container)

@@ -50,6 +50,8 @@ NOT_YET = frozenset(
         "run --no-healthcheck", "run --log-driver", "run --log-opt",
         # commit's --no-pause: transfer.py (cp, commit) belongs to another helper
         "commit --no-pause",
+        # load --platform must choose while importing (ctl/images/archive.py), not after
+        "image load --platform",
     }
 )  # fmt: skip
 
