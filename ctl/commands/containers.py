@@ -180,7 +180,7 @@ def _stop_flags(parser: argparse.ArgumentParser) -> None:
         dest="time",
         type=float,
         metavar="SECONDS",
-        help="seconds before SIGKILL (default: --stop-timeout, 10; -1: wait forever)",
+        help="seconds before SIGKILL (default: --stop-timeout, 10)",
     )
     add("-s", "--signal", metavar="SIGNAL", help="signal to stop with (default: --stop-signal)")
 
@@ -495,9 +495,8 @@ def _stop_options(args: argparse.Namespace) -> tuple[float | None, int | None]:
     """_stop_options are stop's and restart's timeout and signal, checked."""
     from ctl.runtime.runopts import parse_signal
 
-    # docker's -1 waits forever; any other negative is a mistake.
-    if args.time is not None and args.time < 0 and args.time != -1:
-        raise InvalidArgument(f"{args.command_name} -t must be -1 or more")
+    if args.time is not None and args.time < 0:
+        raise InvalidArgument(f"{args.command_name} -t must not be negative")
     return args.time, None if args.signal is None else parse_signal(args.signal)
 
 
