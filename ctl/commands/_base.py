@@ -166,10 +166,11 @@ class Command:
             func=handler if not isinstance(handler, str) else _DeferredHandler(handler),
             command_name=parser.prog.removeprefix("ctl "),
         )
-        if isinstance(self.arguments, str):
+        if isinstance(self.arguments, str) and "_ARGCOMPLETE" not in os.environ:
             parser.deferred = self.arguments
         elif self.arguments is not None:
-            self.arguments(parser)
+            # argcomplete instruments every action before parsing: none may come later.
+            resolve(self.arguments)(parser)
 
 
 class _DeferredHandler:

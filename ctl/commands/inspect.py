@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sys
 
-from ctl.commands._base import Command, add_inspect_format, resolve
+from ctl.commands._base import (
+    Command,
+    add_inspect_format,
+    complete,
+    complete_containers,
+    complete_images,
+    complete_networks,
+    resolve,
+)
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument, NotFound
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -35,13 +43,23 @@ def commands() -> tuple[Command, ...]:
 
 def _flags(parser: argparse.ArgumentParser) -> None:
     add_inspect_format(parser)
-    parser.add_argument(
+    kind = parser.add_argument(
         "--type", type=_check_type, metavar="TYPE", help=f"only this type: {', '.join(DOCUMENTS)}"
     )
+    complete(kind, _complete_types)
     parser.add_argument(
         "-s", "--size", action="store_true", help="add the sizes of a container's files"
     )
-    parser.add_argument("refs", nargs="+", metavar="NAME|ID")
+    complete(parser.add_argument("refs", nargs="+", metavar="NAME|ID"), _complete_objects)
+
+
+def _complete_types(**kwargs: Any) -> list[str]:
+    return list(DOCUMENTS)
+
+
+def _complete_objects(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any) -> list[str]:
+    completers = (complete_containers, complete_images, complete_networks)
+    return [name for names in completers for name in names(prefix, parsed_args, **kwargs)]
 
 
 def _check_type(kind: str) -> str:

@@ -154,3 +154,18 @@ def test_a_group_does_not_import_its_siblings_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "ctl.commands.transfer" not in out and "ctl.commands.stats" not in out
+
+
+def test_inspect_and_lazy_commands_complete(tmp_path: Path) -> None:
+    """inspect offers every kind of name; container cp (transfer's) completes its flags."""
+    from tests.unit.test_cli import _complete, named_root
+
+    root = named_root.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+    words = _complete(f"ctl --root {root} inspect ", tmp_path)
+    assert words == ["backend", "example.com/app:1", "web"]
+    assert _complete(f"ctl --root {root} inspect --type ", tmp_path) == [
+        "container",
+        "image",
+        "network",
+    ]
+    assert _complete(f"ctl --root {root} container cp ", tmp_path) == ["web"]
