@@ -163,9 +163,7 @@ def test_inspect_and_lazy_commands_complete(tmp_path: Path) -> None:
     root = named_root.__wrapped__(tmp_path)  # type: ignore[attr-defined]
     words = _complete(f"ctl --root {root} inspect ", tmp_path)
     assert words == ["backend", "example.com/app:1", "web"]
-    assert _complete(f"ctl --root {root} inspect --type ", tmp_path) == [
-        "container",
-        "image",
-        "network",
-    ]
+    from ctl.commands.inspect import DOCUMENTS
+
+    assert _complete(f"ctl --root {root} inspect --type ", tmp_path) == sorted(DOCUMENTS)
     assert _complete(f"ctl --root {root} container cp ", tmp_path) == ["web"]
