@@ -11,9 +11,10 @@ from ctl.commands._base import (
     complete_containers,
     complete_images,
     complete_networks,
+    each,
     resolve,
 )
-from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument, NotFound
+from ctl.errdefs import InvalidArgument, NotFound
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -96,15 +97,12 @@ def _find(ctx: Context, ref: str, only: str | None, size: bool) -> dict[str, Any
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    docs = []
-    failed = False
-    for ref in args.refs:
-        try:
-            docs.append(_find(ctx, ref, args.type, args.size))
-        except CtlError as err:
-            if len(args.refs) == 1:
-                raise
-            sys.stderr.write(f"ctl: {err}\n")
-            failed = True
+    # As docker's: what is found is printed, and each name that is not is reported.
+    docs: list[dict[str, Any]] = []
+
+    def find(ref: str) -> None:
+        docs.append(_find(ctx, ref, args.type, args.size))
+
+    code = each(args.refs, find, echo=False)
     print_inspect(docs, args.format)
-    return EXIT_CTL_FAILURE if failed else 0
+    return code
