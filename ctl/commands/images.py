@@ -258,7 +258,11 @@ def _check_platform(ctx: Context, ref: str, platform: str | None) -> None:
     from ctl.reference import parse_platform, platform_matches
 
     have = ctx.client.summarize(ctx.client.get_image(ref)).platform
-    if not platform_matches(parse_platform(platform), parse_platform(have)):
+    try:
+        matches = platform_matches(parse_platform(platform), parse_platform(have))
+    except InvalidArgument:  # an image whose config names no platform ctl knows
+        matches = False
+    if not matches:
         raise NotFound(
             f"image {ref!r} was found but does not provide the specified platform ({platform})",
             hint=f"its platform is {have}",
