@@ -268,6 +268,28 @@ class Client:
         self.emit("image", "push", str(parsed), name=str(parsed))
         return pushed
 
+    def repository_tags(self, repository: str, insecure: bool = False) -> list[str]:
+        """repository_tags are the tags the registry of ``repository`` lists for it (pull -a)."""
+        from ctl.reference import parse
+
+        parsed = parse(repository)
+        with self.registry(parsed, insecure) as registry:
+            return registry.list_tags(parsed.path)
+
+    def local_tags(self, repository: str) -> list[str]:
+        """local_tags are the names of local images in the repository ``repository`` (push -a)."""
+        from ctl.reference import parse
+
+        want = parse(repository)
+        names = []
+        for image in self.list_images():
+            if image.name.startswith("sha256:"):
+                continue
+            have = parse(image.name)
+            if (have.domain, have.path) == (want.domain, want.path) and have.tag:
+                names.append(image.name)
+        return names
+
     def get_image(self, ref: str) -> Image:
         """get_image finds an image by name, by short name, or by a unique ID prefix."""
         from ctl.images.resolve import get_image
@@ -532,8 +554,10 @@ class Client:
         self.emit_container(renamed, "rename", oldName=container.name)
         return renamed
 
-    def stop_container(self, ref: str, timeout: float | None = None) -> Container:
-        """stop_container sends the stop signal (--stop-signal, the image's, SIGTERM), then
+    def stop_container(
+        self, ref: str, timeout: float | None = None, sig: int | None = None
+    ) -> Container:
+        """stop_container sends ``sig`` (default: --stop-signal, the image's, SIGTERM), then
         SIGKILL after ``timeout`` seconds (default: --stop-timeout, else 10; -1: never)."""
         from ctl.runtime.spec import stop_signal
 
@@ -541,20 +565,22 @@ class Client:
         if timeout is None:
             timeout = container.config.stop_timeout
         seconds = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
-        self.tasks.stop(
-            container, seconds if seconds >= 0 else float("inf"), stop_signal(container.spec)
-        )
+        if sig is None:
+            sig = stop_signal(container.spec)
+        self.tasks.stop(container, seconds if seconds >= 0 else float("inf"), sig)
         self.emit_container(container, "stop")
         return container
 
-    def restart_container(self, ref: str, timeout: float | None = None) -> Container:
+    def restart_container(
+        self, ref: str, timeout: float | None = None, sig: int | None = None
+    ) -> Container:
         """restart_container stops the container if it runs, then starts it (docker's restart)."""
         if self.containers.get(ref).config.rm:
             # Its supervisor removes it as soon as it stops.
             raise FailedPrecondition(
                 f"container {ref!r} was run with --rm: stopping it removes it, so it cannot restart"
             )
-        container = self.stop_container(ref, timeout)
+        container = self.stop_container(ref, timeout, sig)
         with self.start_task(container):
             pass
         return container
@@ -641,12 +667,25 @@ class Client:
         workdir: str | None = None,
         user: str | None = None,
         stdio: Stdio | None = None,
+        privileged: bool = False,
     ) -> int:
-        """exec runs ``args`` in the running container; returns its exit code."""
+        """exec runs ``args`` in the running container; returns its exit code.
+
+        ``privileged`` is docker's exec --privileged: the process gets every
+        capability ctl holds and no AppArmor profile; the container is unchanged.
+        """
         from ctl.runtime.runc import Stdio
         from ctl.runtime.state import Status
 
         container = self.containers.get(ref)
+        if privileged:
+            from ctl.runtime.spec import host_capabilities
+
+            every = list(host_capabilities())
+            process = dict(container.spec.get("process", {}))
+            process["capabilities"] = {k: every for k in ("bounding", "effective", "permitted")}
+            process.pop("apparmorProfile", None)
+            container = container.updated(spec={**container.spec, "process": process})
         task = self.tasks.load(container.id)
         if task is not None and task.status is Status.RUNNING:
             process = container.spec.get("process", {})

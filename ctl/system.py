@@ -97,6 +97,49 @@ def _volume_usage(client: Client) -> tuple[int, int, int, int]:
     return count, used, size, unused_size
 
 
+def image_usage(client: Client) -> list[dict[str, Any]]:
+    """image_usage is ``system df -v``'s images of the client's namespace, one row a name.
+
+    SharedSize is the bytes of the layers the image shares with another image
+    (another ID), UniqueSize the rest; Containers counts the containers made
+    from that name.
+    """
+    from collections import Counter
+
+    from ctl.progress import human_size
+    from ctl.reference import parse
+    from ctl.timefmt import ago, parse_rfc3339
+
+    summaries = [client.summarize(image) for image in client.list_images()]
+    layers_of = {
+        s.id: {layer.digest: layer.size for layer in (s.manifest.layers if s.manifest else ())}
+        for s in summaries
+    }
+    images_with = Counter(digest for layers in layers_of.values() for digest in layers)
+    containers = Counter(container.image for container in client.list_containers())
+    rows = []
+    for summary in summaries:
+        shared = sum(size for d, size in layers_of[summary.id].items() if images_with[d] > 1)
+        name = summary.image.name
+        repo, tag = "<none>", "<none>"
+        if not name.startswith("sha256:"):
+            ref = parse(name)
+            repo, tag = ref.name, ref.tag or "<none>"
+        rows.append(
+            {
+                "Repository": repo,
+                "Tag": tag,
+                "ID": summary.id.removeprefix("sha256:")[:12],
+                "CreatedSince": ago(parse_rfc3339(summary.created)),
+                "Size": human_size(summary.size),
+                "SharedSize": human_size(shared),
+                "UniqueSize": human_size(max(0, summary.size - shared)),
+                "Containers": containers[name],
+            }
+        )
+    return rows
+
+
 @dataclass(frozen=True)
 class Finding:
     """Finding is one checked object; ``problem`` is empty when it is sound.

@@ -52,6 +52,12 @@ OUT_OF_SCOPE_FLAGS = {
     "--use-api-socket",
     "--disable-content-trust",
 }
+# Flags for swarm's cluster volumes and overlay networks, named by command.
+OUT_OF_SCOPE_COMMAND_FLAGS = {
+    "network create": {"--attachable", "--config-from", "--config-only", "--ingress", "--scope"},
+}
+# A row whose description says it is for swarm or cluster volumes is out of scope too.
+_SWARM_ONLY = re.compile(r"\b(swarm|cluster)\b", re.IGNORECASE)
 _ROW = re.compile(r"^\|\s*(.+?)\s*\|\s*`?([^|`]*)`?\s*\|")
 _FLAG = re.compile(r"`(-{1,2}[A-Za-z0-9][\w-]*)`")
 
@@ -89,7 +95,8 @@ def main() -> int:
             if not match or match.group(1).startswith(("Name", ":-")):
                 continue
             forms = _FLAG.findall(match.group(1))
-            if forms and not OUT_OF_SCOPE_FLAGS.intersection(forms):
+            skip = OUT_OF_SCOPE_FLAGS | OUT_OF_SCOPE_COMMAND_FLAGS.get(name, set())
+            if forms and not skip.intersection(forms) and not _SWARM_ONLY.search(line):
                 flags.append(forms)
         commands[name] = {"aliases": [a for a in aliases if a != name], "flags": flags}
     document = {
@@ -97,9 +104,8 @@ def main() -> int:
         "commands": commands,
     }
     OUT.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
-    print(
-        f"wrote {OUT}: {len(commands)} commands, {sum(len(c['flags']) for c in commands.values())} flags"
-    )
+    total = sum(len(entry["flags"]) for entry in commands.values())  # type: ignore[arg-type]
+    print(f"wrote {OUT}: {len(commands)} commands, {total} flags")
     return 0
 
 

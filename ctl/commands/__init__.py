@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 MODULES = (
     "images",
     "containers",
+    "inspect",
     "transfer",
     "volumes",
     "content",

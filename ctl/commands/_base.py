@@ -62,6 +62,26 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _Formatter)
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # A lazily declared command's arguments ("module:function", see Command): added
+        # when the parser is first used, so that building it imports nothing.
+        self.deferred: str | None = None
+
+    def add_deferred_arguments(self) -> None:
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            resolve(deferred)(self)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self.add_deferred_arguments()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:
+        self.add_deferred_arguments()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self.add_deferred_arguments()
+        return super().format_usage()
 
     def error(self, message: str) -> NoReturn:
         choice = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
@@ -106,7 +126,10 @@ class Command:
     """Command declares a leaf command: its names, its one-line help, its arguments, its handler.
 
     Declaring costs nothing: the parser is built by ``add_to``, and only for the
-    commands a call needs.
+    commands a call needs. A command that another module implements (``container
+    cp`` is transfer's ``cp``) names its handler and arguments as strings,
+    ``"module:function"`` within ctl.commands: that module is imported only when
+    the command is parsed, so a group never imports the modules of its siblings.
     """
 
     __slots__ = ("aliases", "arguments", "handler", "help", "name", "short_help")
@@ -114,9 +137,9 @@ class Command:
     def __init__(
         self,
         name: str,
-        handler: Handler,
+        handler: Handler | str,
         help: str,
-        arguments: Arguments | None = None,
+        arguments: Arguments | str | None = None,
         aliases: tuple[str, ...] = (),
         short_help: bool = True,
     ) -> None:
@@ -138,9 +161,45 @@ class Command:
         )
         if not self.short_help:
             parser.add_argument("--help", action="help", help="show this help message and exit")
-        parser.set_defaults(func=self.handler, command_name=parser.prog.removeprefix("ctl "))
-        if self.arguments is not None:
-            self.arguments(parser)
+        handler = self.handler
+        parser.set_defaults(
+            func=handler if not isinstance(handler, str) else _DeferredHandler(handler),
+            command_name=parser.prog.removeprefix("ctl "),
+        )
+        if isinstance(self.arguments, str) and "_ARGCOMPLETE" not in os.environ:
+            parser.deferred = self.arguments
+        elif self.arguments is not None:
+            # argcomplete instruments every action before parsing: none may come later.
+            resolve(self.arguments)(parser)
+
+
+class _DeferredHandler:
+    """_DeferredHandler runs the handler a ``"module:function"`` string names, imported then."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __call__(self, args: argparse.Namespace, ctx: Context) -> int | Listing:
+        handler: Handler = resolve(self.target)
+        return handler(args, ctx)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DeferredHandler) and other.target == self.target
+
+    def __hash__(self) -> int:
+        return hash(self.target)
+
+
+def resolve(target: Any) -> Any:
+    """resolve returns ``target``, or the function a ``"module:function"`` string names."""
+    if not isinstance(target, str):
+        return target
+    module, _, function = target.partition(":")
+    name = f"ctl.commands.{module}"
+    __import__(name)
+    return getattr(sys.modules[name], function)
 
 
 class Group:
@@ -166,12 +225,14 @@ class Group:
             command.add_to(children)
 
 
-def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True) -> None:
-    """add_format adds the listing flags ``--format table|json`` and ``-q``."""
+def add_format(parser: argparse.ArgumentParser, *, quiet: bool = True, short: bool = False) -> None:
+    """add_format adds the listing flags ``--format table|json`` (``short``: also ``-f``)
+    and ``-q``."""
     from ctl.output import check_format
 
     # Checked while parsing, so that a bad --format fails before any work is done.
     parser.add_argument(
+        *(("-f",) if short else ()),
         "--format",
         type=check_format,
         default="table",
@@ -211,6 +272,14 @@ def _check_platform(text: str) -> str:
 
     parse_platform(text)
     return text
+
+
+def parse_flag(flag: str, parse: Callable[[Any], Any], value: Any) -> Any:
+    """parse_flag parses one flag's value, naming the flag in the error."""
+    try:
+        return parse(value)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"{flag}: {err}", hint=err.hint) from None
 
 
 def each(refs: list[str], action: Any, *, echo: bool = True) -> int:

@@ -14,6 +14,7 @@ from ctl.commands._base import (
     complete,
     complete_containers,
     each,
+    parse_flag,
 )
 from ctl.errdefs import EXIT_CTL_FAILURE, AlreadyExists, InvalidArgument
 
@@ -34,24 +35,54 @@ if TYPE_CHECKING:
 
 
 def commands() -> tuple[Command | Group, ...]:
+    create = Command("create", _create, "Create a container", _create_flags, short_help=False)
+    run = Command("run", _run, "Run a command in a new container", _run_flags, short_help=False)
+    start = Command("start", _start, "Start stopped or created containers", _start_flags)
+    ps = Command("ps", _ps, "List containers", _ps_flags)
+    stop = Command("stop", _stop, "Stop running containers", _stop_flags)
+    restart = Command("restart", _restart, "Restart containers", _stop_flags)
+    kill = Command("kill", _kill, "Send a signal to running containers", _kill_flags)
+    pause = Command("pause", _pause, "Pause running containers", _containers_arg)
+    resume = Command("resume", _resume, "Resume paused containers", _containers_arg, ("unpause",))
+    rm = Command("rm", _rm, "Remove containers", _rm_flags)
+    logs = Command("logs", _logs, "Print a container's logs", _logs_flags)
+    exec_ = Command("exec", _exec, "Run a command in a running container", _exec_flags)
+    wait = Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg)
+    top = Command("top", _top, "Show the processes of a container", _container_arg)
+    rename = Command("rename", _rename, "Rename a container", _rename_flags)
+    port = Command("port", _port, "List a container's published ports", _port_flags)
+    prune = Command(
+        "prune",
+        "transfer:container_prune",
+        "Remove all stopped containers",
+        "transfer:container_prune_flags",
+    )
+    # fmt: off
     return (
-        Command("create", _create, "Create a container", _create_flags, short_help=False),
-        Command("run", _run, "Run a command in a new container", _run_flags, short_help=False),
-        Command("start", _start, "Start stopped or created containers", _start_flags),
-        Command("ps", _ps, "List containers", _ps_flags),
-        Command("stop", _stop, "Stop running containers", _stop_flags),
-        Command("restart", _restart, "Restart containers", _stop_flags),
-        Command("kill", _kill, "Send a signal to running containers", _kill_flags),
-        Command("pause", _pause, "Pause running containers", _containers_arg),
-        Command("resume", _resume, "Resume paused containers", _containers_arg, ("unpause",)),
-        Command("rm", _rm, "Remove containers", _rm_flags),
-        Command("logs", _logs, "Print a container's logs", _logs_flags),
-        Command("exec", _exec, "Run a command in a running container", _exec_flags),
-        Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg),
-        Command("inspect", _inspect, "Show containers as JSON", _inspect_flags),
-        Command("top", _top, "Show the processes of a container", _container_arg),
-        Command("rename", _rename, "Rename a container", _rename_flags),
-        Command("port", _port, "List a container's published ports", _port_flags),
+        create, run, start, ps, stop, restart, kill, pause, resume, rm, logs, exec_, wait, top,
+        rename, port,
+        Group(
+            "container",
+            "Manage containers",
+            (
+                create, run, start, stop, restart, kill, pause, resume, logs, exec_, wait, top,
+                rename, port, prune,
+                Command("ls", _ps, "List containers", _ps_flags, ("list", "ps")),
+                Command("rm", _rm, "Remove containers", _rm_flags, ("remove",)),
+                Command("inspect", _inspect, "Show containers as JSON", _inspect_flags),
+                # Implemented by other modules, imported only when run.
+                Command("cp", "transfer:_cp", "Copy files between a container and here",
+                        "transfer:_cp_flags"),
+                Command("diff", "transfer:_diff", "Show changes to a container's files",
+                        "transfer:_one"),
+                Command("export", "transfer:_export", "Export a container's filesystem",
+                        "transfer:_export_flags"),
+                Command("commit", "transfer:_commit", "Create an image from a container",
+                        "transfer:_commit_flags"),
+                Command("stats", "stats:_stats", "Show containers' resource use",
+                        "stats:_stats_flags"),
+            ),
+        ),
         Group(
             "containers",
             "Manage container records",
@@ -61,9 +92,8 @@ def commands() -> tuple[Command | Group, ...]:
                     "info", _containers_info, "Show a container record as JSON", _container_arg
                 ),
                 Command("rm", _rm, "Remove containers", _rm_flags, ("delete", "remove")),
-                Command("prune", _prune, "Remove all stopped containers", _prune_flags),
+                prune,
             ),
-            ("container",),
         ),
         Group(
             "tasks",
@@ -76,18 +106,7 @@ def commands() -> tuple[Command | Group, ...]:
             ("task",),
         ),
     )
-
-
-def _prune(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.commands.transfer import container_prune
-
-    return container_prune(args, ctx)
-
-
-def _prune_flags(parser: argparse.ArgumentParser) -> None:
-    from ctl.commands.transfer import container_prune_flags
-
-    container_prune_flags(parser)
+    # fmt: on
 
 
 def _containers_arg(parser: argparse.ArgumentParser) -> None:
@@ -132,8 +151,12 @@ def _port_flags(parser: argparse.ArgumentParser) -> None:
 
 def _start_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
-    parser.add_argument("-a", "--attach", action="store_true", help="attach output, wait")
-    parser.add_argument("-i", "--interactive", action="store_true", help="attach stdin")
+    add = parser.add_argument
+    add("-a", "--attach", action="store_true", help="attach output, wait")
+    add("-i", "--interactive", action="store_true", help="attach stdin")
+    add("--detach-keys", metavar="KEYS", help="keys that detach from -ai (default: run's)")
+    add("--checkpoint", metavar="NAME", help="restore from a checkpoint: not supported (no CRIU)")
+    add("--checkpoint-dir", metavar="DIR", help="where checkpoints are: not supported")
 
 
 def _ps_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,9 +172,18 @@ def _ps_flags(parser: argparse.ArgumentParser) -> None:
 
 def _stop_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
-    parser.add_argument(
-        "-t", "--time", type=float, help="seconds before SIGKILL (default: --stop-timeout, 10)"
+    add = parser.add_argument
+    # --time is docker's deprecated spelling of --timeout.
+    add(
+        "-t",
+        "--timeout",
+        "--time",
+        dest="time",
+        type=float,
+        metavar="SECONDS",
+        help="seconds before SIGKILL (default: --stop-timeout, 10)",
     )
+    add("-s", "--signal", metavar="SIGNAL", help="signal to stop with (default: --stop-signal)")
 
 
 def _kill_flags(parser: argparse.ArgumentParser) -> None:
@@ -169,9 +201,13 @@ def _rm_flags(parser: argparse.ArgumentParser) -> None:
 
 def _logs_flags(parser: argparse.ArgumentParser) -> None:
     _container_arg(parser)
-    parser.add_argument("-f", "--follow", action="store_true", help="follow new output")
-    parser.add_argument("--tail", default="all", help="only the last N lines")
-    parser.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    add = parser.add_argument
+    add("-f", "--follow", action="store_true", help="follow new output")
+    add("-n", "--tail", default="all", help="only the last N lines")
+    add("-t", "--timestamps", action="store_true", help="show timestamps")
+    add("--since", metavar="TIME", help="only lines since TIME (RFC 3339, Unix time, or 10m)")
+    add("--until", metavar="TIME", help="only lines before TIME (RFC 3339, Unix time, or 10m)")
+    add("--details", action="store_true", help="show the extra attributes of each line")
 
 
 def _exec_flags(parser: argparse.ArgumentParser) -> None:
@@ -180,8 +216,12 @@ def _exec_flags(parser: argparse.ArgumentParser) -> None:
     add("-i", "--interactive", action="store_true", help="keep stdin open")
     add("-t", "--tty", action="store_true", help="allocate a terminal")
     add("-e", "--env", action="append", default=[], help="set K=V")
+    add("--env-file", action="append", default=[], metavar="FILE", help="read K=V lines")
     add("-w", "--workdir", help="working directory")
     add("-u", "--user", help="user[:group]")
+    add("--privileged", action="store_true", help="every capability, no AppArmor profile")
+    # ctl's exec terminal is runc's own, which never detaches: the keys are only checked.
+    add("--detach-keys", metavar="KEYS", help="checked only: exec never detaches")
     _container_arg(parser)
     add("command", nargs="...", metavar="COMMAND")
 
@@ -189,6 +229,9 @@ def _exec_flags(parser: argparse.ArgumentParser) -> None:
 def _inspect_flags(parser: argparse.ArgumentParser) -> None:
     _containers_arg(parser)
     add_inspect_format(parser)
+    parser.add_argument(
+        "-s", "--size", action="store_true", help="add the sizes of the container's files"
+    )
 
 
 def _tasks_ps_flags(parser: argparse.ArgumentParser) -> None:
@@ -309,8 +352,18 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
     client = ctx.client
     if args.attach and len(args.containers) > 1:
         raise InvalidArgument("start -a takes one container")
+    if args.checkpoint is not None or args.checkpoint_dir is not None:
+        raise InvalidArgument("start --checkpoint: checkpoints (CRIU) are not supported")
+    if args.detach_keys:
+        from ctl.runtime.runopts import parse_detach_keys
+
+        parse_flag("--detach-keys", parse_detach_keys, args.detach_keys)
     for ref in args.containers:
         container = client.get_container(ref)
+        if args.detach_keys:
+            # For this start only: the record keeps run's keys.
+            config = container.config._replace(detach_keys=args.detach_keys)
+            container = container.updated(config=config)
         if args.attach:
             return _run_attached(ctx, container, args.interactive)
         with client.start_task(container):
@@ -406,7 +459,7 @@ def _port(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
+def ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
     from ctl.runtime.state import docker_state
     from ctl.timefmt import ago, format_rfc3339
 
@@ -440,7 +493,7 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
         task = client.task_state(container)
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
         if (every or live) and (test is None or test.keep(container, task, _health(task))):
-            row = _ps_row(container, task, args.no_trunc)
+            row = ps_row(container, task, args.no_trunc)
             if args.size:
                 row["Size"] = _size_text(client.container_size(container))
             rows.append(row)
@@ -466,16 +519,23 @@ def _size_text(sizes: tuple[int, int]) -> str:
     return f"{human_size(own)} (virtual {human_size(own + image)})"
 
 
-def _stop(args: argparse.Namespace, ctx: Context) -> int:
+def _stop_options(args: argparse.Namespace) -> tuple[float | None, int | None]:
+    """_stop_options are stop's and restart's timeout and signal, checked."""
+    from ctl.runtime.runopts import parse_signal
+
     if args.time is not None and args.time < 0:
-        raise InvalidArgument("stop -t must not be negative")
-    return each(args.containers, lambda ref: ctx.client.stop_container(ref, args.time))
+        raise InvalidArgument(f"{args.command_name} -t must not be negative")
+    return args.time, None if args.signal is None else parse_signal(args.signal)
+
+
+def _stop(args: argparse.Namespace, ctx: Context) -> int:
+    timeout, sig = _stop_options(args)
+    return each(args.containers, lambda ref: ctx.client.stop_container(ref, timeout, sig))
 
 
 def _restart(args: argparse.Namespace, ctx: Context) -> int:
-    if args.time is not None and args.time < 0:
-        raise InvalidArgument("restart -t must not be negative")
-    return each(args.containers, lambda ref: ctx.client.restart_container(ref, args.time))
+    timeout, sig = _stop_options(args)
+    return each(args.containers, lambda ref: ctx.client.restart_container(ref, timeout, sig))
 
 
 def _kill(args: argparse.Namespace, ctx: Context) -> int:
@@ -513,6 +573,31 @@ def _rm(args: argparse.Namespace, ctx: Context) -> int:
     return each(args.containers, remove, echo=False)
 
 
+def _log_window(since: str | None, until: str | None) -> Callable[[str], int] | None:
+    """_log_window places a log line's time before (-1), in (0) or after (1) the window
+    ``--since``/``--until`` give; None without one. As docker's, --tail counts lines
+    before the window applies, and a line past --until ends the output, even with -f."""
+    if since is None and until is None:
+        return None
+    import time
+
+    from ctl.timefmt import parse_rfc3339, parse_timestamp
+
+    now = time.time()
+    start = parse_flag("--since", lambda text: parse_timestamp(text, now), since) if since else None
+    end = parse_flag("--until", lambda text: parse_timestamp(text, now), until) if until else None
+
+    def position(when: str) -> int:
+        moment = parse_rfc3339(when)
+        if moment is None:
+            return 0  # an unreadable time is shown, not lost
+        if start is not None and moment < start:
+            return -1
+        return 1 if end is not None and moment > end else 0
+
+    return position
+
+
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
     tail = None
     if args.tail != "all":
@@ -522,7 +607,14 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
             raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
     container = ctx.client.get_container(args.container)
+    window = _log_window(args.since, args.until)
     for stream, text, when, skipped in ctx.client.logs(container.id, follow=args.follow, tail=tail):
+        if window is not None:
+            position = window(when)
+            if position < 0:
+                continue
+            if position > 0:
+                break
         if skipped:
             # docker says nothing; a silent hole in a log reads as a quiet container.
             sys.stdout.flush()
@@ -531,7 +623,9 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int:
             )
             sys.stderr.flush()
         out = streams.get(stream, sys.stdout)
-        out.write(f"{when} {text}" if args.timestamps else text)
+        # --details: docker's line attributes (k=v,k=v; ctl's log lines have none), a space.
+        line = f" {text}" if args.details else text
+        out.write(f"{when} {line}" if args.timestamps else line)
         if args.follow:
             out.flush()
     task = ctx.client.task_state(container)
@@ -548,8 +642,14 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
     import os
 
     from ctl.runtime.runc import Stdio
-    from ctl.runtime.runopts import parse_env
+    from ctl.runtime.runopts import parse_detach_keys, parse_env, parse_env_file
 
+    env: list[str] = []
+    for path in args.env_file:
+        env += parse_flag("--env-file", parse_env_file, path)
+    env += parse_flag("-e", parse_env, args.env)
+    if args.detach_keys:
+        parse_flag("--detach-keys", parse_detach_keys, args.detach_keys)
     sys.stdout.flush()
     # Without -i the process reads nothing, as with docker: stdin is /dev/null.
     null = None if args.interactive else os.open(os.devnull, os.O_RDONLY)
@@ -559,9 +659,10 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int:
             list(args.command),
             tty=args.tty,
             detach=args.detach,
-            env=parse_env(args.env),
+            env=env,
             workdir=args.workdir,
             user=args.user,
+            privileged=args.privileged,
             stdio=Stdio(stdin=null),
         )
     finally:
@@ -667,12 +768,20 @@ def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
     return settings
 
 
+def inspect_document(ctx: Context, ref: str, size: bool = False) -> dict[str, Any]:
+    """inspect_document is ``container inspect``'s document; ``size`` adds SizeRw, SizeRootFs."""
+    container = ctx.client.get_container(ref)
+    document = _inspect_doc(ctx, container)
+    if size:
+        own, image = ctx.client.container_size(container)
+        document.update(SizeRw=own, SizeRootFs=own + image)
+    return document
+
+
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    client = ctx.client
-    docs = [_inspect_doc(ctx, client.get_container(ref)) for ref in args.containers]
-    print_inspect(docs, args.format)
+    print_inspect([inspect_document(ctx, ref, args.size) for ref in args.containers], args.format)
     return 0
 
 

@@ -59,6 +59,13 @@ def commands() -> tuple[Command | Group, ...]:
                 save,
                 load,
                 Command("unpack", _unpack, "Unpack a fetched image into snapshots", _unpack_flags),
+                # transfer's import, imported only when run.
+                Command(
+                    "import",
+                    "transfer:_import",
+                    "Import a tarball to create a filesystem image",
+                    "transfer:_import_flags",
+                ),
             ),
         ),
     )
@@ -77,12 +84,19 @@ def _pull_flags(parser: argparse.ArgumentParser) -> None:
     add_platform(parser, "os/arch[/variant] (default: this host's)")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
+    parser.add_argument(
+        "-a", "--all-tags", action="store_true", help="every tag of the repository REF names"
+    )
 
 
 def _push_flags(parser: argparse.ArgumentParser) -> None:
     _image_arg(parser, "ref")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    parser.add_argument(
+        "-a", "--all-tags", action="store_true", help="every local tag of the repository REF names"
+    )
+    add_platform(parser, "the image's platform: checked (ctl's images have one platform)")
 
 
 def _images_flags(parser: argparse.ArgumentParser) -> None:
@@ -93,11 +107,24 @@ def _images_flags(parser: argparse.ArgumentParser) -> None:
         "-a", "--all", action="store_true", help="show all images (there are no intermediate ones)"
     )
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
+    parser.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reference=GLOB, label=K[=V], dangling=BOOL, before=IMAGE, since=IMAGE",
+    )
+    # docker's experimental tree view; ctl's images have no intermediate layers to show.
+    parser.add_argument("--tree", action="store_true", help="the same list (no image trees)")
 
 
 def _rmi_flags(parser: argparse.ArgumentParser) -> None:
     _images_arg(parser)
     parser.add_argument("-f", "--force", action="store_true", help="remove every name of an ID")
+    # ctl's images have no parent images to prune: rmi never removes others.
+    parser.add_argument("--no-prune", action="store_true", help="keep parents (ctl has none)")
+    add_platform(parser, "the image's platform: checked (ctl's images have one platform)")
 
 
 def _tag_flags(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +135,7 @@ def _tag_flags(parser: argparse.ArgumentParser) -> None:
 def _save_flags(parser: argparse.ArgumentParser) -> None:
     _images_arg(parser)
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default stdout)")
+    add_platform(parser, "the images' platform: checked (ctl's images have one platform)")
 
 
 def _load_flags(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +146,7 @@ def _load_flags(parser: argparse.ArgumentParser) -> None:
 def _inspect_flags(parser: argparse.ArgumentParser) -> None:
     _images_arg(parser)
     add_inspect_format(parser)
+    add_platform(parser, "the image's platform: checked (ctl's images have one platform)")
 
 
 def _history_flags(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +156,7 @@ def _history_flags(parser: argparse.ArgumentParser) -> None:
     add_format(parser)
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
     bool_flag(parser, "-H", "--human", "print sizes and dates in human-readable form")
+    add_platform(parser, "the image's platform: checked (ctl's images have one platform)")
 
 
 def _prune_flags(parser: argparse.ArgumentParser) -> None:
@@ -154,21 +184,30 @@ def _platform(text: str | None) -> Any:
     return parse_platform(text)
 
 
+def _repository(ref: str) -> str:
+    """_repository is ``ref`` for -a/--all-tags, which takes a repository without a tag."""
+    if "@" in ref or ":" in ref.rsplit("/", 1)[-1]:
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    return ref
+
+
 def _pull(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
     platform = _platform(args.platform)
-    image = ctx.client.pull(
-        args.ref,
-        platform=platform,
-        insecure=args.insecure,
-        progress=for_stream(args.quiet),
-    )
-    if args.quiet:
-        print(image.target.digest)
-    else:
-        print(f"Digest: {image.target.digest}")
-        print(image.name)
+    refs = [args.ref]
+    if args.all_tags:
+        repository = _repository(args.ref)
+        refs = [f"{repository}:{tag}" for tag in ctx.client.repository_tags(repository)]
+    for ref in refs:
+        image = ctx.client.pull(
+            ref, platform=platform, insecure=args.insecure, progress=for_stream(args.quiet)
+        )
+        if args.quiet:
+            print(image.target.digest)
+        else:
+            print(f"Digest: {image.target.digest}")
+            print(image.name)
     return 0
 
 
@@ -187,11 +226,47 @@ def _unpack(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _push(args: argparse.Namespace, ctx: Context) -> int:
+    from ctl.errdefs import NotFound
     from ctl.progress import for_stream
 
-    pushed = ctx.client.push(args.ref, insecure=args.insecure, progress=for_stream(args.quiet))
-    print(pushed.digest if args.quiet else f"Digest: {pushed.digest}")
+    refs = [args.ref]
+    if args.all_tags:
+        refs = ctx.client.local_tags(_repository(args.ref))
+        if not refs:
+            raise NotFound(f"no local image is tagged in the repository {args.ref!r}")
+    for ref in refs:
+        _check_platform(ctx, ref, args.platform)
+        pushed = ctx.client.push(ref, insecure=args.insecure, progress=for_stream(args.quiet))
+        if args.quiet:
+            print(pushed.digest)
+        else:
+            print(
+                f"{ref}: Digest: {pushed.digest}" if args.all_tags else f"Digest: {pushed.digest}"
+            )
     return 0
+
+
+def _check_platform(ctx: Context, ref: str, platform: str | None) -> None:
+    """_check_platform refuses an image of another platform than ``--platform`` names.
+
+    docker's --platform picks one platform of a multi-platform image; ctl's
+    image names stand for one platform each, so it can only be that one.
+    """
+    if platform is None:
+        return
+    from ctl.errdefs import NotFound
+    from ctl.reference import parse_platform, platform_matches
+
+    have = ctx.client.summarize(ctx.client.get_image(ref)).platform
+    try:
+        matches = platform_matches(parse_platform(platform), parse_platform(have))
+    except InvalidArgument:  # an image whose config names no platform ctl knows
+        matches = False
+    if not matches:
+        raise NotFound(
+            f"image {ref!r} was found but does not provide the specified platform ({platform})",
+            hint=f"its platform is {have}",
+        )
 
 
 def _split_name(name: str) -> tuple[str, str, str]:
@@ -235,6 +310,15 @@ def _images(args: argparse.Namespace, ctx: Context) -> Listing:
     if args.repository:
         images = [i for i in images if _matches(i.name, args.repository)]
     summaries = [client.summarize(i) for i in images]
+    if args.filter:
+        from ctl.images.filter import ImageFilter
+        from ctl.timefmt import parse_rfc3339
+
+        def created(ref: str) -> float:
+            return parse_rfc3339(client.summarize(client.get_image(ref)).created) or 0.0
+
+        test = ImageFilter(args.filter, created)
+        summaries = [s for s in summaries if test.keep(s, parse_rfc3339(s.created))]
     rows = [_image_row(s, args.no_trunc) for s in summaries]
     columns = [
         Column("REPOSITORY", "Repository"),
@@ -266,6 +350,7 @@ def _matches(name: str, pattern: str) -> bool:
 
 def _rmi(args: argparse.Namespace, ctx: Context) -> int:
     def remove(ref: str) -> None:
+        _check_platform(ctx, ref, args.platform)
         for name in ctx.client.remove_image(ref, force=args.force):
             print(f"Untagged: {name}")
 
@@ -282,6 +367,8 @@ def _save(args: argparse.Namespace, ctx: Context) -> int:
 
     from ctl.images.archive import archive_file
 
+    for ref in args.refs:
+        _check_platform(ctx, ref, args.platform)
     if args.output in (None, "-"):
         if sys.stdout.isatty():
             raise InvalidArgument("refusing to write an archive to a terminal: use -o FILE")
@@ -313,10 +400,19 @@ def _load(args: argparse.Namespace, ctx: Context) -> int:
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    client = ctx.client
-    docs = [_inspect_doc(client.summarize(client.get_image(ref))) for ref in args.refs]
+    docs = [_inspect_checked(ctx, ref, args.platform) for ref in args.refs]
     print_inspect(docs, args.format)
     return 0
+
+
+def inspect_document(ctx: Context, ref: str) -> dict[str, Any]:
+    """inspect_document is ``image inspect``'s document of the image ``ref`` names."""
+    return _inspect_doc(ctx.client.summarize(ctx.client.get_image(ref)))
+
+
+def _inspect_checked(ctx: Context, ref: str, platform: str | None) -> dict[str, Any]:
+    _check_platform(ctx, ref, platform)
+    return inspect_document(ctx, ref)
 
 
 def _inspect_doc(summary: ImageSummary) -> dict[str, Any]:
@@ -349,6 +445,7 @@ def _history(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.timefmt import ago, parse_rfc3339
 
     client = ctx.client
+    _check_platform(ctx, args.ref, args.platform)
     summary = client.summarize(client.get_image(args.ref))
     layers = list(summary.manifest.layers) if summary.manifest else []
     rows: list[dict[str, Any]] = []

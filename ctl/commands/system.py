@@ -6,7 +6,14 @@ import platform
 import sys
 
 from ctl import __version__
-from ctl.commands._base import Command, Group, add_format_only, complete, complete_containers
+from ctl.commands._base import (
+    Command,
+    Group,
+    add_format,
+    add_format_only,
+    complete,
+    complete_containers,
+)
 from ctl.errdefs import CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -20,21 +27,27 @@ if TYPE_CHECKING:
 
 
 def commands() -> tuple[Command | Group, ...]:
-    prune = Command("prune", _prune, "Remove what nothing references", _prune_flags)
-    info = Command("info", _info, "Show system-wide information", add_format_only)
+    info = Command("info", _info, "Show system-wide information", _info_flags)
     return (
-        Command("version", _version, "Show the ctl and runc versions"),
+        Command("version", _version, "Show the ctl and runc versions", _version_flags),
         info,
-        prune,
+        Command("prune", _prune, "Remove what nothing references", _prune_flags),
         Group(
             "system",
             "Manage the ctl root as a whole",
             (
-                prune,
-                Command("df", _df, "Show disk usage", add_format_only),
+                Command(
+                    "prune",
+                    _system_prune,
+                    "Remove stopped containers, dangling images and what nothing references",
+                    _system_prune_flags,
+                ),
+                Command("df", _df, "Show disk usage", _df_flags),
                 Command("check", _check, "Verify every blob, snapshot and record", _check_flags),
                 Command("boot", _boot, "Start the containers whose restart policy says so"),
                 info,
+                # events' own command, imported only when run.
+                Command("events", "events:_events", "Show events", "events:_flags"),
             ),
         ),
         Command("completion", _completion, "Print a shell completion script", _completion_flags),
@@ -64,6 +77,34 @@ def _systemd_flags(parser: argparse.ArgumentParser) -> None:
         "--boot",
         action="store_true",
         help="instead, the unit that runs 'ctl system boot' once a boot",
+    )
+
+
+def _version_flags(parser: argparse.ArgumentParser) -> None:
+    from ctl.output import check_template
+
+    parser.add_argument(
+        "-f",
+        "--format",
+        type=check_template,
+        metavar="TEMPLATE",
+        help="a template, e.g. '{{.Client.Version}}' or '{{json .}}'",
+    )
+
+
+def _info_flags(parser: argparse.ArgumentParser) -> None:
+    add_format(parser, quiet=False, short=True)
+
+
+def _df_flags(parser: argparse.ArgumentParser) -> None:
+    add_format_only(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="every image and container")
+
+
+def _system_prune_flags(parser: argparse.ArgumentParser) -> None:
+    _prune_flags(parser)
+    parser.add_argument(
+        "--filter", action="append", default=[], metavar="KEY=VALUE", help="until=, label=, label!="
     )
 
 
@@ -101,7 +142,21 @@ def print_version() -> None:
 
 
 def _version(args: argparse.Namespace, ctx: Context) -> int:
-    print_version()
+    if args.format is None:
+        print_version()
+        return 0
+    from ctl.output import render_template
+
+    # Daemonless: the "server" is ctl itself, as scripts asking {{.Server.Version}} expect one.
+    engine = {
+        "Version": __version__,
+        "Os": platform.system().lower(),
+        "Arch": platform.machine(),
+        "PythonVersion": platform.python_version(),
+    }
+    runc = {"Name": "runc", "Version": runc_version()}
+    document = {"Client": engine, "Server": {**engine, "Components": [runc]}}
+    sys.stdout.write(render_template(args.format, [document]))
     return 0
 
 
@@ -123,6 +178,10 @@ def _info(args: argparse.Namespace, ctx: Context) -> int:
     }
     if args.format == "json":
         print(json.dumps(info))
+    elif "{{" in args.format:
+        from ctl.output import render_template
+
+        sys.stdout.write(render_template(args.format, [info]))
     else:
         for key, value in info.items():
             print(f"{key}: {value}")
@@ -158,8 +217,61 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _df(args: argparse.Namespace, ctx: Context) -> Listing:
+# docker's question before a system prune, one line a kind of object.
+_SYSTEM_PRUNE_WHAT = (
+    ":\n  - all stopped containers\n{volumes}  - all {images}\n  - all unreferenced content\n"
+    "  - the leftovers of unfinished containers\n"
+)
+
+
+def _system_prune(args: argparse.Namespace, ctx: Context) -> int:
+    """_system_prune is docker's: stopped containers, dangling (-a: unused) images, then
+    ctl's collection of the content and snapshots nothing references."""
+    from ctl.commands.transfer import confirm, parse_prune_filters
+    from ctl.progress import human_size
+
+    until, labels = parse_prune_filters(args.filter)
+    if not args.force:
+        unused = "images without at least one container associated to them"
+        kind = unused if args.all else "dangling images"
+        volumes = "  - all anonymous volumes not used by at least one container\n"
+        what = _SYSTEM_PRUNE_WHAT.format(images=kind, volumes=volumes if args.volumes else "")
+        confirm(what.rstrip("\n"), "system prune")
+    client = ctx.client
+    containers = client.prune_containers(until=until, labels=labels)
+    if containers:
+        print("Deleted Containers:")
+        print("".join(f"{container_id}\n" for container_id, _ in containers))
+    images, images_reclaimed = client.prune_images(unused=args.all, until=until, labels=labels)
+    if images:
+        print("Deleted Images:")
+        for name, _ in images:
+            if not name.startswith("sha256:"):
+                print(f"untagged: {name}")
+        print("".join(f"deleted: {i}\n" for i in dict.fromkeys(i for _, i in images)))
+    volumes_reclaimed = 0
+    if args.volumes:
+        pruned, volumes_reclaimed = client.prune_volumes()
+        if pruned:
+            print("Deleted Volumes:")
+            print("".join(f"{name}\n" for name in pruned))
+    # What the removed containers left (and anything else unreferenced) goes too.
+    collected = client.prune()
+    reclaimed = (
+        sum(size for _, size in containers)
+        + images_reclaimed
+        + volumes_reclaimed
+        + collected.reclaimed
+    )
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
+    return 0
+
+
+def _df(args: argparse.Namespace, ctx: Context) -> Listing | int:
     from ctl.output import Column, Listing
+
+    if args.verbose:
+        return _df_verbose(args, ctx)
 
     columns = (
         Column("TYPE", "Type"),
@@ -169,6 +281,76 @@ def _df(args: argparse.Namespace, ctx: Context) -> Listing:
         Column("RECLAIMABLE", "Reclaimable"),
     )
     return Listing(columns, ctx.client.disk_usage())
+
+
+def _df_verbose(args: argparse.Namespace, ctx: Context) -> int:
+    """_df_verbose prints docker's ``system df -v``: images, containers, volumes, build cache.
+
+    It covers the namespace ctl works in, as images and ps do; ctl builds no
+    images, so it has no build cache.
+    """
+    from ctl.commands.containers import ps_row
+    from ctl.output import Column, Listing, print_json, print_listing
+    from ctl.progress import human_size
+    from ctl.system import image_usage
+
+    client = ctx.client
+    images = image_usage(client)
+    containers = []
+    for container in client.list_containers():
+        row = ps_row(container, client.task_state(container), no_trunc=False)
+        row.update(LocalVolumes="0", Size=human_size(client.container_size(container)[0]))
+        containers.append(row)
+    if args.format != "table":
+        print_json({"Images": images, "Containers": containers, "Volumes": [], "BuildCache": []})
+        return 0
+    sections = (
+        (
+            "Images space usage:",
+            Listing(
+                (
+                    Column("REPOSITORY", "Repository"),
+                    Column("TAG", "Tag"),
+                    Column("IMAGE ID", "ID"),
+                    Column("CREATED", "CreatedSince"),
+                    Column("SIZE", "Size"),
+                    Column("SHARED SIZE", "SharedSize"),
+                    Column("UNIQUE SIZE", "UniqueSize"),
+                    Column("CONTAINERS", "Containers"),
+                ),
+                images,
+            ),
+        ),
+        (
+            "Containers space usage:",
+            Listing(
+                (
+                    Column("CONTAINER ID", "ID"),
+                    Column("IMAGE", "Image"),
+                    Column("COMMAND", "Command"),
+                    Column("LOCAL VOLUMES", "LocalVolumes"),
+                    Column("SIZE", "Size"),
+                    Column("CREATED", "RunningFor"),
+                    Column("STATUS", "Status"),
+                    Column("NAMES", "Names"),
+                ),
+                containers,
+            ),
+        ),
+        (
+            "Local Volumes space usage:",
+            Listing(
+                (Column("VOLUME NAME", "Name"), Column("LINKS", "Links"), Column("SIZE", "Size")),
+                [],
+            ),
+        ),
+    )
+    for title, listing in sections:
+        print(f"{title}\n")
+        print_listing(listing, "table", quiet=False)
+        print()
+    print("Build cache usage: 0B")
+    return 0
 
 
 def _check(args: argparse.Namespace, ctx: Context) -> int:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 MAX_MANIFEST_SIZE = 4 << 20
 CHUNK_SIZE = 1 << 20
+# A tag list's next page, as the distribution spec gives it: Link: <url>; rel="next".
+_NEXT_PAGE = re.compile(r'\s*<([^>]+)>\s*;\s*rel="?next"?')
 MANIFEST_ACCEPT = ", ".join(
     (
         oci.MEDIA_TYPE_OCI_INDEX,
@@ -212,6 +214,28 @@ class Registry(Closing):
         with self._transport.request("GET", "/v2/", scope="", what=what) as response:
             if response.status_code != 200:
                 raise self._transport.error(response, what)
+
+    def list_tags(self, repo: str) -> list[str]:
+        """list_tags is every tag of ``repo`` (``/v2/<repo>/tags/list``), page after page."""
+        what = f"listing the tags of {self.domain}/{repo}"
+        validate_repository(repo)
+        target: str | None = f"/v2/{repo}/tags/list"
+        tags: list[str] = []
+        while target is not None:
+            with self._transport.request(
+                "GET", target, scope=pull_scope(repo), what=what, stream=True
+            ) as response:
+                if response.status_code != 200:
+                    raise self._transport.error(response, what)
+                body = _read_body(response, MAX_MANIFEST_SIZE, what)
+                link = _NEXT_PAGE.match(response.headers.get("Link", ""))
+            try:
+                page = json.loads(body).get("tags") or []
+            except (ValueError, AttributeError):
+                raise DataCorrupted(f"{what}: the registry's answer is not a tag list") from None
+            tags += [tag for tag in page if isinstance(tag, str)]
+            target = link.group(1) if link else None
+        return tags
 
     def blob_exists(self, repo: str, desc: oci.Descriptor) -> bool:
         """blob_exists tells whether the repository has the blob; it asks for push access."""

@@ -148,7 +148,7 @@ def test_lifecycle_through_the_cli(croot: Path, image: str) -> None:
     assert row["Status"].startswith("Exited (137)")
     assert ctl_proc("wait", "cli-life", root=croot).assert_success().stdout == "137\n"
     ctl_proc("rm", "cli-life", root=croot).assert_success()
-    ctl_proc("inspect", "cli-life", root=croot).assert_failure(125, stderr_re="no such container")
+    ctl_proc("inspect", "cli-life", root=croot).assert_failure(125, stderr_re="no such object")
 
 
 @pytest.mark.parametrize(

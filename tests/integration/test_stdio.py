@@ -125,7 +125,7 @@ def test_a_large_listing_into_head_is_silent(sroot: Path) -> None:
 
 
 def test_an_error_with_stdout_closed_is_the_error_alone(sroot: Path) -> None:
-    proc = _shell(sroot, ["inspect", "no-such"], ">&-")
+    proc = _shell(sroot, ["container", "inspect", "no-such"], ">&-")
     assert proc.returncode == 125
     assert proc.stderr == "ctl: container 'no-such': no such container\n"
 
