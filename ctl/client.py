@@ -698,9 +698,9 @@ class Client:
                 },
                 Path(f"/proc/{task.pid}/root"),
             )
-        import shlex
+            import shlex
 
-        self.emit_container(container, f"exec_start: {shlex.join(args)}")
+            self.emit_container(container, f"exec_start: {shlex.join(args)}")
         code = self.tasks.exec(
             container,
             args,
