@@ -32,6 +32,7 @@ MODULES = (
     "login",
     "stats",
     "events",
+    "update",
 )
 
 

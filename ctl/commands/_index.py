@@ -57,4 +57,5 @@ MODULE_OF = {
     "logout": "login",
     "stats": "stats",
     "events": "events",
+    "update": "update",
 }

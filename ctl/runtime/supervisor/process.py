@@ -25,6 +25,7 @@ from ctl.runtime import cgroups, prctl, state
 from ctl.runtime.logs import LogWriter
 from ctl.runtime.runc import CreateOpts, RuncError, RuncNotFound, Stdio
 from ctl.runtime.state import ExitStatus, Status
+from ctl.runtime.supervisor.policy import restart_policy
 from ctl.runtime.supervisor.wire import encode_error, exit_message, send
 
 if TYPE_CHECKING:
@@ -620,7 +621,7 @@ class _Supervisor:
                 restarting = False
             else:
                 restarting = should_restart(
-                    self.spec.restart,
+                    restart_policy(self.task, self.spec.restart),
                     exit_status,
                     self.restart_count,
                     self.task.is_stopping(),
