@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.state import ExitStatus, TaskState
     from ctl.runtime.supervisor import Spawned
+    from ctl.runtime.supervisor.attach import Attached
     from ctl.snapshots.namespaced import NamespacedSnapshotter
     from ctl.system import Finding
     from ctl.tasks import TaskService
@@ -553,6 +554,14 @@ class Client:
         updated = self.tasks.update(container, resources, save, restart)
         self.emit("container", "update", container.id, name=container.name)
         return updated._replace(config=config)
+
+    def attach(self, ref: str, stdin: bool = True) -> tuple[Container, Attached]:
+        """attach connects to a running container's stdio (``Task.attach``); a tty gets
+        the size of this process's terminal."""
+        container = self.containers.get(ref)
+        attached = self.tasks.attach(container, stdin, size_of=0)
+        self.emit("container", "attach", container.id, name=container.name)
+        return container, attached
 
     # Tasks, by container reference, as containerd's Task has them.
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ctl.runtime.runc import Runc, Stdio
     from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.supervisor import Spawned
+    from ctl.runtime.supervisor.attach import Attached
     from ctl.snapshots import Snapshotter
 
 # How often waiting commands look at a task's records.
@@ -52,6 +53,7 @@ _VERBS = {
     "metrics": "read the metrics of",
     "delete": "remove",
     "update": "update",
+    "attach": "attach to",
 }
 
 
@@ -81,7 +83,8 @@ class Task(Protocol):
         created, running, paused --stop--> stopped (and kill, once the process dies)
         stopped, unknown --delete--> (none)  (forget, remove)
 
-    ``kill``, ``exec``, ``pids``, ``metrics`` and ``update`` leave the status as it was.
+    ``kill``, ``exec``, ``pids``, ``metrics``, ``update`` and ``attach`` leave the
+    status as it was.
     A container named ``NAME`` below is a ``Container`` record; methods that
     take ``container_id`` take the full id.
 
@@ -187,6 +190,16 @@ class Task(Protocol):
 
         InvalidArgument without ``args``; ExecFailed (126/127) when they
         cannot run; 0 at once with ``detach``.
+        """
+        ...
+
+    def attach(self, container: Container, stdin: bool, size_of: int = 0) -> Attached:
+        """attach connects to the running task's stdio through its supervisor (``attach``).
+
+        The connection gets all the output from now on, and takes input
+        when ``stdin`` and the task was started with ``-i``; a tty gets the
+        size of the terminal ``size_of``. A supervisor that takes no
+        attaches (one of an older ctl) is FailedPrecondition.
         """
         ...
 
@@ -821,6 +834,18 @@ class TaskService:
                         runc.update(container.id, current)
                 raise
             return updated
+
+    def attach(self, container: Container, stdin: bool, size_of: int = 0) -> Attached:
+        from ctl.runtime.supervisor.attach import Attached
+
+        task = self.load(container.id)
+        hint = "resume it first" if task is not None and task.status is Status.PAUSED else None
+        _gate(task, "attach", container.name, hint=hint or "start it first")
+        assert task is not None  # a running task
+        config = container.config
+        return Attached.connect(
+            task.supervisor_pid, container.id, task.pid, config.tty, stdin and config.stdin, size_of
+        )
 
     def pids(self, container: Container) -> list[int]:
         self._gated(container, "pids")

@@ -33,6 +33,7 @@ MODULES = (
     "stats",
     "events",
     "update",
+    "attach",
 )
 
 

@@ -58,4 +58,5 @@ MODULE_OF = {
     "stats": "stats",
     "events": "events",
     "update": "update",
+    "attach": "attach",
 }

@@ -48,6 +48,7 @@ class Status(Enum):
 #   stop         the stop signal, then SIGKILL; waits for the exit
 #   exec, pids, metrics
 #                need a process to run in or to read (exec: an unpaused one)
+#   attach       connect to the stdio of a running task, through its supervisor
 #   update       change the cgroup limits: of the live task through runc,
 #                of a stopped one in the record alone (the next run's)
 #   delete       forget the task (its records; no task reads as stopped):
@@ -75,6 +76,7 @@ TRANSITIONS: Final[dict[Status, dict[str, Status]]] = {
         "pids": Status.RUNNING,
         "metrics": Status.RUNNING,
         "update": Status.RUNNING,
+        "attach": Status.RUNNING,
     },
     Status.PAUSED: {
         "resume": Status.RUNNING,

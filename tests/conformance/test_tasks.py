@@ -119,6 +119,7 @@ ACTIONS: dict[str, tuple[str, Callable[[TaskService, Container], object]]] = {
     "pids": ("pids", lambda t, c: t.pids(c)),
     "metrics": ("metrics", lambda t, c: t.metrics(c)),
     "update": ("update", lambda t, c: t.update(c, Resources(pids_limit=64))),
+    "attach": ("attach", lambda t, c: t.attach(c, stdin=False).close()),
     "forget": ("delete", lambda t, c: t.forget(c.id)),
     "remove": ("delete", lambda t, c: t.remove(c, force=False)),
 }

@@ -74,6 +74,8 @@ def test_update_changes_a_running_container_and_a_restart_keeps_it(uroot: Path, 
             root=uroot,
         ).assert_success()  # fmt: skip
         assert result.stdout == f"{name}\n"
+        logged = [json.loads(line) for line in (uroot / "events" / "events.log").open()]
+        assert ("update", name) in [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in logged]
 
         def check() -> None:
             assert memory_limit(uroot, name) == 96 * MIB
