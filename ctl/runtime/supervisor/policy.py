@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ctl import fsutil
-from ctl.runtime.runopts import RestartPolicy
 
 if TYPE_CHECKING:
+    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.taskdir import TaskDir
 
 RESTART_FILE: Final = "restart.json"
@@ -38,6 +38,13 @@ def restart_policy(task: TaskDir, spawned_with: RestartPolicy | None) -> Restart
     """
     try:
         doc = fsutil.read_json(task.path / RESTART_FILE)
+    except (OSError, ValueError):
+        return spawned_with
+    # Imported only once update wrote a policy (a run without one spares every
+    # start the import), by the supervisor after its fork, from ctl's own files.
+    from ctl.runtime.runopts import RestartPolicy
+
+    try:
         return RestartPolicy(str(doc["name"]), int(doc.get("max_retries", 0)))
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (TypeError, KeyError, AttributeError, ValueError):
         return spawned_with
