@@ -844,7 +844,7 @@ class TaskService:
         assert task is not None  # a running task
         config = container.config
         return Attached.connect(
-            task.supervisor_pid, container.id, task.pid, config.tty, stdin and config.stdin, size_of
+            self.task_dir(container.id).path, task.pid, config.tty, stdin and config.stdin, size_of
         )
 
     def pids(self, container: Container) -> list[int]:

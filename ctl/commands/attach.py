@@ -69,7 +69,17 @@ def _attach(args: argparse.Namespace, ctx: Context) -> int:
             status = attached.run(0, 1, 2, keys)
     if status is None:
         return 0  # detached: the container runs on
-    if status.exit_code is None:
-        sys.stderr.write(f"ctl: container {container.name}: its supervisor was lost\n")
-        return EXIT_CTL_FAILURE
-    return status.exit_code
+    if status.exit_code is not None:
+        return status.exit_code
+    # The connection ended without the exit: the supervisor went, or let go of a
+    # client too slow to take the output. Its records may know more.
+    from ctl.runtime.state import Status
+
+    task = ctx.client.task_state(container)
+    if task is not None and task.exit is not None and task.exit.exit_code is not None:
+        return task.exit.exit_code
+    why = "was lost"
+    if task is not None and task.status is Status.RUNNING:
+        why = "let this attach go (too slow to take the output)"
+    sys.stderr.write(f"ctl: container {container.name}: its supervisor {why}\n")
+    return EXIT_CTL_FAILURE

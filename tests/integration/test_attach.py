@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ctl.paths import Paths
 from tests.helpers import REPO_ROOT, _argv, clean_root, ctl_command, ctl_proc
 
 if TYPE_CHECKING:
@@ -87,14 +88,16 @@ def test_attach_reads_the_output_and_leaves_the_container_running(aroot: Path, i
             proc.kill()
             proc.wait()
         assert state(aroot, name) == "running"
-        # Another attach after that one went.
-        proc = attach(aroot, "--no-stdin", name, stdout=subprocess.PIPE)
+        # Two more at once, after that one went: each gets the output.
+        procs = [attach(aroot, "--no-stdin", name, stdout=subprocess.PIPE) for _ in range(2)]
         try:
-            assert proc.stdout is not None
-            read_until(proc.stdout.fileno(), b"x\n")
+            for proc in procs:
+                assert proc.stdout is not None
+                read_until(proc.stdout.fileno(), b"x\nx\n")
         finally:
-            proc.kill()
-            proc.wait()
+            for proc in procs:
+                proc.kill()
+                proc.wait()
     finally:
         ctl_proc("rm", "-f", name, root=aroot)
 
@@ -141,10 +144,12 @@ def test_stdin_reaches_an_interactive_container_and_its_exit_code_comes_back(
 
 def test_signals_are_proxied_without_a_tty(aroot: Path, image: str) -> None:
     name = "att-signal"
-    run_d(aroot, name, image, "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done")
+    script = "trap 'exit 42' TERM; while :; do echo tick; sleep 0.1; done"
+    run_d(aroot, name, image, "sh", "-c", script)
     try:
         proc = attach(aroot, name, stdout=subprocess.PIPE)
-        time.sleep(0.5)  # attached
+        assert proc.stdout is not None
+        read_until(proc.stdout.fileno(), b"tick\n")  # attached, and proxying
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 42
     finally:
@@ -185,5 +190,21 @@ def test_attach_to_a_container_that_does_not_run_fails(aroot: Path, image: str) 
         ctl_proc("attach", name, root=aroot).assert_failure(125, stderr_re="start it first")
         ctl_proc("attach", "att-none", root=aroot).assert_failure(125)
         ctl_proc("attach", "--detach-keys", "ctrl-1", name, root=aroot).assert_failure(125)
+    finally:
+        ctl_proc("rm", "-f", name, root=aroot)
+
+
+def test_a_supervisor_without_the_socket_is_refused(aroot: Path, image: str) -> None:
+    """As one started by a ctl before attach: its task directory has no attach.sock."""
+    name = "att-old"
+    run_d(aroot, name, image, "sleep", "600")
+    try:
+        container_id = json.loads(ctl_proc("inspect", name, root=aroot).stdout)[0]["Id"]
+        socket = Paths(aroot).task_dir("default", container_id) / "attach.sock"
+        assert socket.is_socket()
+        assert socket.stat().st_mode & 0o777 and socket.parent.stat().st_mode & 0o077 == 0
+        socket.unlink()
+        ctl_proc("attach", name, root=aroot).assert_failure(125, stderr_re="takes no attaches")
+        assert state(aroot, name) == "running"
     finally:
         ctl_proc("rm", "-f", name, root=aroot)

@@ -1,10 +1,13 @@
 """Attaching to a running task's stdio later (``attach``), through its supervisor.
 
-The supervisor listens on a unix socket of the abstract namespace, named after
-its pid and the task (``socket_name``): no file to clean up, no path-length
-limit, and gone with the supervisor. The listener is one descriptor in the
-supervisor's poll loop: nothing runs while nobody attaches. Only a peer of the
-supervisor's own uid is taken.
+The supervisor listens on ``attach.sock`` in the task directory (mode 0700),
+out of reach of the containers (an abstract socket would be reachable from
+any container sharing the host's network namespace), and only a peer of its
+own uid is taken. Both ends name it through ``/proc/self/fd/N/`` of the
+directory, so that a deep root cannot exceed the 108 bytes of a socket
+address. The listener is one descriptor in the supervisor's poll loop:
+nothing runs while nobody attaches. A supervisor that is gone leaves a file
+that refuses connections.
 
 The socket is SOCK_SEQPACKET, so each message keeps its bounds: one kind
 byte, then the payload.
@@ -28,6 +31,8 @@ all goes to the one stdin, as with docker.
 
 from __future__ import annotations
 
+# The C module: ``socket`` costs every ``ctl run`` milliseconds of enum building.
+import _socket
 import contextlib
 import errno
 import fcntl
@@ -35,10 +40,9 @@ import json
 import os
 import select
 import signal
-import socket
 import struct
 import termios
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ctl.errdefs import FailedPrecondition
 from ctl.fsutil import write_all
@@ -47,16 +51,26 @@ from ctl.runtime.supervisor.wire import exit_message
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 # How long the supervisor blocks on one client's full socket before letting it go.
 SEND_TIMEOUT = 1.0
 _MESSAGE = 65536 + 1
+_SEQPACKET = _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC
 _STREAM_KINDS = {"stdout": b"o", "stderr": b"e"}
 
 
-def socket_name(supervisor_pid: int, task_id: str) -> str:
-    """socket_name is the abstract socket a task's supervisor listens on (without the NUL)."""
-    return f"ctl-attach-{supervisor_pid}-{task_id[:32]}"
+SOCKET: Final = "attach.sock"
+
+
+@contextlib.contextmanager
+def _address(directory: Path) -> Iterator[str]:
+    """_address is the socket's address in ``directory``, short whatever the path."""
+    fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{SOCKET}"
+    finally:
+        os.close(fd)
 
 
 class DetachKeys:
@@ -88,7 +102,7 @@ class DetachKeys:
 
 
 class _Client:
-    def __init__(self, conn: socket.socket) -> None:
+    def __init__(self, conn: _socket.socket) -> None:
         self.conn = conn
         self.stdin = False
         self.greeted = False
@@ -102,9 +116,14 @@ class Attachments:
     writes, and ``exited`` once a run has ended.
     """
 
-    def __init__(self, task_id: str) -> None:
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        self.listener.bind("\0" + socket_name(os.getpid(), task_id))
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / SOCKET
+        self.listener = _socket.socket(
+            _socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC
+        )
+        self.path.unlink(missing_ok=True)  # an earlier supervisor's
+        with _address(directory) as address:
+            self.listener.bind(address)
         self.listener.listen(8)
         self.listener.setblocking(False)
         self.clients: dict[int, _Client] = {}
@@ -154,10 +173,11 @@ class Attachments:
 
     def _accept(self) -> None:
         try:
-            conn, _ = self.listener.accept()
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # accept4, CLOEXEC
         except OSError:
             return
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, fd)
+        creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
         if struct.unpack("3i", creds)[1] != os.getuid():
             conn.close()
             return
@@ -183,13 +203,21 @@ class Attachments:
                 self._drop(fd)
 
     def exited(self, status: ExitStatus, restarting: bool) -> None:
-        """exited tells every client how the run ended, and lets them go."""
+        """exited tells every client how the run ended, and lets them go.
+
+        Without a restart to come, the listener closes too: an attach from
+        now on is refused rather than left waiting.
+        """
         message = b"x" + json.dumps(exit_message(status, restarting)).encode()
         for fd, client in list(self.clients.items()):
             with contextlib.suppress(OSError):
                 client.conn.send(message)
             self._drop(fd)
         self._poller = None
+        if not restarting:
+            self.listener.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
 
 def _resize(master: int, winsize: bytes) -> None:
@@ -216,7 +244,7 @@ class Attached:
     resizes are passed on.
     """
 
-    def __init__(self, conn: socket.socket, tty: bool, stdin: bool, init_pid: int) -> None:
+    def __init__(self, conn: _socket.socket, tty: bool, stdin: bool, init_pid: int) -> None:
         self.conn = conn
         self.tty = tty
         self.stdin = stdin
@@ -228,20 +256,22 @@ class Attached:
 
     @classmethod
     def connect(
-        cls, supervisor_pid: int, task_id: str, init_pid: int, tty: bool, stdin: bool, size_of: int
+        cls, directory: Path, init_pid: int, tty: bool, stdin: bool, size_of: int
     ) -> Attached:
-        """connect says hello to the supervisor; FailedPrecondition if it takes no attaches.
+        """connect says hello to the supervisor of the task in ``directory``.
 
-        ``size_of`` is the terminal whose size a tty gets (when it is one).
+        FailedPrecondition if it takes no attaches. ``size_of`` is the
+        terminal whose size a tty gets (when it is one).
         """
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        conn = _socket.socket(_socket.AF_UNIX, _SEQPACKET)
         try:
-            conn.connect("\0" + socket_name(supervisor_pid, task_id))
+            with _address(directory) as address:
+                conn.connect(address)
         except OSError as err:
             conn.close()
             raise FailedPrecondition(
-                f"the supervisor of task {task_id[:12]} takes no attaches: {err.strerror}",
-                hint="it exited, or was started by an older ctl: restart the container",
+                f"the supervisor of task {directory.name[:12]} takes no attaches: {err.strerror}",
+                hint="it is exiting, or was started by an older ctl: restart the container",
             ) from None
         size = winsize(size_of) if tty else None
         rows_cols = list(struct.unpack("HHHH", size)[:2]) if size else None

@@ -215,7 +215,7 @@ class _Supervisor:
             signal.signal(signal.SIGWINCH, lambda sig, frame: None)
         self.log = LogWriter(self.task.log, self.spec.log_max_size, self.spec.log_max_files)
         try:
-            self.attachments = Attachments(self.task.id)
+            self.attachments = Attachments(self.task.path)
         except OSError as err:  # the task runs on, without attaches
             print(f"ctl-sup {self.task.id}: attach: {err}", file=sys.stderr)
 
