@@ -229,3 +229,19 @@ def test_a_new_restart_policy_reaches_the_running_task(uroot: Path, image: str) 
         ctl_proc("wait", name, root=uroot).assert_success("3\n")
     finally:
         ctl_proc("rm", "-f", name, root=uroot)
+
+
+def test_a_paused_container_stays_frozen(uroot: Path, image: str) -> None:
+    name = "upd-paused"
+    ctl_proc(
+        "run", "-d", "--name", name, "--net", "none", image, "sleep", "600", root=uroot
+    ).assert_success()
+    try:
+        ctl_proc("pause", name, root=uroot).assert_success()
+        ctl_proc("update", "--pids-limit", "20", name, root=uroot).assert_success()
+        assert cgroup_file(uroot, name, "pids/pids.max", "pids.max") == "20"
+        frozen = cgroup_file(uroot, name, "freezer/freezer.state", "cgroup.freeze")
+        assert frozen in ("FROZEN", "1")
+        assert inspect(uroot, name)["State"]["Status"] == "paused"
+    finally:
+        ctl_proc("rm", "-f", name, root=uroot)
