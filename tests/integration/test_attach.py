@@ -162,12 +162,25 @@ def test_a_tty_container_through_a_pty_detaches_with_ctrl_p_ctrl_q(aroot: Path, 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     try:
-        proc = attach(aroot, name, stdin=slave, stdout=slave, stderr=slave)
+        # The pty is attach's controlling terminal: a resize signals it, as a terminal's does.
+        proc = attach(
+            aroot, name, stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+        )  # fmt: skip
         os.close(slave)
         try:
             os.write(master, b"stty size; echo done-$((40+2))\r")
             got = read_until(master, b"done-42")
             assert b"33 111" in got
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 44, 122, 0, 0))
+            # The SIGWINCH is passed on as it comes: asked until the new size shows.
+            for attempt in range(50):
+                os.write(master, f"stty size; echo size-{attempt}-$((1))\r".encode())
+                if b"44 122" in read_until(master, f"size-{attempt}-1".encode()):
+                    break
+            else:
+                raise AssertionError("the container's terminal was not resized")
             assert not termios.tcgetattr(master)[3] & termios.ICANON  # raw meanwhile
             os.write(master, b"\x10\x11")
             assert proc.wait(TIMEOUT) == 0
