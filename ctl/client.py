@@ -52,9 +52,12 @@ if TYPE_CHECKING:
     from ctl.reference import Reference
     from ctl.remotes.auth import CredentialStore
     from ctl.remotes.registry import Registry
+    from ctl.runtime.resources import Resources
     from ctl.runtime.runc import Stdio
+    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.state import ExitStatus, TaskState
     from ctl.runtime.supervisor import Spawned
+    from ctl.runtime.supervisor.attach import Attached
     from ctl.snapshots.namespaced import NamespacedSnapshotter
     from ctl.system import Finding
     from ctl.tasks import TaskService
@@ -584,6 +587,37 @@ class Client:
         with self.start_task(container):
             pass
         return container
+
+    def update_container(
+        self, ref: str, resources: Resources, restart: RestartPolicy | None = None
+    ) -> Container:
+        """update_container changes a container's limits and restart policy (docker's update).
+
+        A live task takes the new limits at once (``Task.update``); the record
+        keeps them, and ``restart``, for every later start.
+        """
+        container = self.containers.get(ref)
+        if restart is not None and container.config.rm and restart.name != "no":
+            raise InvalidArgument(
+                f"container {container.name}: its restart policy cannot be updated "
+                "because it was run with --rm"
+            )
+        config = container.config if restart is None else container.config._replace(restart=restart)
+
+        def save(updated: Container) -> None:
+            self.containers.update(updated._replace(config=config), ["spec", "config"])
+
+        updated = self.tasks.update(container, resources, save, restart)
+        self.emit("container", "update", container.id, name=container.name)
+        return updated._replace(config=config)
+
+    def attach(self, ref: str, stdin: bool = True) -> tuple[Container, Attached]:
+        """attach connects to a running container's stdio (``Task.attach``); a tty gets
+        the size of this process's terminal."""
+        container = self.containers.get(ref)
+        attached = self.tasks.attach(container, stdin, size_of=0)
+        self.emit("container", "attach", container.id, name=container.name)
+        return container, attached
 
     # Tasks, by container reference, as containerd's Task has them.
 

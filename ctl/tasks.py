@@ -32,8 +32,11 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container, RunConfig
     from ctl.network.manager import NetworkManager
     from ctl.paths import Paths
+    from ctl.runtime.resources import Resources
     from ctl.runtime.runc import Runc, Stdio
+    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.supervisor import Spawned
+    from ctl.runtime.supervisor.attach import Attached
     from ctl.snapshots import Snapshotter
 
 # How often waiting commands look at a task's records.
@@ -49,6 +52,8 @@ _VERBS = {
     "pids": "list the processes of",
     "metrics": "read the metrics of",
     "delete": "remove",
+    "update": "update",
+    "attach": "attach to",
 }
 
 
@@ -78,12 +83,13 @@ class Task(Protocol):
         created, running, paused --stop--> stopped (and kill, once the process dies)
         stopped, unknown --delete--> (none)  (forget, remove)
 
-    ``kill``, ``exec``, ``pids`` and ``metrics`` leave the status as it was.
+    ``kill``, ``exec``, ``pids``, ``metrics``, ``update`` and ``attach`` leave the
+    status as it was.
     A container named ``NAME`` below is a ``Container`` record; methods that
     take ``container_id`` take the full id.
 
-    Concurrent callers: ``start``, ``start_created``, ``stop`` and ``remove``
-    of one container run one at a time, under the task's lifecycle lock
+    Concurrent callers: ``start``, ``start_created``, ``stop``, ``update`` and
+    ``remove`` of one container run one at a time, under the task's lifecycle lock
     (``Paths.lock("task", ns, id)``), so that of five concurrent starts one
     starts the task and four find it running. The locks, always taken in
     this order (never the other way round):
@@ -187,8 +193,42 @@ class Task(Protocol):
         """
         ...
 
+    def attach(self, container: Container, stdin: bool, size_of: int = 0) -> Attached:
+        """attach connects to the running task's stdio through its supervisor (``attach``).
+
+        The connection gets all the output from now on, and takes input
+        when ``stdin`` and the task was started with ``-i``; a tty gets the
+        size of the terminal ``size_of``. A supervisor that takes no
+        attaches (one of an older ctl) is FailedPrecondition.
+        """
+        ...
+
     def pids(self, container: Container) -> list[int]:
         """pids are the task's processes, as host pids (``pids``)."""
+        ...
+
+    def update(
+        self,
+        container: Container,
+        resources: Resources,
+        save: Callable[[Container], None] | None = None,
+        restart: RestartPolicy | None = None,
+    ) -> Container:
+        """update changes the container's cgroup limits (``update``); returns it with them.
+
+        What ``resources`` sets replaces the spec's value, the rest stays:
+        ``linux.resources`` of the container's spec is merged part by part
+        (memory, cpu, blockIO, pids), and the whole is checked as ``create``
+        checks it (InvalidArgument, naming the flag). A live task (created,
+        running, paused) takes the change through its OCI runtime first (a
+        RuncError, such as a memory limit below what the container uses,
+        changes nothing), then in its bundle, so that a restart by the policy
+        keeps it; a stopped task, or none, changes in the record only.
+        ``save`` records the changed container, under the lifecycle lock; if
+        it fails, the task gets its old limits back. A new ``restart`` policy
+        (the record's is ``save``'s) reaches the supervisor of a running
+        task, for its next exit.
+        """
         ...
 
     def metrics(self, container: Container) -> dict[str, Any]:
@@ -768,6 +808,53 @@ class TaskService:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def update(
+        self,
+        container: Container,
+        resources: Resources,
+        save: Callable[[Container], None] | None = None,
+        restart: RestartPolicy | None = None,
+    ) -> Container:
+        with self._lifecycle_lock(container.id):
+            task_dir = self._gated(container, "update")
+            current = dict(container.spec.get("linux", {}).get("resources", {}))
+            wanted = merged_resources(current, resources)
+            linux = {**container.spec.get("linux", {}), "resources": wanted}
+            updated = container.updated(spec={**container.spec, "linux": linux})
+            live = task_dir.read_record() is not None and _allows(task_dir.load(), "kill")
+            runc = self._runc(container)
+            if live:
+                runc.update(container.id, wanted)
+            try:
+                if save is not None:
+                    save(updated)
+                if restart is not None:
+                    from ctl.runtime.supervisor.policy import write_restart_policy
+
+                    write_restart_policy(task_dir, restart)
+                if live:
+                    bundle = task_dir.read_config()
+                    linux = {**bundle.get("linux", {}), "resources": wanted}
+                    task_dir.write_config({**bundle, "linux": linux})
+            except BaseException:
+                if live:
+                    with contextlib.suppress(CtlError):
+                        runc.update(container.id, current)
+                raise
+            return updated
+
+    def attach(self, container: Container, stdin: bool, size_of: int = 0) -> Attached:
+        from ctl.runtime.supervisor.attach import Attached
+
+        task = self.load(container.id)
+        hint = "resume it first" if task is not None and task.status is Status.PAUSED else None
+        _gate(task, "attach", container.name, hint=hint or "start it first")
+        assert task is not None  # a running task
+        config = container.config
+        return Attached.connect(
+            self.task_dir(container.id).path, task.pid, config.tty, stdin and config.stdin, size_of
+        )
+
     def pids(self, container: Container) -> list[int]:
         self._gated(container, "pids")
         return self._runc(container).ps(container.id)
@@ -793,6 +880,34 @@ class TaskService:
         entries = read_container_logs(log, container.config.log, tail, follow, stopped)
         for entry in entries:
             yield entry.stream, entry.text, entry.time, entry.skipped
+
+
+def merged_resources(current: dict[str, Any], change: Resources) -> dict[str, Any]:
+    """merged_resources is the OCI ``linux.resources`` ``current`` with ``change`` applied.
+
+    Each part is merged key by key, as ``create`` merges its flags; memory
+    plus swap is checked against the memory limit the container will have,
+    as docker's daemon checks an update.
+    """
+    from ctl.runtime.resources import Resources
+
+    change.validate()
+    memory = dict(current.get("memory", {}))
+    if change.memory and change.memory_swap is None and 0 < memory.get("swap", 0) < change.memory:
+        raise InvalidArgument(
+            "--memory: above the memory plus swap limit already set; "
+            "set --memory-swap at the same time"
+        )
+    merged = {key: dict(part) if isinstance(part, dict) else part for key, part in current.items()}
+    for key, part in change.linux_resources().items():
+        merged[key] = {**merged.get(key, {}), **part}
+    memory = merged.get("memory", {})
+    Resources(
+        memory=memory.get("limit"),
+        memory_swap=memory.get("swap"),
+        memory_reservation=memory.get("reservation"),
+    ).validate()
+    return merged
 
 
 class _RuncErrorFilter:

@@ -34,6 +34,8 @@ MODULES = (
     "login",
     "stats",
     "events",
+    "update",
+    "attach",
 )
 
 

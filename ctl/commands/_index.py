@@ -59,4 +59,6 @@ MODULE_OF = {
     "logout": "login",
     "stats": "stats",
     "events": "events",
+    "update": "update",
+    "attach": "attach",
 }

@@ -309,14 +309,27 @@ def _network_container_options(args: argparse.Namespace) -> dict[str, Any]:
 def _resource_flags(parser: argparse.ArgumentParser) -> None:
     from argparse import SUPPRESS
 
+    limit_flags(parser)
     add = parser.add_argument
-    add("--memory", "-m", help="memory limit (e.g. 512m; 0: no limit)")
-    add("--memory-swap", help="memory plus swap (e.g. 1g; -1: unlimited swap)")
-    add("--memory-reservation", help="memory soft limit")
     add("--memory-swappiness", help="0 to 100 (cgroup v1 only)")
     add("--kernel-memory", help=SUPPRESS)  # docker: deprecated, ignored with a warning
     add("--oom-kill-disable", action="store_true", help="do not OOM-kill the container")
     add("--oom-score-adj", help="the OOM score adjustment of its processes, -1000 to 1000")
+    add("--blkio-weight-device", **_many("DEV:WEIGHT"), help="block I/O weight of a device")
+    for way in ("read", "write"):
+        add(f"--device-{way}-bps", **_many("DEV:RATE"), help=f"{way} bytes a second (1mb)")
+        add(f"--device-{way}-iops", **_many("DEV:RATE"), help=f"{way} operations a second")
+    add("--ulimit", **_many("NAME=SOFT[:HARD]"), help="a resource limit (nofile=1024:2048)")
+    add("--shm-size", help="size of /dev/shm (default 64m)")
+    add("--sysctl", **_many("KEY=VALUE"), help="a namespaced kernel parameter")
+
+
+def limit_flags(parser: argparse.ArgumentParser) -> None:
+    """limit_flags declares the limits a running container can change: run's, and update's."""
+    add = parser.add_argument
+    add("--memory", "-m", help="memory limit (e.g. 512m; 0: no limit)")
+    add("--memory-swap", help="memory plus swap (e.g. 1g; -1: unlimited swap)")
+    add("--memory-reservation", help="memory soft limit")
     add("--cpus", help="number of CPUs (e.g. 1.5)")
     add("-c", "--cpu-shares", help="CPU shares (relative weight)")
     add("--cpu-period", help="CFS period in microseconds")
@@ -325,15 +338,8 @@ def _resource_flags(parser: argparse.ArgumentParser) -> None:
     add("--cpu-rt-runtime", help="real-time runtime in microseconds")
     add("--cpuset-cpus", help="CPUs the container may use (0-3, 0,1)")
     add("--cpuset-mems", help="memory nodes the container may use (0-3, 0,1)")
-    add("--pids-limit", type=int, help="maximum number of processes")
+    add("--pids-limit", type=int, help="maximum number of processes (0 or -1: no limit)")
     add("--blkio-weight", help="block I/O weight, 10 to 1000 (0: none)")
-    add("--blkio-weight-device", **_many("DEV:WEIGHT"), help="block I/O weight of a device")
-    for way in ("read", "write"):
-        add(f"--device-{way}-bps", **_many("DEV:RATE"), help=f"{way} bytes a second (1mb)")
-        add(f"--device-{way}-iops", **_many("DEV:RATE"), help=f"{way} operations a second")
-    add("--ulimit", **_many("NAME=SOFT[:HARD]"), help="a resource limit (nofile=1024:2048)")
-    add("--shm-size", help="size of /dev/shm (default 64m)")
-    add("--sysctl", **_many("KEY=VALUE"), help="a namespaced kernel parameter")
 
 
 def _many(metavar: str) -> dict[str, Any]:
@@ -358,7 +364,7 @@ def _resource_options(args: argparse.Namespace) -> dict[str, Any]:
     cpus = _flag("--cpus", runopts.parse_cpus, args.cpus) if args.cpus else None
     wanted = None
     if memory or cpus or any(getattr(args, name) for name in _CGROUP_FLAGS):
-        wanted = _cgroup_resources(args, memory, cpus)
+        wanted = _cgroup_resources(args, memory)
     oom_score_adj = None
     if args.oom_score_adj is not None:
         oom_score_adj = runopts.parse_oom_score_adj(args.oom_score_adj)
@@ -382,42 +388,14 @@ def _size(flag: str, value: str | None) -> int | None:
     return _flag(flag, parse_memory, value) if value is not None else None
 
 
-def _cgroup_resources(
-    args: argparse.Namespace, memory: int | None, cpus: float | None
-) -> Resources | None:
+def _cgroup_resources(args: argparse.Namespace, memory: int | None) -> Resources | None:
     """_cgroup_resources are the limits of Resources besides memory and cpus (their own fields)."""
-    from ctl.runtime import resources, runopts
+    from ctl.runtime import resources
 
-    def number(flag: str, value: str | None) -> int | None:
-        return runopts.parse_int(value, flag) if value is not None else None
-
-    def rates(flag: str) -> tuple[resources.DeviceRate, ...]:
-        values = getattr(args, flag.removeprefix("--").replace("-", "_"))
-        return tuple(resources.DeviceRate(*runopts.parse_device_rate(v, flag)) for v in values)
-
-    swap = None
-    if args.memory_swap is not None:
-        swap = _flag("--memory-swap", runopts.parse_memory_swap, args.memory_swap)
-    wanted = resources.Resources(
-        memory_swap=swap,
-        memory_reservation=_size("--memory-reservation", args.memory_reservation),
-        memory_swappiness=number("--memory-swappiness", args.memory_swappiness),
-        oom_kill_disable=args.oom_kill_disable,
-        cpu_shares=number("--cpu-shares", args.cpu_shares),
-        cpu_period=number("--cpu-period", args.cpu_period),
-        cpu_quota=number("--cpu-quota", args.cpu_quota),
-        cpu_rt_period=number("--cpu-rt-period", args.cpu_rt_period),
-        cpu_rt_runtime=number("--cpu-rt-runtime", args.cpu_rt_runtime),
-        cpuset_cpus=_cpuset("--cpuset-cpus", args.cpuset_cpus, "cpus"),
-        cpuset_mems=_cpuset("--cpuset-mems", args.cpuset_mems, "mems"),
-        blkio_weight=number("--blkio-weight", args.blkio_weight),
-        blkio_weight_device=rates("--blkio-weight-device"),
-        device_read_bps=rates("--device-read-bps"),
-        device_write_bps=rates("--device-write-bps"),
-        device_read_iops=rates("--device-read-iops"),
-        device_write_iops=rates("--device-write-iops"),
-    )
-    wanted._replace(memory=memory, cpus=cpus).validate()
+    given = parsed_resources(args)
+    given.validate()
+    swap = given.memory_swap
+    wanted = given._replace(memory=None, cpus=None)
     if memory and not swap and not resources.unsupported(wanted._replace(memory_swap=-1))[1]:
         wanted = wanted._replace(memory_swap=2 * memory)  # docker's default: as much swap
     if args.oom_kill_disable and not memory:
@@ -426,6 +404,51 @@ def _cgroup_resources(
     for warning in warnings:
         _warn(warning)
     return None if wanted.is_empty() else wanted
+
+
+def parsed_resources(args: argparse.Namespace) -> Resources:
+    """parsed_resources reads the cgroup flags given, each on its own: no defaults.
+
+    ``run``'s resource group and ``update``'s subset of it (a flag its
+    parser lacks reads as not given).
+    """
+    from ctl.runtime import resources, runopts
+
+    def given(flag: str) -> Any:
+        return getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+
+    def number(flag: str) -> int | None:
+        value = given(flag)
+        return runopts.parse_int(value, flag) if value is not None else None
+
+    def rates(flag: str) -> tuple[resources.DeviceRate, ...]:
+        values = given(flag) or ()
+        return tuple(resources.DeviceRate(*runopts.parse_device_rate(v, flag)) for v in values)
+
+    swap, cpus = given("--memory-swap"), given("--cpus")
+    if swap is not None:
+        swap = _flag("--memory-swap", runopts.parse_memory_swap, swap)
+    return resources.Resources(
+        memory=_size("--memory", given("--memory")) or None,
+        memory_swap=swap,
+        memory_reservation=_size("--memory-reservation", given("--memory-reservation")),
+        memory_swappiness=number("--memory-swappiness"),
+        oom_kill_disable=bool(given("--oom-kill-disable")),
+        cpus=_flag("--cpus", runopts.parse_cpus, cpus) if cpus else None,
+        cpu_shares=number("--cpu-shares"),
+        cpu_period=number("--cpu-period"),
+        cpu_quota=number("--cpu-quota"),
+        cpu_rt_period=number("--cpu-rt-period"),
+        cpu_rt_runtime=number("--cpu-rt-runtime"),
+        cpuset_cpus=_cpuset("--cpuset-cpus", given("--cpuset-cpus"), "cpus"),
+        cpuset_mems=_cpuset("--cpuset-mems", given("--cpuset-mems"), "mems"),
+        blkio_weight=number("--blkio-weight"),
+        blkio_weight_device=rates("--blkio-weight-device"),
+        device_read_bps=rates("--device-read-bps"),
+        device_write_bps=rates("--device-write-bps"),
+        device_read_iops=rates("--device-read-iops"),
+        device_write_iops=rates("--device-write-iops"),
+    )
 
 
 def _cpuset(flag: str, value: str | None, kind: str) -> str | None:

@@ -81,6 +81,11 @@ def commands() -> tuple[Command | Group, ...]:
                         "transfer:_commit_flags"),
                 Command("stats", "stats:_stats", "Show containers' resource use",
                         "stats:_stats_flags"),
+                Command("update", "update:_update", "Update the configuration of containers",
+                        "update:_update_flags"),
+                Command("attach", "attach:_attach",
+                        "Attach this terminal's input and output to a running container",
+                        "attach:_attach_flags"),
             ),
         ),
         Group(

@@ -313,12 +313,15 @@ class Runc:
             for fd in moved:
                 os.close(fd)
 
-    def _call(self, what: str, args: list[str]) -> bytes:
-        """_call runs runc with no container stdio and returns its stdout."""
+    def _call(self, what: str, args: list[str], keep: tuple[int, ...] = ()) -> bytes:
+        """_call runs runc with no container stdio and returns its stdout.
+
+        ``keep`` are descriptors runc inherits (files it reads by /proc/self/fd).
+        """
         out_fd, err_fd = _memfd("runc-out"), _memfd("runc-err")
         try:
             with open(os.devnull, "rb") as null:
-                status, log = self._spawn(args, Stdio(null.fileno(), out_fd, err_fd))
+                status, log = self._spawn(args, Stdio(null.fileno(), out_fd, err_fd), keep)
             if status != 0:
                 raise runc_error(what, status, log, _read_all(err_fd))
             return _read_all(out_fd)
@@ -410,6 +413,17 @@ class Runc:
         if status != 0 and (opts.detach or error_from_log(log) is not None):
             raise runc_error(f"exec {id}", status, log)
         return status
+
+    def update(self, id: str, resources: dict[str, Any]) -> None:
+        """update is ``runc update --resources``: ``resources`` (OCI ``linux.resources``)
+        become the container's cgroup limits; what it leaves out stays as it is."""
+        resources_fd = _memfd("runc-resources")
+        try:
+            os.write(resources_fd, json.dumps(resources).encode())
+            args = ["update", "--resources", f"/proc/self/fd/{resources_fd}", id]
+            self._call(f"update {id}", args, keep=(resources_fd,))
+        finally:
+            os.close(resources_fd)
 
     def version(self) -> dict[str, str]:
         """version is ``runc --version`` as {"runc": ..., "commit": ..., "spec": ...}."""

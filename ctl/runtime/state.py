@@ -48,6 +48,9 @@ class Status(Enum):
 #   stop         the stop signal, then SIGKILL; waits for the exit
 #   exec, pids, metrics
 #                need a process to run in or to read (exec: an unpaused one)
+#   attach       connect to the stdio of a running task, through its supervisor
+#   update       change the cgroup limits: of the live task through runc,
+#                of a stopped one in the record alone (the next run's)
 #   delete       forget the task (its records; no task reads as stopped):
 #                only once it stopped, as in containerd, or when its record
 #                is unreadable (UNKNOWN), where ``runc delete --force`` is the
@@ -63,6 +66,7 @@ TRANSITIONS: Final[dict[Status, dict[str, Status]]] = {
         "stop": Status.STOPPED,
         "pids": Status.CREATED,
         "metrics": Status.CREATED,
+        "update": Status.CREATED,
     },
     Status.RUNNING: {
         "pause": Status.PAUSED,
@@ -71,6 +75,8 @@ TRANSITIONS: Final[dict[Status, dict[str, Status]]] = {
         "stop": Status.STOPPED,
         "pids": Status.RUNNING,
         "metrics": Status.RUNNING,
+        "update": Status.RUNNING,
+        "attach": Status.RUNNING,
     },
     Status.PAUSED: {
         "resume": Status.RUNNING,
@@ -78,12 +84,14 @@ TRANSITIONS: Final[dict[Status, dict[str, Status]]] = {
         "stop": Status.STOPPED,
         "pids": Status.PAUSED,
         "metrics": Status.PAUSED,
+        "update": Status.PAUSED,
     },
     Status.STOPPED: {
         "run": Status.RUNNING,
         "create": Status.CREATED,
         "stop": Status.STOPPED,
         "delete": Status.STOPPED,
+        "update": Status.STOPPED,
     },
     Status.UNKNOWN: {"delete": Status.STOPPED},
 }

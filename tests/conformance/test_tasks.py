@@ -19,6 +19,7 @@ import ctl
 from ctl.containers.create import ContainerOptions
 from ctl.errdefs import FailedPrecondition
 from ctl.runtime import state
+from ctl.runtime.resources import Resources
 from ctl.runtime.runc import Stdio
 from ctl.runtime.state import TRANSITIONS, Status
 from tests.helpers import clean_root
@@ -117,6 +118,8 @@ ACTIONS: dict[str, tuple[str, Callable[[TaskService, Container], object]]] = {
     "exec": ("exec", _exec),
     "pids": ("pids", lambda t, c: t.pids(c)),
     "metrics": ("metrics", lambda t, c: t.metrics(c)),
+    "update": ("update", lambda t, c: t.update(c, Resources(pids_limit=64))),
+    "attach": ("attach", lambda t, c: t.attach(c, stdin=False).close()),
     "forget": ("delete", lambda t, c: t.forget(c.id)),
     "remove": ("delete", lambda t, c: t.remove(c, force=False)),
 }

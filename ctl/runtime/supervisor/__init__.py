@@ -24,14 +24,15 @@ then:
    returns; or reports runc's error, which ``spawn`` raises (``ExecFailed``
    with exit code 126/127 when the command cannot be run);
 6. copies the container's output to its log (json-file, local or none:
-   ``ctl.runtime.logs``), and to the caller's descriptors while attached
-   (and the caller's stdin to the container); with a health check, runs it
-   from the same poll loop (``ctl.runtime.health``);
+   ``ctl.runtime.logs``), to the caller's descriptors while attached (and
+   the caller's stdin to the container), and to clients that attach later
+   through its socket (``attach``); with a health check, runs it from the
+   same poll loop (``ctl.runtime.health``);
 7. reaps the init (and orphans), drains the output, reads the OOM counter,
    runs ``runc delete``, writes ``exit.json`` and tells an attached caller;
-8. restarts the task if the policy says so and nobody marked it
-   ``stopping`` (backoff 100 ms, doubling, capped at a minute, reset after
-   10 s of running); otherwise calls ``on_exit(status)`` (the caller's
+8. restarts the task if the policy (as ``update`` left it) says so and
+   nobody marked it ``stopping`` (backoff 100 ms, doubling, capped at a
+   minute, reset after 10 s of running); otherwise calls ``on_exit(status)`` (the caller's
    closure: ``--rm``, network teardown) and leaves with ``os._exit``.
 
 Write errors (a full disk) never end the supervisor: log lines it cannot
@@ -50,7 +51,9 @@ The package has one module per side:
 
 - ``wire``: the messages between the two, errors included;
 - ``spawn``: the caller's side (``spawn``, ``Spawned``, ``TaskSpec``);
-- ``process``: the supervisor process (``_Supervisor``).
+- ``process``: the supervisor process (``_Supervisor``);
+- ``attach``: later clients on a running task's stdio, both ends;
+- ``policy``: the restart policy ``update`` changes under a running task.
 
 The task's files and records are ``ctl.runtime.taskdir.TaskDir``'s.
 

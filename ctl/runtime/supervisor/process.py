@@ -25,6 +25,8 @@ from ctl.runtime import cgroups, prctl, state
 from ctl.runtime.logs import container_log_writer
 from ctl.runtime.runc import CreateOpts, RuncError, RuncNotFound, Stdio
 from ctl.runtime.state import ExitStatus, Status
+from ctl.runtime.supervisor.attach import Attachments, DetachKeys, winsize
+from ctl.runtime.supervisor.policy import restart_policy
 from ctl.runtime.supervisor.wire import encode_error, exit_message, send
 
 if TYPE_CHECKING:
@@ -119,13 +121,6 @@ class _DroppingWriter:
         pass
 
 
-def _winsize(fd: int) -> bytes | None:
-    try:
-        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-    except OSError:
-        return None
-
-
 class _Supervisor:
     """_Supervisor is the supervisor process's state; ``run`` never returns."""
 
@@ -154,8 +149,10 @@ class _Supervisor:
         self.dropped = 0
         self.dropped_recorded = 0
         self.dropped_recorded_at = 0.0
-        # The part of the detach keys typed so far, held back from the container.
-        self.held_keys = b""
+        # The detach keys typed so far are held back from the container.
+        self.detach_keys = DetachKeys(spec.detach_keys)
+        # Clients attached later (``attach``): a listener in the poll loop.
+        self.attachments: Attachments | None = None
         self.health: HealthMonitor | None = None
 
     # setup
@@ -220,6 +217,10 @@ class _Supervisor:
         if self.spec.tty and self._caller_tty() is not None:
             signal.signal(signal.SIGWINCH, lambda sig, frame: None)
         self.log = container_log_writer(self.task.log, self.spec.log)
+        try:
+            self.attachments = Attachments(self.task.path)
+        except OSError as err:  # the task runs on, without attaches
+            print(f"ctl-sup {self.task.id}: attach: {err}", file=sys.stderr)
         if self.spec.health is not None:
             from ctl.runtime.health import HealthMonitor  # imported by spawn
 
@@ -312,7 +313,7 @@ class _Supervisor:
         finally:
             listener.close()
         tty_fd = self._caller_tty()
-        size = _winsize(tty_fd) if tty_fd is not None else None
+        size = winsize(tty_fd) if tty_fd is not None else None
         if size is not None:
             fcntl.ioctl(master, termios.TIOCSWINSZ, size)
         if self.spec.start:
@@ -367,6 +368,9 @@ class _Supervisor:
         caller_in = self.caller.get("stdin") if stdin is not None else None
         if caller_in is not None:
             poller.register(caller_in, select.POLLIN)
+        attachments = self.attachments
+        if attachments is not None:
+            attachments.register(poller)
         deadline = None
         health = self.health
         health_fd: int | None = None
@@ -396,6 +400,8 @@ class _Supervisor:
                     health.read_output()
                 elif fd == self.wakeup_r:
                     self._on_signals()
+                elif attachments is not None and attachments.owns(fd):
+                    attachments.handle(fd, stdin, self.master)
                 elif fd in outputs:
                     data = self._read(fd)
                     if data and self._output(outputs.get(fd, "stdout"), data):
@@ -411,7 +417,7 @@ class _Supervisor:
                 elif fd == caller_in and stdin is not None:
                     data = self._read(fd)
                     if data and self.spec.tty and self.spec.detach_keys:
-                        data, detached = self._scan_detach_keys(data)
+                        data, detached = self.detach_keys.scan(data)
                         if detached:
                             self._input(stdin, data)
                             self._detach_caller()
@@ -459,7 +465,7 @@ class _Supervisor:
 
     def _resize(self) -> None:
         tty_fd = self._caller_tty()
-        size = _winsize(tty_fd) if tty_fd is not None else None
+        size = winsize(tty_fd) if tty_fd is not None else None
         if size is not None and self.master is not None:
             with contextlib.suppress(OSError):
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
@@ -482,6 +488,8 @@ class _Supervisor:
         closed, so its next write gets SIGPIPE (or EPIPE).
         """
         self._log(lambda: self.log.write(stream, data), data.count(b"\n") or 1)
+        if self.attachments is not None:
+            self.attachments.output(stream, data)
         fd = self.caller.get(stream)
         if fd is None:
             return True
@@ -544,28 +552,6 @@ class _Supervisor:
         print(line, file=sys.stderr, flush=True)
         if self.status_fd >= 0:
             send(self.status_fd, {"debug": line})
-
-    def _scan_detach_keys(self, data: bytes) -> tuple[bytes, bool]:
-        """_scan_detach_keys passes typed bytes on, holding back a start of the detach keys.
-
-        It returns what the container gets now, and whether the whole
-        sequence was typed. Keys that turn out not to be the sequence are
-        passed on, as docker's escape proxy does.
-        """
-        keys = self.spec.detach_keys
-        passed = bytearray()
-        for byte in data:
-            if byte != keys[len(self.held_keys)]:
-                passed += self.held_keys
-                self.held_keys = b""
-                if byte != keys[0]:
-                    passed.append(byte)
-                    continue
-            self.held_keys += bytes((byte,))
-            if self.held_keys == keys:
-                self.held_keys = b""
-                return bytes(passed), True
-        return bytes(passed), False
 
     def _detach_caller(self) -> None:
         """_detach_caller lets an attached caller go; the container runs on, logged."""
@@ -687,12 +673,14 @@ class _Supervisor:
                 restarting = False
             else:
                 restarting = should_restart(
-                    self.spec.restart,
+                    restart_policy(self.task, self.spec.restart),
                     exit_status,
                     self.restart_count,
                     self.task.is_stopping(),
                 )
             send(self.status_fd, exit_message(exit_status, restarting))
+            if self.attachments is not None:
+                self.attachments.exited(exit_status, restarting)
             # An attached caller is attached to the first run only.
             self._release_caller()
             if restarting:
