@@ -426,13 +426,32 @@ class Client:
         for image in images:
             self.emit("image", "save", image.name, name=image.name)
 
-    def load(self, source: BinaryIO) -> list[Image]:
-        """load reads an OCI layout tar or a docker save tar, verifying every blob."""
+    def load(self, source: BinaryIO, platform: Platform | None = None) -> list[Image]:
+        """load reads an OCI layout tar or a docker save tar, verifying every blob.
+
+        With ``platform`` each name stands for that platform of its index (as
+        ``pull --platform`` records it), which the archive must hold.
+        """
+        from ctl.images import manifests
         from ctl.images.archive import import_archive
+        from ctl.images.image import LABEL_PLATFORM, Image
+        from ctl.reference import platform_matches
 
         with self.lease():
             loaded = import_archive(self.content, source)
-            images = [self._put_image(name, target, {}) for name, target in loaded]
+            labels = {LABEL_PLATFORM: str(platform)} if platform else {}
+            for name, target in loaded:
+                if platform is not None:
+                    # NotFound, naming the platform, before any name changes.
+                    manifest = manifests.image_manifest(self.content, Image(name, target), platform)
+                    config = manifests.read_config(self.content, manifest)
+                    have = manifests.config_platform(config)
+                    if not platform_matches(platform, have):
+                        raise NotFound(f"load: {name} in the archive is {have}, not {platform}")
+            images = [
+                self._put_image(name, target, labels if manifests.is_index(target) else {})
+                for name, target in loaded
+            ]
         for image in images:
             self.emit("image", "load", image.name, name=image.name)
         return images

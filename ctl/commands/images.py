@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ctl.commands._base import Context
     from ctl.images.summary import ImageSummary
+    from ctl.oci import Platform
     from ctl.output import Listing
 
 
@@ -141,6 +142,7 @@ def _save_flags(parser: argparse.ArgumentParser) -> None:
 def _load_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", metavar="FILE", default="-", help="archive (- = stdin)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only image names")
+    add_platform(parser, "the platform the loaded names stand for (an archive of several)")
 
 
 def _inspect_flags(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +178,7 @@ def _unpack_flags(parser: argparse.ArgumentParser) -> None:
 # Handlers.
 
 
-def _platform(text: str | None) -> Any:
+def _platform(text: str | None) -> Platform | None:
     if not text:
         return None
     from ctl.reference import parse_platform
@@ -384,14 +386,14 @@ def _load(args: argparse.Namespace, ctx: Context) -> int:
     if args.input == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise InvalidArgument("no archive on stdin: use -i FILE or pipe one in")
-        images = ctx.client.load(sys.stdin.buffer)
+        images = ctx.client.load(sys.stdin.buffer, _platform(args.platform))
     else:
         try:
             source = open(args.input, "rb")  # noqa: SIM115 - closed below
         except OSError as err:
             raise InvalidArgument(f"load: cannot open {args.input}: {err.strerror}") from err
         with source:
-            images = ctx.client.load(source)
+            images = ctx.client.load(source, _platform(args.platform))
     for image in images:
         print(image.name if args.quiet else f"Loaded image: {image.name}")
     return 0

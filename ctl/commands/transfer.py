@@ -60,6 +60,9 @@ def _commit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--author", default="", help='author (e.g. "Jo <jo@example.com>")')
     _change_flag(parser)
     bool_flag(parser, "-p", "--pause", "pause the container during the commit")
+    parser.add_argument(
+        "--no-pause", dest="pause", action="store_false", help="do not pause the container"
+    )
     _one(parser)
     parser.add_argument("ref", nargs="?", metavar="REPOSITORY[:TAG]")
 

@@ -147,6 +147,26 @@ def test_save_exports_the_pulled_platform(proot: Path, foreign: Foreign, tmp_pat
         clean_root(fresh)
 
 
+def test_load_platform_chooses_what_the_names_stand_for(
+    proot: Path, foreign: Foreign, tmp_path: Path
+) -> None:
+    archive = tmp_path / "out.tar"
+    run_ctl("save", "-o", str(archive), foreign.ref, root=proot).assert_success()
+    fresh = tmp_path / "fresh"
+    try:
+        # The archive holds the pulled platform only: the host's is refused, nothing named.
+        run_ctl("load", "--platform", foreign.host, "-i", str(archive), root=fresh).assert_failure(
+            125
+        )
+        assert run_ctl("images", "-q", root=fresh).stdout == ""
+        loaded = run_ctl("load", "--platform", foreign.other, "-i", str(archive), root=fresh)
+        loaded.assert_success()
+        doc = _inspect(fresh, foreign.ref)
+        assert f"{doc['Os']}/{doc['Architecture']}" == foreign.other.split("/v")[0].rstrip("/")
+    finally:
+        clean_root(fresh)
+
+
 def _binfmt_runs_foreign_binaries() -> bool:
     binfmt = Path("/proc/sys/fs/binfmt_misc")
     return binfmt.is_dir() and any(e.name not in ("register", "status") for e in binfmt.iterdir())

@@ -37,10 +37,6 @@ NOT_YET = frozenset(
         "network create --ipv6", "network create --label", "network create -o",
         "network create --opt",
         "run --network-alias", "run --link", "run --link-local-ip", "rm -l", "rm --link",
-        # commit's --no-pause: transfer.py (cp, commit) belongs to another helper
-        "commit --no-pause",
-        # load --platform must choose while importing (ctl/images/archive.py), not after
-        "image load --platform",
     }
 )  # fmt: skip
 
