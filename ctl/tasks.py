@@ -431,10 +431,16 @@ class TaskService:
         if options.network in ("none", "host"):
             return container.spec
         hostname = str(container.spec.get("hostname") or container.id[:12])
-        attachment = self._networks.attach(container.id, options.network, options.publish, hostname)
+        attachment = self._networks.attach(
+            container.id, options.network, options.publish, hostname, options.network_aliases
+        )
         try:
             write_host_files(
-                self.task_dir(container.id).path, options.network, hostname, attachment.address
+                self.task_dir(container.id).path,
+                options.network,
+                hostname,
+                attachment.address,
+                nameserver=attachment.nameserver,
             )
         except BaseException:
             self._networks.detach(container.id)

@@ -133,6 +133,11 @@ def _hostname(text: str) -> str:
     return text
 
 
+def network_alias(text: str) -> str:
+    """network_alias accepts a name on a network (``--network-alias``, ``connect --alias``)."""
+    return _flag("--network-alias", _hostname, text)  # type: ignore[no-any-return]
+
+
 def _capability(text: str) -> str:
     from ctl.runtime.spec import normalize_capability
 
@@ -167,10 +172,36 @@ def _network_flags(parser: argparse.ArgumentParser) -> None:
         "--net",
         "--network",
         dest="network",
+        action=_once_action(),
         help="bridge (default where the CNI plugins are installed), none, host, or a name",
     )
     complete(network, complete_networks)
     add("-p", "--publish", action="append", default=[], metavar="[IP:]HOST:CTR[/proto]")
+    # networks (issue 14)
+    add("--network-alias", action="append", default=[], metavar="ALIAS", help="name on the network")
+    add("--link", action="append", default=[], help="not supported: use a user network")
+
+
+def _once_action() -> type[argparse.Action]:
+    """_once_action stores a flag's value and refuses a second one (``--net a --net b``)."""
+    import argparse
+
+    class Once(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: Any,
+            option_string: str | None = None,
+        ) -> None:
+            if getattr(namespace, self.dest, None) is not None:
+                raise InvalidArgument(
+                    f"{option_string} given twice: a container starts on one network",
+                    hint="join more networks with 'ctl network connect NET CONTAINER'",
+                )
+            setattr(namespace, self.dest, values)
+
+    return Once
 
 
 def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -193,7 +224,25 @@ def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         "hostname": args.hostname,
         "network": args.network,
         "publish": tuple(_flag("-p", runopts.parse_publish, p) for p in args.publish),
+        **_network_names(args),
     }
+
+
+def _network_names(args: argparse.Namespace) -> dict[str, Any]:
+    """_network_names reads --network-alias, and refuses --link (networks (issue 14))."""
+    if args.link:
+        raise InvalidArgument(
+            "--link is not supported: containers on the default network do not resolve names",
+            hint="ctl network create NET, then run both containers with --net NET: "
+            "they resolve each other by name and --network-alias",
+        )
+    if args.network_alias and args.network in ("none", "host", "bridge", "default"):
+        raise InvalidArgument(
+            f"--network-alias needs a user network, not --net {args.network}",
+            hint="ctl network create NET, then --net NET",
+        )
+    aliases = tuple(network_alias(a) for a in args.network_alias)
+    return {"network_aliases": aliases}
 
 
 # Resources: cgroup limits.

@@ -524,6 +524,11 @@ def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
                 Gateway=attachment.gateway,
                 SandboxKey=str(attachment.netns_path),
             )
+        # networks (issue 14): every network, those of `network connect` too.
+        settings["Networks"] = {
+            a.network: {"IPAddress": a.address, "Gateway": a.gateway, "Interface": a.interface}
+            for a in ctx.client.network_attachments(container)
+        }
     settings["Ports"] = [p._asdict() for p in container.config.publish]
     return settings
 

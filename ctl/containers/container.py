@@ -32,12 +32,14 @@ class RunConfig(NamedTuple):
     restart: RestartPolicy | None = None
     network: str = "none"
     publish: tuple[PortMapping, ...] = ()
+    # networks (issue 14)
+    network_aliases: tuple[str, ...] = ()
     hostname: str | None = None
     args: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "tty": self.tty,
             "stdin": self.stdin,
             "rm": self.rm,
@@ -48,6 +50,9 @@ class RunConfig(NamedTuple):
             "args": list(self.args),
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
         }
+        if self.network_aliases:  # networks (issue 14)
+            doc["network_aliases"] = list(self.network_aliases)
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunConfig:
@@ -57,6 +62,7 @@ class RunConfig(NamedTuple):
             stdin=bool(doc.get("stdin")),
             rm=bool(doc.get("rm")),
             network=str(doc.get("network") or "none"),
+            network_aliases=tuple(str(a) for a in doc.get("network_aliases") or ()),
             hostname=doc.get("hostname"),
             args=tuple(doc.get("args") or ()),
             entrypoint=tuple(entrypoint) if entrypoint is not None else None,

@@ -39,6 +39,8 @@ class ContainerOptions(NamedTuple):
     hostname: str | None = None
     network: str = "bridge"
     publish: tuple[PortMapping, ...] = ()
+    # networks (issue 14)
+    network_aliases: tuple[str, ...] = ()
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None
@@ -68,6 +70,7 @@ class ContainerOptions(NamedTuple):
             restart=self.restart,
             network=self.network,
             publish=self.publish,
+            network_aliases=self.network_aliases,
             hostname=self.hostname,
             args=self.args,
             entrypoint=self.entrypoint,
@@ -151,9 +154,11 @@ def container_spec(
 
 
 def write_host_files(
-    files_dir: Path, network: str, hostname: str, address: str | None = None
+    files_dir: Path, network: str, hostname: str, address: str | None = None, nameserver: str = ""
 ) -> None:
     """write_host_files writes /etc/hosts, /etc/hostname and /etc/resolv.conf for a container.
+
+    ``nameserver`` is the resolver of the container's network, if it has one.
 
     They are replaced by rename, so call it before the task starts: a running
     container's bind mounts keep the old files.
@@ -166,18 +171,21 @@ def write_host_files(
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         hosts += f"{address or '127.0.1.1'}\t{hostname}\n"
     # Written again before every start, so they need no fsync.
-    files = {HOSTS_FILE: hosts, HOSTNAME_FILE: f"{hostname}\n", RESOLV_FILE: resolv_conf(network)}
+    resolv = resolv_conf(network, nameserver)
+    files = {HOSTS_FILE: hosts, HOSTNAME_FILE: f"{hostname}\n", RESOLV_FILE: resolv}
     for name, text in files.items():
         what = f"the container's /etc/{name}"
         fsutil.atomic_write(files_dir / name, text.encode(), durable=False, what=what)
 
 
-def resolv_conf(network: str) -> str:
+def resolv_conf(network: str, nameserver: str = "") -> str:
     """resolv_conf is the host's, with loopback resolvers replaced as docker does.
 
     A container outside the host's network namespace cannot reach the host's
     127.0.0.x resolver (systemd-resolved, dnsmasq), so those lines give way
-    to public resolvers when nothing else is left.
+    to public resolvers when nothing else is left. On a network with a
+    resolver (``nameserver``), it is the only one: it forwards the rest to
+    the host's.
     """
     text = _read_host_file("/etc/resolv.conf")
     if network == "host":
@@ -185,9 +193,15 @@ def resolv_conf(network: str) -> str:
     lines = []
     for line in text.splitlines():
         words = line.split()
-        if words[:1] == ["nameserver"] and len(words) > 1 and _is_loopback(words[1]):
+        if (
+            words[:1] == ["nameserver"]
+            and len(words) > 1
+            and (nameserver or _is_loopback(words[1]))
+        ):
             continue
         lines.append(line)
+    if nameserver:
+        lines.append(f"nameserver {nameserver}")
     if not any(line.split()[:1] == ["nameserver"] for line in lines):
         lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
     return "\n".join(lines) + "\n"

@@ -243,17 +243,23 @@ class NetworkManager:
     # Attachments.
 
     def attach(
-        self, container_id: str, network: str, publish: Sequence[PortMapping], hostname: str
+        self,
+        container_id: str,
+        network: str,
+        publish: Sequence[PortMapping],
+        hostname: str,
+        aliases: Sequence[str] = (),
     ) -> Attachment:
         """attach puts the container on ``network`` (``bridge`` is the default network).
 
         A host port in ``publish`` that another attached container publishes
-        (in any namespace) raises AlreadyExists before anything is set up. A
+        (in any namespace) or a process on the host holds raises AlreadyExists
+        before anything is set up. ``aliases`` are ``--network-alias``. A
         record this container left behind (a crash) is detached first: call
         this only while the container has no running task. On failure
         nothing is left attached.
         """
-        from ctl.network import netns
+        from ctl.network import connect, hostports, netns
         from ctl.network.cni import RuntimeConf
 
         path = self.netns_path(container_id)
@@ -262,12 +268,15 @@ class NetworkManager:
         self.paths.ensure()
         with network_lock(self.paths):
             self._detach_locked(container_id)
-            conflist = config.for_container(self.networks.conflist_locked(name), bool(ports))
+            stored = self.networks.conflist_locked(name)
+            conflist = connect.for_container(stored, bool(ports), False)
             self._check_ports(ports)
+            hostports.check_free(ports)
             bridge = config.bridge_of(conflist)
             if not bridges.exists(bridge):
                 self._check_subnet(name, conflist)
             record = self._new_record(container_id, name, conflist, ports, hostname)
+            record["aliases"] = list(aliases)
             self._write(record)
 
             def recorded(result: dict[str, Any]) -> None:
@@ -278,8 +287,8 @@ class NetworkManager:
                 netns.create(path)
                 self.cni.add(record["loopback"], RuntimeConf(container_id, str(path), "lo"))
                 self.cni.add_list(conflist, self._runtime_conf(record), on_result=recorded)
-                bridges.claim(bridge, str(self.paths.root))
-                return attachment_of(record)
+                connect.after_add(self, stored)
+                return connect.with_resolver(attachment_of(record), stored)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._detach_locked(container_id)
@@ -333,8 +342,9 @@ class NetworkManager:
         return attachment_of(record)
 
     def _detach_locked(self, container_id: str) -> None:
-        from ctl.network import netns
+        from ctl.network import connect, netns
 
+        connect.release_all(self, container_id)  # networks joined by `network connect`
         path = self.netns_path(container_id)
         try:
             record = self._read(container_id)
@@ -349,6 +359,8 @@ class NetworkManager:
         if record is not None:
             # The last container off the network takes its bridge (see the module's docstring).
             bridges.remove_if_unused(config.bridge_of(record["config"]))
+            if config.has_dns(record["config"]):
+                connect.sync_resolver(self)
 
     def _delete(self, record: dict[str, Any], path: Path) -> None:
         from ctl.network import netns
@@ -630,24 +642,31 @@ class NetworkManager:
                 "",
             )
             ips = container_ips(result, record["ifname"])
+            v4 = [ip for ip in ips if ":" not in ip]
+            v6 = [ip for ip in ips if ":" in ip]
             containers[record["container_id"]] = {
                 "Name": self._container_name(record["namespace"], record["container_id"]),
                 "Namespace": record["namespace"],
-                "IPv4Address": ips[0] if ips else "",
+                "IPv4Address": v4[0] if v4 else "",
+                "IPv6Address": v6[0] if v6 else "",
                 "MacAddress": mac,
                 "NetNS": record["netns"],
+                "Aliases": record.get("aliases") or [],
             }
+        ipam = [{"Subnet": info.subnet, "Gateway": info.gateway}]
+        if info.subnet6:
+            ipam.append({"Subnet": info.subnet6, "Gateway": info.gateway6})
         return {
             "Name": info.name,
             "Id": info.id,
             "Created": info.created,
             "Driver": info.driver,
             "Scope": "local",
-            "IPAM": {
-                "Driver": "host-local",
-                "Config": [{"Subnet": info.subnet, "Gateway": info.gateway}],
-            },
-            "Options": {"bridge": info.bridge},
+            "EnableIPv6": bool(info.subnet6),
+            "Internal": info.internal,
+            "IPAM": {"Driver": "host-local", "Config": ipam},
+            "Options": {"bridge": info.bridge, **dict(info.options)},
+            "Labels": dict(info.labels),
             "Containers": containers,
             "CNI": conflist,
         }
