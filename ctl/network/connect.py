@@ -106,9 +106,43 @@ def for_container(conflist: dict[str, Any], publishes: bool, static: bool) -> di
         if plugin.get("type") == "firewall":
             changed["iptablesAdminChainName"] = isolation.ADMIN_CHAIN
         if static and plugin.get("type") == "bridge":
+            # A static address may lie outside --ip-range (as in docker): the whole subnet.
             changed["capabilities"] = {**plugin.get("capabilities", {}), "ips": True}
+            ipam = dict(plugin["ipam"])
+            ipam["ranges"] = [
+                [{k: v for k, v in r.items() if k not in ("rangeStart", "rangeEnd")} for r in rs]
+                for rs in ipam["ranges"]
+            ]
+            changed["ipam"] = ipam
         plugins.append(changed)
     return {**chosen, "plugins": plugins}
+
+
+def before_add(conflist: dict[str, Any]) -> None:
+    """before_add makes a dual-stack network's bridge, if it is down, without IPv6 DAD.
+
+    The bridge plugin would make it and give it the gateway's IPv6 address
+    at once, which then stays "tentative" (unusable: no resolver, no route
+    for the host's traffic) for the second duplicate address detection
+    takes. No other host can hold an address on a bridge just made.
+    """
+    import subprocess
+
+    info = config.info_of(conflist)
+    if not info.subnet6 or bridges.exists(info.bridge):
+        return
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            ["ip", "link", "add", info.bridge, "type", "bridge"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    with (
+        contextlib.suppress(OSError),
+        open(f"/proc/sys/net/ipv6/conf/{info.bridge}/accept_dad", "w") as f,
+    ):
+        f.write("0")
 
 
 def after_add(manager: NetworkManager, conflist: dict[str, Any]) -> None:
@@ -273,6 +307,7 @@ def connect(
             manager._records.put(key, record)
 
         try:
+            before_add(stored)
             manager.cni.add_list(conflist, _runtime_conf(record), on_result=recorded)
             after_add(manager, stored)
             return with_resolver(attachment_of(record), stored)

@@ -286,6 +286,7 @@ class NetworkManager:
             try:
                 netns.create(path)
                 self.cni.add(record["loopback"], RuntimeConf(container_id, str(path), "lo"))
+                connect.before_add(stored)
                 self.cni.add_list(conflist, self._runtime_conf(record), on_result=recorded)
                 connect.after_add(self, stored)
                 return connect.with_resolver(attachment_of(record), stored)
