@@ -102,7 +102,13 @@ def remove_if_unused(bridge: str) -> bool:
     The caller holds the network lock (shared is enough): no ADD, the only
     thing that adds ports, runs meanwhile.
     """
-    if not exists(bridge) or ports(bridge):
+    if not exists(bridge):
+        # Deleted behind ctl's back (or a reboot): its isolation rules may be left.
+        from ctl.network import isolation
+
+        isolation.remove(bridge)
+        return False
+    if ports(bridge):
         return False
     delete(bridge)
     return True

@@ -414,7 +414,11 @@ def leftovers(manager: NetworkManager, running: Any) -> list[Leftover]:
         what = f"connection of container {record['container_id'][:12]} to {record['network']}"
         problem = "its ADD never finished" if alive else "the container is not running"
         found.append(Leftover(what, problem, _repairer(manager, record)))
-    for tool, bridge in isolation.leftovers(bridges.PREFIX):
+    ours = set()
+    for name in manager.networks.names():
+        with contextlib.suppress(CtlError):
+            ours.add(config.bridge_of(manager.networks.conflist(name)))
+    for tool, bridge in isolation.leftovers(ours):
         found.append(
             Leftover(
                 f"{tool} rules of bridge {bridge}",

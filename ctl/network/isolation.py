@@ -17,9 +17,10 @@ writes. So no rule of ours sits in the host's own chains.
 
 A bridge's rules live as long as the bridge: ``ensure`` adds what is
 missing after every ADD (one ``iptables -S`` when nothing is), and
-``ctl.network.bridges.delete`` calls ``remove``. ``leftovers`` finds the
-rules of ctl-named bridges that are gone (a ``kill -9`` between the two),
-for ``system check``.
+``ctl.network.bridges.delete`` calls ``remove`` (and a detach that finds
+its bridge gone, as after a reboot). ``leftovers`` finds the rules of a
+root's bridges that are gone (a ``kill -9`` between the two), for
+``system check``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+
+# typing is not imported at run time: start-up time is a feature (see ctl.main).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 ADMIN_CHAIN = "CTL-ISOLATION"
 STAGE_2 = "CTL-ISOLATION-2"
@@ -101,8 +107,13 @@ def remove(bridge: str, tools: tuple[str, ...] = ("iptables", "ip6tables")) -> N
                     _run(tool, "-D", *rule)
 
 
-def leftovers(prefix: str) -> list[tuple[str, str]]:
-    """leftovers are (tool, bridge) whose rules outlive the bridge (one named ``prefix*``)."""
+def leftovers(bridges: Iterable[str]) -> list[tuple[str, str]]:
+    """leftovers are (tool, bridge) whose rules outlive the bridge, one of ``bridges``.
+
+    Only a root's own bridges are asked about: another root's may be gone
+    for a moment, between its delete and the removal of its rules.
+    """
+    ours = set(bridges)
     found: list[tuple[str, str]] = []
     for tool in ("iptables", "ip6tables"):
         try:
@@ -112,6 +123,6 @@ def leftovers(prefix: str) -> list[tuple[str, str]]:
         for rule in rules:
             bridge = _bridge_of(rule)
             gone = not os.path.exists(f"/sys/class/net/{bridge}")
-            if bridge.startswith(prefix) and gone and (tool, bridge) not in found:
+            if bridge in ours and gone and (tool, bridge) not in found:
                 found.append((tool, bridge))
     return found

@@ -383,7 +383,7 @@ def _cycles(root: Path, web: str, cycles: int) -> None:
         assert dns.running_pid(root / "cni" / "dns") is None
         conflists = (root / "networks").glob("*.conflist")
         bridges = {json.loads(p.read_text())["ctl"]["bridge"] for p in conflists}
-        assert not [b for _, b in isolation.leftovers("ctl") if b in bridges]
+        assert isolation.leftovers(bridges) == []
         assert ctl_proc("system", "check", root=root).code == 0
     finally:
         clean_root(root)
