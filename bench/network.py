@@ -56,7 +56,6 @@ from ctl.network.manager import NetworkManager  # noqa: E402
 from ctl.paths import Paths  # noqa: E402
 from ctl.runtime.runopts import PortMapping  # noqa: E402
 from tests.helpers import clean_root  # noqa: E402
-from tests.integration.test_network import remove_bridges  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -238,8 +237,7 @@ def main() -> int:
                 table(f"run --rm IMAGE true, {args.cli_rounds} rounds", samples, base)
         finally:
             clean_root(tmp / "ctl")
-            remove_bridges(tmp / "manager")
-            remove_bridges(tmp / "ctl")
+            clean_root(tmp / "manager")
             unmount_under(tmp)
     return 0
 

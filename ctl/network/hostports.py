@@ -31,7 +31,11 @@ def parse_address(text: str) -> tuple[str, int]:
     hex_ip, _, hex_port = text.partition(":")
     raw = bytes.fromhex(hex_ip)
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    return str(ipaddress.ip_address(words)), int(hex_port, 16)
+    address = ipaddress.ip_address(words)
+    # An IPv6 socket bound to an IPv4-mapped address holds that IPv4 address.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped), int(hex_port, 16)
+    return str(address), int(hex_port, 16)
 
 
 def bound(protocol: str, tables: Iterable[str] | None = None) -> list[tuple[str, int, str]]:
