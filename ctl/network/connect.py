@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import time
 
 from ctl import identifiers
@@ -397,7 +398,8 @@ class Leftover:
 
 
 def leftovers(manager: NetworkManager, running: Any) -> list[Leftover]:
-    """leftovers are half-made connections, stray isolation rules and a resolver gone wrong.
+    """leftovers are half-made connections, stray isolation rules, leases and veths, and a
+    resolver gone wrong.
 
     ``running(namespace, container_id)`` says whether the container's task
     runs: a connection of a container that does not, or one whose ADD never
@@ -426,9 +428,105 @@ def leftovers(manager: NetworkManager, running: Any) -> list[Leftover]:
                 _rule_remover(tool, bridge),
             )
         )
+    found += stray_leases(manager) + stray_veths(manager)
     for problem in dns.problems(manager.paths, wanted_resolver_files(manager)):
         found.append(Leftover("network resolver", problem, lambda: _repair_resolver(manager)))
     return found
+
+
+def _lease_holders(manager: NetworkManager) -> dict[tuple[str, str], str]:
+    """_lease_holders maps (network, address) to the holder host-local wrote, for every lease."""
+    found = {}
+    for network in manager.networks.names():
+        leases = manager.paths.ipam / network
+        try:
+            names = os.listdir(leases)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                ipaddress.ip_address(name)
+                holder = (leases / name).read_text().split()
+            except (ValueError, OSError):
+                continue  # host-local's lock and last_reserved_ip files
+            found[(network, name)] = holder[0] if holder else ""
+    return found
+
+
+def _stray_lease(manager: NetworkManager, network: str, address: str, holder: str) -> bool:
+    from ctl.network.networks import AUX_LEASE_PREFIX
+
+    if holder.startswith(AUX_LEASE_PREFIX):
+        return False
+    return not any(r["container_id"] == holder for r in manager._all_records())
+
+
+def stray_leases(manager: NetworkManager) -> list[Leftover]:
+    """stray_leases are address leases whose container has no attachment: DEL never ran."""
+    found = []
+    for (network, address), holder in _lease_holders(manager).items():
+        if _stray_lease(manager, network, address, holder):
+            what = f"address lease {address} on network {network}"
+            problem = f"held by {holder[:12] or 'no one'}, which is on no network"
+            found.append(Leftover(what, problem, _lease_remover(manager, network, address)))
+    return found
+
+
+def _lease_remover(manager: NetworkManager, network: str, address: str) -> Any:
+    def repair() -> str:
+        with network_lock(manager.paths):
+            holder = _lease_holders(manager).get((network, address))
+            if holder is None or not _stray_lease(manager, network, address, holder):
+                raise FailedPrecondition(f"lease {address}: in use again, left as it is")
+            (manager.paths.ipam / network / address).unlink()
+        return f"released address {address} on network {network}"
+
+    return repair
+
+
+def _recorded_veths(manager: NetworkManager) -> set[str]:
+    """_recorded_veths are the host sides of every attachment's veth, as ADD's results say."""
+    names = set()
+    for record in manager._all_records():
+        for interface in (record.get("result") or {}).get("interfaces") or []:
+            if not interface.get("sandbox"):
+                names.add(str(interface.get("name", "")))
+    return names
+
+
+def _stray_veths_of(manager: NetworkManager) -> list[tuple[str, str]]:
+    """_stray_veths_of are (bridge, veth): ports of this root's bridges no attachment made."""
+    recorded = _recorded_veths(manager)
+    found = []
+    for name in manager.networks.names():
+        with contextlib.suppress(CtlError):
+            bridge = config.bridge_of(manager.networks.conflist(name))
+            found += [(bridge, port) for port in bridges.ports(bridge) if port not in recorded]
+    return found
+
+
+def stray_veths(manager: NetworkManager) -> list[Leftover]:
+    """stray_veths are veths on the root's bridges that no attachment record knows."""
+    found = []
+    for bridge, veth in _stray_veths_of(manager):
+        what = f"interface {veth} on bridge {bridge}"
+        found.append(Leftover(what, "no container's", _veth_remover(manager, bridge, veth)))
+    return found
+
+
+def _veth_remover(manager: NetworkManager, bridge: str, veth: str) -> Any:
+    def repair() -> str:
+        import subprocess
+
+        # Exclusive: no ADD is half-way, with a veth made and its result not yet recorded.
+        with network_lock(manager.paths):
+            if (bridge, veth) not in _stray_veths_of(manager):
+                raise FailedPrecondition(f"interface {veth}: in use again, left as it is")
+            subprocess.run(["ip", "link", "delete", veth], capture_output=True, check=False)
+            bridges.remove_if_unused(bridge)
+        return f"deleted interface {veth}"
+
+    return repair
 
 
 def _repairer(manager: NetworkManager, record: dict[str, Any]) -> Any:

@@ -399,3 +399,30 @@ def test_cycles_soak(tmp_path: Path, web: str, request: pytest.FixtureRequest) -
     if not (os.environ.get("CTL_SOAK") == "1" or request.config.getoption("soak")):
         pytest.skip("the soak runs on demand: CTL_SOAK=1 or pytest --soak")
     _cycles(tmp_path / "root", web, 100)
+
+
+def test_system_check_repairs_a_stray_lease_and_veth(uroot: Path, web: str) -> None:
+    _ctl(uroot, "network", "create", "--subnet", "10.232.0.0/24", "strays")
+    veth = f"vs{os.getpid() % 100000}"
+    try:
+        _ctl(uroot, "run", "-d", "--net", "strays", "--name", "anchor", web)
+        conflist = json.loads((uroot / "networks" / "strays.conflist").read_text())
+        bridge = conflist["ctl"]["bridge"]
+        lease = uroot / "cni" / "ipam" / "strays" / "10.232.0.77"
+        lease.write_text("f" * 64 + "\r\neth0")
+        subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p"])
+        subprocess.run(["ip", "link", "set", veth, "master", bridge], check=True)
+        broken = ctl_proc("system", "check", root=uroot)
+        assert broken.code == 1
+        assert "address lease 10.232.0.77 on network strays" in broken.stdout
+        assert f"interface {veth} on bridge {bridge}" in broken.stdout
+        _ctl(uroot, "system", "check", "--repair")
+        assert not lease.exists()
+        assert not Path("/sys/class/net", veth).exists()
+        assert ctl_proc("system", "check", root=uroot).code == 0
+        # The container's own lease and veth were left alone.
+        assert _fetch(uroot, "strays", web, "anchor") == str(_inspect(uroot, "anchor")["Id"])[:12]
+    finally:
+        subprocess.run(["ip", "link", "delete", veth], capture_output=True)
+        _ctl(uroot, "rm", "-f", "anchor")
+        _ctl(uroot, "network", "rm", "strays")
