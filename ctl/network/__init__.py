@@ -17,6 +17,7 @@ ports they stand for)::
     netns/<ns>/<id>                     a container's namespace: an nsfs bind mount
     cni/attachments/<ns>/<id>.json      what attach did: config, ports, ADD's result
     cni/ipam/<network>/                 host-local's address leases
+    cni/dns/<network>                   the resolver's names on a network (``dns``)
     locks/network.lock                  held around every change of the above
 
 The modules: ``cni`` runs plugins per the CNI specification, ``netns`` makes
@@ -24,6 +25,11 @@ and removes named namespaces, ``config`` says what a network definition holds
 and picks subnets, ``networks`` keeps the definitions, ``bridges`` handles a
 network's bridge (on the host only while containers use it), ``manager``
 attaches containers (and removes a network only when none is attached).
+For user networks as docker's (issue 14): ``connect`` puts a running
+container on more networks and keeps the resolver and the isolation rules
+in step with every ADD and DEL, ``dns`` runs the resolver (aardvark-dns),
+``isolation`` keeps networks apart, ``hostports`` finds host ports that a
+process holds.
 """
 
 from __future__ import annotations

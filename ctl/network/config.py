@@ -20,9 +20,13 @@ The ``ctl`` key is ours (CNI ignores keys it does not know, and plugins only
 ever see their own entry of ``plugins``). ``portmap`` with ``snat`` marks
 the bridge ``route_localnet`` so that published ports answer on 127.0.0.1;
 ``firewall`` lets the container's traffic through the host's FORWARD chain.
-Networks are not isolated from each other (as with podman's CNI networks):
-the firewall plugin's ``ingressPolicy: same-bridge`` would, but leaves rules
-behind for every bridge that ever existed.
+Networks are isolated from each other by ctl's own chains
+(``ctl.network.isolation``), which the firewall plugin reaches as its admin
+chain; its ``ingressPolicy: same-bridge`` would too, but leaves rules behind
+for every bridge that ever existed. Networks made by ``network create`` carry
+``"dns": true`` in the ``ctl`` key: their containers resolve each other's
+names (``ctl.network.dns``); ``--ipv6`` adds a second range, ``--internal``
+drops the default route and the masquerade.
 
 The default network ``ctl`` is written on first use. Its bridge is ``ctl0``
 in the default root; every other network's bridge is named after the

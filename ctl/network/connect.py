@@ -37,7 +37,7 @@ from ctl.runtime.state import boot_id
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
     from ctl.network.cni import RuntimeConf
@@ -391,13 +391,13 @@ def networks_in_use(manager: NetworkManager) -> set[str]:
 class Leftover:
     """Leftover is something a killed ctl left of networking, as ``system check`` shows it."""
 
-    def __init__(self, what: str, problem: str, repair: Any) -> None:
+    def __init__(self, what: str, problem: str, repair: Callable[[], str]) -> None:
         self.what = what
         self.problem = problem
         self.repair = repair
 
 
-def leftovers(manager: NetworkManager, running: Any) -> list[Leftover]:
+def leftovers(manager: NetworkManager, running: Callable[[str, str], bool]) -> list[Leftover]:
     """leftovers are half-made connections, stray isolation rules, leases and veths, and a
     resolver gone wrong.
 
@@ -472,7 +472,7 @@ def stray_leases(manager: NetworkManager) -> list[Leftover]:
     return found
 
 
-def _lease_remover(manager: NetworkManager, network: str, address: str) -> Any:
+def _lease_remover(manager: NetworkManager, network: str, address: str) -> Callable[[], str]:
     def repair() -> str:
         with network_lock(manager.paths):
             holder = _lease_holders(manager).get((network, address))
@@ -514,7 +514,7 @@ def stray_veths(manager: NetworkManager) -> list[Leftover]:
     return found
 
 
-def _veth_remover(manager: NetworkManager, bridge: str, veth: str) -> Any:
+def _veth_remover(manager: NetworkManager, bridge: str, veth: str) -> Callable[[], str]:
     def repair() -> str:
         import subprocess
 
@@ -529,7 +529,7 @@ def _veth_remover(manager: NetworkManager, bridge: str, veth: str) -> Any:
     return repair
 
 
-def _repairer(manager: NetworkManager, record: dict[str, Any]) -> Any:
+def _repairer(manager: NetworkManager, record: dict[str, Any]) -> Callable[[], str]:
     def repair() -> str:
         from ctl.network.manager import NetworkManager
 
@@ -542,7 +542,7 @@ def _repairer(manager: NetworkManager, record: dict[str, Any]) -> Any:
     return repair
 
 
-def _rule_remover(tool: str, bridge: str) -> Any:
+def _rule_remover(tool: str, bridge: str) -> Callable[[], str]:
     def repair() -> str:
         isolation.remove(bridge, (tool,))
         return f"deleted the {tool} isolation rules of bridge {bridge}"

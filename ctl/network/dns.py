@@ -40,7 +40,7 @@ from ctl.errdefs import CtlError, NotFound
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
     from typing import Any
 
@@ -188,8 +188,8 @@ def problems(paths: Paths, wanted: Mapping[str, str]) -> list[str]:
 def wanted_files(
     records: Iterable[dict[str, Any]],
     conflist_of: Mapping[str, dict[str, Any]],
-    names_of: Any,
-    addresses_of: Any,
+    names_of: Callable[[dict[str, Any]], Iterable[str]],
+    addresses_of: Callable[[dict[str, Any]], Iterable[str]],
 ) -> dict[str, str]:
     """wanted_files is the file text of each DNS network that has a container with an address.
 
@@ -203,7 +203,7 @@ def wanted_files(
         conflist = conflist_of.get(record["network"])
         if conflist is None or not config.has_dns(conflist):
             continue
-        addresses = addresses_of(record)
+        addresses = list(addresses_of(record))
         if not addresses:
             continue
         line = entry_line(record["container_id"], addresses, names_of(record))
