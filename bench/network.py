@@ -13,10 +13,12 @@ on the machine spreads over all of them alike:
    portmap plugin runs too).
 2. Whole containers, when ``ctl run --net bridge`` gives a container a default route (the
    CNI wiring is there): ``ctl run --rm --net none IMAGE true`` against ``--net bridge``
-   (from the dev venv), and podman's ``run --rm --net none`` against its default network,
-   in the same run. The image, the private stores and podman's containers.conf (cgroupfs,
-   ulimits this host allows) are bench/run.py's. What is not installed or fails is
-   reported and left out.
+   (from the dev venv) and against a user network ``--net NET``, where names resolve
+   (issue 14): alone on it (the run starts the resolver and its exit stops it) and beside
+   a running container (the resolver is only told); and podman's ``run --rm --net none``
+   against its default network, in the same run. The image, the private stores and
+   podman's containers.conf (cgroupfs, ulimits this host allows) are bench/run.py's. What
+   is not installed or fails is reported and left out.
 
 The tables give medians, p10-p90 and ratios: networking's cost is ``bridge / none``. There
 are no pass/fail thresholds: these are numbers to read and to compare across changes.
@@ -51,14 +53,18 @@ from bench.run import (  # noqa: E402
 )
 from ctl.network import netns  # noqa: E402
 from ctl.network.manager import NetworkManager  # noqa: E402
+from ctl.paths import Paths  # noqa: E402
 from ctl.runtime.runopts import PortMapping  # noqa: E402
-from tests.integration.test_network import remove_bridges  # noqa: E402
+from tests.helpers import clean_root  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 FLOOR = "netns create+remove (floor)"
 CTL_NONE, CTL_BRIDGE = "ctl run --rm --net none true", "ctl run --rm --net bridge true"
+# A user network: names resolve, so the resolver (aardvark-dns) is told of each container.
+CTL_USER_ALONE = "ctl run --rm --net NET true (alone)"
+CTL_USER_SHARED = "ctl run --rm --net NET true (+1)"
 PODMAN_NONE, PODMAN_DEFAULT = "podman run --rm --net none true", "podman run --rm true"
 
 
@@ -111,7 +117,7 @@ def table(title: str, samples: dict[str, list[float]], base: dict[str, str]) -> 
 
 
 def manager_contestants(root: Path) -> dict[str, Callable[[], None]]:
-    manager = NetworkManager(root, "bench")
+    manager = NetworkManager(Paths(root), "bench", lambda namespace, container_id: container_id)
     manager.list_networks()  # writes the default network outside the timings
     port = 20000 + secrets.randbelow(20000)
 
@@ -161,10 +167,25 @@ def ctl_contestants(tmp: Path, archive: Path, env: dict[str, str]) -> dict[str, 
         raise RunFailed(f"ctl run --net bridge: {proc.stderr.strip()}")
     if not any(line.split()[1:2] == ["00000000"] for line in proc.stdout.splitlines()[1:]):
         raise RunFailed("ctl run --net bridge gives no default route: CNI is not wired in yet")
-    return {
+    contestants = {
         CTL_NONE: runs(ctl.argv(0), env),
         CTL_BRIDGE: runs(with_net(ctl, "bridge"), env),
     }
+    # Issue 14: what DNS adds. Alone on its network, a container starts the resolver and
+    # its exit stops it; beside a running one, the resolver is only told (SIGHUP).
+    base = with_net(ctl, "bridge")[: with_net(ctl, "bridge").index("--net")]
+    image_and_cmd = ctl.argv(0)[ctl.argv(0).index("--net") + 2 :]
+    for net, label in (("benchalone", CTL_USER_ALONE), ("benchshared", CTL_USER_SHARED)):
+        root_args = base[: base.index("run")]
+        done = subprocess.run(
+            [*root_args, "network", "create", net], cwd=REPO, env=env, capture_output=True
+        )
+        if done.returncode != 0:
+            raise RunFailed(f"network create: {done.stderr.decode().strip()}")
+        contestants[label] = runs(with_net(ctl, net), env)
+    keeper = [*base[: base.index("--rm")], "-d", "--net", "benchshared", *image_and_cmd[:-1]]
+    subprocess.run([*keeper, "sleep", "3600"], cwd=REPO, env=env, capture_output=True, check=False)
+    return contestants
 
 
 def podman_contestants(
@@ -207,11 +228,16 @@ def main() -> int:
                     print(f"\nleft out {label}: {err}")
             if contestants:
                 samples = interleave(contestants, args.cli_rounds)
-                base = {CTL_BRIDGE: CTL_NONE, PODMAN_DEFAULT: PODMAN_NONE}
+                base = {
+                    CTL_BRIDGE: CTL_NONE,
+                    CTL_USER_ALONE: CTL_NONE,
+                    CTL_USER_SHARED: CTL_NONE,
+                    PODMAN_DEFAULT: PODMAN_NONE,
+                }
                 table(f"run --rm IMAGE true, {args.cli_rounds} rounds", samples, base)
         finally:
-            remove_bridges(tmp / "manager")
-            remove_bridges(tmp / "ctl")
+            clean_root(tmp / "ctl")
+            clean_root(tmp / "manager")
             unmount_under(tmp)
     return 0
 

@@ -32,7 +32,7 @@ from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any, BinaryIO
 
     from ctl.containers.changes import Change
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ctl.images.summary import ImageSummary
     from ctl.network import Attachment, NetworkInfo
     from ctl.network.manager import NetworkManager
+    from ctl.network.networks import CreateRequest
     from ctl.oci import Descriptor, Platform
     from ctl.progress import Progress
     from ctl.reference import Reference
@@ -986,13 +987,26 @@ class Client:
         return self.networks.inspect(name)
 
     def create_network(
-        self, name: str, *, subnet: str | None = None, gateway: str | None = None
+        self,
+        name: str,
+        *,
+        subnet: str | None = None,
+        gateway: str | None = None,
+        request: CreateRequest | None = None,
     ) -> NetworkInfo:
-        """create_network makes a bridge network; without ``subnet``, a free private /16."""
-        return self.networks.create(name, subnet=subnet, gateway=gateway)
+        """create_network makes a bridge network; without ``subnet``, a free private /16.
+
+        ``request`` holds ``network create``'s other flags (``--ipv6``,
+        ``--internal``, ``--label``, ``--opt``, ``--ip-range``, ...).
+        """
+        info = self.networks.networks.create(name, subnet, gateway, request)
+        self.emit("network", "create", info.id, name=info.name, driver=info.driver)
+        return info
 
     def remove_network(self, name: str) -> None:
+        info = self.networks.get(name)
         self.networks.remove(name)
+        self.emit("network", "destroy", info.id, name=info.name, driver=info.driver)
 
     def network_attachment(self, container: Container) -> Attachment | None:
         """network_attachment is the container's place on its network while its task runs."""
@@ -1085,6 +1099,63 @@ class Client:
                 reclaimed += size
                 self.emit("volume", "destroy", volume.name, driver=volume.driver)
         return removed, reclaimed
+
+    def network_attachments(self, container: Container) -> list[Attachment]:
+        """network_attachments are the container's places on every network while its task runs.
+
+        The network it started on comes first, then those of ``network connect``.
+        """
+        from ctl.network.connect import attachments
+
+        return attachments(self.networks, container.id)
+
+    def connect_network(
+        self,
+        network: str,
+        ref: str,
+        *,
+        aliases: Sequence[str] = (),
+        ip: str | None = None,
+        ip6: str | None = None,
+    ) -> Attachment:
+        """connect_network puts the running container ``ref`` on one more network, live."""
+        from ctl.network.connect import connect
+
+        container = self.containers.get(ref)
+        info = self.networks.get(network)
+        attachment = connect(self.networks, container.id, info.name, aliases, ip, ip6)
+        self.emit("network", "connect", info.id, name=info.name, container=container.id)
+        return attachment
+
+    def disconnect_network(self, network: str, ref: str, *, force: bool = False) -> None:
+        """disconnect_network takes the container ``ref`` off a network it was connected to."""
+        from ctl.network.connect import disconnect
+
+        container = self.containers.get(ref)
+        info = self.networks.get(network)
+        disconnect(self.networks, container.id, info.name, force)
+        self.emit("network", "disconnect", info.id, name=info.name, container=container.id)
+
+    def prune_networks(self, keep: Callable[[NetworkInfo], bool] | None = None) -> list[str]:
+        """prune_networks removes the user networks no container is on; returns their names.
+
+        ``keep`` spares a network (``network prune --filter``).
+        """
+        from ctl.network import config, connect
+
+        removed = []
+        used = connect.networks_in_use(self.networks)
+        for info in self.networks.list_networks():
+            if info.name == config.DEFAULT_NETWORK or info.name in used:
+                continue
+            if keep is not None and keep(info):
+                continue
+            try:
+                self.remove_network(info.name)
+            except FailedPrecondition:
+                continue  # a container came meanwhile
+            removed.append(info.name)
+        return removed
 
     # The root as a whole: these cover every namespace (ctl.gc, ctl.system).
 

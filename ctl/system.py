@@ -177,7 +177,26 @@ def check(client: Client) -> Iterator[Finding]:
         yield from _check_images(ns)
         yield from _check_containers(ns)
         yield from _check_snapshots(ns)
+    yield from _check_network_leftovers(client)
     yield from (Finding(b.what, b.problem, b.repair) for b in client.networks.unused_bridges())
+
+
+def _check_network_leftovers(client: Client) -> Iterator[Finding]:
+    """_check_network_leftovers: connections half made or outliving their task, isolation
+    rules outliving their bridge, and a resolver dead or astray (``ctl.network.connect``)."""
+    from ctl.client import Client as ClientType
+    from ctl.network.connect import leftovers
+    from ctl.runtime.state import Status
+
+    def running(namespace: str, container_id: str) -> bool:
+        try:
+            tasks = ClientType(client.paths.root, namespace, debug=client.debug).tasks
+            return tasks.status(container_id) in (Status.RUNNING, Status.PAUSED)
+        except CtlError:
+            return False
+
+    for found in leftovers(client.networks, running):
+        yield Finding(found.what, found.problem, found.repair)
 
 
 def _check_content(store: ContentStore) -> Iterator[Finding]:

@@ -506,11 +506,14 @@ class TaskService:
         if options.network in ("none", "host"):
             return container.spec
         hostname = str(container.spec.get("hostname") or container.id[:12])
-        cni_args = {"IP": options.ip} if options.ip else {}
-        if options.mac_address:
-            cni_args["MAC"] = options.mac_address
         attachment = self._networks.attach(
-            container.id, options.network, options.publish, hostname, cni_args
+            container.id,
+            options.network,
+            options.publish,
+            hostname,
+            {"MAC": options.mac_address} if options.mac_address else None,
+            options.network_aliases,
+            (options.ip, options.ip6),
         )
         try:
             write_host_files(
@@ -519,6 +522,7 @@ class TaskService:
                 hostname,
                 attachment.address,
                 attachment.gateway,
+                nameserver=attachment.nameserver,
             )
         except BaseException:
             self._networks.detach(container.id)

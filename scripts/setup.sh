@@ -12,6 +12,7 @@ APT_PACKAGES=(
 	runc docker-registry busybox-static containernetworking-plugins libcap-dev skopeo
 	containerd podman catatonit crun python3-venv python3-dev gcc openssl zstd iptables iproute2 hyperfine curl
 	apache2-utils debootstrap
+	aardvark-dns
 )
 CONTAINERS_CONF=/etc/containers/containers.conf
 VENV=.venv

@@ -274,6 +274,26 @@ def _check_platform(text: str) -> str:
     return text
 
 
+class _Refused(argparse.Action):
+    """_Refused fails as soon as its flag is parsed: one line naming it, and why."""
+
+    def __init__(self, *args: Any, why: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.why = why
+
+    def __call__(self, *args: Any) -> None:
+        raise InvalidArgument(f"{self.option_strings[-1]} is not supported: {self.why}")
+
+
+def refuse(
+    parser: argparse.ArgumentParser, *flags: str, why: str, takes_value: bool = True
+) -> None:
+    """refuse declares a docker flag that ctl refuses by name (exit 125), never silently."""
+    parser.add_argument(
+        *flags, action=_Refused, why=why, nargs=None if takes_value else 0, help=argparse.SUPPRESS
+    )
+
+
 def parse_flag(flag: str, parse: Callable[[Any], Any], value: Any) -> Any:
     """parse_flag parses one flag's value, naming the flag in the error."""
     try:

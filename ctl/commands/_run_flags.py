@@ -7,7 +7,6 @@ value is one InvalidArgument that names the flag.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -18,6 +17,7 @@ from ctl.errdefs import InvalidArgument
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
     from typing import Any
 
@@ -160,6 +160,11 @@ def _hostname(text: str) -> str:
     return text
 
 
+def network_alias(text: str) -> str:
+    """network_alias accepts a name on a network (``--network-alias``, ``connect --alias``)."""
+    return _flag("--network-alias", _hostname, text)  # type: ignore[no-any-return]
+
+
 def _capability(text: str) -> str:
     from ctl.runtime.spec import normalize_capability
 
@@ -221,6 +226,7 @@ def _network_flags(parser: argparse.ArgumentParser) -> None:
         "--net",
         "--network",
         dest="network",
+        action=_once_action(),
         help="bridge (default where the CNI plugins are installed), none, host, or a name",
     )
     complete(network, complete_networks)
@@ -236,6 +242,31 @@ def _network_flags(parser: argparse.ArgumentParser) -> None:
     add("--mac-address", help="MAC address of the container's interface")
     add("--ip", help="IPv4 address on the network")
     add("--ip6", help="IPv6 address on the network")
+    # networks (issue 14)
+    add("--network-alias", action="append", default=[], metavar="ALIAS", help="name on the network")
+    add("--link", action="append", default=[], help="not supported: use a user network")
+
+
+def _once_action() -> type[argparse.Action]:
+    """_once_action stores a flag's value and refuses a second one (``--net a --net b``)."""
+    import argparse
+
+    class Once(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: Any,
+            option_string: str | None = None,
+        ) -> None:
+            if getattr(namespace, self.dest, None) is not None:
+                raise InvalidArgument(
+                    f"{option_string} given twice: a container starts on one network",
+                    hint="join more networks with 'ctl network connect NET CONTAINER'",
+                )
+            setattr(namespace, self.dest, values)
+
+    return Once
 
 
 def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
@@ -263,6 +294,7 @@ def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         "network": args.network,
         "publish": publish,
         **_network_container_options(args),
+        **_network_names(args),
     }
 
 
@@ -271,12 +303,13 @@ def _network_container_options(args: argparse.Namespace) -> dict[str, Any]:
     from ctl.runtime import runopts
 
     bridged = args.network not in ("none", "host")
-    for flag, value in (("--mac-address", args.mac_address), ("--ip", args.ip)):
+    for flag, value in (
+        ("--mac-address", args.mac_address),
+        ("--ip", args.ip),
+        ("--ip6", args.ip6),
+    ):
         if value is not None and not bridged:
             raise InvalidArgument(f"{flag} needs a bridge network, not --net {args.network}")
-    if args.ip6 is not None:
-        _flag("--ip6", lambda value: runopts.parse_ip(value, 6), args.ip6)
-        raise InvalidArgument("--ip6: ctl networks are IPv4 only")
     expose = [
         port for value in args.expose for port in _flag("--expose", runopts.parse_expose, value)
     ]
@@ -300,7 +333,27 @@ def _network_container_options(args: argparse.Namespace) -> dict[str, Any]:
         "ip": _flag("--ip", lambda value: runopts.parse_ip(value, 4), args.ip)
         if args.ip is not None
         else None,
+        "ip6": _flag("--ip6", lambda value: runopts.parse_ip(value, 6), args.ip6)
+        if args.ip6 is not None
+        else None,
     }
+
+
+def _network_names(args: argparse.Namespace) -> dict[str, Any]:
+    """_network_names reads --network-alias, and refuses --link (networks (issue 14))."""
+    if args.link:
+        raise InvalidArgument(
+            "--link is not supported: containers on the default network do not resolve names",
+            hint="ctl network create NET, then run both containers with --net NET: "
+            "they resolve each other by name and --network-alias",
+        )
+    if args.network_alias and args.network in ("none", "host", "bridge", "default"):
+        raise InvalidArgument(
+            f"--network-alias needs a user network, not --net {args.network}",
+            hint="ctl network create NET, then --net NET",
+        )
+    aliases = tuple(network_alias(a) for a in args.network_alias)
+    return {"network_aliases": aliases}
 
 
 # Resources: cgroup limits.
@@ -584,16 +637,12 @@ REFUSED_FLAGS = {
 }
 
 
-class _Refused(argparse.Action):
-    def __call__(self, *args: Any) -> None:
-        flag = self.option_strings[0]
-        raise InvalidArgument(f"{flag} is not supported: {REFUSED_FLAGS[flag]}")
-
-
 def _refused_flags(parser: argparse.ArgumentParser) -> None:
-    for flag in REFUSED_FLAGS:
-        nargs = 0 if flag == "--use-api-socket" else None
-        parser.add_argument(flag, action=_Refused, nargs=nargs, help=argparse.SUPPRESS)
+    from ctl.commands._base import refuse
+
+    for flag, why in REFUSED_FLAGS.items():
+        refuse(parser, flag, why=why, takes_value=flag != "--use-api-socket")
+    refuse(parser, "--link-local-ip", why="ctl gives containers no link-local addresses")
 
 
 # Devices: host devices, CDI devices and GPUs, the device cgroup, groups.

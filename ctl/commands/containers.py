@@ -15,6 +15,7 @@ from ctl.commands._base import (
     complete_containers,
     each,
     parse_flag,
+    refuse,
 )
 from ctl.errdefs import EXIT_CTL_FAILURE, AlreadyExists, InvalidArgument
 
@@ -202,6 +203,7 @@ def _rm_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v", "--volumes", action="store_true", help="remove its anonymous volumes too"
     )
+    refuse(parser, "-l", "--link", why="ctl has no legacy links", takes_value=False)
 
 
 def _logs_flags(parser: argparse.ArgumentParser) -> None:
@@ -769,6 +771,11 @@ def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
                 Gateway=attachment.gateway,
                 SandboxKey=str(attachment.netns_path),
             )
+        # networks (issue 14): every network, those of `network connect` too.
+        settings["Networks"] = {
+            a.network: {"IPAddress": a.address, "Gateway": a.gateway, "Interface": a.interface}
+            for a in ctx.client.network_attachments(container)
+        }
     settings["Ports"] = [p._asdict() for p in container.config.publish]
     return settings
 

@@ -48,8 +48,11 @@ class RunConfig(NamedTuple):
     domainname: str | None = None
     mac_address: str | None = None
     ip: str | None = None
+    ip6: str | None = None
     stop_timeout: int | None = None
     detach_keys: str | None = None
+    # networks (issue 14)
+    network_aliases: tuple[str, ...] = ()
     hostname: str | None = None
     args: tuple[str, ...] = ()
     entrypoint: tuple[str, ...] | None = None
@@ -85,8 +88,10 @@ class RunConfig(NamedTuple):
             "domainname": self.domainname,
             "mac_address": self.mac_address,
             "ip": self.ip,
+            "ip6": self.ip6,
             "stop_timeout": self.stop_timeout,
             "detach_keys": self.detach_keys,
+            "network_aliases": list(self.network_aliases),
         }
         doc.update((k, v) for k, v in netl.items() if v is not None and v is not False and v != [])
         return doc
@@ -108,8 +113,10 @@ class RunConfig(NamedTuple):
             domainname=doc.get("domainname"),
             mac_address=doc.get("mac_address"),
             ip=doc.get("ip"),
+            ip6=doc.get("ip6"),
             stop_timeout=doc.get("stop_timeout"),
             detach_keys=doc.get("detach_keys"),
+            network_aliases=tuple(str(a) for a in doc.get("network_aliases") or ()),
             hostname=doc.get("hostname"),
             args=tuple(doc.get("args") or ()),
             entrypoint=tuple(entrypoint) if entrypoint is not None else None,

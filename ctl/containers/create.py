@@ -63,11 +63,14 @@ class ContainerOptions(NamedTuple):
     domainname: str | None = None
     mac_address: str | None = None
     ip: str | None = None
+    ip6: str | None = None
     stop_signal: str | None = None
     stop_timeout: int | None = None
     annotations: dict[str, str] = {}
     tmpfs: tuple[tuple[str, tuple[str, ...]], ...] = ()
     detach_keys: str | None = None
+    # networks (issue 14)
+    network_aliases: tuple[str, ...] = ()
     memory: int | None = None
     cpus: float | None = None
     pids_limit: int | None = None
@@ -132,8 +135,10 @@ class ContainerOptions(NamedTuple):
             domainname=self.domainname,
             mac_address=self.mac_address,
             ip=self.ip,
+            ip6=self.ip6,
             stop_timeout=self.stop_timeout,
             detach_keys=self.detach_keys,
+            network_aliases=self.network_aliases,
             hostname=self.hostname,
             args=self.args,
             entrypoint=self.entrypoint,
@@ -266,13 +271,15 @@ def write_host_files(
     hostname: str,
     address: str | None = None,
     gateway: str | None = None,
+    nameserver: str = "",
 ) -> None:
     """write_host_files writes /etc/hosts, /etc/hostname and /etc/resolv.conf for a container.
 
     ``address`` is the container's on its network, ``gateway`` the host's
-    there (what ``--add-host NAME:host-gateway`` names). They are replaced by
-    rename, so call it before the task starts: a running container's bind
-    mounts keep the old files.
+    there (what ``--add-host NAME:host-gateway`` names), ``nameserver`` the
+    resolver of its network, if it has one. They are replaced by rename, so
+    call it before the task starts: a running container's bind mounts keep
+    the old files.
     """
     from ctl import fsutil
 
@@ -284,7 +291,9 @@ def write_host_files(
         hosts += _extra_hosts(config.add_hosts, gateway)
         names = f"{hostname}.{config.domainname} {hostname}" if config.domainname else hostname
         hosts += f"{address or '127.0.1.1'}\t{names}\n"
-    resolv = resolv_conf(config.network, config.dns, config.dns_search, config.dns_options)
+    resolv = resolv_conf(
+        config.network, config.dns, config.dns_search, config.dns_options, nameserver
+    )
     # Written again before every start, so they need no fsync.
     files = {HOSTS_FILE: hosts, HOSTNAME_FILE: f"{hostname}\n", RESOLV_FILE: resolv}
     for name, text in files.items():
@@ -324,6 +333,7 @@ def resolv_conf(
     dns: Sequence[str] = (),
     search: Sequence[str] = (),
     options: Sequence[str] = (),
+    nameserver: str = "",
 ) -> str:
     """resolv_conf is the host's, with loopback resolvers replaced as docker does.
 
@@ -331,20 +341,28 @@ def resolv_conf(
     127.0.0.x resolver (systemd-resolved, dnsmasq), so those lines give way
     to public resolvers when nothing else is left. ``--dns``, ``--dns-search``
     and ``--dns-option`` each replace the host's lines of their kind (a
-    search of ``.`` means none), as docker's do.
+    search of ``.`` means none), as docker's do. On a network with a resolver
+    (``nameserver``) it comes first; it forwards other names to the host's.
     """
     text = _read_host_file("/etc/resolv.conf")
-    if network == "host" and not (dns or search or options):
+    if network == "host" and not (dns or search or options or nameserver):
         return text
     lines = []
     for line in text.splitlines():
         words = line.split()
         kind = words[0] if words else ""
-        replaced = {"nameserver": dns, "search": search, "domain": search, "options": options}
+        replaced = {
+            "nameserver": dns or nameserver,
+            "search": search,
+            "domain": search,
+            "options": options,
+        }
         loopback = kind == "nameserver" and len(words) > 1 and _is_loopback(words[1])
         if replaced.get(kind) or (loopback and network != "host"):
             continue
         lines.append(line)
+    if nameserver:
+        lines.append(f"nameserver {nameserver}")
     lines += [f"nameserver {server}" for server in dns]
     if not any(line.split()[:1] == ["nameserver"] for line in lines):
         lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]

@@ -60,8 +60,8 @@ def create(
     if options.network not in ("none", "host"):
         # A missing network fails before anything is pulled or prepared.
         client.networks.get(options.network)
-        if options.ip is not None:
-            client.networks.check_address(options.network, options.ip)
+        if options.ip is not None or options.ip6 is not None:
+            client.networks.check_static(options.network, options.ip, options.ip6)
     if name is not None:
         with contextlib.suppress(NotFound):
             raise name_taken(name, client.containers.get(name).id)

@@ -6,8 +6,9 @@ and never deletes it. Left alone, every network that ever had a container
 would keep its /16 routed forever, and ``network create`` would run out of
 subnets. So, as netavark does, the container that leaves a bridge without
 ports deletes it (``remove_if_unused``), and the next ADD makes it again.
-Nothing else on the host is the network's: the iptables rules and chains
-the plugins make are each a container's, and its DEL removes them.
+The isolation rules of a bridge (``ctl.network.isolation``) go with it:
+the other iptables rules and chains the plugins make are each a
+container's, and its DEL removes them.
 
 A bridge says which root made it: attach writes ``ctl <root>`` in its
 alias (``/sys/class/net/<bridge>/ifalias``, the ``alias`` of ``ip link``),
@@ -78,9 +79,11 @@ def claim(bridge: str, root: str) -> None:
 
 
 def delete(bridge: str) -> None:
-    """delete deletes ``bridge``, with its address and route; one that is gone is fine."""
+    """delete deletes ``bridge``, with its address, route and isolation rules; one gone is fine."""
     import contextlib
     import subprocess
+
+    from ctl.network import isolation
 
     # A bridge that is gone, or was never one, makes ip fail: nothing to do either way.
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -90,6 +93,7 @@ def delete(bridge: str) -> None:
             timeout=30,
             check=False,
         )
+    isolation.remove(bridge)
 
 
 def remove_if_unused(bridge: str) -> bool:
@@ -98,7 +102,13 @@ def remove_if_unused(bridge: str) -> bool:
     The caller holds the network lock (shared is enough): no ADD, the only
     thing that adds ports, runs meanwhile.
     """
-    if not exists(bridge) or ports(bridge):
+    if not exists(bridge):
+        # Deleted behind ctl's back (or a reboot): its isolation rules may be left.
+        from ctl.network import isolation
+
+        isolation.remove(bridge)
+        return False
+    if ports(bridge):
         return False
     delete(bridge)
     return True

@@ -20,9 +20,13 @@ The ``ctl`` key is ours (CNI ignores keys it does not know, and plugins only
 ever see their own entry of ``plugins``). ``portmap`` with ``snat`` marks
 the bridge ``route_localnet`` so that published ports answer on 127.0.0.1;
 ``firewall`` lets the container's traffic through the host's FORWARD chain.
-Networks are not isolated from each other (as with podman's CNI networks):
-the firewall plugin's ``ingressPolicy: same-bridge`` would, but leaves rules
-behind for every bridge that ever existed.
+Networks are isolated from each other by ctl's own chains
+(``ctl.network.isolation``), which the firewall plugin reaches as its admin
+chain; its ``ingressPolicy: same-bridge`` would too, but leaves rules behind
+for every bridge that ever existed. Networks made by ``network create`` carry
+``"dns": true`` in the ``ctl`` key: their containers resolve each other's
+names (``ctl.network.dns``); ``--ipv6`` adds a second range, ``--internal``
+drops the default route and the masquerade.
 
 The default network ``ctl`` is written on first use. Its bridge is ``ctl0``
 in the default root; every other network's bridge is named after the
@@ -45,7 +49,7 @@ import os
 
 from ctl import identifiers
 from ctl.errdefs import AlreadyExists, DataCorrupted, InvalidArgument
-from ctl.network import NetworkInfo
+from ctl.network import NetworkInfo, _Value
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -53,6 +57,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from pathlib import Path
     from typing import Any
+
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_NETWORK = "ctl"
 DEFAULT_BRIDGE = "ctl0"
@@ -67,6 +74,10 @@ SYSTEM_CNI_DIRS = ("/etc/cni/net.d",)
 LOOPBACK_NAME = "ctl-loopback"
 SUFFIX = ".conflist"
 IFNAMSIZ = 15
+# docker's bridge driver options (``network create -o``) that ctl applies.
+OPT_MTU = "com.docker.network.driver.mtu"
+OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 
 
 def info_of(conflist: dict[str, Any]) -> NetworkInfo:
@@ -81,11 +92,54 @@ def info_of(conflist: dict[str, Any]) -> NetworkInfo:
             gateway=str(meta["gateway"]),
             bridge=str(meta["bridge"]),
             created=str(meta.get("created", "")),
+            subnet6=str(meta.get("subnet6") or ""),
+            gateway6=str(meta.get("gateway6") or ""),
+            internal=bool(meta.get("internal")),
+            labels=tuple(sorted((str(k), str(v)) for k, v in (meta.get("labels") or {}).items())),
+            options=tuple(sorted((str(k), str(v)) for k, v in (meta.get("options") or {}).items())),
         )
-    except KeyError as err:
+    except (KeyError, AttributeError) as err:
         raise DataCorrupted(
             f"network {conflist.get('name')!r}: conflist lacks ctl.{err.args[0]}"
         ) from err
+
+
+def has_dns(conflist: dict[str, Any]) -> bool:
+    """has_dns is whether the network's containers resolve each other's names (not the default)."""
+    return bool((conflist.get("ctl") or {}).get("dns"))
+
+
+class Addressing(_Value):
+    """Addressing is one address family of a network: ``--subnet``, ``--gateway``, ``--ip-range``.
+
+    ``aux`` are ``--aux-address`` entries (name, address) inside the subnet,
+    which no container gets.
+    """
+
+    __slots__ = ("aux", "gateway", "ip_range", "subnet")
+
+    def __init__(
+        self,
+        subnet: IPNetwork,
+        gateway: IPAddress,
+        ip_range: IPNetwork | None = None,
+        aux: tuple[tuple[str, IPAddress], ...] = (),
+    ) -> None:
+        self.subnet = subnet
+        self.gateway = gateway
+        self.ip_range = ip_range
+        self.aux = aux
+
+    def ipam_range(self) -> dict[str, str]:
+        """ipam_range is host-local's range: the subnet, narrowed to ``ip_range`` if given."""
+        entry = {"subnet": str(self.subnet), "gateway": str(self.gateway)}
+        if self.ip_range is not None:
+            first = max(self.ip_range.network_address, self.subnet.network_address + 1)
+            last = self.ip_range.broadcast_address
+            if self.subnet.version == 4:
+                last = min(last, self.subnet.broadcast_address - 1)
+            entry["rangeStart"], entry["rangeEnd"] = str(first), str(last)
+        return entry
 
 
 def bridge_conflist(
@@ -97,32 +151,65 @@ def bridge_conflist(
     ipam_dir: Path,
     cni_version: str,
     created: str,
+    *,
+    ipv4: Addressing | None = None,
+    ipv6: Addressing | None = None,
+    internal: bool = False,
+    dns: bool = False,
+    labels: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """bridge_conflist is the CNI configuration of one ctl bridge network."""
+    """bridge_conflist is the CNI configuration of one ctl bridge network.
+
+    ``ipv4`` (default: ``subnet`` and ``gateway`` alone) and ``ipv6`` are
+    the host-local ranges; an ``internal`` network has no default route and
+    no masquerade; ``dns`` networks get a resolver (``ctl.network.dns``).
+    ``options`` are docker's bridge driver options: ``mtu`` and
+    ``enable_ip_masquerade`` are applied, the others kept for ``inspect``.
+    """
+    families = [ipv4 or Addressing(subnet, gateway)] + ([ipv6] if ipv6 else [])
+    meta: dict[str, Any] = {
+        "id": network_id,
+        "created": created,
+        "subnet": str(subnet),
+        "gateway": str(gateway),
+        "bridge": bridge,
+    }
+    if ipv6 is not None:
+        meta["subnet6"], meta["gateway6"] = str(ipv6.subnet), str(ipv6.gateway)
+    for key, value in (
+        ("internal", internal),
+        ("dns", dns),
+        ("labels", labels),
+        ("options", options),
+    ):
+        if value:
+            meta[key] = value
+    routes = [] if internal else [{"dst": "0.0.0.0/0"}] + ([{"dst": "::/0"}] if ipv6 else [])
+    bridge_plugin: dict[str, Any] = {
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": True,
+        "ipMasq": not internal,
+        "hairpinMode": True,
+        "ipam": {
+            "type": "host-local",
+            "dataDir": str(ipam_dir),
+            "ranges": [[family.ipam_range()] for family in families],
+            "routes": routes,
+        },
+    }
+    opts = options or {}
+    if opts.get(OPT_MASQUERADE, "true").lower() == "false":
+        bridge_plugin["ipMasq"] = False
+    if OPT_MTU in opts:
+        bridge_plugin["mtu"] = int(opts[OPT_MTU])
     return {
         "cniVersion": cni_version,
         "name": name,
-        "ctl": {
-            "id": network_id,
-            "created": created,
-            "subnet": str(subnet),
-            "gateway": str(gateway),
-            "bridge": bridge,
-        },
+        "ctl": meta,
         "plugins": [
-            {
-                "type": "bridge",
-                "bridge": bridge,
-                "isGateway": True,
-                "ipMasq": True,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "dataDir": str(ipam_dir),
-                    "ranges": [[{"subnet": str(subnet), "gateway": str(gateway)}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            },
+            bridge_plugin,
             {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
             {"type": "firewall", "backend": "iptables"},
         ],
@@ -298,6 +385,77 @@ def parse_gateway(value: str | None, subnet: ipaddress.IPv4Network) -> ipaddress
     if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
         raise InvalidArgument(f"invalid gateway {value}: not a host address of {subnet}")
     return gateway
+
+
+def _parse_address(flag: str, value: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid {flag} {value!r}: not an IP address") from None
+
+
+def _parse_network(flag: str, value: str) -> IPNetwork:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid {flag} {value!r}: {err}") from None
+    if network.num_addresses < 4:
+        raise InvalidArgument(f"invalid {flag} {value!r}: too small for a gateway and containers")
+    return network
+
+
+def ula_subnet(network_id: str) -> ipaddress.IPv6Network:
+    """ula_subnet is a unique local /64 (RFC 4193) whose global id comes from the network's id."""
+    return ipaddress.IPv6Network(f"fd{network_id[:2]}:{network_id[2:6]}:{network_id[6:10]}::/64")
+
+
+def parse_addressing(
+    subnets: Iterable[str],
+    gateways: Iterable[str],
+    ip_ranges: Iterable[str],
+    aux_addresses: Iterable[str],
+) -> list[Addressing]:
+    """parse_addressing reads ``network create``'s address flags, one Addressing per ``--subnet``.
+
+    As in docker, the n-th ``--gateway`` and ``--ip-range`` go with the n-th
+    ``--subnet``, and an ``--aux-address name=IP`` with the subnet that holds
+    it. At most one subnet of each family.
+    """
+    nets = [_parse_network("--subnet", s) for s in subnets]
+    gws = [_parse_address("--gateway", g) for g in gateways]
+    ranges = [_parse_network("--ip-range", r) for r in ip_ranges]
+    for flag, values in (("--gateway", gws), ("--ip-range", ranges)):
+        if len(values) > len(nets):
+            raise InvalidArgument(f"{flag} needs a --subnet for each")
+    if len({n.version for n in nets}) != len(nets):
+        raise InvalidArgument("give at most one --subnet of each family (IPv4, IPv6)")
+    found = []
+    for index, subnet in enumerate(nets):
+        gateway = gws[index] if index < len(gws) else subnet.network_address + 1
+        if gateway.version != subnet.version or gateway not in subnet:
+            raise InvalidArgument(f"invalid --gateway {gateway}: not in subnet {subnet}")
+        if gateway == subnet.network_address or (
+            subnet.version == 4 and gateway == subnet.broadcast_address
+        ):
+            raise InvalidArgument(f"invalid --gateway {gateway}: not a host address of {subnet}")
+        ip_range = ranges[index] if index < len(ranges) else None
+        if ip_range is not None and (
+            ip_range.version != subnet.version or not ip_range.subnet_of(subnet)  # type: ignore[arg-type]
+        ):
+            raise InvalidArgument(f"invalid --ip-range {ip_range}: not inside subnet {subnet}")
+        found.append(Addressing(subnet, gateway, ip_range))
+    for entry in aux_addresses:
+        name, sep, value = entry.partition("=")
+        if not sep or not name:
+            raise InvalidArgument(f"invalid --aux-address {entry!r}: use NAME=IP")
+        address = _parse_address("--aux-address", value)
+        holders = [a for a in found if address in a.subnet]
+        if not holders:
+            raise InvalidArgument(f"invalid --aux-address {entry!r}: {address} is in no --subnet")
+        if address == holders[0].gateway:
+            raise InvalidArgument(f"invalid --aux-address {entry!r}: {address} is the gateway")
+        holders[0].aux = (*holders[0].aux, (name, address))
+    return found
 
 
 # Names.

@@ -249,18 +249,23 @@ class NetworkManager:
         publish: Sequence[PortMapping],
         hostname: str,
         cni_args: dict[str, str] | None = None,
+        aliases: Sequence[str] = (),
+        static: tuple[str | None, str | None] = (None, None),
     ) -> Attachment:
         """attach puts the container on ``network`` (``bridge`` is the default network).
 
-        ``cni_args`` are CNI_ARGS for the plugins: ``IP`` (--ip), ``MAC`` (--mac-address).
+        ``cni_args`` are CNI_ARGS for the plugins (``MAC``: --mac-address);
+        ``static`` are the --ip and --ip6 addresses asked for, given to
+        host-local through the ``ips`` capability.
 
         A host port in ``publish`` that another attached container publishes
-        (in any namespace) raises AlreadyExists before anything is set up. A
+        (in any namespace) or a process on the host holds raises AlreadyExists
+        before anything is set up. ``aliases`` are ``--network-alias``. A
         record this container left behind (a crash) is detached first: call
         this only while the container has no running task. On failure
         nothing is left attached.
         """
-        from ctl.network import netns
+        from ctl.network import connect, hostports, netns
         from ctl.network.cni import RuntimeConf
 
         path = self.netns_path(container_id)
@@ -269,14 +274,21 @@ class NetworkManager:
         self.paths.ensure()
         with network_lock(self.paths):
             self._detach_locked(container_id)
-            conflist = config.for_container(self.networks.conflist_locked(name), bool(ports))
+            stored = self.networks.conflist_locked(name)
+            ips = connect.static_addresses(self, name, stored, *static) if any(static) else []
+            conflist = connect.for_container(stored, bool(ports), bool(ips))
             self._check_ports(ports)
+            hostports.check_free(ports)
             bridge = config.bridge_of(conflist)
             if not bridges.exists(bridge):
                 self._check_subnet(name, conflist)
             record = self._new_record(container_id, name, conflist, ports, hostname)
             if cni_args:
                 record["cni_args"] = cni_args
+            if ips:
+                record["ips"] = ips
+
+            record["aliases"] = list(aliases)
             self._write(record)
 
             def recorded(result: dict[str, Any]) -> None:
@@ -286,9 +298,10 @@ class NetworkManager:
             try:
                 netns.create(path)
                 self.cni.add(record["loopback"], RuntimeConf(container_id, str(path), "lo"))
+                connect.before_add(stored)
                 self.cni.add_list(conflist, self._runtime_conf(record), on_result=recorded)
-                bridges.claim(bridge, str(self.paths.root))
-                return attachment_of(record)
+                connect.after_add(self, stored)
+                return connect.with_resolver(attachment_of(record), stored)
             except BaseException:
                 with contextlib.suppress(Exception):
                     self._detach_locked(container_id)
@@ -342,8 +355,9 @@ class NetworkManager:
         return attachment_of(record)
 
     def _detach_locked(self, container_id: str) -> None:
-        from ctl.network import netns
+        from ctl.network import connect, netns
 
+        connect.release_all(self, container_id)  # networks joined by `network connect`
         path = self.netns_path(container_id)
         try:
             record = self._read(container_id)
@@ -358,6 +372,8 @@ class NetworkManager:
         if record is not None:
             # The last container off the network takes its bridge (see the module's docstring).
             bridges.remove_if_unused(config.bridge_of(record["config"]))
+            if config.has_dns(record["config"]):
+                connect.sync_resolver(self)
 
     def _delete(self, record: dict[str, Any], path: Path) -> None:
         from ctl.network import netns
@@ -421,7 +437,10 @@ class NetworkManager:
             container_id=record["container_id"],
             netns=record["netns"],
             ifname=record["ifname"],
-            capability_args={"portMappings": record["publish"]},
+            capability_args={
+                "portMappings": record["publish"],
+                **({"ips": record["ips"]} if record.get("ips") else {}),
+            },
             args=record.get("cni_args") or {},
         )
 
@@ -640,24 +659,31 @@ class NetworkManager:
                 "",
             )
             ips = container_ips(result, record["ifname"])
+            v4 = [ip for ip in ips if ":" not in ip]
+            v6 = [ip for ip in ips if ":" in ip]
             containers[record["container_id"]] = {
                 "Name": self._container_name(record["namespace"], record["container_id"]),
                 "Namespace": record["namespace"],
-                "IPv4Address": ips[0] if ips else "",
+                "IPv4Address": v4[0] if v4 else "",
+                "IPv6Address": v6[0] if v6 else "",
                 "MacAddress": mac,
                 "NetNS": record["netns"],
+                "Aliases": record.get("aliases") or [],
             }
+        ipam = [{"Subnet": info.subnet, "Gateway": info.gateway}]
+        if info.subnet6:
+            ipam.append({"Subnet": info.subnet6, "Gateway": info.gateway6})
         return {
             "Name": info.name,
             "Id": info.id,
             "Created": info.created,
             "Driver": info.driver,
             "Scope": "local",
-            "IPAM": {
-                "Driver": "host-local",
-                "Config": [{"Subnet": info.subnet, "Gateway": info.gateway}],
-            },
-            "Options": {"bridge": info.bridge},
+            "EnableIPv6": bool(info.subnet6),
+            "Internal": info.internal,
+            "IPAM": {"Driver": "host-local", "Config": ipam},
+            "Options": {"bridge": info.bridge, **dict(info.options)},
+            "Labels": dict(info.labels),
             "Containers": containers,
             "CNI": conflist,
         }
@@ -689,22 +715,10 @@ class NetworkManager:
 
     # Static addresses (--ip).
 
-    def check_address(self, network: str, address: str) -> None:
-        """check_address refuses a static address outside the network's subnet, its
-        gateway, or one host-local has leased to another container (AlreadyExists)."""
-        info = self.networks.get(network)
-        subnet = ipaddress.IPv4Network(info.subnet)
-        ip = ipaddress.IPv4Address(address)
-        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
-            raise InvalidArgument(
-                f"--ip {address}: not a host address of network {info.name!r} ({subnet})"
-            )
-        if str(ip) == info.gateway:
-            raise InvalidArgument(f"--ip {address}: the gateway of network {info.name!r}")
-        try:
-            holder = (self.paths.ipam / info.name / str(ip)).read_text().split()
-        except OSError:
-            return
-        if holder:
-            who = self._container_name(self.namespace, holder[0])
-            raise AlreadyExists(f"--ip {address}: the address is in use by container {who}")
+    def check_static(self, network: str, ip: str | None, ip6: str | None) -> list[str]:
+        """check_static refuses a static address (--ip, --ip6) outside the network's
+        subnets, its gateway, or one leased already; it returns them as CIDRs."""
+        from ctl.network import connect
+
+        name = resolve_network(network)
+        return connect.static_addresses(self, name, self.networks.conflist(name), ip, ip6)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ctl import fsutil, identifiers
 from ctl.errdefs import AlreadyExists, DataCorrupted, FailedPrecondition, InvalidArgument, NotFound
-from ctl.network import NetworkInfo, config
+from ctl.network import NetworkInfo, bridges, config
 from ctl.paths import DEFAULT_ROOT
 from ctl.records import RecordDir
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from ctl.records import UnreadableRecord
 
 LOCK_TIMEOUT = 300.0
+# The holder written in the lease of an --aux-address (``Networks._reserve_aux``).
+AUX_LEASE_PREFIX = "ctl-aux-address:"
 # --net words that mean the default network.
 DEFAULT_ALIASES = ("bridge", "default")
 
@@ -35,6 +37,31 @@ DEFAULT_ALIASES = ("bridge", "default")
 def resolve_network(network: str) -> str:
     """resolve_network maps ``--net bridge`` to the default network; other names stay."""
     return config.DEFAULT_NETWORK if network in DEFAULT_ALIASES else network
+
+
+class CreateRequest:
+    """CreateRequest holds ``network create``'s flags beyond the IPv4 subnet and gateway."""
+
+    def __init__(
+        self,
+        *,
+        subnets: Sequence[str] = (),
+        gateways: Sequence[str] = (),
+        ip_ranges: Sequence[str] = (),
+        aux_addresses: Sequence[str] = (),
+        ipv6: bool = False,
+        internal: bool = False,
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.subnets = list(subnets)
+        self.gateways = list(gateways)
+        self.ip_ranges = list(ip_ranges)
+        self.aux_addresses = list(aux_addresses)
+        self.ipv6 = ipv6
+        self.internal = internal
+        self.labels = dict(labels or {})
+        self.options = dict(options or {})
 
 
 def network_lock(paths: Paths, shared: bool = False) -> fsutil.FileLock:
@@ -123,26 +150,50 @@ class Networks:
         except NotFound:
             if name != config.DEFAULT_NETWORK:
                 raise
-        return self._create_locked(name, None, None)
+        return self._create_locked(name, [], None)
 
     def create(
-        self, name: str, subnet: str | None = None, gateway: str | None = None
+        self,
+        name: str,
+        subnet: str | None = None,
+        gateway: str | None = None,
+        request: CreateRequest | None = None,
     ) -> NetworkInfo:
         """create adds a bridge network with its own bridge and subnet.
 
-        Without ``subnet`` it takes a free private /16. Creating the default
-        network (``ctl``) before its first use chooses its subnet.
+        Without a subnet it takes a free private /16 (and, with ``--ipv6``,
+        a unique local /64). Creating the default network (``ctl``) before
+        its first use chooses its subnet. ``request`` carries the other flags
+        of ``network create``; ``subnet`` and ``gateway`` are the IPv4 ones.
         """
         config.validate_name(name)
-        if gateway is not None and subnet is None:
-            raise InvalidArgument("--gateway needs --subnet")
+        request = request or CreateRequest()
+        if subnet is not None:
+            request.subnets = [subnet, *request.subnets]
+        if gateway is not None:
+            if not request.subnets:
+                raise InvalidArgument("--gateway needs --subnet")
+            request.gateways = [gateway, *request.gateways]
+        families = config.parse_addressing(
+            request.subnets, request.gateways, request.ip_ranges, request.aux_addresses
+        )
+        bridge = request.options.get(config.OPT_BRIDGE_NAME)
+        if bridge is not None:
+            identifiers.validate("bridge name", bridge)
+            if len(bridge) > config.IFNAMSIZ or bridges.exists(bridge):
+                raise InvalidArgument(f"bridge name {bridge!r}: too long, or in use on the host")
+        mtu = request.options.get(config.OPT_MTU)
+        if mtu is not None and not (mtu.isdigit() and 68 <= int(mtu) <= 65535):
+            raise InvalidArgument(f"invalid {config.OPT_MTU} {mtu!r}: a number from 68 to 65535")
         self._paths.ensure()
         with network_lock(self._paths):
             if self.exists(name):
                 raise AlreadyExists(f"network {name!r}: already exists")
-            return config.info_of(self._create_locked(name, subnet, gateway))
+            return config.info_of(self._create_locked(name, families, request))
 
-    def _create_locked(self, name: str, subnet: str | None, gateway: str | None) -> dict[str, Any]:
+    def _create_locked(
+        self, name: str, families: Sequence[config.Addressing], request: CreateRequest | None
+    ) -> dict[str, Any]:
         import secrets
 
         from ctl.network.cni import CNI
@@ -150,35 +201,76 @@ class Networks:
 
         network_id = secrets.token_hex(32)
         existing = self._conflists()
-        ours = [ipaddress.IPv4Network(config.info_of(c).subnet) for c in existing]
-        if subnet is None:
+        given = {a.subnet.version: a for a in families}
+        if 4 not in given:
+            ours = [ipaddress.IPv4Network(config.info_of(c).subnet) for c in existing]
             taken = ours + config.host_networks()
             taken += config.cni_subnets(config.system_cni_conflists())
             chosen = config.pick_subnet(taken, config.candidate_subnets(network_id))
+            given[4] = config.Addressing(chosen, chosen.network_address + 1)
         else:
-            chosen = config.parse_subnet(subnet)
-            for other in existing:
-                if ipaddress.IPv4Network(config.info_of(other).subnet).overlaps(chosen):
-                    raise FailedPrecondition(
-                        f"subnet {chosen} overlaps network {other['name']!r} "
-                        f"({config.info_of(other).subnet})"
-                    )
-            for route in config.host_networks():
-                if route.overlaps(chosen):
-                    raise FailedPrecondition(f"subnet {chosen} overlaps the host's {route}")
+            self._check_overlaps(given[4].subnet, existing)
+        if request is not None and request.ipv6 and 6 not in given:
+            ula = config.ula_subnet(network_id)
+            given[6] = config.Addressing(ula, ula.network_address + 1)
+        if 6 in given and not (request is not None and request.ipv6):
+            raise InvalidArgument("an IPv6 --subnet needs --ipv6")
+        if 6 in given:
+            self._check_overlaps(given[6].subnet, existing)
+        ipv4 = given[4]
+        options = dict(request.options) if request is not None else {}
         default_bridge = name == config.DEFAULT_NETWORK and self._paths.root == Path(DEFAULT_ROOT)
+        bridge = options.get(config.OPT_BRIDGE_NAME) or config.bridge_name(
+            network_id, default_bridge
+        )
         conflist = config.bridge_conflist(
             name,
             network_id,
-            config.bridge_name(network_id, default_bridge),
-            chosen,
-            config.parse_gateway(gateway, chosen),
+            bridge,
+            ipaddress.IPv4Network(ipv4.subnet),
+            ipaddress.IPv4Address(ipv4.gateway),
             self._paths.ipam,
             CNI().best_version("bridge"),
             format_rfc3339(time.time()),
+            ipv4=ipv4,
+            ipv6=given.get(6),
+            internal=request is not None and request.internal,
+            dns=name != config.DEFAULT_NETWORK,
+            labels=dict(request.labels) if request is not None else None,
+            options=options,
         )
+        self._reserve_aux(name, [*ipv4.aux, *(given[6].aux if 6 in given else ())])
         self._records.put(name, conflist)
         return conflist
+
+    def _reserve_aux(self, name: str, aux: Sequence[tuple[str, Any]]) -> None:
+        """_reserve_aux keeps ``--aux-address`` addresses from containers: host-local's leases.
+
+        host-local takes an address whose lease file exists as taken; the
+        files go with the network's other leases (``remove_locked``).
+        """
+        if not aux:
+            return
+        leases = self._paths.ipam / name
+        leases.mkdir(parents=True, exist_ok=True)
+        for aux_name, address in aux:
+            what = f"the lease of --aux-address {aux_name}"
+            text = f"{AUX_LEASE_PREFIX}{aux_name}\n"
+            fsutil.atomic_write(leases / str(address), text.encode(), what=what)
+
+    @staticmethod
+    def _check_overlaps(chosen: config.IPNetwork, existing: Sequence[dict[str, Any]]) -> None:
+        for other in existing:
+            info = config.info_of(other)
+            for theirs in filter(None, (info.subnet, info.subnet6)):
+                if ipaddress.ip_network(theirs).overlaps(chosen):
+                    raise FailedPrecondition(
+                        f"subnet {chosen} overlaps network {other['name']!r} ({theirs})"
+                    )
+        if chosen.version == 4:
+            for route in config.host_networks():
+                if route.overlaps(chosen):
+                    raise FailedPrecondition(f"subnet {chosen} overlaps the host's {route}")
 
     def remove_damaged(self, damaged: UnreadableRecord) -> str:
         """remove_damaged deletes a conflist that cannot be read, and its address leases.
@@ -208,6 +300,15 @@ class Networks:
             self._paths.ipam,
             cni_version,
             info.created,
+            ipv6=config.Addressing(
+                ipaddress.IPv6Network(info.subnet6), ipaddress.IPv6Address(info.gateway6)
+            )
+            if info.subnet6
+            else None,
+            internal=info.internal,
+            dns=damaged.key != config.DEFAULT_NETWORK,
+            labels=dict(info.labels),
+            options=dict(info.options),
         )
         self._records.put(damaged.key, conflist)
 

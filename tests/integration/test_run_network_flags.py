@@ -78,7 +78,10 @@ def test_hosts_resolv_and_domain_inside(
     own = next(line for line in lines if line[1:] == ["web.example.org", "web"])
     assert ipaddress.IPv4Address(own[0]) in subnet
     words = [line.split() for line in resolv.splitlines()]
-    assert [w for w in words if w[0] == "nameserver"] == [["nameserver", "192.0.2.53"]]
+    # A user network's resolver comes first (names of its containers), then --dns.
+    gateway = str(next(subnet.hosts()))
+    servers = [w for w in words if w[0] == "nameserver"]
+    assert servers == [["nameserver", gateway], ["nameserver", "192.0.2.53"]]
     assert ["search", "corp.example"] in words
     assert ["options", "ndots:3", "timeout:1"] in words
     assert domain.split() == ["example.org", "example.org"]
@@ -125,7 +128,7 @@ def test_static_ip_and_mac_on_the_interface(
             "run", "-d", "--net", NETWORK, "--ip", address, images.busybox_ref, "true",
             root=nroot,
         )  # fmt: skip
-        taken.assert_failure(125, stderr_re=f"--ip {address}.*in use by container static")
+        taken.assert_failure(125, stderr_re=f"--ip {address}.*taken by container static")
         assert _names(nroot) == before
     finally:
         ctl_proc("rm", "-f", "static", root=nroot).assert_success()

@@ -27,16 +27,6 @@ CLI_FILE = Path(__file__).parent.parent / "data" / "docker_cli.json"
 # empty it as the branches merge). A command path alone stands for all its flags.
 NOT_YET = frozenset(
     {
-        # networks (issue 14)
-        "network connect", "network disconnect", "network prune", "network ls -f",
-        "network ls --filter", "network inspect -v", "network inspect --verbose",
-        "network rm -f", "network rm --force",
-        "network create --aux-address",
-        "network create --internal", "network create --ip-range",
-        "network create --ipam-driver", "network create --ipam-opt", "network create --ipv4",
-        "network create --ipv6", "network create --label", "network create -o",
-        "network create --opt",
-        "run --network-alias", "run --link", "run --link-local-ip", "rm -l", "rm --link",
     }
 )  # fmt: skip
 

@@ -25,8 +25,6 @@ FLAGS_FILE = Path(__file__).parent.parent / "data" / "docker_run_flags.txt"
 # it as the branches merge).
 NOT_YET = frozenset(
     {
-        # networks (issue 14)
-        "--link", "--link-local-ip", "--network-alias",
     }
 )  # fmt: skip
 
