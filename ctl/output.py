@@ -149,9 +149,13 @@ def render_table(headers: Sequence[str], table: Sequence[Sequence[str]]) -> str:
     # By hand: tabulate's import costs ~19 ms (importlib.metadata, dataclasses),
     # more than rendering a hundred rows, and ``ps`` pays it on every call.
     rows = [headers, *table]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
+    # A template's row may have more cells than its header (a value with a tab) or fewer.
+    widths = [
+        max(len(row[i]) for row in rows if i < len(row))
+        for i in range(max(len(row) for row in rows))
+    ]
     return "".join(
-        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
         + "\n"
         for row in rows
     )
