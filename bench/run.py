@@ -199,6 +199,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [metrics]
   address = ""
+
+# Isolated: a pull into a fresh namespace downloads every blob (bench/table.py's pull rows).
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "isolated"
 """
 
 

@@ -643,7 +643,11 @@ class Client:
 
     def task_state(self, container: Container) -> TaskState | None:
         """task_state is the container's task as its records show it; None before any start."""
-        return self.tasks.load(container.id)
+        # The task directory alone: ``ps`` calls this for every container, and the
+        # TaskService would load runc, the snapshotter and the networks it never uses.
+        from ctl.runtime.taskdir import TaskDir
+
+        return TaskDir(self.paths.task_dir(self.namespace, container.id)).load()
 
     def kill(self, ref: str, sig: int) -> Container:
         """kill signals the container's init; a fatal signal also cancels restarts."""

@@ -155,22 +155,24 @@ class RecordDir:
             if record is not None:
                 yield record
 
-    def put(self, key: str, value: Any, name: str | None = None) -> None:
+    def put(self, key: str, value: Any, name: str | None = None, durable: bool = True) -> None:
         """put writes ``value`` (JSON) as the record under ``key``, atomically.
 
         A failed write raises WriteFailed naming the record by ``name``
-        (default: ``key``).
+        (default: ``key``). ``durable`` False is ``fsutil.atomic_write``'s:
+        for a record that no one needs after the machine crashes.
         """
         what = f"{self._what} record {name or key}"
-        fsutil.atomic_write_json(self.path(key), value, what=what)
+        fsutil.atomic_write_json(self.path(key), value, durable=durable, what=what)
 
-    def delete(self, key: str) -> bool:
+    def delete(self, key: str, durable: bool = True) -> bool:
         """delete removes the record under ``key``; False if there was none."""
         try:
             self.path(key).unlink()
         except FileNotFoundError:
             return False
-        fsutil.fsync_dir(self.directory)
+        if durable:
+            fsutil.fsync_dir(self.directory)
         return True
 
     def damaged(self, decode: Callable[[Any], object]) -> Sequence[UnreadableRecord]:

@@ -456,7 +456,7 @@ class TaskService:
             raise
         task_dir.write_config(runtime_spec)
         spec = TaskSpec(
-            task=task_dir,
+            task=TaskDir(task_dir.path, durable=not options.rm),
             tty=options.tty,
             stdin=options.stdin,
             attach=attach,

@@ -486,7 +486,6 @@ def ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict
 
 def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.output import Column, Listing
-    from ctl.runtime.state import Status
 
     client = ctx.client
     containers = client.list_containers()
@@ -498,6 +497,9 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
         if 0 <= last <= len(rows):
             break
         task = client.task_state(container)
+        # Imported here, so that an empty listing goes without typing and the task states.
+        from ctl.runtime.state import Status
+
         live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
         if (every or live) and (test is None or test.keep(container, task, _health(task))):
             row = ps_row(container, task, args.no_trunc)

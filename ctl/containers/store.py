@@ -181,6 +181,10 @@ class LocalContainerStore:
         _check_id(container.id)
         now = time.time()
         created = container._replace(created_at=now, updated_at=now)
+        # A --rm container cannot outlive a crash of the machine (its task is
+        # gone, and it with it), so its record and name skip the fsyncs: a
+        # kill -9 still leaves the old file or the new one, never a torn one.
+        durable = not container.config.rm
         with self._records.lock():
             if self._records.exists(container.id):
                 raise AlreadyExists(f"container id {container.id}: already exists")
@@ -189,10 +193,15 @@ class LocalContainerStore:
                 raise name_taken(container.name, holder)
             name_index = self._names / container.name
             fsutil.atomic_write(
-                name_index, container.id.encode(), what=f"container name {container.name!r}"
+                name_index,
+                container.id.encode(),
+                durable=durable,
+                what=f"container name {container.name!r}",
             )
             try:
-                self._records.put(container.id, created.to_record(), name=container.name)
+                self._records.put(
+                    container.id, created.to_record(), name=container.name, durable=durable
+                )
             except BaseException:
                 # A full disk must not leave the name taken by no container.
                 name_index.unlink(missing_ok=True)
@@ -243,11 +252,14 @@ class LocalContainerStore:
         from ctl.errdefs import DataCorrupted
 
         with self._records.lock():
+            durable = True
             try:
-                names: Sequence[str] = [self._load(container_id).name]
+                container = self._load(container_id)
+                names: Sequence[str] = [container.name]
+                durable = not container.config.rm
             except DataCorrupted:
                 names = self._names_of(container_id)
-            if not self._records.delete(_check_id(container_id)):
+            if not self._records.delete(_check_id(container_id), durable=durable):
                 raise NotFound(f"container {container_id!r}: no such container")
             for name in names:
                 if self._points_at(name, container_id):

@@ -61,11 +61,18 @@ RUNC_DELETE_AGAIN: Final = 1.0
 
 
 class TaskDir:
-    """TaskDir is the task directory at ``path``; its name is the task's (and runc's) id."""
+    """TaskDir is the task directory at ``path``; its name is the task's (and runc's) id.
 
-    def __init__(self, path: Path) -> None:
+    ``durable`` False writes the records without fsyncs, for a ``--rm``
+    container: after a crash of the machine it is gone anyway (a boot makes
+    every task stopped), while a ``kill -9`` still finds the old record or
+    the new one, whole.
+    """
+
+    def __init__(self, path: Path, durable: bool = True) -> None:
         self.path = path
         self.id = path.name
+        self.durable = durable
 
     def _file(self, name: str) -> str:
         """_file names one of the task's files in an error: ``state.json of task <id>``."""
@@ -149,7 +156,9 @@ class TaskDir:
 
     def write_record(self, record: TaskRecord) -> None:
         """write_record replaces ``state.json``: WriteFailed if there is no room."""
-        fsutil.atomic_write_json(self.path / _STATE, record, what=self._file(_STATE))
+        fsutil.atomic_write_json(
+            self.path / _STATE, record, durable=self.durable, what=self._file(_STATE)
+        )
 
     def update_record(self, **changes: Any) -> TaskRecord:
         """update_record changes fields of ``state.json`` under the task's lock."""
@@ -194,7 +203,9 @@ class TaskDir:
             finished_at=status.finished_at or time.time(),
             oom=status.oom,
         )
-        fsutil.atomic_write_json(self.path / _EXIT, record, what=self._file(_EXIT))
+        fsutil.atomic_write_json(
+            self.path / _EXIT, record, durable=self.durable, what=self._file(_EXIT)
+        )
 
     def read_exit(self) -> ExitStatus | None:
         record = self._read(_EXIT)

@@ -341,7 +341,8 @@ def test_self_signed_certificate_fails_without_http_fallback(
         assert "self-signed" in str(caught.value)
         assert caught.value.hint is not None
         assert "ca.crt" in caught.value.hint
-        assert fake.connections == 1, "no second try over plain HTTP"
+        # The TLS probe (loopback allows plain HTTP) and the HTTPS request; no third over HTTP.
+        assert fake.connections == 2, "no try over plain HTTP"
 
 
 def test_ca_from_certs_dir(certificate: tuple[Path, Path], tmp_path: Path) -> None:

@@ -41,3 +41,123 @@ def test_command_imports_only_its_own_command_module(
     modules = imported_modules("--root", str(root), *argv)
     commands = sorted(m for m in modules if m.startswith("ctl.commands."))
     assert commands == ["ctl.commands._base", "ctl.commands._index", f"ctl.commands.{module}"]
+
+
+# What `ps` and `run` must leave alone (issue 15): a listing reads records and task
+# directories; it drives no runc, snapshotter or network, and renders without tabulate.
+PS_NEEDS_NONE_OF = (
+    *SLOW_IMPORTS,
+    "dataclasses",
+    "ctl.tasks",
+    "ctl.runtime.runc",
+    "ctl.snapshots",
+    "ctl.network",
+    "ctl.remotes",
+    "socket",
+)
+# An empty root has no record to decode and no task to read.
+EMPTY_PS_NEEDS_NONE_OF = (
+    *PS_NEEDS_NONE_OF,
+    "typing",
+    "json",
+    "ctl.runtime.state",
+    "ctl.containers.container",
+)
+# `run --pull never`: no registry client; no tabulate, no argcomplete; no dataclasses
+# (with inspect and ast, ~13 ms) and none of what its modules import only where used.
+RUN_NEEDS_NONE_OF = (*SLOW_IMPORTS, "dataclasses", "ctl.remotes", "tempfile", "bz2", "lzma")
+
+
+def _unwanted(modules: set[str], unwanted: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == u or m.startswith(f"{u}.") for u in unwanted))
+
+
+def _write_container(root: Path) -> None:
+    """_write_container puts one container record where `ps` finds it, without runc or images."""
+    from ctl.client import Client
+    from ctl.containers.container import Container
+
+    container = Container(
+        id="ab" * 32,
+        name="listed",
+        image="busybox",
+        snapshotter="overlayfs",
+        snapshot_key="k",
+        spec={"process": {"args": ["true"]}},
+    )
+    Client(root).containers.create(container)
+
+
+def test_ps_on_an_empty_root_imports_no_record_code(root: Path) -> None:
+    modules = imported_modules("--root", str(root), "ps", "-a")
+    assert "ctl.main" in modules, "no import trace: was -X importtime honoured?"
+    unwanted = _unwanted(modules, EMPTY_PS_NEEDS_NONE_OF)
+    assert unwanted == [], f"ctl ps -a on an empty root imports {unwanted}"
+
+
+def test_ps_of_a_container_reads_only_records(root: Path) -> None:
+    _write_container(root)
+    modules = imported_modules("--root", str(root), "ps", "-a")
+    assert "ctl.containers.container" in modules, "the container was not listed"
+    unwanted = _unwanted(modules, PS_NEEDS_NONE_OF)
+    assert unwanted == [], f"ctl ps -a imports {unwanted}: import them where they are used"
+
+
+RUN_PATH = (
+    "ctl.main",
+    "ctl.commands.containers",
+    "ctl.commands._run_flags",
+    "ctl.client",
+    "ctl.containers.lifecycle",
+    "ctl.containers.create",
+    "ctl.containers.store",
+    "ctl.images.store",
+    "ctl.tasks",
+    "ctl.runtime.supervisor",
+    "ctl.runtime.taskdir",
+    "ctl.snapshots.overlay",
+    "ctl.snapshots.namespaced",
+)
+# `pull` needs requests; dataclasses (inspect, ast: ~5-8 ms) it does not.
+PULL_PATH = (
+    "ctl.main",
+    "ctl.commands.images",
+    "ctl.client",
+    "ctl.images.pull",
+    "ctl.images.unpack",
+    "ctl.remotes.registry",
+    "ctl.archive",
+)
+PULL_NEEDS_NONE_OF = ("dataclasses", "tabulate", "argcomplete")
+
+
+@pytest.mark.parametrize(
+    ("path", "unwanted"),
+    [(RUN_PATH, RUN_NEEDS_NONE_OF), (PULL_PATH, PULL_NEEDS_NONE_OF)],
+    ids=["run", "pull"],
+)
+def test_path_modules_import_nothing_the_path_does_not_need(
+    path: tuple[str, ...], unwanted: tuple[str, ...]
+) -> None:
+    # Without root there is no task to start nor registry to ask: the path's modules are
+    # imported as the command imports them; what they import at their top, it always pays.
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "; ".join(f"import {m}" for m in path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "ctl.client" in modules, "no import trace: was -X importtime honoured?"
+    found = _unwanted(modules, unwanted)
+    assert found == [], f"{path[1]} imports {found}: import them where they are used"
