@@ -16,6 +16,9 @@
 # registry at the guest's own 127.0.0.1:5000. One guest at a time, 2 vCPUs, 2 GiB. The image
 # never changes: the guest writes to its own qcow2 overlay, removed on exit with everything
 # else the lane started, on failure too.
+#
+# CTL_VM_PEX names another pex to smoke; CTL_VM_PYTEST=1 also runs the cgroup-sensitive
+# integration tests in the guests that have the host's Python (smoke.sh's guest_pytest).
 set -euo pipefail
 lane_script=$(realpath "$0")
 cd "$(dirname "$lane_script")/../.."
@@ -229,7 +232,7 @@ lane_guest() {
 	done
 	registry_port=$(cat "$run/registry.port")
 	connect || return
-	scp -q "${ssh_opts[@]/#-p/-P}" dist/ctl.pex root@127.0.0.1:/usr/local/bin/ctl
+	scp -q "${ssh_opts[@]/#-p/-P}" "${CTL_VM_PEX:-dist/ctl.pex}" root@127.0.0.1:/usr/local/bin/ctl
 	scp -q "${ssh_opts[@]/#-p/-P}" tests/vm/guest.sh root@127.0.0.1:/root/guest.sh
 
 	echo "lane.sh: $name: $(guest 'uname -r; python3 --version; runc --version | head -1' | paste -sd' ')"

@@ -54,12 +54,12 @@ check() { guest bash /root/guest.sh "$@"; }
 smoke() {
 	smoke_failed=0
 	pex_starts=1
-	step "ctl --version" guest ctl --version
-	if [ "$smoke_failed" = 1 ]; then
-		pex_starts=0
-	fi
 	step "guest: cgroup v2" expect cgroup2fs stat -fc %T /sys/fs/cgroup
 	step "guest: AppArmor on" expect Y cat /sys/module/apparmor/parameters/enabled
+	step "ctl --version" guest ctl --version
+	if ! grep -q $'^ctl --version\tPASS$' "$results"; then
+		pex_starts=0
+	fi
 	step "pull" guest ctl pull -q "$image_ref"
 	step "run --rm" expect hello ctl run --rm "$image_ref" echo hello
 	step "run -d --memory --cpus --pids-limit" guest ctl run -d --name lim --memory 64m \
@@ -86,5 +86,45 @@ smoke() {
 	step "no container left" expect "" ctl ps -aq
 	step "no cgroup left" check cgroups_clean
 	step "--runtime crun vs runc" check runtimes "$image_ref"
+	if [ "${CTL_VM_PYTEST:-}" = 1 ]; then
+		step "pytest: cgroup-sensitive tests" guest_pytest
+	fi
 	return "$smoke_failed"
+}
+
+# The integration tests that depend on cgroups: limits, pause, OOM, a supervisor outliving
+# its starter's session or being killed, a container found by its cgroup.
+guest_pytest_tests=(
+	tests/integration/test_containers.py::test_memory_limit_is_in_the_cgroup
+	tests/integration/test_runtime.py::test_pause_freezes_the_task
+	tests/integration/test_runtime.py::test_oom_kill_is_recorded
+	tests/integration/test_runtime.py::test_killing_the_spawners_session_leaves_the_task
+	tests/integration/test_runtime.py::test_supervisor_killed_with_sigkill
+	tests/integration/test_runtime.py::test_a_new_task_waits_for_the_last_supervisor
+	tests/integration/test_faults_tasks.py::test_stop_after_a_lost_supervisor_still_stops
+	tests/integration/test_faults_tasks.py::test_rm_f_kills_a_container_whose_runc_state_was_deleted
+)
+
+# guest_pytest runs guest_pytest_tests in the guest from this source tree, with the host
+# venv's packages (the same Python 3.11 as Debian 12's, so its compiled python-prctl
+# loads), the host's docker-registry and its static busybox, which the tests' images use.
+guest_pytest() {
+	local site
+	site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+	if [ "$(guest python3 -c 'import sys; print(sys.version_info[:2])')" != "(3, 11)" ]; then
+		echo "skip: the host's venv is for Python 3.11"
+		return 2
+	fi
+	tar -C "$site" -c --exclude='mypy*' --exclude='*mypyc*' --exclude=pex --exclude=pip \
+		--exclude=setuptools --exclude=ruff --exclude=__pycache__ . |
+		guest 'rm -rf /root/site && mkdir /root/site && tar -C /root/site -x'
+	tar -c --exclude=__pycache__ ctl tests pyproject.toml |
+		guest 'rm -rf /root/src && mkdir /root/src && tar -C /root/src -x'
+	tar -C / -c usr/bin/docker-registry bin/busybox | guest 'tar -C / -x'
+	local output code=0
+	output=$(guest "cd /root/src && PYTHONPATH=/root/site timeout 1200 python3 -m pytest" \
+		"-p no:cacheprovider -q ${guest_pytest_tests[*]}" 2>&1) || code=$?
+	printf '%s\n' "$output" | tail -15
+	echo "note: $(tail -1 <<<"$output")"
+	return "$code"
 }
