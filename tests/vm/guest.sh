@@ -76,10 +76,12 @@ check_frozen() {
 	want "frozen in cgroup.events" "frozen $2" "$(grep '^frozen ' "$ctl_cgroup/default/$id/cgroup.events")"
 }
 
-# oom: a container limited to 8 MiB that allocates without end is killed by the kernel.
+# oom: a container limited to 32 MiB that allocates without end is killed by the kernel. Not
+# 8 MiB: on Debian 13 (kernel 6.12, runc 1.1.15) runc's own init is OOM-killed under 8 MiB
+# before the command starts (ctl then exits 125 with runc's "container init was OOM-killed").
 check_oom() {
 	local code=0
-	ctl run --name oom --memory 8m "$1" sh -c 'x=0123456789; while :; do x=$x$x; done' || code=$?
+	ctl run --name oom --memory 32m "$1" sh -c 'x=0123456789; while :; do x=$x$x; done' || code=$?
 	want "exit code" 137 "$code"
 	want .State.OOMKilled true "$(ctl inspect -f '{{.State.OOMKilled}}' oom)"
 	want .State.ExitCode 137 "$(ctl inspect -f '{{.State.ExitCode}}' oom)"
@@ -94,6 +96,12 @@ check_published() {
 	fetch() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' "$url"; }
 	wait_for 30 fetch
 	want "GET $url" smoke-web "$(fetch)"
+	# 3 (NET_ADDR_SET): something, udev here, changed the MAC the veth was made with (1,
+	# NET_ADDR_RANDOM), after the bridge plugin recorded it; system check must not mind.
+	local veth
+	for veth in /sys/class/net/veth*; do
+		echo "note: ${veth##*/}: addr_assign_type $(cat "$veth/addr_assign_type")"
+	done
 }
 
 # escape IMAGE: a systemd service runs `ctl run -d`; killing every process of the service's

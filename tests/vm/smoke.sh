@@ -111,7 +111,7 @@ guest_pytest_tests=(
 guest_pytest() {
 	local site
 	site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-	if [ "$(guest python3 -c 'import sys; print(sys.version_info[:2])')" != "(3, 11)" ]; then
+	if [ "$(guest "python3 -c 'import sys; print(sys.version_info[:2])'")" != "(3, 11)" ]; then
 		echo "skip: the host's venv is for Python 3.11"
 		return 2
 	fi
