@@ -91,7 +91,7 @@ start_qemu() {
 	ssh_port=$(free_port)
 	qemu-system-x86_64 "${machine[@]}" \
 		-kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
-		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0" \
+		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet" \
 		-drive file="$run/overlay.qcow2",if=virtio,format=qcow2 \
 		-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:"$ssh_port"-:22 \
 		-device virtio-net-pci,netdev=net0 \
@@ -167,13 +167,15 @@ stop_qemu_keeping_overlay() {
 	stop_qemu
 	mv "$run/saved-overlay.qcow2" "$saved/disk.qcow2"
 }
-# reboot_guest reboots the guest from inside (a new boot id, as after a power cut) and
-# reconnects: the smoke's step before `ctl system boot`.
+# reboot_guest reboots the guest as a power cut would (a new boot id, containers gone without
+# a stop), after a sync, and reconnects: the smoke's step before `ctl system boot`. Not
+# `systemctl reboot`: systemd knows nothing of the containers' processes (they are in ctl's
+# cgroups, not in a unit), so its shutdown waits 90 s for them before it kills them.
 reboot_guest() {
 	local before t
 	t=$(date +%s.%N)
 	before=$(guest cat /proc/sys/kernel/random/boot_id)
-	guest systemctl reboot || true
+	guest 'sync; echo 1 >/proc/sys/kernel/sysrq; echo b >/proc/sysrq-trigger' || true
 	ssh -o ControlPath="$run/ssh.sock" -O exit root@127.0.0.1 2>/dev/null || true
 	local deadline=$((SECONDS + ${CTL_VM_BOOT_TIMEOUT:-300}))
 	until [ "$(guest -o ConnectTimeout=5 cat /proc/sys/kernel/random/boot_id 2>/dev/null)" != "$before" ] &&
