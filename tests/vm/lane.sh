@@ -175,7 +175,9 @@ reboot_guest() {
 	local before t
 	t=$(date +%s.%N)
 	before=$(guest cat /proc/sys/kernel/random/boot_id)
-	guest 'sync; echo 1 >/proc/sys/kernel/sysrq; echo b >/proc/sysrq-trigger' || true
+	# In the background, a second on: ssh returns before the guest is gone, not 15 s later.
+	guest 'sync; echo 1 >/proc/sys/kernel/sysrq; (sleep 1; echo b >/proc/sysrq-trigger) >/dev/null 2>&1 &'
+	sleep 1.5
 	ssh -o ControlPath="$run/ssh.sock" -O exit root@127.0.0.1 2>/dev/null || true
 	local deadline=$((SECONDS + ${CTL_VM_BOOT_TIMEOUT:-300}))
 	until [ "$(guest -o ConnectTimeout=5 cat /proc/sys/kernel/random/boot_id 2>/dev/null)" != "$before" ] &&
