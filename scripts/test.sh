@@ -6,8 +6,8 @@
 #   bash scripts/test.sh [--vm | --no-vm] [PYTEST ARGS...]
 #
 # After the suite it runs the VM lane (scripts/vm.sh) on the Debian 12 guest: the pex smoked
-# on cgroup v2 under qemu, as CI does (about 5 minutes on a fresh machine, which builds the
-# guest; 2 to 3 minutes once the guest is cached). --vm runs it on every guest (Debian 12 and
+# on cgroup v2 under qemu, as CI does (6 to 8 minutes on a fresh machine, which builds the
+# guest; about 4 once the guest is cached). --vm runs it on every guest (Debian 12 and
 # 13), --no-vm not at all.
 #
 # Tests marked slow (soaks, throughput) run only when asked for, with CTL_SOAK=1 or --soak
