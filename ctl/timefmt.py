@@ -65,12 +65,14 @@ def ago(ts: float | None, now: float | None = None) -> str:
 def parse_timestamp(text: str, now: float | None = None) -> float:
     """parse_timestamp reads ``--since``/``--until`` as docker does: a Unix time
     (``1700000000.5``), an RFC 3339 time or date (``2026-12-07T06:00:00Z``,
-    ``2026-12-07``), or a Go duration before now (``10m``, ``1h30m``).
+    ``2026-12-07``), a Go duration before now (``10m``, ``1h30m``), or ``now``.
     """
     from ctl.errdefs import InvalidArgument
 
     current = time.time() if now is None else now
     value = text.strip()
+    if value == "now":
+        return current
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return float(value)
     if re.fullmatch(r"\d{4}-\d\d-\d\d", value):

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# vm.sh runs the VM lane (tests/vm/lane.sh): dist/ctl.pex smoked in a Debian 12 guest with
-# cgroup v2, under qemu. It installs what the host lacks first (qemu, debootstrap, ssh,
-# e2fsprogs), and builds the pex if there is none.
+# vm.sh runs the VM lane (tests/vm/lane.sh): dist/ctl.pex smoked in Debian guests with
+# cgroup v2, under qemu, one guest at a time. It installs what the host lacks first (qemu,
+# debootstrap, ssh, e2fsprogs), and builds the pex if there is none.
 #
-#   bash scripts/vm.sh [NAME]      (NAME: debian12, the default)
+#   bash scripts/vm.sh [NAME...]      (debian12, the default; debian13; all: both)
 #
-# The guest image is built once and cached under /var/cache/ctl-vm/.
+# Each guest image is built once and cached under /var/cache/ctl-vm/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +22,8 @@ fi
 if [ ! -f dist/ctl.pex ]; then
 	bash scripts/build_pex.sh
 fi
-exec bash tests/vm/lane.sh "$@"
+names=("$@")
+if [ "${names[*]}" = all ]; then
+	names=(debian12 debian13)
+fi
+exec bash tests/vm/lane.sh "${names[@]}"

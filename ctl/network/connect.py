@@ -485,12 +485,21 @@ def _lease_remover(manager: NetworkManager, network: str, address: str) -> Calla
 
 
 def _recorded_veths(manager: NetworkManager) -> set[str]:
-    """_recorded_veths are the host sides of every attachment's veth, as ADD's results say."""
+    """_recorded_veths are the host sides of every attachment's veth, as named now.
+
+    Both the name ADD recorded and the current name of the container's peer
+    count: udev may have renamed the veth since (see ``host_side_now``).
+    """
+    from ctl.network.manager import host_side_now
+
     names = set()
     for record in manager._all_records():
-        for interface in (record.get("result") or {}).get("interfaces") or []:
-            if not interface.get("sandbox"):
-                names.add(str(interface.get("name", "")))
+        result = record.get("result") or {}
+        now = host_side_now(record) if result and record.get("netns") else {}
+        for found in (result, now):
+            for interface in found.get("interfaces") or []:
+                if not interface.get("sandbox"):
+                    names.add(str(interface.get("name", "")))
     return names
 
 

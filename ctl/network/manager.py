@@ -156,6 +156,56 @@ def attachment_of(record: dict[str, Any]) -> Attachment:
     raise CtlError(f"network {record['network']}: CNI gave container no IPv4 address")
 
 
+def host_side_now(record: dict[str, Any]) -> dict[str, Any]:
+    """host_side_now is the result ADD recorded, with its host interfaces as they are now.
+
+    On servers, systemd-udevd gives a new veth another MAC address after the
+    bridge plugin has recorded it (``MACAddressPolicy=persistent`` in
+    99-default.link), and a ``.link`` file may rename it; a bridge's address
+    follows its ports. CHECK compares the recorded names and addresses, so
+    it would call a sound network broken. What identifies the host's veth is
+    that it is the peer of the container's interface: it is found that way,
+    the bridge by its name, and their names and addresses are read afresh.
+    Everything else (the container's interface, addresses, routes, rules)
+    stays as recorded, for CHECK to compare. An interface that cannot be
+    found keeps its record, and CHECK reports it.
+    """
+    import copy
+
+    result: dict[str, Any] = copy.deepcopy(record["result"])
+    bridge = config.bridge_of(record["config"])
+    veth = _peer_on_host(record["netns"], record["ifname"])
+    for interface in result.get("interfaces") or []:
+        if interface.get("sandbox"):
+            continue
+        name = bridge if interface.get("name") == bridge else veth
+        try:
+            with open(f"/sys/class/net/{name}/address") as file:
+                address = file.read().strip()
+        except (OSError, TypeError):
+            continue
+        interface["name"], interface["mac"] = name, address
+    return result
+
+
+def _peer_on_host(netns_path: str, ifname: str) -> str | None:
+    """_peer_on_host is the host's name of the peer of veth ``ifname`` in the namespace, or None."""
+    import json
+    import socket
+    import subprocess
+
+    try:
+        shown = subprocess.run(
+            ["nsenter", f"--net={netns_path}", "ip", "-j", "link", "show", "dev", ifname],
+            capture_output=True,
+            timeout=30,
+            check=True,
+        ).stdout
+        return socket.if_indextoname(int(json.loads(shown)[0]["link_index"]))
+    except (OSError, subprocess.SubprocessError, ValueError, LookupError, TypeError):
+        return None
+
+
 def _attachment_record(value: Any) -> dict[str, Any]:
     """_attachment_record accepts an attachment record of the version this module writes."""
     if not isinstance(value, dict) or value.get("version") != RECORD_VERSION:
@@ -335,7 +385,7 @@ class NetworkManager:
             if not netns.is_netns(path):
                 raise NotFound(f"network namespace {path} is gone")
             return self.cni.check_list(
-                record["config"], self._runtime_conf(record), record["result"]
+                record["config"], self._runtime_conf(record), host_side_now(record)
             )
 
     def attachment(self, container_id: str) -> Attachment | None:

@@ -174,7 +174,9 @@ def test_system_prune(root: Path, images: CanonicalImages) -> None:
     done_id = _inspect(root, "done")[0]["Id"]
     run_ctl("system", "prune", root=root, input="n\n").assert_failure(125, "cancelled")
     assert len(_inspect(root, "done", "keep")) == 2
-    run_ctl("system", "prune", "-f", "--volumes", root=root).assert_failure(125, "volumes")
+    run_ctl("system", "prune", "-f", "--volumes", "--filter", "bad", root=root).assert_failure(
+        125, "bad"
+    )
     out = (
         run_ctl("system", "prune", "-f", "--filter", "label!=keep=yes", root=root)
         .assert_success()
