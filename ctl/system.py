@@ -311,7 +311,7 @@ def _check_names(client: Client) -> Iterator[Finding]:
 
 def _check_listing_index(client: Client) -> Iterator[Finding]:
     """_check_listing_index checks ``ps``'s index; its repair rebuilds it from the records."""
-    problems = client.containers.stale_index()
+    problems = client.containers.damaged_index()
     if problems:
         what = f"container index {client.namespace}"
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""

@@ -172,9 +172,9 @@ class LocalContainerStore:
             _warn(f"{damage}: listing from the records")
         for container_id in ids:
             entry = entries.get(container_id)
-            if isinstance(entry, dict) and entry.get("stamp") == self._stamp(container_id):
+            if self._fresh(entry, container_id):
                 try:
-                    yield Container.from_record(entry["summary"])
+                    yield Container.from_record(entries[container_id]["summary"])
                     continue
                 except SHAPE_ERRORS as err:
                     _warn(f"{self._index}: damaged entry of container {container_id}: {err!r}")
@@ -222,51 +222,60 @@ class LocalContainerStore:
         data = json.dumps({"version": INDEX_VERSION, "containers": entries}).encode()
         fsutil.atomic_write(self._index, data, durable=False, what=what)
 
+    def _fresh(self, entry: object, container_id: str) -> bool:
+        return isinstance(entry, dict) and entry.get("stamp") == self._stamp(container_id)
+
     def _index_change(self, container_id: str, container: Container | None) -> None:
         """_index_change sets (or, with None, drops) one container's entry; under the lock.
 
-        Entries of containers whose record is gone are dropped on the way.
-        """
-        present = set(self._ids())
-        entries = {k: v for k, v in self._read_index()[0].items() if k in present}
-        entry = None if container is None else self._index_entry(container)
-        if entry is None:
-            entries.pop(container_id, None)
-        else:
-            entries[container_id] = entry
-        # A failed write leaves a stale entry, which readers tell by its stamp.
-        with contextlib.suppress(OSError, CtlError):
-            self._write_index(entries)
-
-    def stale_index(self) -> Sequence[str]:
-        """stale_index says what the listing index gets wrong, for ``system check``.
-
-        Each readable container without a fresh, sound entry is one line; so
-        is a damaged index. A damaged record is the records' check's to
-        report, and an entry whose record is gone misleads no one.
+        On the way, entries of containers whose record is gone are dropped, and
+        stale or missing ones (a kill -9 between a record and the index, a
+        full disk) are made again from their records: the index heals itself.
         """
         from ctl.containers.container import Container
-        from ctl.records import SHAPE_ERRORS, UnreadableRecord
+
+        entries = self._read_index()[0]
+        fresh: dict[str, Any] = {}
+        stale = []
+        for present in self._ids():
+            if present == container_id:
+                continue
+            if self._fresh(entries.get(present), present):
+                fresh[present] = entries[present]
+            else:
+                stale.append(present)
+        for found in self._records.list(Container.from_record, stale, lambda err: None):
+            entry = self._index_entry(found)
+            if entry is not None:
+                fresh[found.id] = entry
+        entry = None if container is None else self._index_entry(container)
+        if entry is not None:
+            fresh[container_id] = entry
+        # A failed write leaves a stale entry, which readers tell by its stamp.
+        with contextlib.suppress(OSError, CtlError):
+            self._write_index(fresh)
+
+    def damaged_index(self) -> Sequence[str]:
+        """damaged_index says what is damaged in the listing index, for ``system check``.
+
+        A damaged file is one line, and so is each fresh entry of the wrong
+        shape: ``ps`` warns of them. A stale or missing entry is not a
+        problem: ``ps`` reads that container's record, and the next change of
+        any container writes its entry again.
+        """
+        from ctl.containers.container import Container
+        from ctl.records import SHAPE_ERRORS
 
         entries, damage = self._read_index()
         problems = [damage] if damage else []
         for container_id in self._ids():
             entry = entries.get(container_id)
-            if isinstance(entry, dict) and entry.get("stamp") == self._stamp(container_id):
+            if self._fresh(entry, container_id):
                 try:
-                    Container.from_record(entry["summary"])
-                    continue
+                    Container.from_record(entries[container_id]["summary"])
                 except SHAPE_ERRORS as err:
-                    problem = f"the entry of container {container_id[:12]} is damaged: {err}"
-            elif isinstance(entry, dict):
-                problem = f"the entry of container {container_id[:12]} is stale"
-            else:
-                problem = f"container {container_id[:12]} has no entry"
-            try:
-                self._records.get(container_id, Container.from_record)
-            except UnreadableRecord:
-                continue
-            problems.append(problem)
+                    short = container_id[:12]
+                    problems.append(f"the entry of container {short} is damaged: {err}")
         return problems
 
     def rebuild_index(self) -> str:
