@@ -1201,8 +1201,8 @@ class Client:
 
         return disk_usage(self)
 
-    def boot(self) -> list[str]:
-        """boot starts what the restart policies ask for after a reboot; returns the names."""
+    def boot(self) -> tuple[list[str], list[str]]:
+        """boot starts what the restart policies ask for after a reboot (see ``system.boot``)."""
         from ctl.system import boot
 
         return boot(self)

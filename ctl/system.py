@@ -423,16 +423,18 @@ def _missing(client: Client, desc: Descriptor) -> list[str]:
     return out
 
 
-def boot(client: Client) -> list[str]:
+def boot(client: Client) -> tuple[list[str], list[str]]:
     """boot starts, once after a reboot, every container whose restart policy asks for it.
 
     A task recorded before this boot has no process any more; containers with
     ``--restart always`` (or ``unless-stopped`` and ``on-failure`` that were
-    not stopped by the user) are started again, in every namespace.
+    not stopped by the user) are started again, in every namespace. It
+    returns the names started and the names that failed to start, whose
+    errors are on stderr: one failure does not keep the others down.
     """
     from ctl.runtime.state import boot_id
 
-    started = []
+    started, failed = [], []
     for ns in _namespaces(client):
         for container in ns.containers.list():
             restart = container.config.restart
@@ -452,7 +454,8 @@ def boot(client: Client) -> list[str]:
                 started.append(f"{ns.namespace}/{container.name}")
             except CtlError as err:
                 sys.stderr.write(f"ctl: boot: {container.name}: {err}\n")
-    return started
+                failed.append(f"{ns.namespace}/{container.name}")
+    return started, failed
 
 
 def _ctl_command(client: Client) -> list[str]:

@@ -434,6 +434,7 @@ class TaskService:
         import functools
 
         from ctl import events
+        from ctl.runtime import apparmor
         from ctl.runtime.supervisor import TaskSpec, spawn
 
         task_dir = self.task_dir(container.id)
@@ -447,6 +448,7 @@ class TaskService:
         options = container.config
         # --pid/--ipc container:NAME: the other container's live pid (issue 11).
         container = container.updated(spec=join_containers(container.spec, self._running_pid))
+        apparmor.ensure_loaded((container.spec.get("process") or {}).get("apparmorProfile"))
         task_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.mount_rootfs(container)
         try:

@@ -375,9 +375,11 @@ def _check(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _boot(args: argparse.Namespace, ctx: Context) -> int:
-    for name in ctx.client.boot():
+    started, failed = ctx.client.boot()
+    for name in started:
         print(name)
-    return 0
+    # Non-zero, so that the boot unit shows as failed in systemctl.
+    return 1 if failed else 0
 
 
 def _completion(args: argparse.Namespace, ctx: Context) -> int:

@@ -8,7 +8,8 @@ capabilities it holds and files, but may not mount, write to most of /proc
 and /sys, touch /proc/sysrq-trigger or /proc/kcore, or read firmware and
 security files; its processes may signal and trace only each other, and be
 signalled by unconfined processes and the runtime. The profile is loaded once
-(``apparmor_parser -Kr``), the first time a container needs it after a boot.
+(``apparmor_parser -Kr``), the first time a container is created or started
+under it after a boot.
 
 On a host without AppArmor nothing here does anything: a container gets no
 profile, and ``--security-opt apparmor=...`` is accepted and has no effect,
@@ -125,6 +126,17 @@ def load_default(name: str = DEFAULT_PROFILE) -> None:
     if done.returncode != 0:
         why = " ".join(done.stderr.decode(errors="replace").split()) or f"status {done.returncode}"
         raise FailedPrecondition(f"cannot load AppArmor profile {name}: {why}")
+
+
+def ensure_loaded(profile: str | None) -> None:
+    """ensure_loaded loads ctl's default profile if a task about to start runs under it.
+
+    The kernel forgets loaded profiles at a reboot, but a container created
+    before it still names ``ctl-default`` in its spec: without this, runc
+    fails to start it (``write /proc/self/attr/apparmor/exec: no such file``).
+    """
+    if profile == DEFAULT_PROFILE and host_supports() and not is_loaded(profile):
+        load_default(profile)
 
 
 def container_profile(requested: str | None, privileged: bool) -> str | None:

@@ -33,7 +33,7 @@ step() {
 	else
 		result=FAIL
 		echo "FAIL $label ($(since "$t") s)"
-		printf '%s\n' "$output" | tail -5 | sed 's/^/    /'
+		printf '%s\n' "$output" | tail -10 | sed 's/^/    /'
 		smoke_failed=1
 	fi
 	printf '%s\t%s\n' "$label" "$result" >>"$results"
@@ -79,7 +79,7 @@ smoke() {
 	step "caller's cgroup killed" check escape "$image_ref"
 	step "run --restart always" guest ctl run -d --name keep --restart always "$image_ref" sleep 600
 	step "reboot" reboot_guest
-	step "system boot" guest ctl system boot
+	step "system boot" expect default/keep ctl system boot
 	step "restarted after boot" expect running ctl inspect -f '{{.State.Status}}' keep
 	step "system check after boot" guest ctl system check
 	step "rm" guest ctl rm -f lim oom web esc keep
