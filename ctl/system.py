@@ -309,6 +309,15 @@ def _check_names(client: Client) -> Iterator[Finding]:
         yield Finding(f"container name {client.namespace}/{name}", problem, repair)
 
 
+def _check_listing_index(client: Client) -> Iterator[Finding]:
+    """_check_listing_index checks ``ps``'s index; its repair rebuilds it from the records."""
+    problems = client.containers.damaged_index()
+    if problems:
+        what = f"container index {client.namespace}"
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        yield Finding(what, "; ".join(problems[:3]) + more, client.containers.rebuild_index)
+
+
 def _check_images(client: Client) -> Iterator[Finding]:
     images = yield from _records(client.images.list, client.images.remove_damaged)
     for image in images:
@@ -327,6 +336,7 @@ def _check_containers(client: Client) -> Iterator[Finding]:
         client.containers.list, functools.partial(_remove_container, client)
     )
     yield from _check_names(client)
+    yield from _check_listing_index(client)
     for container in containers:
         what = f"container {client.namespace}/{container.name}"
         try:

@@ -488,7 +488,8 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.output import Column, Listing
 
     client = ctx.client
-    containers = client.list_containers()
+    # From the listing index: a hundred full records cost more than the rest of ps.
+    containers = sorted(client.containers.summaries(), key=lambda c: c.created_at, reverse=True)
     test = client.container_filter(args.filter, containers) if args.filter else None
     last = 1 if args.latest else args.last
     every = args.all or last >= 0 or (test is not None and test.wants_stopped)

@@ -1,13 +1,15 @@
-"""The on-disk container store: ``<dir>/<id>.json`` records and a ``names/`` index."""
+"""The on-disk container store: ``<dir>/<id>.json`` records, a ``names/`` index, and
+``ps.index``, the listing index: what ``ps`` shows of each container."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 
 from ctl import fsutil
-from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
 from ctl.records import RecordDir
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -16,11 +18,35 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
+    from typing import Any
 
     from ctl.containers.container import Container
     from ctl.errdefs import DataCorrupted
 
 _ID = re.compile(r"[0-9a-f]{64}")
+LISTING_INDEX = "ps.index"
+INDEX_VERSION = 1
+
+
+def summary_of(container: Container) -> dict[str, Any]:
+    """summary_of is the record of what ``ps`` shows and filters on (see ``summaries``)."""
+    record = container.to_record()
+    config = record["config"]
+    process = container.spec.get("process") or {}
+    mounts = [
+        {k: m[k] for k in ("source", "destination") if k in m}
+        for m in container.spec.get("mounts") or []
+        if isinstance(m, dict)
+    ]
+    record["spec"] = {"process": {"args": process.get("args", [])}, "mounts": mounts}
+    record["config"] = {k: config[k] for k in ("network", "publish") if k in config}
+    return record
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    sys.stderr.write(f"ctl: warning: {message}\n")
 
 
 def name_taken(name: str, holder: str) -> AlreadyExists:
@@ -69,6 +95,7 @@ class LocalContainerStore:
     def __init__(self, directory: Path, lock_path: Path) -> None:
         self._records = RecordDir(directory, lock_path=lock_path, what="container")
         self._names = directory / "names"
+        self._index = directory / LISTING_INDEX
 
     def _load(self, container_id: str) -> Container:
         from ctl.containers.container import Container
@@ -122,6 +149,145 @@ class LocalContainerStore:
         from ctl.containers.container import Container
 
         yield from self._records.list(Container.from_record, ids, on_error)
+
+    def summaries(self) -> Iterator[Container]:
+        """summaries yields every container as ``ps`` sees it, from the listing index.
+
+        Their ``spec`` holds only the process args and the mounts' sources and
+        destinations, their ``config`` only the network and the published
+        ports: enough to show and filter a listing, not to run a task. An
+        index entry is used only while its record's stamp (inode, mtime, size)
+        is the one it was made from; a container without a fresh, sound
+        entry (a kill -9 between the record and the index, an edit by hand, a
+        damaged index) is read from its record instead.
+        """
+        ids = self._ids()
+        if not ids:
+            return
+        from ctl.containers.container import Container
+        from ctl.records import SHAPE_ERRORS
+
+        entries, damage = self._read_index()
+        if damage:
+            _warn(f"{damage}: listing from the records")
+        for container_id in ids:
+            entry = entries.get(container_id)
+            if self._fresh(entry, container_id):
+                try:
+                    yield Container.from_record(entries[container_id]["summary"])
+                    continue
+                except SHAPE_ERRORS as err:
+                    _warn(f"{self._index}: damaged entry of container {container_id}: {err!r}")
+            yield from self._records.list(Container.from_record, [container_id])
+
+    # The listing index. It is a cache of the records, checked against each
+    # record's stamp when read, so it is written without fsyncs, and a write
+    # that fails leaves the record to speak for itself.
+
+    def _stamp(self, container_id: str) -> Sequence[int] | None:
+        """_stamp tells one version of a record from another: records are replaced by rename."""
+        try:
+            st = os.stat(self._records.path(container_id))
+        except OSError:
+            return None
+        return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+    def _read_index(self) -> tuple[dict[str, Any], str]:
+        """_read_index is the index's entries by id, and what is wrong with the file, if anything.
+
+        A missing index has no entries and nothing wrong; a damaged one has no entries.
+        """
+        import json
+
+        try:
+            with open(self._index, "rb") as f:
+                doc = json.load(f)
+            entries = doc["containers"]
+            if doc["version"] == INDEX_VERSION and isinstance(entries, dict):
+                return entries, ""
+            problem = f"version {doc['version']!r}"
+        except FileNotFoundError:
+            return {}, ""
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            problem = f"{type(err).__name__}: {err}"
+        return {}, f"{self._index}: damaged container index ({problem})"
+
+    def _index_entry(self, container: Container) -> dict[str, Any] | None:
+        stamp = self._stamp(container.id)
+        return None if stamp is None else {"stamp": stamp, "summary": summary_of(container)}
+
+    def _write_index(self, entries: dict[str, Any], what: str | None = None) -> None:
+        import json
+
+        data = json.dumps({"version": INDEX_VERSION, "containers": entries}).encode()
+        fsutil.atomic_write(self._index, data, durable=False, what=what)
+
+    def _fresh(self, entry: object, container_id: str) -> bool:
+        return isinstance(entry, dict) and entry.get("stamp") == self._stamp(container_id)
+
+    def _index_change(self, container_id: str, container: Container | None) -> None:
+        """_index_change sets (or, with None, drops) one container's entry; under the lock.
+
+        On the way, entries of containers whose record is gone are dropped, and
+        stale or missing ones (a kill -9 between a record and the index, a
+        full disk) are made again from their records: the index heals itself.
+        """
+        from ctl.containers.container import Container
+
+        entries = self._read_index()[0]
+        fresh: dict[str, Any] = {}
+        stale = []
+        for present in self._ids():
+            if present == container_id:
+                continue
+            if self._fresh(entries.get(present), present):
+                fresh[present] = entries[present]
+            else:
+                stale.append(present)
+        for found in self._records.list(Container.from_record, stale, lambda err: None):
+            entry = self._index_entry(found)
+            if entry is not None:
+                fresh[found.id] = entry
+        entry = None if container is None else self._index_entry(container)
+        if entry is not None:
+            fresh[container_id] = entry
+        # A failed write leaves a stale entry, which readers tell by its stamp.
+        with contextlib.suppress(OSError, CtlError):
+            self._write_index(fresh)
+
+    def damaged_index(self) -> Sequence[str]:
+        """damaged_index says what is damaged in the listing index, for ``system check``.
+
+        A damaged file is one line, and so is each fresh entry of the wrong
+        shape: ``ps`` warns of them. A stale or missing entry is not a
+        problem: ``ps`` reads that container's record, and the next change of
+        any container writes its entry again.
+        """
+        from ctl.containers.container import Container
+        from ctl.records import SHAPE_ERRORS
+
+        entries, damage = self._read_index()
+        problems = [damage] if damage else []
+        for container_id in self._ids():
+            entry = entries.get(container_id)
+            if self._fresh(entry, container_id):
+                try:
+                    Container.from_record(entries[container_id]["summary"])
+                except SHAPE_ERRORS as err:
+                    short = container_id[:12]
+                    problems.append(f"the entry of container {short} is damaged: {err}")
+        return problems
+
+    def rebuild_index(self) -> str:
+        """rebuild_index writes the listing index again from the records (``--repair``)."""
+        with self._records.lock():
+            entries: dict[str, Any] = {}
+            for container in self.list(on_error=lambda err: None):
+                entry = self._index_entry(container)
+                if entry is not None:
+                    entries[container.id] = entry
+                self._write_index(entries, what="container index")
+        return f"rebuilt {self._index} from {len(entries)} container records"
 
     # The name index: ``system check`` and ``--repair``.
 
@@ -206,6 +372,7 @@ class LocalContainerStore:
                 # A full disk must not leave the name taken by no container.
                 name_index.unlink(missing_ok=True)
                 raise
+            self._index_change(container.id, created)
         return created
 
     def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
@@ -219,8 +386,9 @@ class LocalContainerStore:
             updated = current._replace(**changes, updated_at=time.time())
             if updated.name == current.name:
                 self._records.put(container.id, updated.to_record())
-                return updated
-            self._rename(current, updated)
+            else:
+                self._rename(current, updated)
+            self._index_change(container.id, updated)
         return updated
 
     def _rename(self, current: Container, updated: Container) -> None:
@@ -261,6 +429,7 @@ class LocalContainerStore:
                 names = self._names_of(container_id)
             if not self._records.delete(_check_id(container_id), durable=durable):
                 raise NotFound(f"container {container_id!r}: no such container")
+            self._index_change(container_id, None)
             for name in names:
                 if self._points_at(name, container_id):
                     (self._names / name).unlink(missing_ok=True)

@@ -36,8 +36,8 @@ NOSPC = os.strerror(errno.ENOSPC)
 # Fine where small records are written, and where a layer is unpacked.
 KIB, MIB = 1 << 10, 1 << 20
 ROOM = (
-    *range(0, 64 * KIB, 4 * KIB),
-    *(int(64 * KIB * 1.5**n) // (4 * KIB) * (4 * KIB) for n in range(14)),
+    *range(0, 128 * KIB, 4 * KIB),
+    *(int(128 * KIB * 1.5**n) // (4 * KIB) * (4 * KIB) for n in range(14)),
 )
 
 
@@ -131,6 +131,11 @@ CASES: dict[str, tuple[list[list[str]], list[str], str]] = {
         ["run", "-d", "--name", "c1", "--net", "none", IMAGE, "sleep", "30"],
         r"run: writing snapshot metadata",
     ),
+    "start": (
+        [["pull", IMAGE], ["create", "--name", "c1", "--net", "none", IMAGE, "sleep", "30"]],
+        ["start", "c1"],
+        r"start: writing config.json of task",
+    ),
     "network-create": (
         [],
         ["network", "create", "full"],
@@ -159,7 +164,8 @@ STAGES = {
     "pull": ("writing config", "writing layer", "writing member 'bin/busybox' of layer"),
     "load": ("writing blob",),  # load does not unpack: create does
     "create": ("snapshot metadata", "/etc/hostname", "container name", "container record"),
-    "run-d": ("snapshot metadata", "/etc/hostname", "container record", "state.json"),
+    "run-d": ("snapshot metadata", "/etc/hostname", "container record", "config.json"),
+    "start": ("config.json", "state.json"),
 }
 
 # runc's own writes that failed (its state, its pid file): the message is runc's, as the
@@ -229,7 +235,7 @@ def test_full_disk(
             break
         if room == 0:
             result.assert_failure(125, rf"^ctl: {first_write}.*: {NOSPC}$")
-        elif RUNC_FAILED.match(result.stderr) and case == "run-d":
+        elif RUNC_FAILED.match(result.stderr) and case in ("run-d", "start"):
             result.assert_failure(125)
         else:
             result.assert_failure(125, rf"^ctl: {name}: writing .*: {NOSPC}$")
@@ -240,7 +246,7 @@ def test_full_disk(
 
         disk.free()
         ctl_proc("system", "check", root=droot).assert_success(stdout_re="0 problems")
-        if case == "run-d" and ctl_proc("inspect", "c1", root=droot).code == 0:
+        if case in ("run-d", "start") and ctl_proc("inspect", "c1", root=droot).code == 0:
             # Created, then its start failed: as docker does, run leaves it created.
             ctl_proc("start", "c1", root=droot).assert_success()
         else:
