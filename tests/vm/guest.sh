@@ -71,6 +71,25 @@ check_supervisor() {
 	want "the supervisor's cgroup" "0::/ctl/sup-$id" "$(cat "/proc/$procs/cgroup")"
 }
 
+# stats NAME: `stats` reads the cgroup v2 files: the memory limit, and the one process.
+check_stats() {
+	want "stats: memory limit and pids" "/ 64MiB|1" \
+		"$(ctl stats --no-stream --format '{{.MemUsage}}|{{.PIDs}}' "$1" | sed 's/^[^/]*//')"
+}
+
+# update NAME: `update` changes the limits of the running container in its cgroup, and
+# `stats` sees them; then it puts them back, for the checks after it.
+check_update() {
+	container=$1 container_id=$(id_of "$1")
+	ctl update --memory 128m --memory-swap 256m --pids-limit 60 "$container" >/dev/null
+	want "memory.max after update" 134217728 "$(host_read memory.max)"
+	want "pids.max after update" 60 "$(host_read pids.max)"
+	want "stats after update" "/ 128MiB" \
+		"$(ctl stats --no-stream --format '{{.MemUsage}}' "$container" | sed 's/^[^/]*//')"
+	ctl update --memory 64m --memory-swap 128m --pids-limit 50 "$container" >/dev/null
+	limits_in host_read
+}
+
 check_frozen() {
 	local id
 	id=$(id_of "$1")

@@ -68,6 +68,8 @@ smoke() {
 	step "limits, host side" check limits_host lim
 	step "limits, inside" check limits_inside lim
 	step "supervisor alone in its cgroup" check supervisor lim
+	step "stats" check stats lim
+	step "update" check update lim
 	step "pause" guest ctl pause lim
 	step "paused: frozen" check frozen lim 1
 	step "resume" guest ctl resume lim
