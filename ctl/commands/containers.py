@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from ctl.commands._base import Context
     from ctl.containers.container import Container
     from ctl.output import Listing
-    from ctl.runtime.logs import LogConfig
     from ctl.runtime.runc import Stdio
     from ctl.runtime.state import HealthRecord, TaskState
 
@@ -689,104 +688,12 @@ def _wait(args: argparse.Namespace, ctx: Context) -> int:
     return each(args.containers, wait, echo=False)
 
 
-def _inspect_doc(ctx: Context, container: Container) -> dict[str, Any]:
-    from ctl.runtime.state import Status, docker_state
-    from ctl.timefmt import format_rfc3339
-
-    task = ctx.client.task_state(container)
-    process = container.spec.get("process", {})
-    args = process.get("args", [])
-    exit_ = task.exit if task else None
-    health = container.config.health
-    log = container.config.log
-    state: dict[str, Any] = {}
-    if health is not None:
-        record = _task_health(task) if task is not None else None
-        state["Health"] = record or {"Status": "starting", "FailingStreak": 0, "Log": []}
-    return {
-        "Id": container.id,
-        "Name": container.name,
-        "Created": format_rfc3339(container.created_at),
-        "Path": args[0] if args else "",
-        "Args": args[1:],
-        "State": {
-            "Status": docker_state(task),
-            "Running": bool(task and task.status is Status.RUNNING),
-            "Paused": bool(task and task.status is Status.PAUSED),
-            "Pid": task.pid if task and task.status is not Status.STOPPED else 0,
-            "ExitCode": exit_.exit_code if exit_ else 0,
-            "StartedAt": format_rfc3339(task.started_at) if task and task.started_at else "",
-            "FinishedAt": format_rfc3339(exit_.finished_at) if exit_ and exit_.finished_at else "",
-            "OOMKilled": bool(exit_ and exit_.oom),
-            "LogLinesDropped": task.log_lines_dropped if task else 0,
-            **state,
-        },
-        "RestartCount": task.restart_count if task else 0,
-        "Image": container.image,
-        # docker's: the json-file only.
-        "LogPath": str(ctx.client.log_path(container))
-        if log is None or log.driver == "json-file"
-        else "",
-        "Snapshotter": container.snapshotter,
-        "SnapshotKey": container.snapshot_key,
-        "Config": {
-            "Hostname": container.spec.get("hostname", ""),
-            "Env": process.get("env", []),
-            "Cmd": args,
-            "WorkingDir": process.get("cwd", "/"),
-            "Tty": bool(process.get("terminal")),
-            "Labels": container.labels,
-            **({"Healthcheck": health.to_json()} if health is not None else {}),
-        },
-        "HostConfig": {**container.config.to_json(), "LogConfig": _log_config_doc(log)},
-        "NetworkSettings": _network_settings(ctx, container),
-        "Mounts": container.spec.get("mounts", []),
-        "Spec": container.spec,
-    }
-
-
-def _log_config_doc(log: LogConfig | None) -> dict[str, Any]:
-    """_log_config_doc is docker's HostConfig.LogConfig: the driver and its options in effect."""
-    from ctl.runtime.logs import LogConfig
-
-    log = log or LogConfig()
-    if log.driver == "none":
-        return {"Type": "none", "Config": {}}
-    size = log.max_size
-    units = (("g", 30), ("m", 20), ("k", 10), ("", 0))
-    unit, shift = next((u, bits) for u, bits in units if size % (1 << bits) == 0)
-    options = {
-        "max-size": f"{size >> shift}{unit}",
-        "max-file": str(log.max_files),
-        "compress": str(log.compress).lower(),
-    }
-    return {"Type": log.driver, "Config": options}
-
-
-def _network_settings(ctx: Context, container: Container) -> dict[str, Any]:
-    network = container.config.network
-    settings: dict[str, Any] = {"Network": network, "IPAddress": "", "Gateway": ""}
-    if network not in ("none", "host"):
-        attachment = ctx.client.network_attachment(container)
-        if attachment is not None:
-            settings.update(
-                IPAddress=attachment.address,
-                Gateway=attachment.gateway,
-                SandboxKey=str(attachment.netns_path),
-            )
-        # networks (issue 14): every network, those of `network connect` too.
-        settings["Networks"] = {
-            a.network: {"IPAddress": a.address, "Gateway": a.gateway, "Interface": a.interface}
-            for a in ctx.client.network_attachments(container)
-        }
-    settings["Ports"] = [p._asdict() for p in container.config.publish]
-    return settings
-
-
 def inspect_document(ctx: Context, ref: str, size: bool = False) -> dict[str, Any]:
     """inspect_document is ``container inspect``'s document; ``size`` adds SizeRw, SizeRootFs."""
+    from ctl.containers.inspect import inspect_container
+
     container = ctx.client.get_container(ref)
-    document = _inspect_doc(ctx, container)
+    document = inspect_container(ctx.client, container)
     if size:
         own, image = ctx.client.container_size(container)
         document.update(SizeRw=own, SizeRootFs=own + image)

@@ -212,7 +212,7 @@ def test_system_df_verbose(croot: Path) -> None:
 
 def test_inspect_any_object(croot: Path, images: CanonicalImages) -> None:
     container, image = _inspect(croot, "live", images.busybox_ref)
-    assert container["Name"] == "live" and image["RepoTags"]
+    assert container["Name"] == "/live" and image["RepoTags"]
     run_ctl("inspect", "--type", "image", "live", root=croot).assert_failure(125, "live")
     run_ctl("inspect", "nosuch", root=croot).assert_failure(125, "no such object: nosuch")
     run_ctl("inspect", "--type", "bogus", "live", root=croot).assert_failure(125, "unknown type")
@@ -223,7 +223,7 @@ def test_inspect_any_object(croot: Path, images: CanonicalImages) -> None:
     assert run_ctl("container", "inspect", "-s", "live", "-f", "{{.SizeRw}}", root=croot).stdout
     # Several names: what is found is printed, what is not is reported, exit 125.
     both = run_ctl("inspect", "-f", "{{.Name}}", "live", "nosuch", root=croot)
-    assert both.code == 125 and both.stdout == "live\n" and "nosuch" in both.stderr
+    assert both.code == 125 and both.stdout == "/live\n" and "nosuch" in both.stderr
 
 
 def test_inspect_network(root: Path) -> None:

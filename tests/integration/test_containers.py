@@ -399,7 +399,7 @@ def test_top_and_the_tasks_group(croot: Path, image: str) -> None:
     ).assert_success()
     try:
         running = ctl_proc("inspect", "-f", "{{.State.Running}} {{.Name}}", "observed", root=croot)
-        assert running.assert_success().stdout == "true observed\n"
+        assert running.assert_success().stdout == "true /observed\n"
         top = ctl_proc("top", "observed", root=croot).assert_success().stdout
         assert "PID" in top.splitlines()[0] and "sleep 60" in top
         tasks = ctl_proc("tasks", "ls", "--format", "json", root=croot).assert_success()

@@ -43,7 +43,7 @@ def test_rename(root: Path, images: CanonicalImages) -> None:
     run_ctl("rename", "old", "old", root=root).assert_failure(125, stderr_re="same name")
     run_ctl("rename", "old", "new", root=root).assert_success()
     inspected = run_ctl("inspect", "-f", "{{.Name}} {{.State.Running}}", "new", root=root)
-    assert inspected.assert_success().stdout == "new true\n"
+    assert inspected.assert_success().stdout == "/new true\n"
     run_ctl("inspect", "old", root=root).assert_failure(125, stderr_re="no such")
     ctl_proc("create", "--name", "old", images.busybox_ref, "true", root=root).assert_success()
     run_ctl("system", "check", root=root).assert_success()

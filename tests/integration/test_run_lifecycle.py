@@ -86,7 +86,7 @@ def test_stop_timeout_bounds_the_wait_before_sigkill(lroot: Path, images: Canoni
         root=lroot,
     ).assert_success()  # fmt: skip
     try:
-        assert _inspect(lroot, "slow")["HostConfig"]["stop_timeout"] == 1
+        assert _inspect(lroot, "slow")["Config"]["StopTimeout"] == 1
         started = time.monotonic()
         ctl_proc("stop", "slow", root=lroot).assert_success()
         assert time.monotonic() - started < 6  # not the default 10 seconds

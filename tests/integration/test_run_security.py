@@ -168,7 +168,7 @@ def test_runtime_is_kept_and_used(root: Path, images: CanonicalImages, tmp_path:
     ).assert_success()
     ctl_proc("exec", "w", "true", root=root).assert_success()
     doc = json.loads(ctl_proc("inspect", "w", root=root).assert_success().stdout)[0]
-    assert doc["HostConfig"]["runtime"] == str(wrapper)
+    assert doc["HostConfig"]["Runtime"] == str(wrapper)
     ctl_proc("system", "check", root=root).assert_success()  # runs `state` through it
     ctl_proc("rm", "-f", "w", root=root).assert_success()
     calls = log.read_text()

@@ -93,7 +93,7 @@ def test_update_changes_a_running_container_and_a_restart_keeps_it(uroot: Path, 
         assert spec["cpu"] == {**spec["cpu"], "quota": 50000, "period": 100000, "shares": 512}
         assert spec["pids"] == {"limit": 40}
         config = inspect(uroot, name)["HostConfig"]
-        assert config["restart"] == {"name": "on-failure", "max_retries": 3}
+        assert config["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
 
         ctl_proc("stop", "-t", "0", name, root=uroot).assert_success()
         ctl_proc("start", name, root=uroot).assert_success()

@@ -80,8 +80,11 @@ def test_a_named_volume_outlives_its_containers(vroot: Path, images: CanonicalIm
     # The spec binds the volume's data directory: a plain bind, for cp to follow.
     ctl(vroot, "create", "--name", "c", "--net", "none", "-v", "data:/d", image).assert_success()
     doc = json.loads(ctl(vroot, "inspect", "c").assert_success().stdout)[0]
-    (mount,) = [m for m in doc["Mounts"] if m["destination"] == "/d"]
+    (mount,) = [m for m in doc["Spec"]["mounts"] if m["destination"] == "/d"]
     assert mount["type"] == "bind" and mount["source"] == doc_mountpoint(vroot, "data")
+    (mount,) = doc["Mounts"]
+    assert (mount["Type"], mount["Name"], mount["Destination"]) == ("volume", "data", "/d")
+    assert mount["Source"] == doc_mountpoint(vroot, "data")
 
 
 def doc_mountpoint(root: Path, name: str) -> str:
