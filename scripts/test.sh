@@ -6,9 +6,10 @@
 #   bash scripts/test.sh [--vm | --no-vm] [PYTEST ARGS...]
 #
 # After the suite it runs the VM lane (scripts/vm.sh) on the Debian 12 guest: the pex smoked
-# on cgroup v2 under qemu, as CI does (6 to 8 minutes on a fresh machine, which builds the
-# guest; about 4 once the guest is cached). --vm runs it on every guest (Debian 12 and
-# 13), --no-vm not at all.
+# on cgroup v2 under qemu, then the cgroup-sensitive integration tests in the guest
+# (CTL_VM_PYTEST, on unless set to 0), as CI does (6 to 8 minutes on a fresh machine, which
+# builds the guest; about 4 once the guest is cached). --vm runs it on every guest (Debian
+# 12 and 13), --no-vm not at all.
 #
 # Tests marked slow (soaks, throughput) run only when asked for, with CTL_SOAK=1 or --soak
 # (tests/conftest.py's option); a -m among the arguments replaces the default selection.
@@ -58,7 +59,7 @@ if [ "$status" = 5 ]; then
 	exit 1
 fi
 if [ "${#vm_guests[@]}" != 0 ]; then
-	check bash scripts/vm.sh "${vm_guests[@]}"
+	CTL_VM_PYTEST=${CTL_VM_PYTEST:-1} check bash scripts/vm.sh "${vm_guests[@]}"
 fi
 if [ "${#failed[@]}" != 0 ]; then
 	printf 'test.sh: FAIL: %s\n' "${failed[@]}" >&2
