@@ -527,7 +527,11 @@ def _network_settings(
         "GlobalIPv6PrefixLen": 0,
         "IPv6Gateway": "",
     }
-    attachments = [] if network in ("none", "host") else client.network_attachments(container)
+    attachments = []
+    if network not in ("none", "host"):
+        # The start network's record alone warns, naming it, when it is damaged.
+        client.network_attachment(container)
+        attachments = client.network_attachments(container)
     networks: dict[str, dict[str, Any]] = {}
     for index, attachment in enumerate(attachments):
         prefix, network_id = 0, ""
