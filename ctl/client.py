@@ -1242,7 +1242,10 @@ class Client:
                 ("images", self.paths.images(name)),
                 ("containers", self.paths.containers(name)),
             ):
-                entries = [e for e in _listdir(directory) if not e.startswith(".")]
+                # Records only: the containers' name index and ps index are not containers.
+                entries = [
+                    e for e in _listdir(directory) if e.endswith(".json") and not e.startswith(".")
+                ]
                 if entries:
                     raise FailedPrecondition(
                         f"namespace {name!r} is not empty: it has {len(entries)} {kind}"

@@ -354,6 +354,14 @@ def test_namespaces_keep_images_apart(root: Path, images: CanonicalImages) -> No
     run_ctl("namespaces", "rm", "team", root=root).assert_failure(125, stderr_re="not empty")
     run_ctl("namespaces", "rm", "empty", root=root).assert_success()
     run_ctl("-n", "../x", "images", root=root).assert_failure(125, stderr_re="namespace")
+    # Once its containers and images are gone, a namespace goes: the containers' name and
+    # ps indexes, which outlive them, are not containers.
+    team = ("-n", "team")
+    run_ctl(*team, "create", "--net", "none", "--name", "c", images.busybox_ref, root=root)
+    run_ctl(*team, "rmi", "-f", images.busybox_ref, root=root).assert_success()
+    run_ctl("namespaces", "rm", "team", root=root).assert_failure(125, stderr_re="1 containers")
+    run_ctl(*team, "rm", "c", root=root).assert_success()
+    run_ctl("namespaces", "rm", "team", root=root).assert_success()
 
 
 def test_image_history_and_version(root: Path, images: CanonicalImages) -> None:
