@@ -43,6 +43,20 @@ def summary_of(container: Container) -> dict[str, Any]:
     return record
 
 
+def _summary_of(entries: dict[str, Any], container_id: str) -> Container:
+    """_summary_of is the index's summary of ``container_id``: SHAPE_ERRORS if it is damaged.
+
+    An entry that names another container than its key is damaged too: its
+    stamp may be fresh, but it would list the wrong container.
+    """
+    from ctl.containers.container import Container
+
+    summary = Container.from_record(entries[container_id]["summary"])
+    if summary.id != container_id:
+        raise ValueError(f"the entry names container {summary.id!r}")
+    return summary
+
+
 def _warn(message: str) -> None:
     import sys
 
@@ -174,10 +188,12 @@ class LocalContainerStore:
             entry = entries.get(container_id)
             if self._fresh(entry, container_id):
                 try:
-                    yield Container.from_record(entries[container_id]["summary"])
-                    continue
+                    summary = _summary_of(entries, container_id)
                 except SHAPE_ERRORS as err:
                     _warn(f"{self._index}: damaged entry of container {container_id}: {err!r}")
+                else:
+                    yield summary
+                    continue
             yield from self._records.list(Container.from_record, [container_id])
 
     # The listing index. It is a cache of the records, checked against each
@@ -263,7 +279,6 @@ class LocalContainerStore:
         problem: ``ps`` reads that container's record, and the next change of
         any container writes its entry again.
         """
-        from ctl.containers.container import Container
         from ctl.records import SHAPE_ERRORS
 
         entries, damage = self._read_index()
@@ -272,7 +287,7 @@ class LocalContainerStore:
             entry = entries.get(container_id)
             if self._fresh(entry, container_id):
                 try:
-                    Container.from_record(entries[container_id]["summary"])
+                    _summary_of(entries, container_id)
                 except SHAPE_ERRORS as err:
                     short = container_id[:12]
                     problems.append(f"the entry of container {short} is damaged: {err}")

@@ -148,6 +148,21 @@ def test_damaged_entry(root: Path) -> None:
     assert listing(root) == rows
 
 
+def test_entry_naming_another_container(root: Path) -> None:
+    """An entry with a fresh stamp whose summary is another container's: the record speaks."""
+    rows = listing(root)
+    doc = json.loads(index_path(root).read_bytes())
+    first, second = list(doc["containers"])[:2]
+    doc["containers"][first]["summary"] = doc["containers"][second]["summary"]
+    index_path(root).write_text(json.dumps(doc))
+    result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
+    assert result.stdout.splitlines() == rows
+    assert first in result.stderr and "names container" in result.stderr
+    assert "is damaged" in check(root)
+    assert "rebuilt" in check(root, "--repair")
+    assert listing(root) == rows
+
+
 def test_damaged_record_with_fresh_index(root: Path) -> None:
     """A record damaged by hand changes its stamp: ps warns of the record, as without an index."""
     rows = listing(root)
