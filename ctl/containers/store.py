@@ -301,7 +301,7 @@ class LocalContainerStore:
                 entry = self._index_entry(container)
                 if entry is not None:
                     entries[container.id] = entry
-                self._write_index(entries, what="container index")
+            self._write_index(entries, what="container index")
         return f"rebuilt {self._index} from {len(entries)} container records"
 
     # The name index: ``system check`` and ``--repair``.
