@@ -133,31 +133,31 @@ def test_damaged_index(root: Path, damage: bytes) -> None:
     assert listing(root) == rows
 
 
-def test_damaged_entry(root: Path) -> None:
-    """An entry with a fresh stamp but a summary of the wrong shape: the record speaks."""
+def test_damaged_index_with_no_container_left(root: Path) -> None:
+    run_ctl("rm", "alpha", "beta", "gamma", root=root).assert_success()
+    index_path(root).write_bytes(b"{")
+    assert "damaged container index" in check(root)
+    assert "rebuilt" in check(root, "--repair")
+    assert "0 problems" in check(root)
+
+
+@pytest.mark.parametrize("damage", ["wrong shape", "another container's"])
+def test_damaged_entry(root: Path, damage: str) -> None:
+    """An entry with a fresh stamp but a summary of the wrong shape, or one that names another
+    container than its key: the record speaks."""
     rows = listing(root)
     doc = json.loads(index_path(root).read_bytes())
-    container_id = next(iter(doc["containers"]))
-    doc["containers"][container_id]["summary"] = "not a record"
+    container_id, other = list(doc["containers"])[:2]
+    entries = doc["containers"]
+    entries[container_id]["summary"] = (
+        "not a record" if damage == "wrong shape" else entries[other]["summary"]
+    )
     index_path(root).write_text(json.dumps(doc))
     result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
     assert result.stdout.splitlines() == rows
     assert container_id in result.stderr and str(index_path(root)) in result.stderr
-    assert "is damaged" in check(root)
-    assert "rebuilt" in check(root, "--repair")
-    assert listing(root) == rows
-
-
-def test_entry_naming_another_container(root: Path) -> None:
-    """An entry with a fresh stamp whose summary is another container's: the record speaks."""
-    rows = listing(root)
-    doc = json.loads(index_path(root).read_bytes())
-    first, second = list(doc["containers"])[:2]
-    doc["containers"][first]["summary"] = doc["containers"][second]["summary"]
-    index_path(root).write_text(json.dumps(doc))
-    result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
-    assert result.stdout.splitlines() == rows
-    assert first in result.stderr and "names container" in result.stderr
+    if damage != "wrong shape":
+        assert "names container" in result.stderr
     assert "is damaged" in check(root)
     assert "rebuilt" in check(root, "--repair")
     assert listing(root) == rows
