@@ -135,7 +135,8 @@ def ensure_loaded(profile: str | None) -> None:
     before it still names ``ctl-default`` in its spec: without this, runc
     fails to start it (``write /proc/self/attr/apparmor/exec: no such file``).
     """
-    if profile == DEFAULT_PROFILE and host_supports() and not is_loaded(profile):
+    # is_loaded first: where the profile is in, that one read is all a start pays.
+    if profile == DEFAULT_PROFILE and not is_loaded(profile) and host_supports():
         load_default(profile)
 
 
@@ -152,6 +153,5 @@ def container_profile(requested: str | None, privileged: bool) -> str | None:
         return requested
     if privileged:
         return UNCONFINED
-    if not is_loaded(DEFAULT_PROFILE):
-        load_default()
+    ensure_loaded(DEFAULT_PROFILE)
     return DEFAULT_PROFILE
