@@ -1234,6 +1234,8 @@ class Client:
         """remove_namespace removes a namespace that holds nothing, as containerd does."""
         import shutil
 
+        from ctl.records import RecordDir
+
         path = self.paths.namespace(name)
         if not path.is_dir():
             raise NotFound(f"namespace {name!r}: not found")
@@ -1243,9 +1245,7 @@ class Client:
                 ("containers", self.paths.containers(name)),
             ):
                 # Records only: the containers' name index and ps index are not containers.
-                entries = [
-                    e for e in _listdir(directory) if e.endswith(".json") and not e.startswith(".")
-                ]
+                entries = RecordDir(directory).all_keys()
                 if entries:
                     raise FailedPrecondition(
                         f"namespace {name!r} is not empty: it has {len(entries)} {kind}"
@@ -1336,13 +1336,6 @@ def _labels_match(labels: dict[str, str], filters: list[str]) -> bool:
 def _host_path(path: str) -> str:
     """_host_path makes a host path absolute, keeping the trailing "/" or "/." that cp reads."""
     return path if path.startswith("/") else os.path.join(os.getcwd(), path)
-
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
 
 
 def registry_domain(server: str) -> str:
