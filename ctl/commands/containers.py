@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container
     from ctl.output import Listing
     from ctl.runtime.runc import Stdio
-    from ctl.runtime.state import HealthRecord, TaskState
+    from ctl.runtime.state import TaskState
 
 
 def commands() -> tuple[Command | Group, ...]:
@@ -395,7 +395,9 @@ def status_text(task: TaskState | None, now: float | None = None) -> str:
         up = human_duration((now or time.time()) - (task.started_at or task.created_at))
         if task.status is Status.PAUSED:
             return f"Up {up} (Paused)"
-        health = _task_health(task)
+        from ctl.runtime.state import task_health
+
+        health = task_health(task)
         if health is None:
             return f"Up {up}"
         status = health["Status"]
@@ -408,19 +410,10 @@ def status_text(task: TaskState | None, now: float | None = None) -> str:
 
 def _health(task: TaskState | None) -> str:
     """_health is a task's health status for ``ps --filter health=``: none without a check."""
-    from ctl.runtime.state import Status
+    from ctl.runtime.state import Status, task_health
 
-    record = _task_health(task) if task is not None and task.status is Status.RUNNING else None
+    record = task_health(task) if task is not None and task.status is Status.RUNNING else None
     return str(record["Status"]) if record else "none"
-
-
-def _task_health(task: TaskState) -> HealthRecord | None:
-    """_task_health is the health record the task's supervisor keeps, if it runs a check."""
-    from pathlib import Path
-
-    from ctl.runtime.state import read_health
-
-    return read_health(Path(task.bundle).parent) if task.bundle else None
 
 
 def _command_text(container: Container, no_trunc: bool) -> str:

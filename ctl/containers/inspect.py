@@ -90,7 +90,7 @@ def _image_config(client: Client, container: Container) -> dict[str, Any]:
 
 
 def _state(task: TaskState | None, container: Container) -> dict[str, Any]:
-    from ctl.runtime.state import Status, docker_state, read_health
+    from ctl.runtime.state import Status, docker_state, task_health
 
     exit_ = task.exit if task else None
     status = task.status if task else None
@@ -109,9 +109,7 @@ def _state(task: TaskState | None, container: Container) -> dict[str, Any]:
         "LogLinesDropped": task.log_lines_dropped if task else 0,
     }
     if container.config.health is not None:
-        from pathlib import Path
-
-        record = read_health(Path(task.bundle).parent) if task and task.bundle else None
+        record = task_health(task) if task else None
         state["Health"] = record or {"Status": "starting", "FailingStreak": 0, "Log": []}
     return state
 
@@ -155,7 +153,7 @@ def host_config(container: Container) -> dict[str, Any]:
         "ConsoleSize": [0, 0],
         "CapAdd": cap_add,
         "CapDrop": cap_drop,
-        "CgroupnsMode": _cgroupns_mode(linux),
+        "CgroupnsMode": "private" if "cgroup" in _namespaces(spec) else "host",
         "Dns": list(config.dns),
         "DnsOptions": list(config.dns_options),
         "DnsSearch": list(config.dns_search),
@@ -286,11 +284,6 @@ def _namespace_mode(spec: dict[str, Any], kind: str) -> str:
         has_shm = any(m.get("destination") == "/dev/shm" for m in spec.get("mounts", []))
         return "private" if has_shm else "none"
     return ""
-
-
-def _cgroupns_mode(linux: dict[str, Any]) -> str:
-    kinds = {n.get("type") for n in linux.get("namespaces", [])}
-    return "private" if "cgroup" in kinds else "host"
 
 
 def _cgroup_parent(path: str) -> str:

@@ -156,6 +156,13 @@ def read_health(task_dir: Path) -> HealthRecord | None:
     return cast("HealthRecord", doc)
 
 
+def task_health(task: TaskState) -> HealthRecord | None:
+    """task_health is the health record the task's supervisor keeps, if it runs a check."""
+    from pathlib import Path
+
+    return read_health(Path(task.bundle).parent) if task.bundle else None
+
+
 class ExitRecord(TypedDict):
     """ExitRecord is ``exit.json``: ``signal`` is set when a signal ended the process."""
 
