@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.images import push_layout
 
@@ -164,6 +164,14 @@ def ctl_proc(
         stdout=proc.stdout.decode("utf-8", errors="replace"),
         stderr=proc.stderr.decode("utf-8", errors="replace"),
     )
+
+
+def inspect_one(root: Path, name: str) -> dict[str, Any]:
+    """inspect_one is the one document ``ctl inspect NAME`` prints."""
+    docs: list[dict[str, Any]] = json.loads(
+        ctl_proc("inspect", name, root=root).assert_success().stdout
+    )
+    return docs[0]
 
 
 def free_port() -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import clean_root, ctl_proc, free_port
+from tests.helpers import clean_root, ctl_proc, free_port, inspect_one
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,13 +26,6 @@ def iroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> 
     ctl_proc("pull", images.busybox_ref, root=root).assert_success()
     yield root
     clean_root(root)
-
-
-def inspect(root: Path, name: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(ctl_proc("inspect", name, root=root).assert_success().stdout)[
-        0
-    ]
-    return doc
 
 
 def template(root: Path, name: str, fmt: str, *, command: str = "inspect") -> str:
@@ -55,7 +48,7 @@ def test_host_config_of_run_flags_and_of_update(
         root=iroot,
     ).assert_success()  # fmt: skip
     try:
-        doc = inspect(iroot, "hc")
+        doc = inspect_one(iroot, "hc")
         assert doc["Name"] == "/hc"
         host = doc["HostConfig"]
         assert host["Memory"] == 64 * MIB
@@ -87,7 +80,7 @@ def test_host_config_of_run_flags_and_of_update(
         assert template(iroot, "hc", "{{.Name}}", command="container") == "/hc"
 
         ctl_proc("update", "--memory", "96m", "--cpus", "0.25", "hc", root=iroot).assert_success()
-        host = inspect(iroot, "hc")["HostConfig"]
+        host = inspect_one(iroot, "hc")["HostConfig"]
         assert host["Memory"] == 96 * MIB and host["NanoCpus"] == 250_000_000
         assert template(iroot, "hc", "{{.HostConfig.Memory}}") == str(96 * MIB)
     finally:
@@ -101,7 +94,7 @@ def test_privileged_and_defaults(iroot: Path, images: CanonicalImages) -> None:
         root=iroot,
     ).assert_success()  # fmt: skip
     try:
-        doc = inspect(iroot, "priv")
+        doc = inspect_one(iroot, "priv")
         host = doc["HostConfig"]
         assert host["Privileged"] is True and host["AutoRemove"] is True
         assert host["CapAdd"] is None and host["CapDrop"] is None
@@ -122,7 +115,7 @@ def test_mounts_of_a_bind_a_volume_and_a_tmpfs(
         root=iroot,
     ).assert_success()  # fmt: skip
     try:
-        doc = inspect(iroot, "mnt")
+        doc = inspect_one(iroot, "mnt")
         mounts = {m["Destination"]: m for m in doc["Mounts"]}
         assert set(mounts) == {"/host", "/vol", "/scratch"}  # not /proc, /dev, /etc/hosts
         bind = mounts["/host"]
@@ -153,7 +146,7 @@ def test_network_settings_of_a_published_port(iroot: Path, images: CanonicalImag
         root=iroot,
     ).assert_success()  # fmt: skip
     try:
-        doc = inspect(iroot, "pub")
+        doc = inspect_one(iroot, "pub")
         settings = doc["NetworkSettings"]
         bridge = settings["Networks"]["bridge"]
         assert bridge["IPAddress"] and bridge["IPAddress"] == settings["IPAddress"]
@@ -171,7 +164,7 @@ def test_network_settings_of_a_published_port(iroot: Path, images: CanonicalImag
         assert ports == {"80/tcp": binding}
 
         ctl_proc("stop", "-t", "0", "pub", root=iroot).assert_success()
-        stopped = inspect(iroot, "pub")["NetworkSettings"]
+        stopped = inspect_one(iroot, "pub")["NetworkSettings"]
         assert stopped["Ports"] == {} and stopped["Networks"]["bridge"]["IPAddress"] == ""
     finally:
         ctl_proc("rm", "-f", "pub", root=iroot)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import REPO_ROOT, clean_root, ctl_command, ctl_proc
+from tests.helpers import REPO_ROOT, clean_root, ctl_command, ctl_proc, inspect_one
 from tests.images import CanonicalImages
 
 if TYPE_CHECKING:
@@ -38,10 +37,6 @@ def lroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages):
 def stopsignal_image(images: CanonicalImages) -> str:
     image = images.factory.image(extra_config={"StopSignal": "SIGUSR2"})
     return images.factory.push(image, "test/netl-stopsignal")
-
-
-def _inspect(root: Path, name: str) -> dict:
-    return json.loads(ctl_proc("inspect", name, root=root).assert_success().stdout)[0]
 
 
 def _names(root: Path) -> list[str]:
@@ -74,7 +69,7 @@ def test_stop_sends_the_stop_signal(
         assert "ready" in _wait_for_log(lroot, "trap", "ready")
         ctl_proc("stop", "trap", root=lroot).assert_success()
         assert f"got {trapped}" in ctl_proc("logs", "trap", root=lroot).stdout
-        assert _inspect(lroot, "trap")["State"]["ExitCode"] == 7
+        assert inspect_one(lroot, "trap")["State"]["ExitCode"] == 7
     finally:
         ctl_proc("rm", "-f", "trap", root=lroot).assert_success()
 
@@ -86,7 +81,7 @@ def test_stop_timeout_bounds_the_wait_before_sigkill(lroot: Path, images: Canoni
         root=lroot,
     ).assert_success()  # fmt: skip
     try:
-        assert _inspect(lroot, "slow")["Config"]["StopTimeout"] == 1
+        assert inspect_one(lroot, "slow")["Config"]["StopTimeout"] == 1
         started = time.monotonic()
         ctl_proc("stop", "slow", root=lroot).assert_success()
         assert time.monotonic() - started < 6  # not the default 10 seconds
@@ -158,7 +153,7 @@ def test_sig_proxy(lroot: Path, images: CanonicalImages, proxy: bool) -> None:
             _wait_until(lambda: _catches(proc.pid, signal.SIGTERM))
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
-        state = _inspect(lroot, name)["State"]
+        state = inspect_one(lroot, name)["State"]
         if proxy:
             assert proc.returncode == 7
             assert state["Status"] == "exited"
@@ -222,7 +217,7 @@ def test_detach_keys_leave_the_container_running(
         _, wait_status = os.waitpid(pid, 0)
         pid = 0
         assert os.waitstatus_to_exitcode(wait_status) == 0
-        assert _inspect(lroot, name)["State"]["Status"] == "running"
+        assert inspect_one(lroot, name)["State"]["Status"] == "running"
         out = ctl_proc("exec", name, "echo", "alive", root=lroot).assert_success().stdout
         assert out == "alive\n"
     finally:
@@ -247,7 +242,7 @@ def test_labels_annotations_and_tmpfs_inside(
         root=lroot,
     ).assert_success()  # fmt: skip
     try:
-        doc = _inspect(lroot, "misc")
+        doc = inspect_one(lroot, "misc")
         assert doc["Config"]["Labels"] == {"tier": "web", "owner": "dev"}
         assert doc["Spec"]["annotations"]["org.example.note"] == "hello"
         out = ctl_proc("logs", "misc", root=lroot).stdout

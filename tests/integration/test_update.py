@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ctl.runtime import cgroups
-from tests.helpers import clean_root, ctl_proc
+from tests.helpers import clean_root, ctl_proc, inspect_one
 from tests.integration.test_run_resources import cgroup_file
 
 if TYPE_CHECKING:
@@ -40,13 +40,8 @@ def image(images: CanonicalImages) -> str:
     return images.busybox_ref
 
 
-def inspect(root: Path, name: str) -> dict[str, Any]:
-    docs: list[dict[str, Any]] = json.loads(ctl_proc("inspect", name, root=root).stdout)
-    return docs[0]
-
-
 def resources(root: Path, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = inspect(root, name)["Spec"]["linux"].get("resources", {})
+    found: dict[str, Any] = inspect_one(root, name)["Spec"]["linux"].get("resources", {})
     return found
 
 
@@ -92,7 +87,7 @@ def test_update_changes_a_running_container_and_a_restart_keeps_it(uroot: Path, 
         assert spec["memory"]["limit"] == 96 * MIB
         assert spec["cpu"] == {**spec["cpu"], "quota": 50000, "period": 100000, "shares": 512}
         assert spec["pids"] == {"limit": 40}
-        config = inspect(uroot, name)["HostConfig"]
+        config = inspect_one(uroot, name)["HostConfig"]
         assert config["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
 
         ctl_proc("stop", "-t", "0", name, root=uroot).assert_success()
@@ -157,11 +152,11 @@ def test_bad_values_change_nothing(uroot: Path, image: str, flags: tuple[str, ..
         root=uroot,
     ).assert_success()  # fmt: skip
     try:
-        before = inspect(uroot, name)
+        before = inspect_one(uroot, name)
         result = ctl_proc("update", *flags, name, root=uroot).assert_failure(125)
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("ctl: ")
         assert "Traceback" not in result.stderr
-        after = inspect(uroot, name)
+        after = inspect_one(uroot, name)
         assert (after["Spec"], after["HostConfig"]) == (before["Spec"], before["HostConfig"])
     finally:
         ctl_proc("rm", "-f", name, root=uroot)
@@ -223,9 +218,9 @@ def test_a_new_restart_policy_reaches_the_running_task(uroot: Path, image: str) 
         ctl_proc("exec", name, "touch", "/go", root=uroot).assert_success()
         # Each exit is a stop for wait: the restarts are counted instead.
         deadline = time.monotonic() + 15
-        while inspect(uroot, name)["RestartCount"] < 2 and time.monotonic() < deadline:
+        while inspect_one(uroot, name)["RestartCount"] < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert inspect(uroot, name)["RestartCount"] == 2
+        assert inspect_one(uroot, name)["RestartCount"] == 2
         ctl_proc("wait", name, root=uroot).assert_success("3\n")
     finally:
         ctl_proc("rm", "-f", name, root=uroot)
@@ -242,6 +237,6 @@ def test_a_paused_container_stays_frozen(uroot: Path, image: str) -> None:
         assert cgroup_file(uroot, name, "pids/pids.max", "pids.max") == "20"
         frozen = cgroup_file(uroot, name, "freezer/freezer.state", "cgroup.freeze")
         assert frozen in ("FROZEN", "1")
-        assert inspect(uroot, name)["State"]["Status"] == "paused"
+        assert inspect_one(uroot, name)["State"]["Status"] == "paused"
     finally:
         ctl_proc("rm", "-f", name, root=uroot)
