@@ -176,11 +176,13 @@ def test_pex_starts_on_each_python_and_then_on_the_fast_path(
     assert first.returncode == 0, first.stderr
     assert __version__ in first.stdout
     assert f"python version {version}." in first.stdout, first.stdout
-    # Laid out now: the header execs the venv's python at once, with no pex code in between.
+    # Laid out now: the header execs the venv's python at once, straight into ctl, with
+    # neither pex's boot code nor the site module in between.
     again = server.run("--version", shell_trace=True)
     assert again.returncode == 0, again.stderr
     execs = _boot_execs(again.stderr)
-    assert len(execs) == 1 and "/venvs/" in execs[0] and "/bin/python -I " in execs[0], execs
+    assert len(execs) == 1 and "/venvs/" in execs[0] and "/bin/python -I -S -c " in execs[0], execs
+    assert f"/lib/python{version}/site-packages " in execs[0], execs
     listing = server.run("--root", f"{server.scratch}/root", "ps", "-a")
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED",
