@@ -10,6 +10,7 @@ of times a day.
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import os
 import sys
@@ -119,6 +120,11 @@ def cli(argv: list[str] | None = None) -> int:
 
             argcomplete.autocomplete(parser)
         args = parser.parse_args(argv)
+        if not gc.isenabled():
+            # Off since ctl.__main__; on again, for commands that live long (a supervisor,
+            # logs -f), with what start-up made kept out of every later collection.
+            gc.freeze()
+            gc.enable()
         debug = args.debug
         command = getattr(args, "command_name", None)
         if args.version:

@@ -221,3 +221,17 @@ def test_a_missing_or_damaged_root_completes_nothing(named_root: Path, tmp_path:
 def test_commands_complete(tmp_path: Path) -> None:
     assert _complete("ctl ne", tmp_path) == ["network"]
     assert "ls" in _complete("ctl network ", tmp_path)
+
+
+def test_garbage_collection_is_back_on_once_the_command_is_parsed(tmp_path: Path) -> None:
+    """ctl.__main__ starts without the collector; a command that lives long (a supervisor,
+    logs -f) must not run without it."""
+    import gc
+
+    gc.disable()
+    try:
+        assert cli(["--root", str(tmp_path / "root"), "ps"]) == 0
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
