@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction["Parser"]
 
 
+# argparse asks gettext for a translation of each of its own messages, and gettext imports
+# locale to find one: a millisecond of every call, for a catalog ("messages") that no Debian
+# package installs. ctl speaks English only, as docker does, so argparse does too.
+setattr(argparse, "_", str)  # noqa: B010
+setattr(argparse, "ngettext", lambda singular, plural, n: singular if n == 1 else plural)  # noqa: B010
+
+
 class _Formatter(argparse.HelpFormatter):
     """_Formatter sizes help to the terminal without ``shutil``.
 
