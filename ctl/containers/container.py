@@ -1,21 +1,22 @@
 """Containers: the static configuration of a container, apart from any running task.
 
-``ContainerStore`` is containerd's ``containers.Store`` plus docker's names:
-each container has a 64-hex id and a name unique in its namespace, and can
-be found by either, or by a unique prefix of its id.
+The store's protocol, ``ContainerStore``, is in ``ctl.containers.protocol``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+# typing is not imported at run time: `ps` reads these records (see ctl.typeshim).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
+    from typing import Any, NamedTuple
 
-    from ctl.errdefs import DataCorrupted
     from ctl.runtime.health import HealthConfig
     from ctl.runtime.logs import LogConfig
     from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy
+else:
+    from ctl.typeshim import NamedTuple
 
 RECORD_VERSION = 1
 
@@ -201,31 +202,3 @@ class Container(NamedTuple):
             created_at=float(record.get("created_at", 0.0)),
             updated_at=float(record.get("updated_at", 0.0)),
         )
-
-
-class ContainerStore(Protocol):
-    """ContainerStore keeps the container records of one namespace.
-
-    ``create`` raises AlreadyExists for a taken id or name; ``get`` takes an
-    id, a name or a unique id prefix and raises NotFound, or InvalidArgument
-    when a prefix is ambiguous; ``delete`` frees the name.
-    """
-
-    def get(self, ref: str) -> Container: ...
-
-    def list(self, on_error: Callable[[DataCorrupted], None] | None = None) -> Iterator[Container]:
-        """list yields every container of the namespace; a damaged record is skipped, as
-        ``ImageStore.list`` says."""
-        ...
-
-    def create(self, container: Container) -> Container: ...
-
-    def update(self, container: Container, fieldpaths: Sequence[str] | None = None) -> Container:
-        """update changes ``labels``, ``spec``, ``config``, ``snapshot_key`` or ``name``.
-
-        A new name is taken as ``create`` takes one (AlreadyExists when it is
-        another container's), and the old one is freed in the same step.
-        """
-        ...
-
-    def delete(self, container_id: str) -> None: ...

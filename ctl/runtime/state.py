@@ -15,12 +15,17 @@ from __future__ import annotations
 import os
 import time
 from enum import Enum
-from typing import TYPE_CHECKING, Final, NamedTuple, NotRequired, TypedDict, cast
 
 from ctl.errdefs import FailedPrecondition
 
+# typing is not imported at run time: `ps` reads task states (see ctl.typeshim).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Final, NamedTuple, NotRequired, TypedDict, cast
+else:
+    from ctl.typeshim import NamedTuple, cast
 
 RECORD_VERSION: Final = 1
 # How long a killed supervisor may take to be gone (it cannot block SIGKILL).
@@ -105,35 +110,40 @@ def transition(status: Status, op: str) -> Status:
     return target
 
 
-class TaskRecord(TypedDict):
-    """TaskRecord is ``state.json``."""
+# The records' shapes are for the type checker: at run time they are plain dicts.
+if TYPE_CHECKING:
 
-    version: int
-    id: str
-    pid: int
-    supervisor_pid: int
-    supervisor_start_time: int
-    boot_id: str
-    status: str
-    created_at: float
-    started_at: float | None
-    bundle: str
-    log_path: str
-    restart_count: int
-    # The init's start time (process_start_time), to tell it from a process
-    # that reused its pid once nobody watches it; absent in older records.
-    init_start_time: NotRequired[int | None]
-    # Log lines the supervisor could not write (a full disk), once it could say so.
-    log_lines_dropped: NotRequired[int]
+    class TaskRecord(TypedDict):
+        """TaskRecord is ``state.json``."""
+
+        version: int
+        id: str
+        pid: int
+        supervisor_pid: int
+        supervisor_start_time: int
+        boot_id: str
+        status: str
+        created_at: float
+        started_at: float | None
+        bundle: str
+        log_path: str
+        restart_count: int
+        # The init's start time (process_start_time), to tell it from a process
+        # that reused its pid once nobody watches it; absent in older records.
+        init_start_time: NotRequired[int | None]
+        # Log lines the supervisor could not write (a full disk), once it could say so.
+        log_lines_dropped: NotRequired[int]
 
 
-class HealthRecord(TypedDict):
-    """HealthRecord is ``health.json``: docker's ``.State.Health``, written by the supervisor
-    of a task with a health check (ctl.runtime.health) and by nothing else."""
+if TYPE_CHECKING:
 
-    Status: str
-    FailingStreak: int
-    Log: list[dict[str, object]]
+    class HealthRecord(TypedDict):
+        """HealthRecord is ``health.json``: docker's ``.State.Health``, written by the supervisor
+        of a task with a health check (ctl.runtime.health) and by nothing else."""
+
+        Status: str
+        FailingStreak: int
+        Log: list[dict[str, object]]
 
 
 HEALTH_FILE: Final = "health.json"
@@ -163,14 +173,16 @@ def task_health(task: TaskState) -> HealthRecord | None:
     return read_health(Path(task.bundle).parent) if task.bundle else None
 
 
-class ExitRecord(TypedDict):
-    """ExitRecord is ``exit.json``: ``signal`` is set when a signal ended the process."""
+if TYPE_CHECKING:
 
-    version: int
-    exit_code: int
-    signal: int | None
-    finished_at: float
-    oom: bool
+    class ExitRecord(TypedDict):
+        """ExitRecord is ``exit.json``: ``signal`` is set when a signal ended the process."""
+
+        version: int
+        exit_code: int
+        signal: int | None
+        finished_at: float
+        oom: bool
 
 
 class ExitStatus(NamedTuple):
@@ -256,21 +268,22 @@ def new_record(
     """new_record describes a task whose supervisor is the calling process."""
     now = time.time()
     me = os.getpid()
-    return TaskRecord(
-        version=RECORD_VERSION,
-        id=id,
-        pid=pid,
-        supervisor_pid=me,
-        supervisor_start_time=process_start_time(me) or 0,
-        boot_id=boot_id(),
-        status=status.value,
-        created_at=now,
-        started_at=now if status is Status.RUNNING else None,
-        bundle=str(bundle),
-        log_path=str(log_path),
-        restart_count=restart_count,
-        init_start_time=process_start_time(pid),
-    )
+    record: TaskRecord = {
+        "version": RECORD_VERSION,
+        "id": id,
+        "pid": pid,
+        "supervisor_pid": me,
+        "supervisor_start_time": process_start_time(me) or 0,
+        "boot_id": boot_id(),
+        "status": status.value,
+        "created_at": now,
+        "started_at": now if status is Status.RUNNING else None,
+        "bundle": str(bundle),
+        "log_path": str(log_path),
+        "restart_count": restart_count,
+        "init_start_time": process_start_time(pid),
+    }
+    return record
 
 
 def supervisor_alive(record: TaskRecord) -> bool:

@@ -32,19 +32,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
-from typing import TYPE_CHECKING, Any, Final, cast
 
 from ctl import fsutil
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, Unavailable
 from ctl.runtime import state
-from ctl.runtime.state import ExitRecord, ExitStatus, Status, TaskRecord, TaskState
+from ctl.runtime.state import ExitStatus, Status, TaskState
+
+# typing is not imported at run time: `ps` reads task states (see ctl.typeshim).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any, Final, cast
 
     from ctl.runtime.runc import Runc
+    from ctl.runtime.state import ExitRecord, TaskRecord
+else:
+    from ctl.typeshim import cast
 
 _STATE: Final = "state.json"
 _EXIT: Final = "exit.json"
@@ -196,13 +201,13 @@ class TaskDir:
     def write_exit(self, status: ExitStatus) -> None:
         """write_exit writes ``exit.json``: WriteFailed if there is no room."""
         assert status.exit_code is not None, "an observed exit has a code"
-        record = ExitRecord(
-            version=state.RECORD_VERSION,
-            exit_code=status.exit_code,
-            signal=status.signal,
-            finished_at=status.finished_at or time.time(),
-            oom=status.oom,
-        )
+        record: ExitRecord = {
+            "version": state.RECORD_VERSION,
+            "exit_code": status.exit_code,
+            "signal": status.signal,
+            "finished_at": status.finished_at or time.time(),
+            "oom": status.oom,
+        }
         fsutil.atomic_write_json(
             self.path / _EXIT, record, durable=self.durable, what=self._file(_EXIT)
         )
@@ -297,12 +302,14 @@ class TaskDir:
 
         It kills the container if it still runs. Nothing left is not an error.
         """
+        from signal import SIGKILL
+
         from ctl.runtime import cgroups
         from ctl.runtime.runc import RuncNotFound
 
         with contextlib.suppress(RuncNotFound):
             runc.delete(self.id, force=True)
-        self.kill_remaining(signal.SIGKILL)
+        self.kill_remaining(SIGKILL)
         cgroups.remove_container_cgroup(self._cgroups_path())
         cgroups.remove_supervisor_cgroup(self.id)
 
@@ -354,6 +361,8 @@ class TaskDir:
         plugin, say) is killed: what it had left to clean up is done here and
         by the caller.
         """
+        from signal import SIGKILL
+
         from ctl.runtime.runc import RuncNotFound
 
         record = self.read_record()
@@ -371,7 +380,7 @@ class TaskDir:
             with contextlib.suppress(RuncNotFound):
                 runc.delete(self.id, force=True)
             # runc delete --force succeeds on a container it has no state of.
-            self.kill_remaining(signal.SIGKILL)
+            self.kill_remaining(SIGKILL)
             if record is None:
                 self._kill_unrecorded_supervisor()
                 break
@@ -389,12 +398,14 @@ class TaskDir:
         It is found in its own cgroup; with no record to go by it is killed,
         not waited for.
         """
+        from signal import SIGKILL
+
         from ctl.runtime import cgroups
 
         for pid in cgroups.supervisor_pids(self.id):
             if pid != os.getpid():
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, SIGKILL)
 
     def _remove_runtime_files(self) -> None:
         for name in _RUNTIME_FILES:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ctl.containers.container import Container, ContainerStore, RunConfig
+from ctl.containers.container import Container, RunConfig
+from ctl.containers.protocol import ContainerStore
 from ctl.containers.store import LocalContainerStore
 from ctl.errdefs import AlreadyExists, CtlError, InvalidArgument, NotFound
 
