@@ -173,6 +173,14 @@ class Container(NamedTuple):
     def updated(self, **changes: Any) -> Container:
         return self._replace(**changes)
 
+    def user_mounts(self) -> list[dict[str, Any]]:
+        """user_mounts are the spec's mounts of the user's -v and --mount (and the image's
+        VOLUMEs): docker's MountPoints, without what every container gets (/proc, /dev,
+        /etc/hosts and the rest)."""
+        wanted = {m.destination for m in self.config.mounts}
+        mounts = self.spec.get("mounts") or []
+        return [m for m in mounts if isinstance(m, dict) and m.get("destination") in wanted]
+
     def to_record(self) -> dict[str, Any]:
         return {
             "version": RECORD_VERSION,

@@ -121,9 +121,7 @@ def _is_ancestor(ref: str, names: set[str], container: Container) -> bool:
 
 
 def _uses_volume(volume: str, container: Container) -> bool:
-    for mount in container.spec.get("mounts", []):
-        if not isinstance(mount, dict):
-            continue
+    for mount in container.user_mounts():
         source = str(mount.get("source", ""))
         if volume in (source, mount.get("destination")) or source.endswith(f"/{volume}/_data"):
             return True

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 _ID = re.compile(r"[0-9a-f]{64}")
 LISTING_INDEX = "ps.index"
-INDEX_VERSION = 1
+# 2: a summary's mounts are the user's alone (Container.user_mounts), with config.mounts.
+INDEX_VERSION = 2
 
 
 def summary_of(container: Container) -> dict[str, Any]:
@@ -34,12 +35,10 @@ def summary_of(container: Container) -> dict[str, Any]:
     config = record["config"]
     process = container.spec.get("process") or {}
     mounts = [
-        {k: m[k] for k in ("source", "destination") if k in m}
-        for m in container.spec.get("mounts") or []
-        if isinstance(m, dict)
+        {k: m[k] for k in ("source", "destination") if k in m} for m in container.user_mounts()
     ]
     record["spec"] = {"process": {"args": process.get("args", [])}, "mounts": mounts}
-    record["config"] = {k: config[k] for k in ("network", "publish") if k in config}
+    record["config"] = {k: config[k] for k in ("network", "publish", "mounts") if k in config}
     return record
 
 
@@ -218,10 +217,13 @@ class LocalContainerStore:
         try:
             with open(self._index, "rb") as f:
                 doc = json.load(f)
-            entries = doc["containers"]
-            if doc["version"] == INDEX_VERSION and isinstance(entries, dict):
+            entries, version = doc["containers"], doc["version"]
+            if isinstance(entries, dict) and version == INDEX_VERSION:
                 return entries, ""
-            problem = f"version {doc['version']!r}"
+            if isinstance(entries, dict) and isinstance(version, int) and version < INDEX_VERSION:
+                # An older ctl's index: every entry is stale, and the next change rewrites them.
+                return {}, ""
+            problem = f"version {version!r}"
         except FileNotFoundError:
             return {}, ""
         except (OSError, ValueError, KeyError, TypeError) as err:

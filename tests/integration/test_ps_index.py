@@ -48,13 +48,13 @@ def listing(root: Path, *args: str) -> list[str]:
     return result.assert_success().stdout.splitlines()
 
 
-def from_records(root: Path) -> list[str]:
+def from_records(root: Path, *args: str) -> list[str]:
     """from_records is the listing without the index: it is taken away, then put back."""
     path = index_path(root)
     saved = path.read_bytes()
     path.unlink()
     try:
-        return listing(root)
+        return listing(root, *args)
     finally:
         path.write_bytes(saved)
 
@@ -131,6 +131,27 @@ def test_damaged_index(root: Path, damage: bytes) -> None:
     assert "rebuilt" in check(root, "--repair")
     assert "0 problems" in check(root)
     assert listing(root) == rows
+
+
+def test_an_older_ctls_index_is_stale_not_damaged(root: Path, images: CanonicalImages) -> None:
+    rows = listing(root)
+    doc = json.loads(index_path(root).read_bytes())
+    index_path(root).write_text(json.dumps({**doc, "version": 1}))
+    result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
+    assert result.stdout.splitlines() == rows and result.stderr == ""
+    assert "0 problems" in check(root)
+    run_ctl("create", "--net", "none", images.busybox_ref, root=root).assert_success()
+    assert json.loads(index_path(root).read_bytes())["version"] == doc["version"]
+
+
+def test_volume_filter_sees_the_users_mounts_alone(root: Path) -> None:
+    """As docker's: the -v and --mount mounts, not /proc, /dev or /etc/hosts, which every
+    container has; the same from the index and from the records."""
+    names = {"alpha", "beta", "gamma"}
+    for volume, listed in (("/data", names), ("/proc", set()), ("/etc/hosts", set())):
+        by = ("-f", f"volume={volume}")
+        for rows in (listing(root, *by), from_records(root, *by)):
+            assert {row.split("|")[6] for row in rows} == listed, volume
 
 
 def test_damaged_index_with_no_container_left(root: Path) -> None:
