@@ -191,7 +191,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path | str) -> Any:
     """read_json loads a JSON record written by ``atomic_write_json``."""
     with open(path, "rb") as f:
         import json

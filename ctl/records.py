@@ -100,6 +100,14 @@ class RecordDir:
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 
+    def stat(self, key: str) -> os.stat_result:
+        """stat is the status of the record's file: FileNotFoundError if there is none.
+
+        Through a string path, not ``path``: ps stats every record, and a Path join
+        costs more than the stat.
+        """
+        return os.stat(os.path.join(self.directory, f"{key}{self.suffix}"))
+
     def get(self, key: str, decode: Callable[[Any], T]) -> T | None:
         """get is the record under ``key``, or None if there is none.
 

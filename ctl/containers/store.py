@@ -202,7 +202,7 @@ class LocalContainerStore:
     def _stamp(self, container_id: str) -> Sequence[int] | None:
         """_stamp tells one version of a record from another: records are replaced by rename."""
         try:
-            st = os.stat(self._records.path(container_id))
+            st = self._records.stat(container_id)
         except OSError:
             return None
         return [st.st_ino, st.st_mtime_ns, st.st_size]

@@ -260,7 +260,9 @@ class TaskDir:
         # Atomic writes mean a record is whole or absent; anything else (a disk
         # error, an edit by hand) is treated as absent rather than raised.
         try:
-            record = fsutil.read_json(self.path / name)
+            # A string join: ps reads every container's task state, and a Path join costs
+            # as much as the failed open of a task that never ran.
+            record = fsutil.read_json(os.path.join(self.path, name))
         except (OSError, ValueError):
             return None
         return record if isinstance(record, dict) else None
