@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from ctl.containers.container import Container
     from ctl.errdefs import DataCorrupted
 
-_ID = re.compile(r"[0-9a-f]{64}")
+# Patterns compiled on first use (re keeps them), as ctl.timefmt's: ps of an empty root uses none.
+_ID = r"[0-9a-f]{64}"
 LISTING_INDEX = "ps.index"
 # 2: a summary's mounts are the user's alone (Container.user_mounts), with config.mounts.
 INDEX_VERSION = 2
@@ -72,7 +73,7 @@ def name_taken(name: str, holder: str) -> AlreadyExists:
 
 def is_container_id(text: str) -> bool:
     """is_container_id tells a full container id (64 lowercase hex digits)."""
-    return _ID.fullmatch(text) is not None
+    return re.fullmatch(_ID, text) is not None
 
 
 def _check_id(container_id: str) -> str:
@@ -82,12 +83,12 @@ def _check_id(container_id: str) -> str:
 
 
 # docker's rule for container names.
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}"
 UPDATABLE = ("labels", "spec", "config", "snapshot_key", "name")
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
+    if not re.fullmatch(_NAME, name):
         raise InvalidArgument(
             f"invalid container name {name!r}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]*"
         )
@@ -122,7 +123,7 @@ class LocalContainerStore:
         return [key for key in self._records.all_keys() if is_container_id(key)]
 
     def _id_for_name(self, name: str) -> str | None:
-        if not _NAME.fullmatch(name):
+        if not re.fullmatch(_NAME, name):
             return None
         try:
             container_id = (self._names / name).read_text().strip()
