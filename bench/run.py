@@ -123,6 +123,45 @@ def setup_runc(tmp: Path, layer: Layer, env: dict[str, str]) -> Contestant:
     )
 
 
+CTL_SPEC = "runc run of ctl's spec"
+
+
+def setup_runc_ctl_spec(
+    tmp: Path, prefix: list[str], archive: Path, env: dict[str, str]
+) -> Contestant:
+    """setup_runc_ctl_spec is bare ``runc run`` of the spec ctl makes for the image (docker's
+    seccomp profile, capabilities, masked paths and namespaces), around the floor's rootfs.
+
+    Not the floor, which is ``runc spec``'s bundle: this row tells what runc spends on the
+    container ctl asks for from what ctl spends around it. Call it after ``setup_runc``.
+    """
+    runc = need("runc")
+    root = tmp / "ctl-spec"
+    run([*prefix, "--root", str(root), "load", "-q", "-i", str(archive)], env)
+    created = [*prefix, "--root", str(root), "create", "--net", "none", "--pull", "never"]
+    container = run([*created, IMAGE, "true"], env).strip()
+    spec = json.loads(run([*prefix, "--root", str(root), "inspect", container], env))[0]["Spec"]
+    bundle = tmp / "ctl-spec-bundle"
+    bundle.mkdir()
+    for mount in spec["mounts"]:
+        source = Path(mount["source"])
+        if source.is_file():  # the task's /etc/hosts, /etc/hostname and /etc/resolv.conf
+            copy = bundle / source.name
+            shutil.copyfile(source, copy)
+            mount["source"] = str(copy)
+    run([*prefix, "--root", str(root), "rm", container], env)
+    spec["root"] = {"path": str(tmp / "bundle" / "rootfs"), "readonly": False}
+    spec["process"]["terminal"] = False
+    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/ctl-spec"
+    (bundle / "config.json").write_text(json.dumps(spec, indent=2))
+    state = tmp / "runc"
+    return Contestant(
+        CTL_SPEC,
+        lambda n: [runc, "--root", str(state), "run", "--bundle", str(bundle), f"ctl-spec-{n}"],
+        env,
+    )
+
+
 def setup_ctl(
     label: str, prefix: list[str], root: Path, archive: Path, env: dict[str, str]
 ) -> Contestant:
@@ -303,6 +342,7 @@ def compare(rounds: int, others: list[str]) -> int:
         venv = [str(VENV_PYTHON), "-m", "ctl"]
         pex_label, venv_label = "dist/ctl.pex run --rm", "venv: python -m ctl run --rm"
         add(FLOOR, lambda: setup_runc(tmp, layer, env))
+        add(CTL_SPEC, lambda: setup_runc_ctl_spec(tmp, [str(PEX)], archive, env))
         add(pex_label, lambda: setup_ctl(pex_label, [str(PEX)], tmp / "ctl-pex", archive, env))
         add(venv_label, lambda: setup_ctl(venv_label, venv, tmp / "ctl-venv", archive, env))
         for n, other in enumerate(others):

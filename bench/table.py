@@ -52,6 +52,7 @@ from run import (
     setup_ctr,
     setup_podman,
     setup_runc,
+    setup_runc_ctl_spec,
     unmount_under,
     workspace,
 )
@@ -435,6 +436,8 @@ def main() -> int:
         own_empty: dict[str, str] = {}
         if "run" in wanted:
             contestants = [setup_runc(tmp, busybox, env)]
+            with contextlib.suppress(RunFailed):
+                contestants.append(setup_runc_ctl_spec(tmp, [binaries[-1]], archive, env))
             for k, ctl in enumerate(binaries):
                 label = f"{label_of(ctl, binaries)} run --rm"
                 contestants.append(setup_ctl(label, [ctl], tmp / f"run-{k}", archive, env))

@@ -18,8 +18,9 @@ def why(argv: list[str], code: int, stderr: bytes) -> str:
     return f"{Path(argv[0]).name} exit {code}: {lines[-1] if lines else '(no stderr)'}"
 
 
-def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> None:
-    """run runs a command once (a setup step, or a warm-up) and raises RunFailed if it fails."""
+def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> str:
+    """run runs a command once (a setup step, or a warm-up) and returns its standard output;
+    RunFailed if it fails."""
     try:
         proc = subprocess.run(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
@@ -28,6 +29,7 @@ def run(argv: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) ->
         raise RunFailed(f"{argv[0]}: {err}") from err
     if proc.returncode != 0:
         raise RunFailed(why(argv, proc.returncode, proc.stderr))
+    return proc.stdout.decode(errors="replace")
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
