@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
     from ctl.containers.changes import Change
-    from ctl.containers.container import Container
+    from ctl.containers.container import Container, RestartPolicy
     from ctl.containers.create import ContainerOptions
     from ctl.containers.filter import ContainerFilter
     from ctl.containers.store import LocalContainerStore
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from ctl.remotes.registry import Registry
     from ctl.runtime.resources import Resources
     from ctl.runtime.runc import Stdio
-    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.state import ExitStatus, TaskState
     from ctl.runtime.supervisor import Spawned
     from ctl.runtime.supervisor.attach import Attached

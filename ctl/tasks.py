@@ -29,12 +29,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from ctl.containers.container import Container, RunConfig
+    from ctl.containers.container import Container, RestartPolicy, RunConfig
     from ctl.network.manager import NetworkManager
     from ctl.paths import Paths
     from ctl.runtime.resources import Resources
     from ctl.runtime.runc import Runc, Stdio
-    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.supervisor import Spawned
     from ctl.runtime.supervisor.attach import Attached
     from ctl.snapshots import Snapshotter

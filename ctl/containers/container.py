@@ -10,15 +10,53 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Any, NamedTuple
+    from typing import Any, Literal, NamedTuple
 
     from ctl.runtime.health import HealthConfig
     from ctl.runtime.logs import LogConfig
-    from ctl.runtime.runopts import MountSpec, PortMapping, RestartPolicy
 else:
     from ctl.typeshim import NamedTuple
 
 RECORD_VERSION = 1
+
+
+# The record's parts that flags make (ctl.runtime.runopts parses them): here, with the record,
+# so that reading one (ps of containers with ports or volumes) needs no flag parsing.
+class MountSpec(NamedTuple):
+    """MountSpec is one ``-v`` or ``--mount`` value: a bind mount, a tmpfs or a volume.
+
+    A volume's ``source`` is its name ("" for a new anonymous one);
+    ``ctl.volumes.mounts`` turns it into a bind or tmpfs before the spec is
+    made. ``volume_nocopy`` skips the copy-up; ``volume_options`` are the
+    options of a volume the mount creates.
+    """
+
+    type: Literal["bind", "tmpfs", "volume"]
+    destination: str
+    source: str = ""
+    readonly: bool = False
+    propagation: str = ""
+    tmpfs_size: int | None = None
+    tmpfs_mode: int | None = None
+    volume_nocopy: bool = False
+    # A default shared by every instance: records are never changed in place.
+    volume_options: dict[str, str] = {}
+
+
+class PortMapping(NamedTuple):
+    """PortMapping is one ``-p``: host_ip "" means every address of the host."""
+
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str
+
+
+class RestartPolicy(NamedTuple):
+    """RestartPolicy is ``--restart``: max_retries is 0 (no bound) except for on-failure:N."""
+
+    name: str
+    max_retries: int = 0
 
 
 class RunConfig(NamedTuple):
@@ -135,9 +173,7 @@ class RunConfig(NamedTuple):
             config = config._replace(mounts=_mounts(doc["mounts"]))
         restart, publish = doc.get("restart"), doc.get("publish")
         if not restart and not publish:
-            return config  # without importing runopts, a millisecond of every `ctl ps`
-        from ctl.runtime.runopts import PortMapping, RestartPolicy
-
+            return config
         return config._replace(
             restart=RestartPolicy(**restart) if restart else None,
             publish=tuple(PortMapping(**p) for p in publish or ()),
@@ -145,8 +181,6 @@ class RunConfig(NamedTuple):
 
 
 def _mounts(docs: Sequence[Mapping[str, Any]]) -> tuple[MountSpec, ...]:
-    from ctl.runtime.runopts import MountSpec
-
     return tuple(MountSpec(**doc) for doc in docs)
 
 

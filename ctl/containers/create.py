@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from ctl.containers.container import RunConfig
+    from ctl.containers.container import MountSpec, PortMapping, RestartPolicy, RunConfig
     from ctl.oci import Platform
     from ctl.runtime.health import HealthConfig
     from ctl.runtime.logs import LogConfig
@@ -19,10 +19,7 @@ if TYPE_CHECKING:
     from ctl.runtime.runopts import (
         DeviceMapping,
         DeviceRule,
-        MountSpec,
         NamespaceMode,
-        PortMapping,
-        RestartPolicy,
         SecurityOptions,
         Ulimit,
     )

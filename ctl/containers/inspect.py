@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ctl.client import Client
-    from ctl.containers.container import Container
+    from ctl.containers.container import Container, MountSpec
     from ctl.runtime.logs import LogConfig
-    from ctl.runtime.runopts import MountSpec
     from ctl.runtime.state import TaskState
 
 # docker's default /dev/shm, which HostConfig.ShmSize shows when none was asked for.

@@ -67,9 +67,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
+    from ctl.containers.container import PortMapping
     from ctl.network.cni import CNI, RuntimeConf
     from ctl.paths import Paths
-    from ctl.runtime.runopts import PortMapping
 
     # ContainerName is the name of container (namespace, id); it raises a
     # CtlError when it cannot tell, and the container is shown by its id.

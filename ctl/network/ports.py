@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
-    from ctl.runtime.runopts import PortMapping
+    from ctl.containers.container import PortMapping
 
 
 def exposed_ports(image_config: Mapping[str, Any], expose: Iterable[str]) -> list[str]:
@@ -31,7 +31,8 @@ def exposed_ports(image_config: Mapping[str, Any], expose: Iterable[str]) -> lis
 
 def publish_all(exposed: Iterable[str], publish: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
     """publish_all maps each exposed port that ``publish`` leaves out to a free host port."""
-    from ctl.runtime.runopts import PortMapping, parse_expose
+    from ctl.containers.container import PortMapping
+    from ctl.runtime.runopts import parse_expose
 
     published = {(p.container_port, p.protocol) for p in publish}
     added = []

@@ -15,6 +15,7 @@ import re
 import signal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from ctl.containers.container import MountSpec, PortMapping, RestartPolicy
 from ctl.errdefs import InvalidArgument
 
 if TYPE_CHECKING:
@@ -35,43 +36,6 @@ _MEMORY_UNITS = {
     "t": 1 << 40,
     "p": 1 << 50,
 }
-
-
-class MountSpec(NamedTuple):
-    """MountSpec is one ``-v`` or ``--mount`` value: a bind mount, a tmpfs or a volume.
-
-    A volume's ``source`` is its name ("" for a new anonymous one);
-    ``ctl.volumes.mounts`` turns it into a bind or tmpfs before the spec is
-    made. ``volume_nocopy`` skips the copy-up; ``volume_options`` are the
-    options of a volume the mount creates.
-    """
-
-    type: Literal["bind", "tmpfs", "volume"]
-    destination: str
-    source: str = ""
-    readonly: bool = False
-    propagation: str = ""
-    tmpfs_size: int | None = None
-    tmpfs_mode: int | None = None
-    volume_nocopy: bool = False
-    # A default shared by every instance: records are never changed in place.
-    volume_options: dict[str, str] = {}
-
-
-class PortMapping(NamedTuple):
-    """PortMapping is one ``-p``: host_ip "" means every address of the host."""
-
-    host_ip: str
-    host_port: int
-    container_port: int
-    protocol: str
-
-
-class RestartPolicy(NamedTuple):
-    """RestartPolicy is ``--restart``: max_retries is 0 (no bound) except for on-failure:N."""
-
-    name: str
-    max_retries: int = 0
 
 
 class SecurityOptions(NamedTuple):

@@ -59,11 +59,11 @@ from ctl.runtime.users import resolve_user
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ctl.containers.container import MountSpec
     from ctl.runtime.resources import Resources
     from ctl.runtime.runopts import (
         DeviceMapping,
         DeviceRule,
-        MountSpec,
         NamespaceMode,
         SecurityOptions,
     )

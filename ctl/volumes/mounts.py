@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ctl.client import Client
+    from ctl.containers.container import MountSpec
     from ctl.containers.create import ContainerOptions
-    from ctl.runtime.runopts import MountSpec
     from ctl.volumes import Volume
 
 
@@ -53,7 +53,7 @@ def resolve(
     volume by name. Anonymous volumes made here are removed by ``rollback``;
     ``holds`` keeps every volume until it closes.
     """
-    from ctl.runtime.runopts import MountSpec
+    from ctl.containers.container import MountSpec
 
     mounts = list(options.mounts)
     covered = {posixpath.normpath(m.destination) for m in mounts}

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ctl.containers.container import PortMapping
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, NotFound
 from ctl.network import Attachment, bridges, netns
 from ctl.network.config import DEFAULT_NETWORK
 from ctl.network.manager import NetworkManager
 from ctl.paths import Paths
-from ctl.runtime.runopts import PortMapping
 from tests.helpers import clean_root, free_port, host_leftovers, run_ctl
 
 if TYPE_CHECKING:

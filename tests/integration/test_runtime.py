@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ctl.containers.container import RestartPolicy
 from ctl.errdefs import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctl.runtime import cgroups, state
 from ctl.runtime.logs import read_logs
 from ctl.runtime.runc import CreateOpts, ExecFailed, ExecOpts, Runc, RuncNotFound, Stdio
-from ctl.runtime.runopts import RestartPolicy
 from ctl.runtime.state import ExitStatus, Status
 from ctl.runtime.supervisor import Spawned, TaskSpec, spawn
 from ctl.runtime.supervisor.process import restart_delay, should_restart, supervisor_name

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ctl.containers.container import PortMapping
 from ctl.errdefs import (
     AlreadyExists,
     CtlError,
@@ -32,7 +33,6 @@ from ctl.network.manager import (
 )
 from ctl.network.networks import Networks, resolve_network
 from ctl.paths import Paths
-from ctl.runtime.runopts import PortMapping
 
 # A routing table as /proc/net/route prints it: default via 192.0.2.1 on eth0,
 # 192.0.2.0/24 on eth0, 10.88.0.0/16 on a bridge, 10.90.0.0/24 on another.

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ctl.containers.container import Container, RunConfig
+from ctl.containers.container import Container, PortMapping, RestartPolicy, RunConfig
 from ctl.containers.create import FLAG_OPTS, ContainerOptions, container_spec, flag_opts
 from ctl.errdefs import InvalidArgument
 from ctl.runtime import spec as oci
-from ctl.runtime.runopts import PortMapping, RestartPolicy, SecurityOptions
+from ctl.runtime.runopts import SecurityOptions
 
 IMAGE_CONFIG = {"config": {"Cmd": ["sh"], "Env": [oci.DEFAULT_PATH_ENV]}}
 

@@ -45,10 +45,12 @@ def test_command_imports_only_its_own_command_module(
 
 # What `ps` and `run` must leave alone (issue 15): a listing reads records and task
 # directories; it drives no runc, snapshotter or network, and renders without tabulate.
-# Nor does it import typing (~2 ms: the records it reads take ctl.typeshim's NamedTuple),
-# signal (an enum of every signal) or locale (argparse's translations, see _base).
+# Nor does it import the flag parsers (their parts of a record live with the record),
+# typing (~2 ms: the records it reads take ctl.typeshim's NamedTuple), signal (an enum of
+# every signal) or locale (argparse's translations, see _base).
 PS_NEEDS_NONE_OF = (
     *SLOW_IMPORTS,
+    "ctl.runtime.runopts",
     "typing",
     "signal",
     "locale",
@@ -87,9 +89,16 @@ def _unwanted(modules: set[str], unwanted: tuple[str, ...]) -> list[str]:
 
 
 def _write_container(root: Path) -> None:
-    """_write_container puts one container record where `ps` finds it, without runc or images."""
+    """_write_container puts one container record where `ps` finds it, without runc or images:
+    with a port, a restart policy and a bind mount, the parts of a record flags make."""
     from ctl.client import Client
-    from ctl.containers.container import Container
+    from ctl.containers.container import (
+        Container,
+        MountSpec,
+        PortMapping,
+        RestartPolicy,
+        RunConfig,
+    )
 
     container = Container(
         id="ab" * 32,
@@ -97,7 +106,15 @@ def _write_container(root: Path) -> None:
         image="busybox",
         snapshotter="overlayfs",
         snapshot_key="k",
-        spec={"process": {"args": ["true"]}},
+        spec={
+            "process": {"args": ["true"]},
+            "mounts": [{"source": "/srv", "destination": "/data", "type": "bind"}],
+        },
+        config=RunConfig(
+            publish=(PortMapping("", 8080, 80, "tcp"),),
+            restart=RestartPolicy("always"),
+            mounts=(MountSpec("bind", "/data", "/srv"),),
+        ),
     )
     Client(root).containers.create(container)
 

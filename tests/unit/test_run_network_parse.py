@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from ctl.containers.container import RunConfig
+from ctl.containers.container import PortMapping, RunConfig
 from ctl.containers.create import ContainerOptions, flag_opts, resolv_conf
 from ctl.errdefs import InvalidArgument
 from ctl.network.cni import RuntimeConf, cni_args, plugin_config
 from ctl.network.ports import exposed_ports, publish_all
 from ctl.runtime import runopts
-from ctl.runtime.runopts import PortMapping
 from ctl.runtime.spec import ANNOTATION_STOP_SIGNAL, generate_spec, stop_signal
 
 

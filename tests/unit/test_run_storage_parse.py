@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ctl.containers.container import MountSpec
 from ctl.errdefs import InvalidArgument
-from ctl.runtime.runopts import MountSpec, parse_mount, parse_volume, parse_volumes_from
+from ctl.runtime.runopts import parse_mount, parse_volume, parse_volumes_from
 from ctl.volumes import VolumeMount, check_name, check_options
 
 

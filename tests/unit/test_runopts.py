@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ctl.containers.container import MountSpec, PortMapping, RestartPolicy
 from ctl.errdefs import InvalidArgument
 from ctl.runtime.runopts import (
-    MountSpec,
-    PortMapping,
-    RestartPolicy,
     SecurityOptions,
     UserSpec,
     parse_cpus,

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from ctl.containers.container import MountSpec
 from ctl.errdefs import FailedPrecondition, InvalidArgument, NotFound
 from ctl.runtime import spec as oci
-from ctl.runtime.runopts import MountSpec, parse_mount, parse_volume
+from ctl.runtime.runopts import parse_mount, parse_volume
 from ctl.runtime.spec import (
     ALL_CAPABILITIES,
     ANNOTATION_STOP_SIGNAL,

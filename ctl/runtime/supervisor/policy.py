@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 from ctl import fsutil
 
 if TYPE_CHECKING:
-    from ctl.runtime.runopts import RestartPolicy
+    from ctl.containers.container import RestartPolicy
     from ctl.runtime.taskdir import TaskDir
 
 RESTART_FILE: Final = "restart.json"
@@ -42,7 +42,7 @@ def restart_policy(task: TaskDir, spawned_with: RestartPolicy | None) -> Restart
         return spawned_with
     # Imported only once update wrote a policy (a run without one spares every
     # start the import), by the supervisor after its fork, from ctl's own files.
-    from ctl.runtime.runopts import RestartPolicy
+    from ctl.containers.container import RestartPolicy
 
     try:
         return RestartPolicy(str(doc["name"]), int(doc.get("max_retries", 0)))

@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
 
+    from ctl.containers.container import RestartPolicy
     from ctl.runtime.health import HealthMonitor
     from ctl.runtime.runc import Runc
-    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.supervisor.spawn import TaskSpec
 
 # After the init exits, output still buffered in the pipes is read for at most

@@ -24,10 +24,10 @@ from ctl.runtime.supervisor.wire import Messages, decode_error
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from ctl.containers.container import RestartPolicy
     from ctl.runtime.health import HealthConfig
     from ctl.runtime.logs import LogConfig
     from ctl.runtime.runc import Runc, Stdio
-    from ctl.runtime.runopts import RestartPolicy
     from ctl.runtime.taskdir import TaskDir
 
 # docker's detach keys, ctrl-p ctrl-q (``run --detach-keys`` changes them).
