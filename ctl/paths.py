@@ -8,7 +8,7 @@ the layout changes::
       content/                       shared by all namespaces, as in containerd
         blobs/sha256/<hex>           committed blobs, read-only (0444)
         ingest/<sha256(ref)>/        one in-progress write per ref
-          ref  total  expected  startedat  data
+          ingest.json  data          its record (ref, total, expected, startedat), the bytes
         ingest/<sha256(ref)>.lock    the ref's writer lock (flock)
         labels/sha256/<hex>.json     labels of a blob (absent = none)
       namespaces/<ns>/

@@ -7,6 +7,7 @@ tests at the end, under "LocalStore specifics", check its on-disk promises.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -507,14 +508,10 @@ def test_local_layout(tmp_path: Path) -> None:
         w.write(DATA[:3])
     (key,) = [p.name for p in (tmp_path / "ingest").iterdir() if p.is_dir()]
     assert len(key) == 64
-    assert (tmp_path / "ingest" / key / "ref").read_text() == "a ref/with odd:chars"
-    assert sorted(os.listdir(tmp_path / "ingest" / key)) == [
-        "data",
-        "expected",
-        "ref",
-        "startedat",
-        "total",
-    ]
+    record = json.loads((tmp_path / "ingest" / key / "ingest.json").read_text())
+    assert record["ref"] == "a ref/with odd:chars" and record["total"] == desc.size
+    assert record["expected"] == desc.digest
+    assert sorted(os.listdir(tmp_path / "ingest" / key)) == ["data", "ingest.json"]
     assert (tmp_path / "ingest" / f"{key}.lock").exists()
     with store.writer("a ref/with odd:chars", desc) as w:
         w.write(DATA[3:])
@@ -570,7 +567,7 @@ def test_local_damaged_records(tmp_path: Path) -> None:
     ingest = tmp_path / "ingest" / ref_key("r")
     with store.writer("r", desc) as w:
         w.write(DATA[:10])
-    (ingest / "total").write_text("many")
+    (ingest / "ingest.json").write_text('{"ref": "r", "total": "many"}')
     with pytest.raises(DataCorrupted):
         store.status("r")
     with store.writer("r", desc) as w:
@@ -598,7 +595,7 @@ def test_local_walk_and_list_statuses_go_on_past_damaged_records(tmp_path: Path)
     for ref in ("r1", "r2", "r3"):
         with store.writer(ref) as w:
             w.write(b"x")
-    (tmp_path / "ingest" / ref_key("r2") / "total").write_text("many")
+    (tmp_path / "ingest" / ref_key("r2") / "ingest.json").write_text("{")
     with pytest.raises(DataCorrupted):
         store.list_statuses()
     errors.clear()

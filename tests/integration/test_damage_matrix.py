@@ -210,8 +210,7 @@ def _blob(env: Env) -> dict[str, str]:
 def _ingest(env: Env) -> dict[str, str]:
     ingest = env.root / "content/ingest" / ref_key("damaged-ingest")
     ingest.mkdir(parents=True)
-    (ingest / "ref").write_text("damaged-ingest")
-    (ingest / "total").write_text("not a number")
+    (ingest / "ingest.json").write_text('{"ref": "damaged-ingest", "total": "not a number"}')
     (ingest / "data").write_bytes(b"partial")
     return {"ingest": f"content/ingest/{ingest.name}"}
 

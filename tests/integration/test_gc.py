@@ -161,7 +161,7 @@ def _damage_ingest(root: Path, digest: str) -> Path:
     with ctl.Client(root=root).content.writer("half-written") as writer:
         writer.write(b"x")
     ingest = next(p for p in (root / "content" / "ingest").iterdir() if p.is_dir())
-    (ingest / "total").unlink()
+    (ingest / "ingest.json").unlink()
     return ingest
 
 

@@ -142,7 +142,7 @@ def test_system_check_goes_on_past_each_bad_blob_and_record(
     with client.content.writer("half-written") as w:
         w.write(b"x")
     ingest = next(p for p in (content / "ingest").iterdir() if p.is_dir())
-    (ingest / "total").write_text("many")
+    (ingest / "ingest.json").write_text('{"ref": "half-written", "total": "many"}')
 
     found = list(check(client))
     findings = {f.what: f.problem for f in found}
@@ -202,7 +202,7 @@ def test_system_check_repair_removes_and_rebuilds_what_cannot_be_read(
     with client.content.writer("half-written") as w:
         w.write(b"x")
     (ingest,) = (p for p in (content / "ingest").iterdir() if p.is_dir())
-    (ingest / "ref").unlink()
+    (ingest / "ingest.json").unlink()
     (metadata,) = (root / "snapshots").glob("*/metadata.json")
     truncated = metadata.read_text()[:40]
     metadata.write_text(truncated)
