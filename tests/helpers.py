@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tests.images import push_layout
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
     from tests.images import OCILayout
 
@@ -392,6 +392,15 @@ def _files(directory: Path) -> list[str]:
 def _mount_points() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4].encode().decode("unicode_escape") for line in f]
+
+
+def pulled_root(parent: Path, image: str) -> Iterator[Path]:
+    """pulled_root yields a root under ``parent`` holding ``image``, and cleans it afterwards:
+    the body of every fixture that gives its tests a root with an image pulled."""
+    root = parent / "root"
+    ctl_proc("pull", image, root=root).assert_success()
+    yield root
+    clean_root(root)
 
 
 def clean_root(root: Path) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ctl.paths import Paths
-from tests.helpers import REPO_ROOT, _argv, clean_root, ctl_command, ctl_proc
+from tests.helpers import REPO_ROOT, _argv, ctl_command, ctl_proc, pulled_root
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,10 +32,7 @@ TIMEOUT = 15.0
 
 @pytest.fixture(scope="module")
 def aroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("attach") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("attach"), images.busybox_ref)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ctl.runtime import cgroups
-from tests.helpers import REPO_ROOT, clean_root, ctl_command, ctl_proc
+from tests.helpers import REPO_ROOT, ctl_command, ctl_proc, pulled_root
 from tests.images import CanonicalImages
 
 if TYPE_CHECKING:
@@ -70,10 +70,7 @@ def caller_cgroups() -> Iterator[list[Path]]:
 
 @pytest.fixture
 def v1root(tmp_path: Path, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path, images.busybox_ref)
 
 
 def _wait_running(root: Path, name: str, timeout: float = 20.0) -> dict[str, object]:

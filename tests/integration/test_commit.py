@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import clean_root, ctl_command, ctl_proc
+from tests.helpers import clean_root, ctl_command, ctl_proc, pulled_root
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -22,10 +22,7 @@ pytestmark = pytest.mark.needs_root
 
 @pytest.fixture(scope="module")
 def croot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Path:
-    root = tmp_path_factory.mktemp("commit") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("commit"), images.busybox_ref)
 
 
 def _ctl(root: Path, *argv: str, input: bytes | str | None = None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import ctl
-from tests.helpers import clean_root, ctl_command, ctl_proc, imported_modules
+from tests.helpers import ctl_command, ctl_proc, imported_modules, pulled_root
 from tests.images import CanonicalImages
 
 pytestmark = pytest.mark.needs_root
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.needs_root
 
 @pytest.fixture(scope="module")
 def croot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Path:
-    root = tmp_path_factory.mktemp("containers") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("containers"), images.busybox_ref)
 
 
 @pytest.fixture

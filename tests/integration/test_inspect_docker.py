@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import clean_root, ctl_proc, free_port, inspect_one
+from tests.helpers import ctl_proc, free_port, inspect_one, pulled_root
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,10 +22,7 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def iroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("inspect") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("inspect"), images.busybox_ref)
 
 
 def template(root: Path, name: str, fmt: str, *, command: str = "inspect") -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import clean_root, ctl_proc
+from tests.helpers import ctl_proc, pulled_root
 from tests.images import CanonicalImages
 
 if TYPE_CHECKING:
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.needs_root
 
 @pytest.fixture(scope="module")
 def droot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("devices") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("devices"), images.busybox_ref)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.helpers import clean_root, ctl_proc
+from tests.helpers import ctl_proc, pulled_root
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.needs_root
 
 @pytest.fixture(scope="module")
 def hroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("health") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("health"), images.busybox_ref)
 
 
 @pytest.fixture(scope="module")

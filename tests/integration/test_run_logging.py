@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import clean_root, ctl_proc
+from tests.helpers import ctl_proc, pulled_root
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,10 +28,7 @@ _WRITE_LINES = (
 
 @pytest.fixture(scope="module")
 def lroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("logging") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("logging"), images.busybox_ref)
 
 
 def _container_id(root: Path, name: str) -> str:

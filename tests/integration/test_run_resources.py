@@ -17,7 +17,7 @@ import pytest
 
 from ctl.runtime import cgroups
 from ctl.runtime.runopts import CAP_SYS_RESOURCE
-from tests.helpers import clean_root, ctl_proc
+from tests.helpers import ctl_proc, pulled_root
 from tests.images import CanonicalImages
 
 if TYPE_CHECKING:
@@ -28,10 +28,7 @@ pytestmark = pytest.mark.needs_root
 
 @pytest.fixture(scope="module")
 def rroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("resources") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("resources"), images.busybox_ref)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ctl.runtime import cgroups
-from tests.helpers import clean_root, ctl_proc, inspect_one
+from tests.helpers import ctl_proc, inspect_one, pulled_root
 from tests.integration.test_run_resources import cgroup_file
 
 if TYPE_CHECKING:
@@ -29,10 +29,7 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def uroot(tmp_path_factory: pytest.TempPathFactory, images: CanonicalImages) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("update") / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path_factory.mktemp("update"), images.busybox_ref)
 
 
 @pytest.fixture

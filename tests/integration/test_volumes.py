@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CtlResult, clean_root, ctl_proc
+from tests.helpers import CtlResult, ctl_proc, pulled_root
 from tests.images import CanonicalImages, LayerBuilder
 
 pytestmark = pytest.mark.needs_root
@@ -21,10 +21,7 @@ ANONYMOUS = re.compile(r"[0-9a-f]{64}")
 
 @pytest.fixture
 def vroot(tmp_path: Path, images: CanonicalImages):
-    root = tmp_path / "root"
-    ctl_proc("pull", images.busybox_ref, root=root).assert_success()
-    yield root
-    clean_root(root)
+    yield from pulled_root(tmp_path, images.busybox_ref)
 
 
 @pytest.fixture(scope="module")
