@@ -53,7 +53,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from timing import RunFailed, run, timed, why
 
@@ -107,18 +107,27 @@ def setup_runc(tmp: Path, layer: Layer, env: dict[str, str]) -> Contestant:
     run([runc, "spec"], env, cwd=bundle)
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["args"] = ["true"]
-    config["process"]["terminal"] = False
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     for rlimit in config["process"].get("rlimits", []):
         if rlimit["type"] == "RLIMIT_NOFILE" and hard != resource.RLIM_INFINITY:
             rlimit["hard"] = min(rlimit["hard"], hard)
             rlimit["soft"] = min(rlimit["soft"], rlimit["hard"])
-    config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/floor"
+    return runc_contestant(FLOOR, "floor", tmp, bundle, config, env)
+
+
+def runc_contestant(
+    label: str, name: str, tmp: Path, bundle: Path, config: dict[str, Any], env: dict[str, str]
+) -> Contestant:
+    """runc_contestant writes ``config`` into ``bundle``, without a terminal and in the bench's
+    cgroup ``name``, and runs it with bare ``runc run``, a fresh id each run."""
+    runc = need("runc")
+    config["process"]["terminal"] = False
+    config["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/{name}"
     (bundle / "config.json").write_text(json.dumps(config, indent=2))
     state = tmp / "runc"
     return Contestant(
-        FLOOR,
-        lambda n: [runc, "--root", str(state), "run", "--bundle", str(bundle), f"floor-{n}"],
+        label,
+        lambda n: [runc, "--root", str(state), "run", "--bundle", str(bundle), f"{name}-{n}"],
         env,
     )
 
@@ -135,7 +144,6 @@ def setup_runc_ctl_spec(
     Not the floor, which is ``runc spec``'s bundle: this row tells what runc spends on the
     container ctl asks for from what ctl spends around it. Call it after ``setup_runc``.
     """
-    runc = need("runc")
     root = tmp / "ctl-spec"
     run([*prefix, "--root", str(root), "load", "-q", "-i", str(archive)], env)
     created = [*prefix, "--root", str(root), "create", "--net", "none", "--pull", "never"]
@@ -151,15 +159,7 @@ def setup_runc_ctl_spec(
             mount["source"] = str(copy)
     run([*prefix, "--root", str(root), "rm", container], env)
     spec["root"] = {"path": str(tmp / "bundle" / "rootfs"), "readonly": False}
-    spec["process"]["terminal"] = False
-    spec["linux"]["cgroupsPath"] = f"/{CGROUP_PARENT}/ctl-spec"
-    (bundle / "config.json").write_text(json.dumps(spec, indent=2))
-    state = tmp / "runc"
-    return Contestant(
-        CTL_SPEC,
-        lambda n: [runc, "--root", str(state), "run", "--bundle", str(bundle), f"ctl-spec-{n}"],
-        env,
-    )
+    return runc_contestant(CTL_SPEC, "ctl-spec", tmp, bundle, spec, env)
 
 
 def setup_ctl(
