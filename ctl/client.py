@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 from functools import cached_property
-from pathlib import Path
 
 from ctl import fsutil
 from ctl.errdefs import (
@@ -33,6 +32,7 @@ from ctl.paths import DEFAULT_NAMESPACE, DEFAULT_ROOT, Paths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from pathlib import Path
     from typing import Any, BinaryIO
 
     from ctl.containers.changes import Change
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 # A pull waits this long for a running prune to finish, and a prune for pulls.
 GC_LOCK_TIMEOUT = 600.0
-DOCKER_CERTS_DIR = Path("/etc/docker/certs.d")
+DOCKER_CERTS_DIR = "/etc/docker/certs.d"
 # Seconds stop waits before SIGKILL, unless -t or the container's --stop-timeout says.
 DEFAULT_STOP_TIMEOUT = 10.0
 
@@ -81,7 +81,7 @@ class Client:
         snapshotter: str | None = None,
         debug: bool = False,
     ) -> None:
-        self.paths = Paths(Path(root).absolute())
+        self.paths = Paths(os.path.abspath(root))
         self.paths.namespace(namespace)  # validates the name before any use
         self.namespace = namespace
         self.snapshotter_name = snapshotter
@@ -753,7 +753,7 @@ class Client:
                     "env": [*process.get("env", []), *(env or [])],
                     "cwd": workdir or process.get("cwd", "/"),
                 },
-                Path(f"/proc/{task.pid}/root"),
+                f"/proc/{task.pid}/root",
             )
             import shlex
 
@@ -776,7 +776,7 @@ class Client:
         self,
         container: Container,
         process: dict[str, Any] | None = None,
-        root: Path | None = None,
+        root: Path | str | None = None,
     ) -> None:
         """check_runnable refuses a program of another architecture than this host's.
 
@@ -1223,9 +1223,9 @@ class Client:
     def create_namespace(self, name: str) -> None:
         path = self.paths.namespace(name)
         self.paths.ensure()
-        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.makedirs(self.paths.namespaces, 0o755, exist_ok=True)
         try:
-            path.mkdir(mode=0o755)
+            os.mkdir(path, 0o755)
         except FileExistsError:
             raise AlreadyExists(f"namespace {name!r}: already exists") from None
 
@@ -1236,7 +1236,7 @@ class Client:
         from ctl.records import RecordDir
 
         path = self.paths.namespace(name)
-        if not path.is_dir():
+        if not os.path.isdir(path):
             raise NotFound(f"namespace {name!r}: not found")
         with fsutil.FileLock(self.paths.lock("images", name), what="the image store"):
             for kind, directory in (

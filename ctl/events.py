@@ -25,7 +25,6 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from pathlib import Path
     from typing import Any
 
     from ctl.containers.container import Container
@@ -35,7 +34,7 @@ LOG, OLD_LOG, LOCK = "events.log", "events.log.1", ".rotate.lock"
 
 
 def emit(
-    directory: Path,
+    directory: str,
     type: str,
     action: str,
     actor_id: str,
@@ -62,8 +61,8 @@ def emit(
     line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:
-        directory.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(directory / LOG, flags, 0o600)
+        os.makedirs(directory, 0o700, exist_ok=True)
+        fd = os.open(f"{directory}/{LOG}", flags, 0o600)
     except OSError:
         return
     try:
@@ -78,32 +77,32 @@ def emit(
 
 
 def container_event(
-    directory: Path, namespace: str, container: Container, action: str, **attributes: str
+    directory: str, namespace: str, container: Container, action: str, **attributes: str
 ) -> None:
     """container_event emits a container event with docker's attributes: labels, image, name."""
     base = {**container.labels, "image": container.image, "name": container.name}
     emit(directory, "container", action, container.id, {**base, **attributes}, namespace)
 
 
-def _rotate(directory: Path) -> None:
+def _rotate(directory: str) -> None:
     import fcntl
 
     try:
-        lock = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock = os.open(f"{directory}/{LOCK}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         return
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # Another writer may have rotated while this one waited.
-        if (directory / LOG).stat().st_size > MAX_BYTES:
-            os.replace(directory / LOG, directory / OLD_LOG)
+        if os.stat(f"{directory}/{LOG}").st_size > MAX_BYTES:
+            os.replace(f"{directory}/{LOG}", f"{directory}/{OLD_LOG}")
     except OSError:
         pass
     finally:
         os.close(lock)
 
 
-def stream(directory: Path, follow: bool, interval: float = 0.2) -> Iterator[dict[str, Any] | None]:
+def stream(directory: str, follow: bool, interval: float = 0.2) -> Iterator[dict[str, Any] | None]:
     """stream yields the logged events, oldest first, and with ``follow`` the new ones.
 
     Following, it yields None at each idle poll, so that the caller can
@@ -112,11 +111,11 @@ def stream(directory: Path, follow: bool, interval: float = 0.2) -> Iterator[dic
     event falls between the past and the followed ones.
     """
     try:
-        with open(directory / OLD_LOG, "rb") as f:
+        with open(f"{directory}/{OLD_LOG}", "rb") as f:
             yield from _events(f.read())
     except OSError:
         pass
-    handle = _open(directory / LOG)
+    handle = _open(f"{directory}/{LOG}")
     inode = os.fstat(handle.fileno()).st_ino if handle else None
     pending = b""
     try:
@@ -130,12 +129,12 @@ def stream(directory: Path, follow: bool, interval: float = 0.2) -> Iterator[dic
                 continue
             if not follow:
                 return
-            current = _inode(directory / LOG)
+            current = _inode(f"{directory}/{LOG}")
             if current is not None and current != inode:
                 # Rotated: the old file was read to its end; go on in the new one.
                 if handle:
                     handle.close()
-                handle = _open(directory / LOG)
+                handle = _open(f"{directory}/{LOG}")
                 inode = os.fstat(handle.fileno()).st_ino if handle else None
                 pending = b""
                 continue
@@ -146,16 +145,16 @@ def stream(directory: Path, follow: bool, interval: float = 0.2) -> Iterator[dic
             handle.close()
 
 
-def _open(path: Path) -> Any:
+def _open(path: str) -> Any:
     try:
         return open(path, "rb")
     except OSError:
         return None
 
 
-def _inode(path: Path) -> int | None:
+def _inode(path: str) -> int | None:
     try:
-        return path.stat().st_ino
+        return os.stat(path).st_ino
     except OSError:
         return None
 

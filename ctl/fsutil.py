@@ -28,13 +28,13 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, BinaryIO
 
-    from _typeshed import ReadableBuffer
+    from _typeshed import ReadableBuffer, StrPath
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: StrPath) -> None:
     """fsync_dir makes a rename or unlink inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -43,7 +43,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def make_temp_dir(parent: Path | str, prefix: str) -> Path:
+def make_temp_dir(parent: StrPath, prefix: str) -> Path:
     """make_temp_dir creates ``parent/<prefix><random>`` (mode 0700) and returns it.
 
     tempfile.mkdtemp does the same, but importing tempfile (with shutil and
@@ -61,7 +61,11 @@ def make_temp_dir(parent: Path | str, prefix: str) -> Path:
 
 
 def atomic_write(
-    path: Path, data: bytes, mode: int = FILE_MODE, durable: bool = True, what: str | None = None
+    target: StrPath,
+    data: bytes,
+    mode: int = FILE_MODE,
+    durable: bool = True,
+    what: str | None = None,
 ) -> None:
     """atomic_write replaces ``path`` with ``data`` in one rename.
 
@@ -71,9 +75,10 @@ def atomic_write(
     A failure (a full disk) leaves ``path`` as it was and no temporary file,
     and raises WriteFailed naming ``what`` (default: the path).
     """
+    path = os.fspath(target)
     tmp = _temp_name(path)
     try:
-        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), DIR_MODE, exist_ok=True)
         fd, named = _open_temp(path, mode)
         try:
             write_all(fd, data)
@@ -83,9 +88,9 @@ def atomic_write(
         finally:
             os.close(fd)
         if durable:
-            fsync_dir(path.parent)
+            fsync_dir(os.path.dirname(path))
     except BaseException as err:
-        tmp.unlink(missing_ok=True)
+        unlink_if_present(tmp)
         if isinstance(err, OSError) and not isinstance(err, WriteFailed):
             raise WriteFailed(what or str(path), err) from err
         raise
@@ -106,13 +111,16 @@ class _TargetFile(io.FileIO):
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, mode: int = FILE_MODE, what: str | None = None) -> Iterator[BinaryIO]:
+def atomic_file(
+    target: StrPath, mode: int = FILE_MODE, what: str | None = None
+) -> Iterator[BinaryIO]:
     """atomic_file yields a file that replaces ``path`` only if the block succeeds.
 
     A failed write to it (a full disk) raises WriteFailed naming ``what``
     (default: the path); whatever fails, no temporary file is left.
     """
-    name = what or str(path)
+    path = os.fspath(target)
+    name = what or path
     tmp = _temp_name(path)
     try:
         try:
@@ -125,19 +133,26 @@ def atomic_file(path: Path, mode: int = FILE_MODE, what: str | None = None) -> I
             try:
                 os.fsync(fd)
                 _replace(fd, named, path)
-                fsync_dir(path.parent)
+                fsync_dir(os.path.dirname(path))
             except OSError as err:
                 raise WriteFailed(name, err) from err
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        unlink_if_present(tmp)
         raise
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def unlink_if_present(path: StrPath) -> None:
+    """unlink_if_present removes the file ``path``; one that is not there is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
-def _open_temp(path: Path, mode: int) -> tuple[int, bool]:
+def _temp_name(path: str) -> str:
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+
+
+def _open_temp(path: str, mode: int) -> tuple[int, bool]:
     """_open_temp opens the file that will replace ``path``; True if it is named already.
 
     The file is unnamed (O_TMPFILE) where the filesystem allows, so a writer
@@ -147,7 +162,9 @@ def _open_temp(path: Path, mode: int) -> tuple[int, bool]:
     ``_temp_name(path)`` from the start.
     """
     try:
-        return os.open(path.parent, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode), False
+        return os.open(
+            os.path.dirname(path), os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode
+        ), False
     except OSError as err:
         if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise
@@ -155,7 +172,7 @@ def _open_temp(path: Path, mode: int) -> tuple[int, bool]:
     return os.open(_temp_name(path), flags, mode), True
 
 
-def _replace(fd: int, named: bool, path: Path) -> None:
+def _replace(fd: int, named: bool, path: str) -> None:
     """_replace puts the file ``fd`` from ``_open_temp`` at ``path`` in one rename.
 
     An unnamed file is linked to ``_temp_name(path)`` first (the caller
@@ -165,17 +182,17 @@ def _replace(fd: int, named: bool, path: Path) -> None:
     """
     tmp = _temp_name(path)
     if not named:
-        tmp.unlink(missing_ok=True)
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        unlink_if_present(tmp)
+        directory = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.link(f"/proc/self/fd/{fd}", tmp.name, dst_dir_fd=directory)
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=directory)
         finally:
             os.close(directory)
     os.replace(tmp, path)
 
 
 def atomic_write_json(
-    path: Path, record: Any, durable: bool = True, what: str | None = None
+    path: StrPath, record: Any, durable: bool = True, what: str | None = None
 ) -> None:
     """atomic_write_json writes ``record`` as indented JSON, atomically (see atomic_write)."""
     import json
@@ -191,7 +208,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_json(path: Path | str) -> Any:
+def read_json(path: StrPath) -> Any:
     """read_json loads a JSON record written by ``atomic_write_json``."""
     with open(path, "rb") as f:
         import json
@@ -210,7 +227,7 @@ class FileLock(Closing):
 
     def __init__(
         self,
-        path: Path,
+        path: StrPath,
         *,
         shared: bool = False,
         timeout: float | None = None,
@@ -219,16 +236,16 @@ class FileLock(Closing):
     ) -> None:
         if remove and shared:
             raise ValueError("FileLock: only an exclusive lock may remove its file")
-        self.path = path
+        self.path = os.fspath(path)
         self.shared = shared
         self.timeout = timeout
-        self.what = what or str(path)
+        self.what = what or self.path
         self.remove = remove
         self._fd: int | None = None
 
     def acquire(self) -> None:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path), DIR_MODE, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -271,7 +288,7 @@ class FileLock(Closing):
         if self._fd is not None:
             if self.remove:
                 # Unlinked while still held, so no one can lock it unnoticed.
-                self.path.unlink(missing_ok=True)
+                unlink_if_present(self.path)
             os.close(self._fd)
             self._fd = None
 

@@ -23,6 +23,7 @@ content whose image record is not written yet.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -34,8 +35,6 @@ from ctl.images import manifests
 from ctl.oci import MANIFEST_TYPES
 
 if TYPE_CHECKING:
-    import os
-
     from ctl.client import Client
     from ctl.content import ContentStore
     from ctl.oci import Descriptor
@@ -197,7 +196,7 @@ def _check_records(client: Client) -> None:
     client.content.list_statuses(on_error=damaged.append)
     for name in NAMES:
         root = client.paths.snapshotter(name)
-        if root.is_dir():
+        if os.path.isdir(root):
             try:
                 _snapshotter(name, root).walk()
             except CtlError as err:
@@ -214,12 +213,10 @@ def _refuse(damaged: CtlError) -> NoReturn:
     )
 
 
-def _snapshotter(name: str, root: os.PathLike[str]) -> Snapshotter:
-    from pathlib import Path
-
+def _snapshotter(name: str, root: str) -> Snapshotter:
     from ctl.snapshots import new_snapshotter
 
-    return new_snapshotter(name, Path(root))
+    return new_snapshotter(name, root)
 
 
 def _unreadable(kind: str, desc: Descriptor, owner: str, err: Exception) -> FailedPrecondition:
@@ -250,7 +247,7 @@ def _sweep(client: Client, marked: _Marked) -> Collected:
     _sweep_blobs(client.content, marked.blobs, result)
     for name in NAMES:
         root = client.paths.snapshotter(name)
-        if root.is_dir():
+        if os.path.isdir(root):
             _sweep_snapshots(name, root, marked.snapshots, result)
     return result
 
@@ -272,7 +269,7 @@ def _sweep_blobs(store: ContentStore, live: set[str], result: Collected) -> None
                 result.reclaimed += status.offset
 
 
-def _sweep_snapshots(name: str, root: os.PathLike[str], live: set[str], result: Collected) -> None:
+def _sweep_snapshots(name: str, root: str, live: set[str], result: Collected) -> None:
     from ctl.snapshots import Cleaner
 
     snapshotter = _snapshotter(name, root)

@@ -34,6 +34,7 @@ the layout changes::
       netns/<ns>/<id>                a container's named network namespace
       cni/attachments/<ns>/<id>.json what ADD set up, for DEL after a crash
       cni/ipam/<network>/            host-local address leases
+      cni/dns/                       the network resolver's (aardvark-dns) configuration
       certs.d/<host:port>/ca.crt     a registry's own CA
       events/events.log[.1]          the event log, JSON lines (ctl.events)
       locks/                         flock files (Paths.lock): gc.lock (pulls
@@ -58,7 +59,7 @@ from ctl import identifiers
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _typeshed import StrPath
 
 LAYOUT_VERSION = "1"
 DEFAULT_ROOT = "/var/lib/ctl"
@@ -87,34 +88,35 @@ def ref_key(ref: str) -> str:
 
 
 class Paths:
-    """Paths holds the root and derives each sub-directory from it.
+    """Paths holds the root and derives each sub-directory from it, as strings.
 
-    A plain class, not a NamedTuple: every call builds one, and ``typing``
-    costs more start-up time than the rest of a listing command.
+    A plain class, not a NamedTuple, and strings, not pathlib's Paths: every
+    call builds one, and importing ``typing`` or ``pathlib`` (which brings
+    urllib.parse and ipaddress) costs more start-up time than a listing.
     """
 
     __slots__ = ("_ensured", "_tasks", "root")
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: StrPath) -> None:
+        self.root = os.fspath(root)
         self._ensured = False
         # Each namespace's tasks directory, once made: ps asks for a task directory per
         # container, and four joins and a check of the namespace cost 9 µs each time.
-        self._tasks: dict[str, Path] = {}
+        self._tasks: dict[str, str] = {}
 
     @property
-    def version_file(self) -> Path:
-        return self.root / "version"
+    def version_file(self) -> str:
+        return f"{self.root}/version"
 
     @property
-    def content(self) -> Path:
-        return self.root / "content"
+    def content(self) -> str:
+        return f"{self.root}/content"
 
     @property
-    def locks(self) -> Path:
-        return self.root / "locks"
+    def locks(self) -> str:
+        return f"{self.root}/locks"
 
-    def lock(self, name: str, *scope: str) -> Path:
+    def lock(self, name: str, *scope: str) -> str:
         """lock is the flock file ``locks/<name>[-<scope>...].lock``.
 
         The locks in use: ``lock("gc")``, ``lock("network")``,
@@ -125,78 +127,87 @@ class Paths:
         ``lock("volume", sha256(name))`` (``ctl.volumes.local``).
         """
         parts = [identifiers.validate("lock name", part) for part in (name, *scope)]
-        return self.locks / f"{'-'.join(parts)}.lock"
+        return f"{self.locks}/{'-'.join(parts)}.lock"
 
     @property
-    def namespaces(self) -> Path:
-        return self.root / "namespaces"
+    def namespaces(self) -> str:
+        return f"{self.root}/namespaces"
 
-    def namespace(self, namespace: str) -> Path:
-        return self.namespaces / identifiers.validate("namespace", namespace)
+    def namespace(self, namespace: str) -> str:
+        return f"{self.namespaces}/{identifiers.validate('namespace', namespace)}"
 
-    def images(self, namespace: str) -> Path:
-        return self.namespace(namespace) / "images"
+    def images(self, namespace: str) -> str:
+        return f"{self.namespace(namespace)}/images"
 
-    def containers(self, namespace: str) -> Path:
-        return self.namespace(namespace) / "containers"
+    def containers(self, namespace: str) -> str:
+        return f"{self.namespace(namespace)}/containers"
 
-    def tasks(self, namespace: str) -> Path:
+    def tasks(self, namespace: str) -> str:
         tasks = self._tasks.get(namespace)
         if tasks is None:
-            tasks = self._tasks[namespace] = self.namespace(namespace) / "tasks"
+            tasks = self._tasks[namespace] = f"{self.namespace(namespace)}/tasks"
         return tasks
 
-    def task_dir(self, namespace: str, container_id: str) -> Path:
-        return self.tasks(namespace) / identifiers.validate("container id", container_id)
+    def task_dir(self, namespace: str, container_id: str) -> str:
+        return f"{self.tasks(namespace)}/{identifiers.validate('container id', container_id)}"
 
-    def snapshotter(self, name: str) -> Path:
-        return self.root / "snapshots" / identifiers.validate("snapshotter", name)
+    def snapshotter(self, name: str) -> str:
+        return f"{self.root}/snapshots/{identifiers.validate('snapshotter', name)}"
 
-    def runc(self, namespace: str) -> Path:
-        return self.root / "runc" / identifiers.validate("namespace", namespace)
-
-    @property
-    def networks(self) -> Path:
-        return self.root / "networks"
-
-    def netns(self, namespace: str) -> Path:
-        return self.root / "netns" / identifiers.validate("namespace", namespace)
+    def runc(self, namespace: str) -> str:
+        return f"{self.root}/runc/{identifiers.validate('namespace', namespace)}"
 
     @property
-    def cni_attachments_root(self) -> Path:
+    def networks(self) -> str:
+        return f"{self.root}/networks"
+
+    def netns(self, namespace: str) -> str:
+        return f"{self.root}/netns/{identifiers.validate('namespace', namespace)}"
+
+    @property
+    def cni_attachments_root(self) -> str:
         """cni_attachments_root holds one directory of attachment records a namespace."""
-        return self.root / "cni" / "attachments"
+        return f"{self.root}/cni/attachments"
 
-    def cni_attachments(self, namespace: str) -> Path:
-        return self.cni_attachments_root / identifiers.validate("namespace", namespace)
-
-    @property
-    def ipam(self) -> Path:
-        return self.root / "cni" / "ipam"
+    def cni_attachments(self, namespace: str) -> str:
+        return f"{self.cni_attachments_root}/{identifiers.validate('namespace', namespace)}"
 
     @property
-    def volumes(self) -> Path:
-        return self.root / "volumes"
+    def ipam(self) -> str:
+        return f"{self.root}/cni/ipam"
 
-    def volume(self, name: str) -> Path:
+    def leases(self, network: str) -> str:
+        """leases holds host-local's address leases of ``network``: ``<ipam>/<network>``."""
+        return f"{self.ipam}/{network}"
+
+    @property
+    def dns(self) -> str:
+        """dns holds the network resolver's configuration and pid file (``ctl.network.dns``)."""
+        return f"{self.root}/cni/dns"
+
+    @property
+    def volumes(self) -> str:
+        return f"{self.root}/volumes"
+
+    def volume(self, name: str) -> str:
         """volume is the directory of volume ``name``, checked by ``ctl.volumes.check_name``."""
         from ctl.volumes import check_name
 
-        return self.volumes / check_name(name)
+        return f"{self.volumes}/{check_name(name)}"
 
     @property
-    def certs(self) -> Path:
-        return self.root / "certs.d"
+    def certs(self) -> str:
+        return f"{self.root}/certs.d"
 
     @property
-    def events(self) -> Path:
+    def events(self) -> str:
         """events holds the event log of every namespace (``ctl.events``)."""
-        return self.root / "events"
+        return f"{self.root}/events"
 
     @property
-    def quarantine(self) -> Path:
+    def quarantine(self) -> str:
         """quarantine holds what ``system check --repair`` could not rebuild, for a human."""
-        return self.root / "quarantine"
+        return f"{self.root}/quarantine"
 
     def ensure(self) -> None:
         """ensure creates the root (0700) and writes the layout version once.
@@ -211,7 +222,7 @@ class Paths:
             with open(self.version_file, "rb") as f:
                 found = f.read()
         except FileNotFoundError:
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
             os.chmod(self.root, 0o700)
             from ctl.fsutil import atomic_write
 

@@ -26,8 +26,9 @@ from ctl.errdefs import DataCorrupted
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
-    from pathlib import Path
     from typing import Any, TypeVar
+
+    from _typeshed import StrPath
 
     T = TypeVar("T")
 
@@ -74,19 +75,19 @@ class RecordDir:
 
     def __init__(
         self,
-        directory: Path,
+        directory: StrPath,
         *,
         suffix: str = ".json",
-        lock_path: Path | None = None,
+        lock_path: StrPath | None = None,
         what: str = "record",
     ) -> None:
-        self.directory = directory
+        self.directory = os.fspath(directory)
         self.suffix = suffix
         self._lock_path = lock_path
         self._what = what
 
-    def path(self, key: str) -> Path:
-        return self.directory / f"{key}{self.suffix}"
+    def path(self, key: str) -> str:
+        return f"{self.directory}/{key}{self.suffix}"
 
     def all_keys(self) -> list[str]:
         """all_keys are the keys of the records present, sorted."""
@@ -98,15 +99,11 @@ class RecordDir:
         return sorted(e[:-cut] for e in entries if e.endswith(self.suffix) and e[0] != ".")
 
     def exists(self, key: str) -> bool:
-        return self.path(key).exists()
+        return os.path.exists(self.path(key))
 
     def stat(self, key: str) -> os.stat_result:
-        """stat is the status of the record's file: FileNotFoundError if there is none.
-
-        Through a string path, not ``path``: ps stats every record, and a Path join
-        costs more than the stat.
-        """
-        return os.stat(os.path.join(self.directory, f"{key}{self.suffix}"))
+        """stat is the status of the record's file: FileNotFoundError if there is none."""
+        return os.stat(self.path(key))
 
     def get(self, key: str, decode: Callable[[Any], T]) -> T | None:
         """get is the record under ``key``, or None if there is none.
@@ -127,7 +124,7 @@ class RecordDir:
         except ValueError as err:
             why = f"not JSON ({err})" if data else "empty"
             raise UnreadableRecord(
-                f"{path}: damaged {self._what} record: {why}", key=key, path=str(path), inode=inode
+                f"{path}: damaged {self._what} record: {why}", key=key, path=path, inode=inode
             ) from None
         try:
             return decode(value)
@@ -135,7 +132,7 @@ class RecordDir:
             raise UnreadableRecord(
                 f"{path}: damaged {self._what} record: {type(err).__name__}: {err}",
                 key=key,
-                path=str(path),
+                path=path,
                 inode=inode,
             ) from None
 
@@ -176,7 +173,7 @@ class RecordDir:
     def delete(self, key: str, durable: bool = True) -> bool:
         """delete removes the record under ``key``; False if there was none."""
         try:
-            self.path(key).unlink()
+            os.unlink(self.path(key))
         except FileNotFoundError:
             return False
         if durable:

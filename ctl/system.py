@@ -253,7 +253,7 @@ def _check_snapshotters(client: Client) -> Iterator[Finding]:
 
     for name in NAMES:
         root = client.paths.snapshotter(name)
-        if not root.is_dir():
+        if not os.path.isdir(root):
             continue
         what = f"snapshotter {name}"
         backend = new_snapshotter(name, root)

@@ -373,11 +373,9 @@ def _names(
     list_names: Callable[[Paths, str], list[str]], parsed_args: argparse.Namespace
 ) -> list[str]:
     """_names reads names without writing anything; a missing or damaged root offers none."""
-    from pathlib import Path
-
     from ctl.paths import Paths
 
     try:
-        return list_names(Paths(Path(parsed_args.root).absolute()), parsed_args.namespace)
+        return list_names(Paths(os.path.abspath(parsed_args.root)), parsed_args.namespace)
     except Exception:  # whatever is wrong with the root, a Tab must not traceback
         return []

@@ -49,9 +49,9 @@ def inspect_container(client: Client, container: Container) -> dict[str, Any]:
         "Args": args[1:],
         "State": _state(task, container),
         "Image": container.image,
-        "ResolvConfPath": str(files / RESOLV_FILE),
-        "HostnamePath": str(files / HOSTNAME_FILE),
-        "HostsPath": str(files / HOSTS_FILE),
+        "ResolvConfPath": f"{files}/{RESOLV_FILE}",
+        "HostnamePath": f"{files}/{HOSTNAME_FILE}",
+        "HostsPath": f"{files}/{HOSTS_FILE}",
         # docker's: the json-file only.
         "LogPath": str(client.log_path(container))
         if log is None or log.driver == "json-file"

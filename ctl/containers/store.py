@@ -17,7 +17,6 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-    from pathlib import Path
     from typing import Any
 
     from ctl.containers.container import Container
@@ -106,10 +105,18 @@ class LocalContainerStore:
     as free.
     """
 
-    def __init__(self, directory: Path, lock_path: Path) -> None:
+    def __init__(self, directory: str, lock_path: str) -> None:
         self._records = RecordDir(directory, lock_path=lock_path, what="container")
-        self._names = directory / "names"
-        self._index = directory / LISTING_INDEX
+        self._names = f"{directory}/names"
+        self._index = f"{directory}/{LISTING_INDEX}"
+
+    def _name_file(self, name: str) -> str:
+        return f"{self._names}/{name}"
+
+    def _read_name(self, name: str) -> str:
+        """_read_name is the id in name file ``name``: FileNotFoundError if there is none."""
+        with open(self._name_file(name), encoding="utf-8") as f:
+            return f.read().strip()
 
     def _load(self, container_id: str) -> Container:
         from ctl.containers.container import Container
@@ -126,7 +133,7 @@ class LocalContainerStore:
         if not re.fullmatch(_NAME, name):
             return None
         try:
-            container_id = (self._names / name).read_text().strip()
+            container_id = self._read_name(name)
         except FileNotFoundError:
             return None
         return container_id if self._records.exists(container_id) else None
@@ -334,7 +341,7 @@ class LocalContainerStore:
             if name.startswith(".") or name in wrong:
                 continue
             try:
-                container_id = (self._names / name).read_text().strip()
+                container_id = self._read_name(name)
                 named = self._load(container_id).name
             except NotFound:
                 wrong[name] = f"names container {container_id[:12]}, which has no record"
@@ -355,9 +362,9 @@ class LocalContainerStore:
             if len(ids) > 1:
                 raise FailedPrecondition(f"containers {', '.join(ids)} all have name {name!r}")
             if ids:
-                fsutil.atomic_write(self._names / name, ids[0].encode())
+                fsutil.atomic_write(self._name_file(name), ids[0].encode())
                 return f"container name {name!r} names container {ids[0][:12]} again"
-            (self._names / name).unlink(missing_ok=True)
+            fsutil.unlink_if_present(self._name_file(name))
         return f"removed container name {name!r}: no container has it"
 
     def create(self, container: Container) -> Container:
@@ -375,7 +382,7 @@ class LocalContainerStore:
             holder = self._id_for_name(container.name)
             if holder is not None:
                 raise name_taken(container.name, holder)
-            name_index = self._names / container.name
+            name_index = self._name_file(container.name)
             fsutil.atomic_write(
                 name_index,
                 container.id.encode(),
@@ -388,7 +395,7 @@ class LocalContainerStore:
                 )
             except BaseException:
                 # A full disk must not leave the name taken by no container.
-                name_index.unlink(missing_ok=True)
+                fsutil.unlink_if_present(name_index)
                 raise
             self._index_change(container.id, created)
         return created
@@ -419,15 +426,15 @@ class LocalContainerStore:
         holder = self._id_for_name(updated.name)
         if holder is not None:
             raise name_taken(updated.name, holder)
-        new_index = self._names / updated.name
+        new_index = self._name_file(updated.name)
         fsutil.atomic_write(new_index, updated.id.encode(), what=f"container name {updated.name!r}")
         try:
             self._records.put(updated.id, updated.to_record(), name=updated.name)
         except BaseException:
-            new_index.unlink(missing_ok=True)
+            fsutil.unlink_if_present(new_index)
             raise
         if self._points_at(current.name, current.id):
-            (self._names / current.name).unlink(missing_ok=True)
+            fsutil.unlink_if_present(self._name_file(current.name))
 
     def delete(self, container_id: str) -> None:
         """delete removes the record and its name; a damaged record goes too.
@@ -450,7 +457,7 @@ class LocalContainerStore:
             self._index_change(container_id, None)
             for name in names:
                 if self._points_at(name, container_id):
-                    (self._names / name).unlink(missing_ok=True)
+                    fsutil.unlink_if_present(self._name_file(name))
 
     def _names_of(self, container_id: str) -> Sequence[str]:
         try:
@@ -461,6 +468,6 @@ class LocalContainerStore:
 
     def _points_at(self, name: str, container_id: str) -> bool:
         try:
-            return (self._names / name).read_text().strip() == container_id
+            return self._read_name(name) == container_id
         except OSError:
             return False

@@ -36,13 +36,23 @@ from ctl.errdefs import (
     Unimplemented,
     WriteFailed,
 )
-from ctl.fsutil import DIR_MODE, FILE_MODE, FileLock, atomic_write_json, fsync_dir, read_json
+from ctl.fsutil import (
+    DIR_MODE,
+    FILE_MODE,
+    FileLock,
+    atomic_write_json,
+    fsync_dir,
+    read_json,
+    unlink_if_present,
+)
 from ctl.oci import blob_kind, validate_digest
 from ctl.paths import ref_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    from _typeshed import StrPath
 
     from ctl.content import Writer
     from ctl.oci import Descriptor
@@ -91,7 +101,7 @@ class _RefLock(FileLock):
 
     def unlink(self) -> None:
         """unlink removes the lock file; only the holder may call it, just before release."""
-        self.path.unlink(missing_ok=True)
+        unlink_if_present(self.path)
 
 
 class LocalStore:
@@ -100,8 +110,10 @@ class LocalStore:
     Constructing it does no I/O; directories appear with the first write.
     """
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: StrPath) -> None:
+        from pathlib import Path
+
+        self.root = Path(root)
 
     # Provider
 

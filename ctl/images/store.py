@@ -13,7 +13,6 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-    from pathlib import Path
 
     from ctl.errdefs import DataCorrupted
     from ctl.images.image import Image
@@ -30,7 +29,7 @@ class LocalImageStore:
     write (create, update) hold the store's lock.
     """
 
-    def __init__(self, directory: Path, lock_path: Path) -> None:
+    def __init__(self, directory: str, lock_path: str) -> None:
         self._records = RecordDir(directory, lock_path=lock_path, what="image")
 
     def get(self, name: str) -> Image:

@@ -55,7 +55,6 @@ from ctl.network import NetworkInfo, _Value
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-    from pathlib import Path
     from typing import Any
 
     IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -148,7 +147,7 @@ def bridge_conflist(
     bridge: str,
     subnet: ipaddress.IPv4Network,
     gateway: ipaddress.IPv4Address,
-    ipam_dir: Path,
+    ipam_dir: str,
     cni_version: str,
     created: str,
     *,
@@ -194,7 +193,7 @@ def bridge_conflist(
         "hairpinMode": True,
         "ipam": {
             "type": "host-local",
-            "dataDir": str(ipam_dir),
+            "dataDir": ipam_dir,
             "ranges": [[family.ipam_range()] for family in families],
             "routes": routes,
         },

@@ -27,6 +27,7 @@ import contextlib
 import ipaddress
 import os
 import time
+from pathlib import Path
 
 from ctl import identifiers
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
@@ -230,7 +231,7 @@ def static_addresses(
             raise InvalidArgument(f"invalid {flag} {value}: network {network!r} has {where}")
         if str(address) == gateway:
             raise InvalidArgument(f"invalid {flag} {value}: the gateway of network {network!r}")
-        lease = manager.paths.ipam / network / str(address)
+        lease = Path(manager.paths.leases(network), str(address))
         try:
             holder = lease.read_text().split()
         except OSError:
@@ -438,7 +439,7 @@ def _lease_holders(manager: NetworkManager) -> dict[tuple[str, str], str]:
     """_lease_holders maps (network, address) to the holder host-local wrote, for every lease."""
     found = {}
     for network in manager.networks.names():
-        leases = manager.paths.ipam / network
+        leases = Path(manager.paths.leases(network))
         try:
             names = os.listdir(leases)
         except OSError:
@@ -478,7 +479,7 @@ def _lease_remover(manager: NetworkManager, network: str, address: str) -> Calla
             holder = _lease_holders(manager).get((network, address))
             if holder is None or not _stray_lease(manager, network, address, holder):
                 raise FailedPrecondition(f"lease {address}: in use again, left as it is")
-            (manager.paths.ipam / network / address).unlink()
+            os.unlink(f"{manager.paths.leases(network)}/{address}")
         return f"released address {address} on network {network}"
 
     return repair

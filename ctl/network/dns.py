@@ -55,7 +55,9 @@ _START_TIMEOUT = 30
 
 
 def config_dir(paths: Paths) -> Path:
-    return paths.root / "cni" / "dns"
+    from pathlib import Path
+
+    return Path(paths.dns)
 
 
 def executable() -> str:

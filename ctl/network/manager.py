@@ -280,7 +280,9 @@ class NetworkManager:
 
     def netns_path(self, container_id: str) -> Path:
         """netns_path is where the container's namespace is bound, attached or not."""
-        return self.paths.netns(self.namespace) / identifiers.validate("container id", container_id)
+        return Path(
+            self.paths.netns(self.namespace), identifiers.validate("container id", container_id)
+        )
 
     def _container_lock(self, container_id: str) -> fsutil.FileLock:
         return fsutil.FileLock(
@@ -549,7 +551,7 @@ class NetworkManager:
         published ports are not known). None if no lease names the container.
         """
         for network in self.networks.names():
-            leases = self.paths.ipam / network
+            leases = Path(self.paths.leases(network))
             try:
                 conflist = self.networks.conflist(network)
                 addresses = sorted(os.listdir(leases))

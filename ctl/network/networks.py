@@ -219,7 +219,7 @@ class Networks:
             self._check_overlaps(given[6].subnet, existing)
         ipv4 = given[4]
         options = dict(request.options) if request is not None else {}
-        default_bridge = name == config.DEFAULT_NETWORK and self._paths.root == Path(DEFAULT_ROOT)
+        default_bridge = name == config.DEFAULT_NETWORK and self._paths.root == DEFAULT_ROOT
         bridge = options.get(config.OPT_BRIDGE_NAME) or config.bridge_name(
             network_id, default_bridge
         )
@@ -251,7 +251,7 @@ class Networks:
         """
         if not aux:
             return
-        leases = self._paths.ipam / name
+        leases = Path(self._paths.leases(name))
         leases.mkdir(parents=True, exist_ok=True)
         for aux_name, address in aux:
             what = f"the lease of --aux-address {aux_name}"
@@ -282,7 +282,7 @@ class Networks:
         import shutil
 
         message = self._records.remove_damaged(damaged)
-        shutil.rmtree(self._paths.ipam / damaged.key, ignore_errors=True)
+        shutil.rmtree(self._paths.leases(damaged.key), ignore_errors=True)
         return message
 
     def rebuild(self, damaged: UnreadableRecord, info: NetworkInfo, cni_version: str) -> None:
@@ -326,4 +326,4 @@ class Networks:
         bridges.delete(info.bridge)
         self._records.delete(name)
         # host-local keeps a network's leases in <dataDir>/<network name>.
-        shutil.rmtree(self._paths.ipam / name, ignore_errors=True)
+        shutil.rmtree(self._paths.leases(name), ignore_errors=True)

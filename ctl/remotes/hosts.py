@@ -16,7 +16,8 @@ from ctl.reference import DEFAULT_DOMAIN, split_host_port
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
+
+    from _typeshed import StrPath
 
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
 DOCKER_HUB_CREDENTIALS_KEY = "https://index.docker.io/v1/"
@@ -46,10 +47,12 @@ def plain_http_allowed(domain: str, insecure: bool) -> bool:
     return insecure or is_loopback(domain)
 
 
-def ca_file(domain: str, certs_dirs: Sequence[Path]) -> Path | None:
+def ca_file(domain: str, certs_dirs: Sequence[StrPath]) -> str | None:
     """ca_file finds ``<dir>/<host:port>/ca.crt`` in the first of ``certs_dirs`` that has it."""
+    import os
+
     for directory in certs_dirs:
-        candidate = directory / domain / "ca.crt"
-        if candidate.is_file():
+        candidate = os.path.join(directory, domain, "ca.crt")
+        if os.path.isfile(candidate):
             return candidate
     return None

@@ -33,7 +33,8 @@ from ctl.remotes.transport import Transport, pull_scope, push_scope, reason
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-    from pathlib import Path
+
+    from _typeshed import StrPath
 
     from ctl.reference import Reference
 
@@ -71,7 +72,7 @@ class Registry(Closing):
         domain: str,
         *,
         insecure: bool = False,
-        certs_dirs: Sequence[Path] = (),
+        certs_dirs: Sequence[StrPath] = (),
         credentials: CredentialStore | None = None,
         user_agent: str = f"ctl/{__version__}",
         retries: int = 4,

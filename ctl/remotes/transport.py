@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import ssl
 import threading
 import time
@@ -55,7 +56,8 @@ from ctl.remotes.hosts import api_host, ca_file, is_loopback, plain_http_allowed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
-    from pathlib import Path
+
+    from _typeshed import StrPath
 
 MAX_REDIRECTS = 10
 MAX_BACKOFF = 10.0
@@ -179,7 +181,7 @@ class Transport:
         domain: str,
         *,
         insecure: bool,
-        certs_dirs: Sequence[Path],
+        certs_dirs: Sequence[StrPath],
         credentials: CredentialStore | None,
         user_agent: str,
         retries: int,
@@ -195,7 +197,7 @@ class Transport:
         self.certs_dirs = tuple(certs_dirs)
         self._plain_allowed = plain_http_allowed(domain, insecure)
         ca = ca_file(domain, certs_dirs)
-        self._registry_verify: bool | str = False if insecure else (str(ca) if ca else True)
+        self._registry_verify: bool | str = False if insecure else (ca or True)
         if insecure:
             # The user chose this for this registry; a warning per request would be noise.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -389,7 +391,7 @@ class Transport:
         host = urlsplit(url).netloc
         why = cert.verify_message or cert.reason or str(cert)
         where = (
-            f"{self.certs_dirs[0] / self.domain / 'ca.crt'}"
+            f"{os.path.join(self.certs_dirs[0], self.domain, 'ca.crt')}"
             if self.certs_dirs
             else f"certs.d/{self.domain}/ca.crt"
         )

@@ -53,7 +53,7 @@ class ForeignExecutable(FailedPrecondition):
 
 
 def foreign_architecture(
-    root: Path, args: list[str], env: list[str], cwd: str, binfmt: Path = BINFMT_MISC
+    root: Path | str, args: list[str], env: list[str], cwd: str, binfmt: Path = BINFMT_MISC
 ) -> str | None:
     """foreign_architecture is the architecture of the program ``args`` runs in ``root``.
 
@@ -62,6 +62,7 @@ def foreign_architecture(
     """
     if not args:
         return None
+    root = Path(root)
     header = _find_program(root, args[0], env, cwd or "/")
     for _ in range(MAX_INTERPRETERS + 1):
         if header is None:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from _typeshed import StrPath
+
 
 class RuncError(CtlError):
     """RuncError is a runc invocation that exited non-zero.
@@ -246,8 +248,8 @@ class Runc:
     before it runs.
     """
 
-    def __init__(self, root: Path, binary: str = "runc", debug: bool = False) -> None:
-        self.root = root
+    def __init__(self, root: StrPath, binary: str = "runc", debug: bool = False) -> None:
+        self.root = os.fspath(root)
         self.binary = binary
         self.debug = debug
         self.trace: Callable[[str], None] = _to_stderr
@@ -265,7 +267,7 @@ class Runc:
 
     def argv(self, *args: str) -> list[str]:
         """argv is the full command line of ``runc ARGS`` for this root."""
-        return [self.binary, "--root", str(self.root), "--log-format", "json", *args]
+        return [self.binary, "--root", self.root, "--log-format", "json", *args]
 
     def _spawn(
         self, args: list[str], stdio: Stdio, keep: tuple[int, ...] = ()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from functools import cached_property
 
 from ctl import fsutil
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, Unavailable
@@ -45,6 +46,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, Final, cast
+
+    from _typeshed import StrPath
 
     from ctl.runtime.runc import Runc
     from ctl.runtime.state import ExitRecord, TaskRecord
@@ -74,17 +77,25 @@ class TaskDir:
     the new one, whole.
     """
 
-    def __init__(self, path: Path, durable: bool = True) -> None:
-        self.path = path
-        self.id = path.name
+    def __init__(self, path: StrPath, durable: bool = True) -> None:
+        # A string, and a Path only when asked for: ps loads every container's task,
+        # and pathlib's import costs more than the listing.
+        self.dir = os.fspath(path)
+        self.id = os.path.basename(self.dir)
         self.durable = durable
+
+    @cached_property
+    def path(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.dir)
 
     def _file(self, name: str) -> str:
         """_file names one of the task's files in an error: ``state.json of task <id>``."""
         return f"{name} of task {self.id[:12]}"
 
     def __repr__(self) -> str:
-        return f"TaskDir({str(self.path)!r})"
+        return f"TaskDir({self.dir!r})"
 
     # Paths.
 
@@ -260,9 +271,7 @@ class TaskDir:
         # Atomic writes mean a record is whole or absent; anything else (a disk
         # error, an edit by hand) is treated as absent rather than raised.
         try:
-            # A string join: ps reads every container's task state, and a Path join costs
-            # as much as the failed open of a task that never ran.
-            record = fsutil.read_json(os.path.join(self.path, name))
+            record = fsutil.read_json(f"{self.dir}/{name}")
         except (OSError, ValueError):
             return None
         return record if isinstance(record, dict) else None

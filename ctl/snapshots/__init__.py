@@ -307,7 +307,7 @@ class Cleaner(Protocol):
         ...
 
 
-def new_snapshotter(name: str, root: Path) -> Snapshotter:
+def new_snapshotter(name: str, root: Path | str) -> Snapshotter:
     """new_snapshotter opens the snapshotter ``name`` (one of NAMES) at ``root``."""
     if name == "overlayfs":
         from ctl.snapshots.overlay import OverlaySnapshotter

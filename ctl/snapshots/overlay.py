@@ -88,7 +88,7 @@ def _index_off() -> tuple[str, ...]:
     return ("index=off",) if os.path.exists(_INDEX_PARAMETER) else ()
 
 
-def supported(root: Path) -> bool:
+def supported(root: str) -> bool:
     """supported tells whether overlayfs works for a snapshotter at ``root``.
 
     It mounts a real two-layer overlay inside ``root`` (the upper directory's
@@ -99,9 +99,9 @@ def supported(root: Path) -> bool:
     """
     if os.geteuid() != 0 or _in_user_namespace():
         return False
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.makedirs(root, 0o700, exist_ok=True)
     key = {"kernel": os.uname().release, "device": os.stat(root).st_dev}
-    cache = root / _CHECK_CACHE
+    cache = os.path.join(root, _CHECK_CACHE)
     try:
         record = fsutil.read_json(cache)
         if isinstance(record, dict) and all(record.get(k) == v for k, v in key.items()):
@@ -115,7 +115,7 @@ def supported(root: Path) -> bool:
     return ok
 
 
-def _try_overlay(root: Path) -> bool:
+def _try_overlay(root: str) -> bool:
     import shutil
 
     from ctl.snapshots.mount import mount_all, unmount

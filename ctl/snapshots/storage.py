@@ -303,7 +303,7 @@ class MetaStore:
     def snapshot_dir(self, sid: int) -> Path:
         return self.snapshots_dir / str(sid)
 
-    def rebuild(self, quarantine: Path) -> str:
+    def rebuild(self, quarantine: str) -> str:
         """rebuild replaces a metadata.json that cannot be read; hold the lock.
 
         See ``StoreSnapshotter.rebuild``; returns what it did, "" if the file was sound.
@@ -314,7 +314,7 @@ class MetaStore:
         except DataCorrupted:
             pass
         count = sum(1 for entry in os.listdir(self.snapshots_dir) if entry.isdigit())
-        quarantine.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(quarantine, 0o700, exist_ok=True)
         aside = fsutil.make_temp_dir(quarantine, f"snapshots-{self.root.name}-")
         os.rename(self._file, aside / self._file.name)
         if count:
@@ -613,7 +613,7 @@ class StoreSnapshotter(ABC):
             garbage = self._store.sweep(md)
         self._store.purge(garbage)
 
-    def rebuild(self, quarantine: Path) -> str:
+    def rebuild(self, quarantine: str) -> str:
         """rebuild replaces a ``metadata.json`` that cannot be read; returns what it did.
 
         A snapshot's key and parent live only in ``metadata.json`` (its

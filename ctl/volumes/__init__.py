@@ -21,7 +21,6 @@ from ctl.errdefs import InvalidArgument
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
     from contextlib import AbstractContextManager
-    from pathlib import Path
 
     from ctl.errdefs import DataCorrupted
 
@@ -203,7 +202,7 @@ class VolumeStore(Protocol):
         name: str,
         *,
         options: Mapping[str, str] | None = None,
-        fill: Callable[[Path], None] | None = None,
+        fill: Callable[[str], None] | None = None,
     ) -> tuple[Volume, bool]:
         """ensure is the volume ``name``, created (with ``options``) if it is missing.
 

@@ -23,7 +23,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _COPY_CHUNK = 1 << 20
 
 
-def copy_up(rootfs: Path, path: str, target: Path) -> None:
+def copy_up(rootfs: Path, path: str, target: str) -> None:
     """copy_up copies the directory ``path`` of ``rootfs`` into the empty directory ``target``.
 
     Nothing is copied when ``path`` is missing, is not a directory, or is
@@ -33,9 +33,9 @@ def copy_up(rootfs: Path, path: str, target: Path) -> None:
     if fd is None:
         return
     try:
-        _Copier().copy_dir(fd, str(target))
+        _Copier().copy_dir(fd, target)
         st = os.fstat(fd)
-        _set_metadata(str(target), st)
+        _set_metadata(target, st)
     finally:
         os.close(fd)
 

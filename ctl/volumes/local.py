@@ -27,8 +27,9 @@ from ctl.volumes import ANONYMOUS_LABEL, DRIVER, Volume, check_name, check_optio
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
-    from pathlib import Path
     from typing import Any
+
+    from _typeshed import StrPath
 
     from ctl.errdefs import DataCorrupted
     from ctl.paths import Paths
@@ -49,12 +50,12 @@ class LocalVolumeStore:
     def _record(self, name: str) -> RecordDir:
         return RecordDir(self._paths.volume(name), what="volume")
 
-    def _data(self, name: str) -> Path:
-        return self._paths.volume(name) / DATA_DIR
+    def _data(self, name: str) -> str:
+        return f"{self._paths.volume(name)}/{DATA_DIR}"
 
     def _decode(self, name: str) -> Callable[[Any], Volume]:
         def decode(record: Any) -> Volume:
-            volume = Volume.from_record(record, str(self._data(name)))
+            volume = Volume.from_record(record, self._data(name))
             if volume.name != name:
                 raise ValueError(f"the record of volume {volume.name!r}")
             return volume
@@ -111,13 +112,13 @@ class LocalVolumeStore:
 
     def _create_locked(self, name: str, options: dict[str, str], labels: dict[str, str]) -> Volume:
         self._paths.ensure()
-        self._paths.volumes.mkdir(mode=0o700, exist_ok=True)
-        self._paths.volume(name).mkdir(mode=0o700, exist_ok=True)
+        os.makedirs(self._paths.volumes, 0o700, exist_ok=True)
+        os.makedirs(self._paths.volume(name), 0o700, exist_ok=True)
         # docker's _data is world-searchable: containers' users reach their files in it.
-        self._data(name).mkdir(mode=0o755, exist_ok=True)
+        os.makedirs(self._data(name), 0o755, exist_ok=True)
         volume = Volume(
             name=name,
-            mountpoint=str(self._data(name)),
+            mountpoint=self._data(name),
             labels=labels,
             options=options,
             created_at=time.time(),
@@ -130,7 +131,7 @@ class LocalVolumeStore:
         name: str,
         *,
         options: Mapping[str, str] | None = None,
-        fill: Callable[[Path], None] | None = None,
+        fill: Callable[[str], None] | None = None,
     ) -> tuple[Volume, bool]:
         mount = check_options(options or {})
         with self._lock(name):
@@ -142,7 +143,7 @@ class LocalVolumeStore:
                 mount = check_options(volume.options)
             data = self._data(name)
             # Made again if a hand removed it: the container's bind needs a source.
-            data.mkdir(mode=0o755, exist_ok=True)
+            os.makedirs(data, 0o755, exist_ok=True)
             if fill is not None and mount.type == "bind" and not mount.source:
                 with os.scandir(data) as entries:
                     empty = next(entries, None) is None
@@ -156,7 +157,7 @@ class LocalVolumeStore:
                 volume = self.get(name)
             except UnreadableRecord:
                 # A damaged record is no reason to keep the volume its user removes.
-                volume = Volume(name=name, mountpoint=str(self._data(name)))
+                volume = Volume(name=name, mountpoint=self._data(name))
             users = self._users(name)
             if users:
                 raise FailedPrecondition(
@@ -165,7 +166,7 @@ class LocalVolumeStore:
                     hint="remove the containers first",
                 )
             directory = self._paths.volume(name)
-            doomed = self._paths.volumes / f".removing-{os.urandom(8).hex()}"
+            doomed = f"{self._paths.volumes}/.removing-{os.urandom(8).hex()}"
             os.rename(directory, doomed)
             fsutil.fsync_dir(self._paths.volumes)
             shutil.rmtree(doomed, ignore_errors=True)
@@ -179,13 +180,13 @@ class LocalVolumeStore:
     def usage(self, name: str) -> int:
         return directory_size(self._data(name))
 
-    def leftovers(self) -> Sequence[Path]:
+    def leftovers(self) -> Sequence[str]:
         """leftovers are removals a crash cut short: their directories can go."""
         try:
             entries = os.listdir(self._paths.volumes)
         except FileNotFoundError:
             return []
-        return [self._paths.volumes / e for e in entries if e.startswith(".removing-")]
+        return [f"{self._paths.volumes}/{e}" for e in entries if e.startswith(".removing-")]
 
 
 def check_driver(driver: str) -> None:
@@ -193,7 +194,7 @@ def check_driver(driver: str) -> None:
         raise InvalidArgument(f"volume driver {driver!r} is not supported: use local")
 
 
-def directory_size(path: Path) -> int:
+def directory_size(path: StrPath) -> int:
     """directory_size is the size of the files under ``path``, a hard link counted once."""
     seen: set[tuple[int, int]] = set()
     total = 0

@@ -98,7 +98,7 @@ def _make(client: Client, mount: MountSpec, rootfs: Path, rollback: contextlib.E
         name = store.create(None, options=mount.volume_options).name
         rollback.callback(_drop, client, name)
 
-    def fill(data: Path) -> None:
+    def fill(data: str) -> None:
         copy_up(rootfs, mount.destination, data)
 
     volume, _ = store.ensure(

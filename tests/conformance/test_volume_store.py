@@ -131,14 +131,14 @@ def test_a_volume_in_use_stays(store: VolumeStore, users: dict[str, list[str]]) 
 
 
 def test_ensure_creates_once_and_fills_empty(store: VolumeStore) -> None:
-    filled: list[Path] = []
+    filled: list[str] = []
 
-    def fill(data: Path) -> None:
+    def fill(data: str) -> None:
         filled.append(data)
-        (data / "seed").write_text("seed")
+        Path(data, "seed").write_text("seed")
 
     volume, created = store.ensure("data", fill=fill)
-    assert created and filled == [Path(volume.mountpoint)]
+    assert created and filled == [volume.mountpoint]
     again, created = store.ensure("data", fill=fill)
     assert again == volume and not created and len(filled) == 1  # not empty any more
     assert (Path(volume.mountpoint) / "seed").read_text() == "seed"
@@ -152,7 +152,7 @@ def test_ensure_makes_a_lost_data_directory_again(store: VolumeStore) -> None:
 
 
 def test_ensure_does_not_fill_tmpfs_or_bind_volumes(store: VolumeStore, tmp_path: Path) -> None:
-    def fill(data: Path) -> None:
+    def fill(data: str) -> None:
         raise AssertionError("filled")
 
     store.ensure("tm", options={"type": "tmpfs"}, fill=fill)
@@ -194,10 +194,10 @@ def test_usage(store: VolumeStore) -> None:
 def _ensure_in_child(
     factory: Callable[[Path, dict[str, list[str]]], VolumeStore], root: Path, out: Path
 ) -> None:
-    def fill(data: Path) -> None:
+    def fill(data: str) -> None:
         with open(out, "a") as f:
             f.write(f"{os.getpid()}\n")
-        (data / "seed").write_text("x")
+        Path(data, "seed").write_text("x")
 
     _, created = factory(root, {}).ensure("shared", fill=fill)
     with open(out.with_suffix(".created"), "a") as f:

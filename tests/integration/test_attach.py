@@ -12,6 +12,7 @@ import struct
 import subprocess
 import termios
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -21,7 +22,6 @@ from tests.helpers import REPO_ROOT, _argv, ctl_command, ctl_proc, pulled_root
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from tests.images import CanonicalImages
 
@@ -210,7 +210,7 @@ def test_a_supervisor_without_the_socket_is_refused(aroot: Path, image: str) -> 
     run_d(aroot, name, image, "sleep", "600")
     try:
         container_id = json.loads(ctl_proc("inspect", name, root=aroot).stdout)[0]["Id"]
-        socket = Paths(aroot).task_dir("default", container_id) / "attach.sock"
+        socket = Path(Paths(aroot).task_dir("default", container_id), "attach.sock")
         assert socket.is_socket()
         assert socket.stat().st_mode & 0o777 and socket.parent.stat().st_mode & 0o077 == 0
         socket.unlink()

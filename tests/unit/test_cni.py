@@ -69,7 +69,7 @@ def test_bridge_conflist_has_the_plugins_the_issue_asks_for(tmp_path: Path) -> N
         "ctl-ababababab",
         _net("10.91.0.0/16"),
         ipaddress.IPv4Address("10.91.0.1"),
-        tmp_path / "ipam",
+        str(tmp_path / "ipam"),
         "1.0.0",
         "2024-01-01T00:00:00Z",
     )
@@ -252,22 +252,23 @@ def test_networks_read_the_stored_conflists(
     networks = Networks(paths)
     with pytest.raises(NotFound):
         networks.conflist("web")
-    paths.networks.mkdir()
+    directory = Path(paths.networks)
+    directory.mkdir()
     stored = {}
     for n, name in enumerate((config.DEFAULT_NETWORK, "web")):
         subnet = ipaddress.IPv4Network(f"10.{200 + n}.0.0/16")
         stored[name] = config.bridge_conflist(
             name, f"{n}" * 64, f"ctl-{n}", subnet, subnet[1], paths.ipam, "1.0.0", ""
         )
-        (paths.networks / f"{name}.conflist").write_text(json.dumps(stored[name]))
-    (paths.networks / ".web.conflist.1.tmp").write_text("{")  # a crashed write
-    (paths.networks / "db.conflist").write_text('{"name": "db"}')  # not a ctl network
+        (directory / f"{name}.conflist").write_text(json.dumps(stored[name]))
+    (directory / ".web.conflist.1.tmp").write_text("{")  # a crashed write
+    (directory / "db.conflist").write_text('{"name": "db"}')  # not a ctl network
     assert networks.conflist("web") == stored["web"]
     assert networks.exists("web") and not networks.exists("other")
     with pytest.raises(CtlError, match=r"db\.conflist"):
         networks.conflist("db")
     assert [i.name for i in networks.list()] == [config.DEFAULT_NETWORK, "web"]
-    assert capsys.readouterr().err.startswith(f"ctl: warning: {paths.networks / 'db.conflist'}: ")
+    assert capsys.readouterr().err.startswith(f"ctl: warning: {directory / 'db.conflist'}: ")
 
 
 # Ports.

@@ -46,12 +46,15 @@ def test_command_imports_only_its_own_command_module(
 # What `ps` and `run` must leave alone (issue 15): a listing reads records and task
 # directories; it drives no runc, snapshotter or network, and renders without tabulate.
 # Nor does it import the flag parsers (their parts of a record live with the record),
-# typing (~2 ms: the records it reads take ctl.typeshim's NamedTuple), signal (an enum of
-# every signal) or locale (argparse's translations, see _base).
+# typing (~2 ms: the records it reads take ctl.typeshim's NamedTuple), pathlib (~2 ms with
+# urllib.parse and ipaddress: ctl.paths joins strings), signal (an enum of every signal) or
+# locale (argparse's translations, see _base).
 PS_NEEDS_NONE_OF = (
     *SLOW_IMPORTS,
     "ctl.runtime.runopts",
     "typing",
+    "pathlib",
+    "urllib",
     "signal",
     "locale",
     "dataclasses",

@@ -47,8 +47,12 @@ def test_the_cli_refuses_another_layout(tmp_path: Path) -> None:
 
 def test_locks_are_named_after_what_they_guard(tmp_path: Path) -> None:
     paths = Paths(tmp_path)
-    assert paths.lock("gc") == tmp_path / "locks" / "gc.lock"
-    assert paths.lock("containers", "default") == tmp_path / "locks" / "containers-default.lock"
-    assert paths.lock("container", "ns", "ab12") == tmp_path / "locks" / "container-ns-ab12.lock"
+    assert paths.lock("gc") == str(tmp_path / "locks" / "gc.lock")
+    assert paths.lock("containers", "default") == str(
+        tmp_path / "locks" / "containers-default.lock"
+    )
+    assert paths.lock("container", "ns", "ab12") == str(
+        tmp_path / "locks" / "container-ns-ab12.lock"
+    )
     with pytest.raises(InvalidArgument):
         paths.lock("images", "../x")

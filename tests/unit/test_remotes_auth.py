@@ -206,8 +206,8 @@ def test_ca_file_searches_dirs_in_order(tmp_path: Path) -> None:
     first, second = tmp_path / "ctl-certs.d", tmp_path / "docker-certs.d"
     (second / "reg:5000").mkdir(parents=True)
     (second / "reg:5000" / "ca.crt").write_text("ca")
-    assert ca_file("reg:5000", [first, second]) == second / "reg:5000" / "ca.crt"
+    assert ca_file("reg:5000", [first, second]) == str(second / "reg:5000" / "ca.crt")
     (first / "reg:5000").mkdir(parents=True)
     (first / "reg:5000" / "ca.crt").write_text("ca")
-    assert ca_file("reg:5000", [first, second]) == first / "reg:5000" / "ca.crt"
+    assert ca_file("reg:5000", [first, second]) == str(first / "reg:5000" / "ca.crt")
     assert ca_file("other", [first, second]) is None
