@@ -9,10 +9,11 @@ rebuilds it.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ctl.containers.store import INDEX_MAGIC, decode_index, encode_index
 from tests.helpers import clean_root, run_ctl
 
 if TYPE_CHECKING:
@@ -43,6 +44,14 @@ def index_path(root: Path) -> Path:
     return root / "namespaces" / "default" / "containers" / "ps.index"
 
 
+def read_entries(root: Path) -> dict[str, Any]:
+    return decode_index(index_path(root).read_bytes())
+
+
+def write_entries(root: Path, entries: dict[str, Any]) -> None:
+    index_path(root).write_bytes(encode_index(entries))
+
+
 def listing(root: Path, *args: str) -> list[str]:
     result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, *args, root=root)
     return result.assert_success().stdout.splitlines()
@@ -65,7 +74,7 @@ def check(root: Path, *args: str) -> str:
 
 
 def test_index_follows_create_rename_rm(root: Path) -> None:
-    entries = json.loads(index_path(root).read_bytes())["containers"]
+    entries = read_entries(root)
     assert sorted(e["summary"]["name"] for e in entries.values()) == ["alpha", "beta", "gamma"]
     assert all("linux" not in e["summary"]["spec"] for e in entries.values()), "no OCI spec"
     run_ctl("rename", "beta", "delta", root=root).assert_success()
@@ -99,7 +108,7 @@ def test_killed_between_record_and_index(root: Path, images: CanonicalImages) ->
     assert rows == from_records(root)
     assert "0 problems" in check(root)
     run_ctl("rename", "beta", "delta", root=root).assert_success()
-    entries = json.loads(path.read_bytes())["containers"]
+    entries = read_entries(root)
     names = sorted(e["summary"]["name"] for e in entries.values())
     assert names == ["delta", "gamma", "late", "omega"], "healed by the next change"
     assert listing(root) == from_records(root)
@@ -108,18 +117,39 @@ def test_killed_between_record_and_index(root: Path, images: CanonicalImages) ->
 def test_index_written_record_not(root: Path) -> None:
     """An entry whose record is gone (rm killed after the index write) lists nothing."""
     rows = listing(root)
-    doc = json.loads(index_path(root).read_bytes())
+    entries = read_entries(root)
     ghost = "f" * 64
-    doc["containers"][ghost] = next(iter(doc["containers"].values()))
-    index_path(root).write_text(json.dumps(doc))
+    entries[ghost] = next(iter(entries.values()))
+    write_entries(root, entries)
     assert listing(root) == rows
     assert "0 problems" in check(root)
 
 
+# marshal's codes: "[" a list, ")" a small tuple, "{" a dict, "i" an int, "z" a short string.
 @pytest.mark.parametrize(
     "damage",
-    [b"", b"{", b"[]", b'{"version": 99, "containers": {}}', b'{"version": 1, "containers": []}'],
-    ids=["empty", "torn", "list", "version", "containers-list"],
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"version": 99, "containers": {}}',
+        b'{"version": 1, "containers": []}',
+        INDEX_MAGIC,
+        INDEX_MAGIC + b"{z\x07version",
+        INDEX_MAGIC + b"[\x00\x00\x00\x00",
+        INDEX_MAGIC + b"\xff\xfe\x00garbage",
+    ],
+    ids=[
+        "empty",
+        "json-torn",
+        "json-list",
+        "json-version",
+        "json-containers-list",
+        "magic-alone",
+        "marshal-torn",
+        "marshal-list",
+        "marshal-garbage",
+    ],
 )
 def test_damaged_index(root: Path, damage: bytes) -> None:
     rows = listing(root)
@@ -135,13 +165,13 @@ def test_damaged_index(root: Path, damage: bytes) -> None:
 
 def test_an_older_ctls_index_is_stale_not_damaged(root: Path, images: CanonicalImages) -> None:
     rows = listing(root)
-    doc = json.loads(index_path(root).read_bytes())
-    index_path(root).write_text(json.dumps({**doc, "version": 1}))
+    index_path(root).write_text(json.dumps({"version": 2, "containers": read_entries(root)}))
     result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
     assert result.stdout.splitlines() == rows and result.stderr == ""
     assert "0 problems" in check(root)
     run_ctl("create", "--net", "none", images.busybox_ref, root=root).assert_success()
-    assert json.loads(index_path(root).read_bytes())["version"] == doc["version"]
+    assert index_path(root).read_bytes().startswith(INDEX_MAGIC), "written again, this ctl's"
+    assert len(read_entries(root)) == 4
 
 
 def test_volume_filter_sees_the_users_mounts_alone(root: Path) -> None:
@@ -167,13 +197,12 @@ def test_damaged_entry(root: Path, damage: str) -> None:
     """An entry with a fresh stamp but a summary of the wrong shape, or one that names another
     container than its key: the record speaks."""
     rows = listing(root)
-    doc = json.loads(index_path(root).read_bytes())
-    container_id, other = list(doc["containers"])[:2]
-    entries = doc["containers"]
+    entries = read_entries(root)
+    container_id, other = list(entries)[:2]
     entries[container_id]["summary"] = (
         "not a record" if damage == "wrong shape" else entries[other]["summary"]
     )
-    index_path(root).write_text(json.dumps(doc))
+    write_entries(root, entries)
     result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
     assert result.stdout.splitlines() == rows
     assert container_id in result.stderr and str(index_path(root)) in result.stderr
@@ -187,8 +216,7 @@ def test_damaged_entry(root: Path, damage: str) -> None:
 def test_damaged_record_with_fresh_index(root: Path) -> None:
     """A record damaged by hand changes its stamp: ps warns of the record, as without an index."""
     rows = listing(root)
-    doc = json.loads(index_path(root).read_bytes())
-    container_id = next(iter(doc["containers"]))
+    container_id = next(iter(read_entries(root)))
     record = root / "namespaces" / "default" / "containers" / f"{container_id}.json"
     record.write_bytes(b"{")
     result = run_ctl("ps", "-a", "--no-trunc", "--format", ROW, root=root).assert_success()
