@@ -138,20 +138,21 @@ class ExecOpts(NamedTuple):
 
 # runc's messages for a command that cannot be started, and docker's exit codes
 # for them (daemon/start.go translateContainerdStartErr).
-_EXEC_ERROR = re.compile(r'exec: "[^"]*": (?P<why>.*)$')
+# Compiled on first use (re keeps them): only a failure reads runc's message.
+_EXEC_ERROR = r'exec: "[^"]*": (?P<why>.*)$'
 _NOT_FOUND_WHY = ("executable file not found", "no such file or directory")
 _CANNOT_INVOKE_WHY = ("permission denied", "is a directory", "exec format error")
-_FAILED_PREFIX = re.compile(r"^(?:runc )?\w+ failed: ")
+_FAILED_PREFIX = r"^(?:runc )?\w+ failed: "
 
 
 def clean_message(text: str) -> str:
     """clean_message drops runc's "runc create failed: " prefix and joins lines."""
-    return _FAILED_PREFIX.sub("", " ".join(text.split()))
+    return re.sub(_FAILED_PREFIX, "", " ".join(text.split()))
 
 
 def exec_exit_code(message: str) -> int | None:
     """exec_exit_code is 127 or 126 when ``message`` says the command could not start."""
-    m = _EXEC_ERROR.search(message)
+    m = re.search(_EXEC_ERROR, message)
     if m is None:
         return None
     why = m.group("why")

@@ -146,7 +146,7 @@ RLIMITS = frozenset((
 ))
 # fmt: on
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_HOSTNAME = rf"{_LABEL}(?:\.{_LABEL})*"  # compiled on first use: most runs set none
 
 
 def default_spec() -> Spec:
@@ -378,7 +378,7 @@ def with_cwd(cwd: str) -> SpecOpt:
 
 def with_hostname(hostname: str) -> SpecOpt:
     """with_hostname sets the UTS hostname and, unless set already, HOSTNAME as docker does."""
-    if len(hostname) > 64 or not _HOSTNAME.fullmatch(hostname):
+    if len(hostname) > 64 or not re.fullmatch(_HOSTNAME, hostname):
         raise InvalidArgument(
             f"invalid hostname {hostname!r}: want letters, digits, - and . (at most 64)"
         )

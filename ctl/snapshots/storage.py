@@ -451,12 +451,12 @@ def disk_usage(path: Path) -> Usage:
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _FIELD = rf'(?:{_QUOTED}|[^".,=!~\s]+)'
-_SELECTOR = re.compile(
+# Compiled on first use (re keeps them): run never filters, and compiling costs it 0.6 ms.
+_SELECTOR = (
     rf"\s*(?P<path>{_FIELD}(?:\.{_FIELD})*)\s*"
     rf"(?:(?P<op>==|!=|~=)\s*(?P<value>{_QUOTED}|/(?:[^/\\]|\\.)*/|[^\",]*?))?"
     r"\s*(?:,|$)"
 )
-_FIELD_ITEM = re.compile(_FIELD)
 
 
 def _unquote(text: str) -> str:
@@ -500,10 +500,10 @@ def _parse_filter(text: str) -> list[Callable[[Info], bool]]:
     selectors: list[Callable[[Info], bool]] = []
     pos = 0
     while pos < len(text):
-        m = _SELECTOR.match(text, pos)
+        m = re.compile(_SELECTOR).match(text, pos)
         if m is None or m.end() == pos:
             raise InvalidArgument(f"malformed filter {text!r} at offset {pos}")
-        path = [_unquote(f.group()) for f in _FIELD_ITEM.finditer(m.group("path"))]
+        path = [_unquote(f.group()) for f in re.finditer(_FIELD, m.group("path"))]
         value = _unquote(m.group("value") or "")
         selectors.append(_selector(path, m.group("op"), value))
         pos = m.end()
