@@ -15,6 +15,8 @@ the layout changes::
         images/<sha256(name)>.json   image record: name, target descriptor, labels
         containers/<id>.json         container record: spec, snapshot key, run config
         containers/names/<name>      the id a container name belongs to
+        containers/ps.index          what ps shows of each container, a cache
+                                     (ctl.containers.store)
         tasks/<id>/                  the container's task, kept until rm:
           bundle/config.json         OCI runtime spec handed to runc
           bundle/rootfs/             mount point of the container's snapshot
