@@ -78,7 +78,7 @@ def atomic_write(
     path = os.fspath(target)
     tmp = _temp_name(path)
     try:
-        os.makedirs(os.path.dirname(path), DIR_MODE, exist_ok=True)
+        os.makedirs(_parent(path), DIR_MODE, exist_ok=True)
         fd, named = _open_temp(path, mode)
         try:
             write_all(fd, data)
@@ -88,7 +88,7 @@ def atomic_write(
         finally:
             os.close(fd)
         if durable:
-            fsync_dir(os.path.dirname(path))
+            fsync_dir(_parent(path))
     except BaseException as err:
         unlink_if_present(tmp)
         if isinstance(err, OSError) and not isinstance(err, WriteFailed):
@@ -133,7 +133,7 @@ def atomic_file(
             try:
                 os.fsync(fd)
                 _replace(fd, named, path)
-                fsync_dir(os.path.dirname(path))
+                fsync_dir(_parent(path))
             except OSError as err:
                 raise WriteFailed(name, err) from err
     except BaseException:
@@ -145,6 +145,11 @@ def unlink_if_present(path: StrPath) -> None:
     """unlink_if_present removes the file ``path``; one that is not there is fine."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def _parent(path: str) -> str:
+    """_parent is the directory ``path`` is in: "." for a bare name (``save -o out.tar``)."""
+    return os.path.dirname(path) or "."
 
 
 def _temp_name(path: str) -> str:
@@ -162,9 +167,7 @@ def _open_temp(path: str, mode: int) -> tuple[int, bool]:
     ``_temp_name(path)`` from the start.
     """
     try:
-        return os.open(
-            os.path.dirname(path), os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode
-        ), False
+        return os.open(_parent(path), os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode), False
     except OSError as err:
         if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise
@@ -183,7 +186,7 @@ def _replace(fd: int, named: bool, path: str) -> None:
     tmp = _temp_name(path)
     if not named:
         unlink_if_present(tmp)
-        directory = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        directory = os.open(_parent(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.link(f"/proc/self/fd/{fd}", os.path.basename(tmp), dst_dir_fd=directory)
         finally:
@@ -245,7 +248,7 @@ class FileLock(Closing):
 
     def acquire(self) -> None:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        os.makedirs(os.path.dirname(self.path), DIR_MODE, exist_ok=True)
+        os.makedirs(_parent(self.path), DIR_MODE, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
