@@ -213,11 +213,19 @@ class Client:
         An index is recorded with the platform chosen from it (LABEL_PLATFORM),
         which is the one the name then stands for.
         """
+        from concurrent.futures import ThreadPoolExecutor
+
         from ctl.images import manifests
         from ctl.images.image import LABEL_PLATFORM
         from ctl.reference import host_platform
 
-        with self.lease():
+        with self.lease(), ThreadPoolExecutor(1) as background:
+            # A root's first unpack checks with a real mount that overlayfs works there
+            # (ctl.snapshots.overlay.supported), some milliseconds: done while the registry
+            # answers. Leaving the block waits for it, whatever happened meanwhile. The root is
+            # made first, here: both threads would write its version file.
+            self.paths.ensure()
+            snapshotter = background.submit(lambda: self.snapshotter) if unpack else None
             parsed, target = self.fetch(
                 ref, platform=platform, insecure=insecure, progress=progress
             )
@@ -225,7 +233,8 @@ class Client:
             if manifests.is_index(target):
                 labels[LABEL_PLATFORM] = str(platform or host_platform())
             image = self._put_image(str(parsed), target, labels)
-            if unpack:
+            if snapshotter is not None:
+                snapshotter.result()
                 self.unpack(image, platform, progress)
         self.emit("image", "pull", image.name, name=image.name)
         return image
