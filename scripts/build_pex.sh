@@ -85,6 +85,8 @@ inputs_digest() {
 		find ctl -type f -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs -d '\n' sha256sum
 		sha256sum "${files[@]}"
 		"$PEX_BIN/pex" --version
+		# The files' times in the pex: a build from before a commit is not this commit's build.
+		git log -1 --format=%ct 2>/dev/null || :
 		find "$WHEELHOUSE" -maxdepth 1 -name '*.whl' | LC_ALL=C sort | xargs -d '\n' sha256sum
 	} | sha256sum | cut -d' ' -f1
 }
