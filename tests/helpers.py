@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import re
@@ -180,6 +181,25 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_subnet() -> ipaddress.IPv4Network:
+    """free_subnet is a /24 that none of the host's routes and addresses overlapped a moment ago.
+
+    It is drawn from 10.20-89.*, outside the /16s that ctl picks for a network without
+    --subnet (ctl.network.config.CANDIDATE_SUBNETS): a ctl of another job on this host does not
+    take it meanwhile, as it could take a subnet named in a test.
+    """
+    import random
+
+    from ctl.network.config import host_networks
+
+    taken = host_networks()
+    for _ in range(1000):
+        subnet = ipaddress.IPv4Network(f"10.{random.randint(20, 89)}.{random.randint(0, 255)}.0/24")
+        if not any(subnet.overlaps(t) for t in taken):
+            return subnet
+    raise RuntimeError("no free /24 in 10.20.0.0-10.89.255.255 on this host")
 
 
 def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:

@@ -29,7 +29,7 @@ from ctl.network import Attachment, bridges, netns
 from ctl.network.config import DEFAULT_NETWORK
 from ctl.network.manager import NetworkManager
 from ctl.paths import Paths
-from tests.helpers import clean_root, free_port, host_leftovers, run_ctl
+from tests.helpers import clean_root, free_port, free_subnet, host_leftovers, run_ctl
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -551,6 +551,8 @@ def test_system_check_reports_and_repairs_only_its_roots_unused_bridges(tmp_path
 
 def test_network_commands(tmp_path: Path) -> None:
     root = tmp_path / "root"
+    subnet = free_subnet()
+    gateway = str(subnet[254])
     try:
         listing = run_ctl("network", "ls", root=root).assert_success()
         header, default, host, none = listing.stdout.splitlines()
@@ -559,7 +561,7 @@ def test_network_commands(tmp_path: Path) -> None:
         assert host.split() == ["host", "host"] and none.split() == ["none", "null"]
 
         created = run_ctl(
-            "network", "create", "web", "--subnet", "10.201.7.0/24", "--gateway", "10.201.7.254",
+            "network", "create", "web", "--subnet", str(subnet), "--gateway", gateway,
             root=root,
         ).assert_success()  # fmt: skip
         network_id = created.stdout.strip()
@@ -574,15 +576,15 @@ def test_network_commands(tmp_path: Path) -> None:
         web = next(r for r in rows if isinstance(r, dict) and r["Name"] == "web")
         assert (web["ID"], web["Subnet"], web["Gateway"]) == (
             network_id[:12],
-            "10.201.7.0/24",
-            "10.201.7.254",
+            str(subnet),
+            gateway,
         )
         quiet = run_ctl("network", "ls", "-q", "--no-trunc", root=root).assert_success()
         assert network_id in quiet.stdout.split()
 
         doc = json.loads(run_ctl("network", "inspect", "web", "ctl", root=root).stdout)
         assert [d["Name"] for d in doc] == ["web", DEFAULT_NETWORK]
-        assert doc[0]["IPAM"]["Config"] == [{"Subnet": "10.201.7.0/24", "Gateway": "10.201.7.254"}]
+        assert doc[0]["IPAM"]["Config"] == [{"Subnet": str(subnet), "Gateway": gateway}]
         assert doc[0]["CNI"]["plugins"][0]["type"] == "bridge"
         run_ctl("network", "inspect", "nope", root=root).assert_failure(
             code=125, stderr_re="network 'nope': no such network"

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import clean_root, ctl_command, ctl_proc, free_port, host_leftovers
+from tests.helpers import (
+    clean_root,
+    ctl_command,
+    ctl_proc,
+    free_port,
+    free_subnet,
+    host_leftovers,
+)
 from tests.images import CanonicalImages, LayerBuilder
 
 if TYPE_CHECKING:
@@ -273,27 +280,29 @@ def test_run_with_static_ipv4_and_ipv6_addresses(uroot: Path, web: str) -> None:
 
 
 def test_static_addresses_on_connect_and_a_taken_one_refused(uroot: Path, web: str) -> None:
+    subnet = free_subnet()
+    static, router = str(subnet[10]), str(subnet[200])
     _ctl(
         uroot,
         "network",
         "create",
         "--subnet",
-        "10.231.0.0/24",
+        str(subnet),
         "--ip-range",
-        "10.231.0.128/25",
+        f"{subnet[128]}/25",
         "--aux-address",
-        "router=10.231.0.200",
+        f"router={router}",
         "fixed",
     )
     _ctl(uroot, "network", "create", "home")
     try:
         for name in ("one", "two"):
             _ctl(uroot, "run", "-d", "--net", "home", "--name", name, web)
-        _ctl(uroot, "network", "connect", "--ip", "10.231.0.10", "fixed", "one")
-        assert _networks(uroot, "one")["fixed"]["IPAddress"] == "10.231.0.10"
-        taken = ctl_proc("network", "connect", "--ip", "10.231.0.10", "fixed", "two", root=uroot)
+        _ctl(uroot, "network", "connect", "--ip", static, "fixed", "one")
+        assert _networks(uroot, "one")["fixed"]["IPAddress"] == static
+        taken = ctl_proc("network", "connect", "--ip", static, "fixed", "two", root=uroot)
         taken.assert_failure(125, stderr_re="taken by container one")
-        aux = ctl_proc("network", "connect", "--ip", "10.231.0.200", "fixed", "two", root=uroot)
+        aux = ctl_proc("network", "connect", "--ip", router, "fixed", "two", root=uroot)
         aux.assert_failure(125, stderr_re="router")
         _ctl(uroot, "network", "connect", "fixed", "two")
         dynamic = _networks(uroot, "two")["fixed"]["IPAddress"]
@@ -430,19 +439,24 @@ def test_cycles_soak(tmp_path: Path, web: str, request: pytest.FixtureRequest) -
 
 
 def test_system_check_repairs_a_stray_lease_and_veth(uroot: Path, web: str) -> None:
-    _ctl(uroot, "network", "create", "--subnet", "10.232.0.0/24", "strays")
+    import ipaddress
+
+    # A subnet ctl picks: one named here could be another job's on this host.
+    _ctl(uroot, "network", "create", "strays")
     veth = f"vs{os.getpid() % 100000}"
     try:
         _ctl(uroot, "run", "-d", "--net", "strays", "--name", "anchor", web)
         conflist = json.loads((uroot / "networks" / "strays.conflist").read_text())
         bridge = conflist["ctl"]["bridge"]
-        lease = uroot / "cni" / "ipam" / "strays" / "10.232.0.77"
+        subnet = json.loads(_ctl(uroot, "network", "inspect", "strays"))[0]["IPAM"]["Config"][0]
+        stray = str(ipaddress.ip_network(subnet["Subnet"])[77])
+        lease = uroot / "cni" / "ipam" / "strays" / stray
         lease.write_text("f" * 64 + "\r\neth0")
         subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", f"{veth}p"])
         subprocess.run(["ip", "link", "set", veth, "master", bridge], check=True)
         broken = ctl_proc("system", "check", root=uroot)
         assert broken.code == 1
-        assert "address lease 10.232.0.77 on network strays" in broken.stdout
+        assert f"address lease {stray} on network strays" in broken.stdout
         assert f"interface {veth} on bridge {bridge}" in broken.stdout
         _ctl(uroot, "system", "check", "--repair")
         assert not lease.exists()
