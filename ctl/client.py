@@ -499,7 +499,7 @@ class Client:
             Runc(self.paths.runc(self.namespace), debug=self.debug),
             self.snapshotter,
             self.networks,
-            lambda container_id: self.containers.get(container_id).config.runtime,
+            lambda container_id: self.containers.get(container_id).config,
         )
 
     def new_container(
@@ -1129,24 +1129,25 @@ class Client:
         aliases: Sequence[str] = (),
         ip: str | None = None,
         ip6: str | None = None,
-    ) -> Attachment:
-        """connect_network puts the running container ``ref`` on one more network, live."""
-        from ctl.network.connect import connect
+    ) -> Attachment | None:
+        """connect_network puts the container ``ref`` on one more network and keeps it there:
+        live if it runs (the attachment is returned), and at every start after."""
+        from ctl.containers import lifecycle
 
-        container = self.containers.get(ref)
         info = self.networks.get(network)
-        attachment = connect(self.networks, container.id, info.name, aliases, ip, ip6)
-        self.emit("network", "connect", info.id, name=info.name, container=container.id)
+        attachment = lifecycle.connect_network(self, ref, info.name, aliases, ip, ip6)
+        container_id = self.containers.resolve(ref)
+        self.emit("network", "connect", info.id, name=info.name, container=container_id)
         return attachment
 
     def disconnect_network(self, network: str, ref: str, *, force: bool = False) -> None:
         """disconnect_network takes the container ``ref`` off a network it was connected to."""
-        from ctl.network.connect import disconnect
+        from ctl.containers import lifecycle
 
-        container = self.containers.get(ref)
         info = self.networks.get(network)
-        disconnect(self.networks, container.id, info.name, force)
-        self.emit("network", "disconnect", info.id, name=info.name, container=container.id)
+        lifecycle.disconnect_network(self, ref, info.name, force)
+        container_id = self.containers.resolve(ref)
+        self.emit("network", "disconnect", info.id, name=info.name, container=container_id)
 
     def prune_networks(self, keep: Callable[[NetworkInfo], bool] | None = None) -> list[str]:
         """prune_networks removes the user networks no container is on; returns their names.

@@ -331,15 +331,16 @@ class TaskService:
         runc: Runc,
         snapshotter: Snapshotter,
         networks: NetworkManager,
-        runtime_of: Callable[[str], str | None] | None = None,
+        config_of: Callable[[str], RunConfig] | None = None,
     ) -> None:
         self._paths = paths
         self._namespace = namespace
         self.runc = runc
         self._snapshotter = snapshotter
         self._networks = networks
-        # A container's --runtime, from its record, for what is done by id.
-        self._runtime_of = runtime_of
+        # A container's run config as its record has it now: its --runtime, for what is done
+        # by id, and its network connections, read again under the lock at every start.
+        self._config_of = config_of
 
     def _runc(self, container: Container) -> Runc:
         """_runc drives the OCI runtime the container was created with (``--runtime``)."""
@@ -348,9 +349,9 @@ class TaskService:
     def _runc_by_id(self, container_id: str) -> Runc:
         """_runc_by_id is ``_runc`` by container id: runc if the record is unreadable."""
         runtime = None
-        if self._runtime_of is not None:
+        if self._config_of is not None:
             with contextlib.suppress(CtlError):
-                runtime = self._runtime_of(container_id)
+                runtime = self._config_of(container_id).runtime
         return self.runc.with_binary(runtime)
 
     def task_dir(self, container_id: str) -> TaskDir:
@@ -412,11 +413,12 @@ class TaskService:
         on_exit: Callable[[ExitStatus], None] | None = None,
         start: bool = True,
     ) -> Spawned:
-        with self._lifecycle_lock(container.id):
+        with self.lifecycle_lock(container.id):
             return self._start(container, attach, on_exit, start)
 
-    def _lifecycle_lock(self, container_id: str) -> FileLock:
-        """_lifecycle_lock serializes start, stop and remove of one task (see ``Task``)."""
+    def lifecycle_lock(self, container_id: str) -> FileLock:
+        """lifecycle_lock serializes start, stop and remove of one task (see ``Task``), and the
+        changes of what a start reads afresh: the container's network connections."""
         return FileLock(
             self._paths.lock("task", self._namespace, container_id),
             what=f"task {container_id[:12]}",
@@ -525,6 +527,7 @@ class TaskService:
                 attachment.gateway,
                 nameserver=attachment.nameserver,
             )
+            self._connect_again(container)
         except BaseException:
             self._networks.detach(container.id)
             raise
@@ -536,10 +539,27 @@ class TaskService:
         spec["linux"] = linux
         return spec
 
+    def _connect_again(self, container: Container) -> None:
+        """_connect_again joins the networks the container was connected to (docker keeps a
+        ``network connect`` across restarts), as its record has them now: a connect or a
+        disconnect holds the lifecycle lock, as the start does."""
+        from ctl.network.connect import connect
+
+        config = container.config if self._config_of is None else self._config_of(container.id)
+        for connection in config.connections:
+            connect(
+                self._networks,
+                container.id,
+                connection.network,
+                connection.aliases,
+                connection.ip,
+                connection.ip6,
+            )
+
     def start_created(self, container: Container) -> None:
         from ctl.runtime.runc import RuncError
 
-        with self._lifecycle_lock(container.id):
+        with self.lifecycle_lock(container.id):
             task_dir = self._gated(container, "start")
             try:
                 self._runc(container).start(container.id)
@@ -620,7 +640,7 @@ class TaskService:
             time.sleep(POLL_INTERVAL)
 
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
-        with self._lifecycle_lock(container.id):
+        with self.lifecycle_lock(container.id):
             self._stop(container, timeout, stop_signal)
 
     def _stop(self, container: Container, timeout: float, stop_signal: int) -> None:
@@ -730,7 +750,7 @@ class TaskService:
 
     def repair(self, container_id: str) -> str:
         task_dir = self.task_dir(container_id)
-        with self._lifecycle_lock(container_id):
+        with self.lifecycle_lock(container_id):
             task_dir.terminate(self._runc_by_id(container_id))
             self._networks.detach(container_id)
             task_dir.unmount_rootfs()
@@ -747,7 +767,7 @@ class TaskService:
             # it waits for this very process to finish.
             self._remove_task(container_id, name, force, runc)
             return
-        with self._lifecycle_lock(container_id):
+        with self.lifecycle_lock(container_id):
             self._remove_task(container_id, name, force, runc)
 
     def _remove_task(self, container_id: str, name: str, force: bool, runc: Runc) -> None:
@@ -820,7 +840,7 @@ class TaskService:
         save: Callable[[Container], None] | None = None,
         restart: RestartPolicy | None = None,
     ) -> Container:
-        with self._lifecycle_lock(container.id):
+        with self.lifecycle_lock(container.id):
             task_dir = self._gated(container, "update")
             current = dict(container.spec.get("linux", {}).get("resources", {}))
             wanted = merged_resources(current, resources)

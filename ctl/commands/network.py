@@ -43,9 +43,7 @@ def commands() -> tuple[Command | Group, ...]:
                 Command("inspect", _inspect, "Show networks as JSON", _inspect_flags),
                 Command("create", _create, "Create a bridge network", _create_flags),
                 Command("rm", _rm, "Remove networks", _rm_flags, ("remove", "delete")),
-                Command(
-                    "connect", _connect, "Connect a running container to a network", _connect_flags
-                ),
+                Command("connect", _connect, "Connect a container to a network", _connect_flags),
                 Command(
                     "disconnect",
                     _disconnect,

@@ -52,6 +52,17 @@ class PortMapping(NamedTuple):
     protocol: str
 
 
+class NetworkConnection(NamedTuple):
+    """NetworkConnection is a ``network connect`` that the container keeps, as docker's
+    endpoint settings: it is made again at every start, after the network it was created on.
+    """
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ip: str | None = None
+    ip6: str | None = None
+
+
 class RestartPolicy(NamedTuple):
     """RestartPolicy is ``--restart``: max_retries is 0 (no bound) except for on-failure:N."""
 
@@ -97,6 +108,8 @@ class RunConfig(NamedTuple):
     entrypoint: tuple[str, ...] | None = None
     # storage: the bind and volume mounts, a volume's by name (its users, --volumes-from).
     mounts: tuple[MountSpec, ...] = ()
+    # the networks joined by `network connect`, beyond `network`
+    connections: tuple[NetworkConnection, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -116,6 +129,9 @@ class RunConfig(NamedTuple):
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
             # Left out when empty: records of containers without mounts keep their shape.
             **({"mounts": [m._asdict() for m in self.mounts]} if self.mounts else {}),
+            **(
+                {"connections": [c._asdict() for c in self.connections]} if self.connections else {}
+            ),
         }
         # Written only when given, so that records keep their shape for containers without.
         netl: dict[str, Any] = {
@@ -171,6 +187,8 @@ class RunConfig(NamedTuple):
             config = config._replace(health=HealthConfig.from_json(health))
         if doc.get("mounts"):
             config = config._replace(mounts=_mounts(doc["mounts"]))
+        if doc.get("connections"):
+            config = config._replace(connections=_connections(doc["connections"]))
         restart, publish = doc.get("restart"), doc.get("publish")
         if not restart and not publish:
             return config
@@ -182,6 +200,18 @@ class RunConfig(NamedTuple):
 
 def _mounts(docs: Sequence[Mapping[str, Any]]) -> tuple[MountSpec, ...]:
     return tuple(MountSpec(**doc) for doc in docs)
+
+
+def _connections(docs: Sequence[Mapping[str, Any]]) -> tuple[NetworkConnection, ...]:
+    return tuple(
+        NetworkConnection(
+            network=str(doc["network"]),
+            aliases=tuple(str(a) for a in doc.get("aliases") or ()),
+            ip=doc.get("ip"),
+            ip6=doc.get("ip6"),
+        )
+        for doc in docs
+    )
 
 
 class Container(NamedTuple):

@@ -90,7 +90,7 @@ class ContainerFilter:
                 lambda code: docker_state(task) == "exited" and exit_code == int(code),
             )
             and f.match("ancestor", lambda ref: _is_ancestor(ref, self._ancestors[ref], container))
-            and f.match("network", lambda network: network == container.config.network)
+            and f.match("network", lambda network: network in _networks_of(container))
             and f.match("volume", lambda volume: _uses_volume(volume, container))
             and all(container.created_at < created for created in self._before)
             and all(container.created_at > created for created in self._since)
@@ -118,6 +118,12 @@ def _is_ancestor(ref: str, names: set[str], container: Container) -> bool:
         return False
     last = ref.rsplit("/", 1)[-1]
     return want.name == have.name and ":" not in last and "@" not in ref
+
+
+def _networks_of(container: Container) -> tuple[str, ...]:
+    """_networks_of are the networks the container is on: its own, and those it was connected to."""
+    config = container.config
+    return (config.network, *(c.network for c in config.connections))
 
 
 def _uses_volume(volume: str, container: Container) -> bool:

@@ -562,6 +562,13 @@ def _network_settings(
                 mac=config.mac_address or "",
             ),
         }
+        for connection in config.connections:
+            connected_id = ""
+            with contextlib.suppress(CtlError):
+                connected_id = client.networks.get(connection.network).id
+            networks[docker_name(connection.network)] = _endpoint(
+                network_id=connected_id, aliases=list(connection.aliases)
+            )
     settings["Networks"] = networks
     running = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
     if running and network not in ("none", "host"):

@@ -10,6 +10,9 @@ each do one thing, and the order between them, with its undoing, is here.
   exits (by its supervisor), or at once when it fails to start.
 - ``remove`` removes the task, then the snapshot, then the record, under the
   container's removal lock, which a ``--rm`` supervisor takes too.
+- ``connect_network`` and ``disconnect_network`` change the networks the
+  container keeps beyond the one it was created on: live if its task runs,
+  in its record for every start after, under the task's lifecycle lock.
 """
 
 from __future__ import annotations
@@ -18,17 +21,19 @@ import contextlib
 import os
 
 from ctl import fsutil
-from ctl.errdefs import AlreadyExists, CtlError, NotFound, Unavailable
+from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, NotFound, Unavailable
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
     from typing import Any
 
     from ctl.client import Client
     from ctl.containers.container import Container
     from ctl.containers.create import ContainerOptions
+    from ctl.network import Attachment
     from ctl.progress import Progress
     from ctl.runtime.runc import Stdio
     from ctl.runtime.state import ExitStatus
@@ -259,3 +264,85 @@ def _removal_lock(
 ) -> fsutil.FileLock:
     lock = client.paths.lock("container", client.namespace, container_id)
     return fsutil.FileLock(lock, what=f"container {name}", remove=True, timeout=timeout)
+
+
+def connect_network(
+    client: Client,
+    ref: str,
+    network: str,
+    aliases: Sequence[str] = (),
+    ip: str | None = None,
+    ip6: str | None = None,
+) -> Attachment | None:
+    """connect_network puts the container on one more network and keeps it there, as docker's
+    ``network connect``: at once if its task runs (the attachment is returned), and at every
+    start after. AlreadyExists if it is on ``network`` already."""
+    from ctl.containers.container import NetworkConnection
+    from ctl.network.connect import connect, disconnect
+    from ctl.network.networks import resolve_network
+
+    container_id = client.containers.resolve(ref)
+    with client.tasks.lifecycle_lock(container_id):
+        container = client.containers.get(container_id)
+        name = client.networks.get(network).name
+        config = container.config
+        if config.network in ("none", "host"):
+            raise FailedPrecondition(
+                f"container {container.name} runs with --net {config.network}: "
+                "it cannot be connected to a network"
+            )
+        if name in (resolve_network(config.network), *(c.network for c in config.connections)):
+            raise AlreadyExists(f"the container is already on network {name!r}")
+        attachment = None
+        if _live(client, container):
+            attachment = connect(client.networks, container.id, name, aliases, ip, ip6)
+        else:
+            client.networks.check_static(name, ip, ip6)
+        kept = (*config.connections, NetworkConnection(name, tuple(aliases), ip, ip6))
+        try:
+            client.containers.update(
+                container.updated(config=config._replace(connections=kept)), ["config"]
+            )
+        except BaseException:
+            if attachment is not None:
+                with contextlib.suppress(CtlError):
+                    disconnect(client.networks, container.id, name, force=True)
+            raise
+        return attachment
+
+
+def disconnect_network(client: Client, ref: str, network: str, force: bool = False) -> None:
+    """disconnect_network takes the container off a network it was connected to: from its
+    record, and live if its task runs. NotFound if it is not on ``network`` (nothing, with
+    ``force``); FailedPrecondition for the network it was created on, which stays."""
+    from ctl.network.connect import disconnect
+    from ctl.network.networks import resolve_network
+
+    container_id = client.containers.resolve(ref)
+    name = resolve_network(network)
+    with client.tasks.lifecycle_lock(container_id):
+        container = client.containers.get(container_id)
+        config = container.config
+        if name == resolve_network(config.network):
+            raise FailedPrecondition(
+                f"network {name!r} is the one the container was created on: it stays",
+                hint="run the container on another network",
+            )
+        kept = tuple(c for c in config.connections if c.network != name)
+        recorded = len(kept) < len(config.connections)
+        if recorded:
+            client.containers.update(
+                container.updated(config=config._replace(connections=kept)), ["config"]
+            )
+        if _live(client, container):
+            # A connection the record had may be gone live already (a failed start's).
+            disconnect(client.networks, container.id, name, force or recorded)
+        elif not recorded and not force:
+            raise NotFound(f"the container is not connected to network {name!r}")
+
+
+def _live(client: Client, container: Container) -> bool:
+    from ctl.runtime.state import Status
+
+    task = client.task_state(container)
+    return task is not None and task.status in (Status.RUNNING, Status.PAUSED)

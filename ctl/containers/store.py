@@ -41,7 +41,8 @@ def summary_of(container: Container) -> dict[str, Any]:
         {k: m[k] for k in ("source", "destination") if k in m} for m in container.user_mounts()
     ]
     record["spec"] = {"process": {"args": process.get("args", [])}, "mounts": mounts}
-    record["config"] = {k: config[k] for k in ("network", "publish", "mounts") if k in config}
+    kept = ("network", "publish", "mounts", "connections")
+    record["config"] = {k: config[k] for k in kept if k in config}
     return record
 
 
@@ -219,7 +220,7 @@ class LocalContainerStore:
         """summaries yields every container as ``ps`` sees it, from the listing index.
 
         Their ``spec`` holds only the process args and the mounts' sources and
-        destinations, their ``config`` only the network and the published
+        destinations, their ``config`` only the networks and the published
         ports: enough to show and filter a listing, not to run a task. An
         index entry is used only while its record's stamp (inode, mtime, size)
         is the one it was made from; a container without a fresh, sound

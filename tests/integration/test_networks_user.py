@@ -186,6 +186,51 @@ def test_two_networks_are_isolated_and_connect_joins_them(uroot: Path, web: str)
     assert {"red", "blue"} <= set(removed.split())
 
 
+def test_connections_last_across_restarts_and_stopped_containers_connect(
+    uroot: Path, web: str
+) -> None:
+    """As docker's: a container keeps its `network connect`s. A running one joins at once and
+    again after a restart; a stopped one is connected, or disconnected, in its record alone,
+    and joins at its next start."""
+    _ctl(uroot, "network", "create", "front")
+    _ctl(uroot, "network", "create", "back")
+    try:
+        _ctl(uroot, "run", "-d", "--net", "front", "--name", "api", web)
+        _ctl(uroot, "network", "connect", "--alias", "apialias", "back", "api")
+        _ctl(uroot, "restart", "-t", "1", "api")
+        networks = _networks(uroot, "api")
+        assert set(networks) == {"front", "back"}
+        assert _resolved(uroot, "back", web, "apialias") == [networks["back"]["IPAddress"]]
+
+        _ctl(uroot, "create", "--net", "front", "--name", "worker", web)
+        _ctl(uroot, "network", "connect", "back", "worker")
+        stopped = _networks(uroot, "worker")
+        assert set(stopped) == {"front", "back"} and stopped["back"]["IPAddress"] == ""
+        on_back = _ctl(uroot, "ps", "-a", "--filter", "network=back", "--format", "{{.Names}}")
+        assert sorted(on_back.split()) == ["api", "worker"]
+        ctl_proc("network", "connect", "back", "worker", root=uroot).assert_failure(125)
+        _ctl(uroot, "start", "worker")
+        joined = _networks(uroot, "worker")["back"]["IPAddress"]
+        assert joined and _resolved(uroot, "back", web, "worker") == [joined]
+
+        _ctl(uroot, "stop", "-t", "1", "worker")
+        _ctl(uroot, "network", "disconnect", "back", "worker")
+        ctl_proc("network", "disconnect", "back", "worker", root=uroot).assert_failure(125)
+        ctl_proc("network", "disconnect", "front", "worker", root=uroot).assert_failure(
+            125, stderr_re="created on"
+        )
+        _ctl(uroot, "start", "worker")
+        assert set(_networks(uroot, "worker")) == {"front"}
+
+        _ctl(uroot, "create", "--net", "none", "--name", "loner", web)
+        ctl_proc("network", "connect", "back", "loner", root=uroot).assert_failure(
+            125, stderr_re="--net none"
+        )
+    finally:
+        _ctl(uroot, "rm", "-f", "api", "worker", "loner")
+    _ctl(uroot, "network", "rm", "front", "back")
+
+
 def test_an_internal_network_has_no_way_out(uroot: Path, web: str) -> None:
     _ctl(uroot, "network", "create", "--internal", "--label", "tier=back", "vault")
     _ctl(uroot, "network", "create", "open")
