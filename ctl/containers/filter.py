@@ -90,7 +90,7 @@ class ContainerFilter:
                 lambda code: docker_state(task) == "exited" and exit_code == int(code),
             )
             and f.match("ancestor", lambda ref: _is_ancestor(ref, self._ancestors[ref], container))
-            and f.match("network", lambda network: network in _networks_of(container))
+            and f.match("network", lambda network: _on_network(network, container))
             and f.match("volume", lambda volume: _uses_volume(volume, container))
             and all(container.created_at < created for created in self._before)
             and all(container.created_at > created for created in self._since)
@@ -120,10 +120,14 @@ def _is_ancestor(ref: str, names: set[str], container: Container) -> bool:
     return want.name == have.name and ":" not in last and "@" not in ref
 
 
-def _networks_of(container: Container) -> tuple[str, ...]:
-    """_networks_of are the networks the container is on: its own, and those it was connected to."""
+def _on_network(network: str, container: Container) -> bool:
+    """_on_network: ``network`` is the container's own or one it was connected to, by name
+    (``bridge`` and ``default`` are the default network's, as in ``--net``)."""
+    from ctl.network.networks import resolve_network
+
     config = container.config
-    return (config.network, *(c.network for c in config.connections))
+    names = (config.network, *(c.network for c in config.connections))
+    return resolve_network(network) in {resolve_network(name) for name in names}
 
 
 def _uses_volume(volume: str, container: Container) -> bool:

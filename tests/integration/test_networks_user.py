@@ -208,6 +208,11 @@ def test_connections_last_across_restarts_and_stopped_containers_connect(
         assert set(stopped) == {"front", "back"} and stopped["back"]["IPAddress"] == ""
         on_back = _ctl(uroot, "ps", "-a", "--filter", "network=back", "--format", "{{.Names}}")
         assert sorted(on_back.split()) == ["api", "worker"]
+        # The default network by docker's name, whether run on or connected to.
+        _ctl(uroot, "network", "connect", "bridge", "worker")
+        on_default = _ctl(uroot, "ps", "-a", "-f", "network=bridge", "--format", "{{.Names}}")
+        assert "worker" in on_default.split() and "api" not in on_default.split()
+        _ctl(uroot, "network", "disconnect", "bridge", "worker")
         ctl_proc("network", "connect", "back", "worker", root=uroot).assert_failure(125)
         _ctl(uroot, "start", "worker")
         joined = _networks(uroot, "worker")["back"]["IPAddress"]
