@@ -1134,9 +1134,9 @@ class Client:
         live if it runs (the attachment is returned), and at every start after."""
         from ctl.containers import lifecycle
 
-        info = self.networks.get(network)
-        attachment = lifecycle.connect_network(self, ref, info.name, aliases, ip, ip6)
         container_id = self.containers.resolve(ref)
+        info = self.networks.get(network)
+        attachment = lifecycle.connect_network(self, container_id, info.name, aliases, ip, ip6)
         self.emit("network", "connect", info.id, name=info.name, container=container_id)
         return attachment
 
@@ -1144,9 +1144,9 @@ class Client:
         """disconnect_network takes the container ``ref`` off a network it was connected to."""
         from ctl.containers import lifecycle
 
-        info = self.networks.get(network)
-        lifecycle.disconnect_network(self, ref, info.name, force)
         container_id = self.containers.resolve(ref)
+        info = self.networks.get(network)
+        lifecycle.disconnect_network(self, container_id, info.name, force)
         self.emit("network", "disconnect", info.id, name=info.name, container=container_id)
 
     def prune_networks(self, keep: Callable[[NetworkInfo], bool] | None = None) -> list[str]:

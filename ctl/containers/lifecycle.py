@@ -268,23 +268,21 @@ def _removal_lock(
 
 def connect_network(
     client: Client,
-    ref: str,
-    network: str,
+    container_id: str,
+    name: str,
     aliases: Sequence[str] = (),
     ip: str | None = None,
     ip6: str | None = None,
 ) -> Attachment | None:
-    """connect_network puts the container on one more network and keeps it there, as docker's
-    ``network connect``: at once if its task runs (the attachment is returned), and at every
-    start after. AlreadyExists if it is on ``network`` already."""
+    """connect_network puts the container on network ``name`` (as ``networks.get`` names it)
+    and keeps it there, as docker's ``network connect``: at once if its task runs (the
+    attachment is returned), and at every start after. AlreadyExists if it is on it already."""
     from ctl.containers.container import NetworkConnection
     from ctl.network.connect import connect, disconnect
     from ctl.network.networks import resolve_network
 
-    container_id = client.containers.resolve(ref)
     with client.tasks.lifecycle_lock(container_id):
         container = client.containers.get(container_id)
-        name = client.networks.get(network).name
         config = container.config
         if config.network in ("none", "host"):
             raise FailedPrecondition(
@@ -311,15 +309,14 @@ def connect_network(
         return attachment
 
 
-def disconnect_network(client: Client, ref: str, network: str, force: bool = False) -> None:
-    """disconnect_network takes the container off a network it was connected to: from its
-    record, and live if its task runs. NotFound if it is not on ``network`` (nothing, with
-    ``force``); FailedPrecondition for the network it was created on, which stays."""
+def disconnect_network(client: Client, container_id: str, name: str, force: bool = False) -> None:
+    """disconnect_network takes the container off network ``name`` (as ``networks.get`` names
+    it), which it was connected to: from its record, and live if its task runs. NotFound if
+    it is not on it (nothing, with ``force``); FailedPrecondition for the network it was
+    created on, which stays."""
     from ctl.network.connect import disconnect
     from ctl.network.networks import resolve_network
 
-    container_id = client.containers.resolve(ref)
-    name = resolve_network(network)
     with client.tasks.lifecycle_lock(container_id):
         container = client.containers.get(container_id)
         config = container.config
