@@ -704,13 +704,13 @@ class Client:
 
         A container that is not running, or stops while it is read, has no sample.
         """
-        from ctl.runtime.state import Status
+        from ctl.runtime.state import is_live
 
         chosen = [self.containers.get(ref) for ref in refs] or self.list_containers()
         samples = []
         for container in chosen:
             task = self.task_state(container)
-            running = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
+            running = is_live(task)
             if not (running or all or refs):
                 continue
             data = None

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ctl.errdefs import CtlError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from ctl.fsutil import FileLock, write_all
 from ctl.runtime.namespaces import join_containers
-from ctl.runtime.state import TRANSITIONS, ExitStatus, Status, TaskState, supervisor_alive
+from ctl.runtime.state import (
+    TRANSITIONS,
+    ExitStatus,
+    Status,
+    TaskState,
+    is_live,
+    supervisor_alive,
+)
 from ctl.runtime.taskdir import TaskDir
 
 if TYPE_CHECKING:
@@ -495,8 +502,7 @@ class TaskService:
 
     def _running_pid(self, container_id: str) -> int | None:
         task = self.load(container_id)
-        live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
-        return task.pid if live and task is not None else None
+        return task.pid if task is not None and is_live(task) else None
 
     def _attach_network(self, container: Container, options: RunConfig) -> dict[str, Any]:
         """_attach_network joins the task to its network; returns the spec to run.

@@ -491,10 +491,9 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
             break
         task = client.task_state(container)
         # Imported here, so that an empty listing goes without typing and the task states.
-        from ctl.runtime.state import Status
+        from ctl.runtime.state import is_live
 
-        live = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
-        if (every or live) and (test is None or test.keep(container, task, _health(task))):
+        if (every or is_live(task)) and (test is None or test.keep(container, task, _health(task))):
             row = ps_row(container, task, args.no_trunc)
             if args.size:
                 row["Size"] = _size_text(client.container_size(container))

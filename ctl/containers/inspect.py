@@ -498,7 +498,7 @@ def _network_settings(
 
     from ctl.errdefs import CtlError
     from ctl.network.config import DEFAULT_NETWORK
-    from ctl.runtime.state import Status
+    from ctl.runtime.state import is_live
 
     def docker_name(name: str) -> str:
         return "bridge" if name == DEFAULT_NETWORK else name  # docker's name of its default
@@ -570,8 +570,7 @@ def _network_settings(
                 network_id=connected_id, aliases=list(connection.aliases)
             )
     settings["Networks"] = networks
-    running = task is not None and task.status in (Status.RUNNING, Status.PAUSED)
-    if running and network not in ("none", "host"):
+    if is_live(task) and network not in ("none", "host"):
         settings["Ports"] = ports(container, image)
     return settings
 

@@ -280,6 +280,7 @@ def connect_network(
     from ctl.containers.container import NetworkConnection
     from ctl.network.connect import connect, disconnect
     from ctl.network.networks import resolve_network
+    from ctl.runtime.state import is_live
 
     with client.tasks.lifecycle_lock(container_id):
         container = client.containers.get(container_id)
@@ -292,7 +293,7 @@ def connect_network(
         if name in (resolve_network(config.network), *(c.network for c in config.connections)):
             raise AlreadyExists(f"the container is already on network {name!r}")
         attachment = None
-        if _live(client, container):
+        if is_live(client.task_state(container)):
             attachment = connect(client.networks, container.id, name, aliases, ip, ip6)
         else:
             client.networks.check_static(name, ip, ip6)
@@ -316,6 +317,7 @@ def disconnect_network(client: Client, container_id: str, name: str, force: bool
     created on, which stays."""
     from ctl.network.connect import disconnect
     from ctl.network.networks import resolve_network
+    from ctl.runtime.state import is_live
 
     with client.tasks.lifecycle_lock(container_id):
         container = client.containers.get(container_id)
@@ -331,15 +333,8 @@ def disconnect_network(client: Client, container_id: str, name: str, force: bool
             client.containers.update(
                 container.updated(config=config._replace(connections=kept)), ["config"]
             )
-        if _live(client, container):
+        if is_live(client.task_state(container)):
             # A connection the record had may be gone live already (a failed start's).
             disconnect(client.networks, container.id, name, force or recorded)
         elif not recorded and not force:
             raise NotFound(f"the container is not connected to network {name!r}")
-
-
-def _live(client: Client, container: Container) -> bool:
-    from ctl.runtime.state import Status
-
-    task = client.task_state(container)
-    return task is not None and task.status in (Status.RUNNING, Status.PAUSED)

@@ -223,6 +223,11 @@ class TaskState(NamedTuple):
     log_lines_dropped: int = 0
 
 
+def is_live(task: TaskState | None) -> bool:
+    """is_live: the task has a process, running or paused (docker's Running)."""
+    return task is not None and task.status in (Status.RUNNING, Status.PAUSED)
+
+
 def docker_state(task: TaskState | None) -> str:
     """docker_state is docker's State of a container: created, running, paused or exited."""
     if task is None:
