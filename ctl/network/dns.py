@@ -137,8 +137,7 @@ def sync(paths: Paths, wanted: Mapping[str, str]) -> None:
         changed = False
         for name in os.listdir(directory):
             if name != PID_FILE and not name.startswith(".") and name not in wanted:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(directory / name)
+                fsutil.unlink_if_present(directory / name)
                 changed = True
         for name, text in wanted.items():
             try:
@@ -154,8 +153,7 @@ def sync(paths: Paths, wanted: Mapping[str, str]) -> None:
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(directory / PID_FILE)
+            fsutil.unlink_if_present(directory / PID_FILE)
         elif pid is None:
             _start(directory)
         elif changed:

@@ -50,7 +50,7 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ctl.errdefs import FailedPrecondition
-from ctl.fsutil import write_all
+from ctl.fsutil import unlink_if_present, write_all
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -295,8 +295,7 @@ class LogWriter:
         files = rotated_files(self.path, self.max_files)
         if len(files) == 1:
             # Unlinked, not truncated: a reader holding the file reads it to its end.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+            unlink_if_present(self.path)
         elif self.compress:
             self._rotate_compressed(files)
         else:
