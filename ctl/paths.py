@@ -97,14 +97,11 @@ class Paths:
     urllib.parse and ipaddress) costs more start-up time than a listing.
     """
 
-    __slots__ = ("_ensured", "_tasks", "root")
+    __slots__ = ("_ensured", "root")
 
     def __init__(self, root: StrPath) -> None:
         self.root = os.fspath(root)
         self._ensured = False
-        # Each namespace's tasks directory, once made: ps asks for a task directory per
-        # container, and four joins and a check of the namespace cost 9 µs each time.
-        self._tasks: dict[str, str] = {}
 
     @property
     def version_file(self) -> str:
@@ -145,10 +142,7 @@ class Paths:
         return f"{self.namespace(namespace)}/containers"
 
     def tasks(self, namespace: str) -> str:
-        tasks = self._tasks.get(namespace)
-        if tasks is None:
-            tasks = self._tasks[namespace] = f"{self.namespace(namespace)}/tasks"
-        return tasks
+        return f"{self.namespace(namespace)}/tasks"
 
     def task_dir(self, namespace: str, container_id: str) -> str:
         return f"{self.tasks(namespace)}/{identifiers.validate('container id', container_id)}"
