@@ -27,7 +27,6 @@ import contextlib
 import ipaddress
 import os
 import time
-from pathlib import Path
 
 from ctl import identifiers
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
@@ -231,13 +230,8 @@ def static_addresses(
             raise InvalidArgument(f"invalid {flag} {value}: network {network!r} has {where}")
         if str(address) == gateway:
             raise InvalidArgument(f"invalid {flag} {value}: the gateway of network {network!r}")
-        lease = Path(manager.paths.leases(network), str(address))
-        try:
-            holder = lease.read_text().split()
-        except OSError:
-            holder = []
-        if holder:
-            who = holder[0]
+        who = manager.lease_holder(network, str(address))
+        if who:
             if len(who) == 64 and all(c in "0123456789abcdef" for c in who):
                 who = f"container {manager._container_name(manager.namespace, who)}"
             raise AlreadyExists(f"{flag} {address}: on network {network!r} it is taken by {who}")
@@ -437,21 +431,11 @@ def leftovers(manager: NetworkManager, running: Callable[[str, str], bool]) -> l
 
 def _lease_holders(manager: NetworkManager) -> dict[tuple[str, str], str]:
     """_lease_holders maps (network, address) to the holder host-local wrote, for every lease."""
-    found = {}
-    for network in manager.networks.names():
-        leases = Path(manager.paths.leases(network))
-        try:
-            names = os.listdir(leases)
-        except OSError:
-            continue
-        for name in names:
-            try:
-                ipaddress.ip_address(name)
-                holder = (leases / name).read_text().split()
-            except (ValueError, OSError):
-                continue  # host-local's lock and last_reserved_ip files
-            found[(network, name)] = holder[0] if holder else ""
-    return found
+    return {
+        (network, address): holder
+        for network in manager.networks.names()
+        for address, holder in manager.leases(network).items()
+    }
 
 
 def _stray_lease(manager: NetworkManager, network: str, address: str, holder: str) -> bool:

@@ -540,6 +540,35 @@ class NetworkManager:
                 continue  # not a namespace's directory
             yield from records.list(_attachment_record)
 
+    def leases(self, network: str) -> dict[str, str]:
+        """leases maps each address host-local leased on ``network`` to the holder it wrote
+        (a container id, an auxiliary address's name, or "" for an empty lease)."""
+        directory = self.paths.leases(network)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return {}
+        found = {}
+        for name in names:
+            try:
+                ipaddress.ip_address(name)
+                holder = self.lease_holder(network, name)
+            except ValueError:
+                continue  # host-local's lock and last_reserved_ip files
+            if holder is not None:
+                found[name] = holder
+        return found
+
+    def lease_holder(self, network: str, address: str) -> str | None:
+        """lease_holder is what the lease of ``address`` on ``network`` names ("" if nothing);
+        None if the address has no lease that can be read."""
+        try:
+            with open(f"{self.paths.leases(network)}/{address}") as lease:
+                holder = lease.read().split()
+        except OSError:
+            return None
+        return holder[0] if holder else ""
+
     # Damaged records.
 
     def _recovered(self, container_id: str) -> dict[str, Any] | None:
@@ -551,18 +580,13 @@ class NetworkManager:
         published ports are not known). None if no lease names the container.
         """
         for network in self.networks.names():
-            leases = Path(self.paths.leases(network))
             try:
                 conflist = self.networks.conflist(network)
-                addresses = sorted(os.listdir(leases))
-            except (CtlError, OSError):
+            except CtlError:
                 continue
-            for address in addresses:
-                try:
-                    holder = (leases / address).read_text().split()
-                except OSError:
-                    continue
-                if not holder or holder[0] != container_id:
+            leases = self.leases(network)
+            for address in sorted(leases):
+                if leases[address] != container_id:
                     continue
                 info = config.info_of(conflist)
                 prefix = ipaddress.IPv4Network(info.subnet).prefixlen
