@@ -162,6 +162,21 @@ def setup_runc_ctl_spec(
     return runc_contestant(CTL_SPEC, "ctl-spec", tmp, bundle, spec, env)
 
 
+def setup_runc_changed_spec(
+    tmp: Path, label: str, change: Callable[[dict[str, Any]], None], env: dict[str, str]
+) -> Contestant:
+    """setup_runc_changed_spec is bare ``runc run`` of ctl's spec as ``change`` leaves it: what
+    one part of the spec costs runc. Call it after ``setup_runc_ctl_spec``."""
+    bundle, changed = tmp / "ctl-spec-bundle", tmp / "ctl-spec-changed"
+    shutil.copytree(bundle, changed)
+    spec = json.loads((changed / "config.json").read_text())
+    for mount in spec["mounts"]:
+        if mount["source"].startswith(f"{bundle}/"):
+            mount["source"] = str(changed / Path(mount["source"]).name)
+    change(spec)
+    return runc_contestant(label, "ctl-spec-changed", tmp, changed, spec, env)
+
+
 def setup_ctl(
     label: str, prefix: list[str], root: Path, archive: Path, env: dict[str, str]
 ) -> Contestant:

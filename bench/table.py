@@ -19,6 +19,11 @@ Rows (each against a floor timed in the same run):
   namespace; the bench's containerd isolates content by namespace, so every pull downloads).
   Roots are removed between turns, outside the timings.
 
+Beside the contestants, some rows time parts that bound any ctl, marked "(a part)" or named
+for runc: runc on ctl's spec (and on that spec with docker's seccomp profile cut to the native
+architecture: what the profile's x86 and x32 filters cost), ctl's interpreter started as the
+pex starts it, and that interpreter importing requests (the pull rows).
+
 Every round runs every row, and within a row the contestants' order rotates from round to
 round, so that the load of other jobs spreads over all alike; round 0 warms and is not
 counted. ``--ctl`` (repeatable) times other builds beside dist/ctl.pex. The table gives
@@ -31,13 +36,14 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from run import (
     FLOOR,
@@ -52,6 +58,7 @@ from run import (
     setup_ctr,
     setup_podman,
     setup_runc,
+    setup_runc_changed_spec,
     setup_runc_ctl_spec,
     unmount_under,
     workspace,
@@ -227,6 +234,8 @@ def pull_row(
         "skopeo copy + tar -xzf (floor)", lambda n: ["sh", "-c", floor_sh, "sh", str(n)], env
     )
     contestants = [floor]
+    with contextlib.suppress(RunFailed):
+        contestants.append(pex_import(binaries[-1], "requests", env))
     for ctl in binaries:
         contestants.append(
             Contestant(
@@ -301,6 +310,44 @@ def remove_ctr_namespace(
         [need("ctr"), "--address", str(socket), "namespaces", "rm", namespace],
         capture_output=True,
         check=False,
+    )
+
+
+# --- the parts that bound ctl's time ------------------------------------------------
+# Not contestants: what a command must spend on parts ctl cannot change, timed in the same
+# run, so that the table shows how close to a row's goal any ctl could come.
+
+NATIVE_SECCOMP = "runc run of ctl's spec, 1-arch seccomp"
+
+
+def native_seccomp(spec: dict[str, Any]) -> None:
+    # Docker's profile names three architectures on amd64 (x86_64, x86, x32); libseccomp
+    # builds the filter for each.
+    seccomp = spec["linux"]["seccomp"]
+    seccomp["architectures"] = seccomp["architectures"][:1]
+
+
+def pex_import(ctl: str, module: str | None, env: dict[str, str]) -> Contestant:
+    """pex_import is ctl's interpreter, started as the pex's header starts it, importing
+    ``module`` (if any) and nothing of ctl: the part of a command that no change to ctl's code
+    removes. RunFailed if ``ctl`` is not a pex with ctl's header."""
+    run([ctl, "--version"], env)  # lays out the pex's venv
+    with open(ctl, "rb") as f:
+        header = f.read(8192).decode(errors="replace")
+    installed = re.search(r'^INSTALLED_PEX="\$\{PEX_ROOT\}/(.+)"$', header, re.MULTILINE)
+    if installed is None:
+        raise RunFailed(f"{ctl}: not a pex with ctl's boot header")
+    venv = Path(env.get("PEX_ROOT", "/var/cache/ctl/pex"), installed.group(1))
+    site_packages = next(venv.glob("lib/python3.*/site-packages"), None)
+    if site_packages is None:
+        raise RunFailed(f"{venv}: no site-packages")
+    code = f"import sys; sys.path.append({str(site_packages)!r})"
+    if module is not None:
+        code += f"; import {module}"
+    return Contestant(
+        f"ctl's python + import {module} (a part)" if module else "ctl's python alone (a part)",
+        lambda n: [str(venv / "bin" / "python"), "-I", "-S", "-c", code],
+        env,
     )
 
 
@@ -438,6 +485,11 @@ def main() -> int:
             contestants = [setup_runc(tmp, busybox, env)]
             with contextlib.suppress(RunFailed):
                 contestants.append(setup_runc_ctl_spec(tmp, [binaries[-1]], archive, env))
+                contestants.append(
+                    setup_runc_changed_spec(tmp, NATIVE_SECCOMP, native_seccomp, env)
+                )
+            with contextlib.suppress(RunFailed):
+                contestants.append(pex_import(binaries[-1], None, env))
             for k, ctl in enumerate(binaries):
                 label = f"{label_of(ctl, binaries)} run --rm"
                 contestants.append(setup_ctl(label, [ctl], tmp / f"run-{k}", archive, env))
