@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+from itertools import islice
 
 from ctl.errdefs import EXIT_CTL_FAILURE, CtlError, InvalidArgument
 
@@ -58,6 +59,20 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+# The flags that take no value, which docker (Go's flag package) also accepts as
+# ``--flag=true`` or ``--flag=false``.
+_VALUELESS = (argparse._StoreTrueAction, argparse._StoreFalseAction)
+
+
+def _go_bool(flag: str, value: str) -> bool:
+    """_go_bool reads a flag's value as Go's strconv.ParseBool does."""
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise InvalidArgument(f"invalid argument {value!r} for {flag!r}: want true or false")
+
+
 class Parser(argparse.ArgumentParser):
     """Parser reports bad usage as an InvalidArgument (one line, exit 125).
 
@@ -78,9 +93,66 @@ class Parser(argparse.ArgumentParser):
             deferred, self.deferred = self.deferred, None
             resolve(deferred)(self)
 
-    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         self.add_deferred_arguments()
-        return super().parse_known_args(*args, **kwargs)
+        if args is not None:
+            args = self._explicit_booleans(list(args))
+        return super().parse_known_args(args, namespace)
+
+    def _explicit_booleans(self, args: list[str]) -> list[str]:
+        """_explicit_booleans rewrites docker's ``--rm=false`` and ``-d=true`` for the flags that
+        take no value (argparse refuses any value for them): the bare flag, or its negation.
+
+        Only options before the first positional argument are read: what follows a
+        command's IMAGE is the container's command line. An option's value is passed over,
+        so in ``-e --x=false`` it stays the value of ``-e``.
+        """
+        out: list[str] = []
+        rest = iter(args)
+        for token in rest:
+            if token in ("--", "-") or not token.startswith("-"):
+                return [*out, token, *rest]
+            name, equals, value = token.partition("=")
+            action = self._option_string_actions.get(name)
+            if equals and isinstance(action, _VALUELESS):
+                out.append(
+                    name if _go_bool(name, value) == action.const else self._negation(action)
+                )
+                continue
+            out.append(token)
+            if self._wants_next(token, action, bool(equals)):
+                out.extend(islice(rest, 1))
+        return out
+
+    def _negation(self, action: argparse.Action) -> str:
+        """_negation is a hidden option that stores the opposite of ``action``'s flag: what
+        ``--rm=false`` becomes, so that the last of ``--rm ... --rm=false`` wins, as in docker."""
+        option = f"{action.option_strings[-1]}=false"
+        if option not in self._option_string_actions:
+            self.add_argument(
+                option,
+                dest=action.dest,
+                action="store_const",
+                const=not action.const,
+                default=action.default,
+                help=argparse.SUPPRESS,
+            )
+        return option
+
+    def _wants_next(self, token: str, action: argparse.Action | None, has_value: bool) -> bool:
+        """_wants_next says whether ``token`` takes the next word as its value: ``-e``, ``-it``
+        ending in a flag that takes one (``-ie``), but not ``-p80:80`` or ``--env=X``."""
+        if action is not None:
+            return not has_value and action.nargs != 0
+        if token.startswith("--"):
+            return False  # unknown: argparse reports it
+        for at, letter in enumerate(token[1:], start=2):
+            short = self._option_string_actions.get(f"-{letter}")
+            if short is None:
+                return False
+            if short.nargs != 0:
+                return at == len(token)  # its value is the rest of the word, or the next
+        return False
 
     def format_help(self) -> str:
         self.add_deferred_arguments()

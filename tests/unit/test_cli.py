@@ -235,3 +235,39 @@ def test_garbage_collection_is_back_on_once_the_command_is_parsed(tmp_path: Path
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("argv", "rm", "detach"),
+    [
+        (["--rm=true"], True, False),
+        (["--rm=false"], False, False),
+        (["--rm=1", "-d=True"], True, True),
+        (["--rm", "--rm=f"], False, False),  # the last one wins, as in docker
+        (["--rm=FALSE", "--rm"], True, False),
+        (["-d=0", "--detach=t"], False, True),
+    ],
+)
+def test_flags_without_a_value_take_docker_true_and_false(
+    argv: list[str], rm: bool, detach: bool
+) -> None:
+    """docker's flags are Go's: ``--rm=false`` and ``-d=true`` are how scripts spell them."""
+    args = build_parser("run").parse_args(["run", *argv, "IMG", "sh", "--rm=true", "-d=1"])
+    assert (args.rm, args.detach) == (rm, detach)
+    # After the image, words are the container's command line, untouched.
+    assert args.command == ["sh", "--rm=true", "-d=1"]
+
+
+def test_a_flag_value_is_not_read_as_a_flag_and_a_bad_boolean_is_refused() -> None:
+    args = build_parser("run").parse_args(["run", "--name", "x", "-it", "IMG"])
+    assert (args.name, args.interactive, args.tty) == ("x", True, True)
+    args = build_parser("ps").parse_args(["ps", "--no-trunc=true", "-a=false"])
+    assert (args.no_trunc, args.all) == (True, False)
+    code = subprocess.run(
+        [sys.executable, "-m", "ctl", "run", "--rm=maybe", "IMG"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert code.returncode == 125
+    assert code.stderr == "ctl: invalid argument 'maybe' for '--rm': want true or false\n"
