@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ctl.content.local import LocalStore
     from ctl.gc import Collected
     from ctl.images.image import Image
+    from ctl.images.resolve import Removal
     from ctl.images.store import LocalImageStore
     from ctl.images.summary import ImageSummary
     from ctl.network import Attachment, NetworkInfo
@@ -375,8 +376,8 @@ class Client:
         self.emit("image", "tag", image.target.digest, name=name)
         return tagged
 
-    def remove_image(self, ref: str, *, force: bool = False) -> list[str]:
-        """remove_image deletes image records; returns the names removed.
+    def remove_image(self, ref: str, *, force: bool = False) -> Removal:
+        """remove_image deletes image records; returns the names removed and the ID deleted.
 
         A reference by ID that several names share needs ``force``, and so
         does the last name of an image a container was created from. The
@@ -384,12 +385,33 @@ class Client:
         """
         from ctl.images.resolve import remove_image
 
-        removed = remove_image(self.images, self.content, self.containers.list, ref, force=force)
-        for name in removed:
+        removal = remove_image(
+            self.images,
+            self.content,
+            self.containers.list,
+            self._snapshot_parent,
+            ref,
+            force=force,
+        )
+        for name in removal.untagged:
             self.emit("image", "untag", name, name=name)
-        if removed:
-            self.emit("image", "delete", ref, name=ref)
-        return removed
+        if removal.deleted:
+            self.emit("image", "delete", removal.deleted, name=ref)
+        return removal
+
+    def _snapshot_parent(self, container: Container) -> str:
+        """_snapshot_parent is the top layer of the image ``container`` was made on, or ""."""
+        from ctl.snapshots import new_snapshotter
+        from ctl.snapshots.namespaced import NamespacedSnapshotter
+
+        try:
+            name = container.snapshotter or self.default_snapshotter()
+            snapshotter = NamespacedSnapshotter(
+                new_snapshotter(name, self.paths.snapshotter(name)), self.namespace
+            )
+            return snapshotter.stat(container.snapshot_key).parent
+        except CtlError:
+            return ""
 
     def prune_images(
         self,
@@ -405,13 +427,17 @@ class Client:
         match. The content goes in a collection after. Returns each removed
         name with its image ID, and the bytes reclaimed.
         """
+        from ctl.images.resolve import user_of
         from ctl.timefmt import parse_rfc3339
 
-        used = {c.image for c in self.containers.list()}
+        containers = list(self.containers.list())
+        named = self.list_images()
         removed = []
-        for image in self.list_images():
+        for image in named:
             dangling = image.name.startswith("sha256:")
-            if image.name in used or not (dangling or unused):
+            if not (dangling or unused):
+                continue
+            if user_of(named, self.content, containers, self._snapshot_parent, image):
                 continue
             summary = self.summarize(image)
             created = parse_rfc3339(summary.created)

@@ -90,3 +90,14 @@ def parse_timestamp(text: str, now: float | None = None) -> float:
         raise InvalidArgument(
             f"invalid time {text!r}: want a Unix time, an RFC 3339 time, or a duration such as 10m"
         ) from None
+
+
+def go_time_string(seconds: float) -> str:
+    """go_time_string is Go's ``time.Unix(s, 0).String()``, docker's ``.CreatedAt`` of
+    ``images`` and ``ps``: ``2023-11-14 22:13:20 +0000 UTC``.
+
+    docker builds it from whole seconds in the local time zone (TZ), so the
+    fraction is dropped and the zone is the host's.
+    """
+    local = time.localtime(int(seconds))
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", local)

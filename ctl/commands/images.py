@@ -84,7 +84,9 @@ def _pull_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ref", metavar="REF", help="image reference, e.g. busybox or host/repo:tag")
     add_platform(parser, "os/arch[/variant] (default: this host's)")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the image digest")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the reference pulled"
+    )
     parser.add_argument(
         "-a", "--all-tags", action="store_true", help="every tag of the repository REF names"
     )
@@ -93,7 +95,9 @@ def _pull_flags(parser: argparse.ArgumentParser) -> None:
 def _push_flags(parser: argparse.ArgumentParser) -> None:
     _image_arg(parser, "ref")
     parser.add_argument("--insecure", action="store_true", help="allow plain HTTP and bad TLS")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print only the digest")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the reference pushed"
+    )
     parser.add_argument(
         "-a", "--all-tags", action="store_true", help="every local tag of the repository REF names"
     )
@@ -105,7 +109,7 @@ def _images_flags(parser: argparse.ArgumentParser) -> None:
     add_format(parser)
     parser.add_argument("--digests", action="store_true", help="show digests")
     parser.add_argument(
-        "-a", "--all", action="store_true", help="show all images (there are no intermediate ones)"
+        "-a", "--all", action="store_true", help="show dangling images too (<none>)"
     )
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate IDs")
     parser.add_argument(
@@ -193,6 +197,14 @@ def _repository(ref: str) -> str:
     return ref
 
 
+def _quiet_line(ref: str, all_tags: bool) -> str:
+    """_quiet_line is what docker's pull -q and push -q print: the normalised reference
+    (``docker.io/library/busybox:latest``), a repository alone with -a/--all-tags."""
+    from ctl.reference import parse, parse_named
+
+    return str(parse_named(ref) if all_tags else parse(ref))
+
+
 def _pull(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.progress import for_stream
 
@@ -205,11 +217,11 @@ def _pull(args: argparse.Namespace, ctx: Context) -> int:
         image = ctx.client.pull(
             ref, platform=platform, insecure=args.insecure, progress=for_stream(args.quiet)
         )
-        if args.quiet:
-            print(image.target.digest)
-        else:
+        if not args.quiet:
             print(f"Digest: {image.target.digest}")
             print(image.name)
+    if args.quiet:
+        print(_quiet_line(args.ref, args.all_tags))
     return 0
 
 
@@ -239,12 +251,12 @@ def _push(args: argparse.Namespace, ctx: Context) -> int:
     for ref in refs:
         _check_platform(ctx, ref, args.platform)
         pushed = ctx.client.push(ref, insecure=args.insecure, progress=for_stream(args.quiet))
-        if args.quiet:
-            print(pushed.digest)
-        else:
+        if not args.quiet:
             print(
                 f"{ref}: Digest: {pushed.digest}" if args.all_tags else f"Digest: {pushed.digest}"
             )
+    if args.quiet:
+        print(_quiet_line(args.ref, args.all_tags))
     return 0
 
 
@@ -271,14 +283,26 @@ def _check_platform(ctx: Context, ref: str, platform: str | None) -> None:
         )
 
 
+def _unnamed(name: str) -> bool:
+    """_unnamed: an image of no name is recorded under its digest and listed as <none>."""
+    return name.startswith("sha256:")
+
+
 def _split_name(name: str) -> tuple[str, str, str]:
-    """_split_name gives the REPOSITORY, TAG and digest columns of an image name."""
-    if name.startswith("sha256:"):
+    """_split_name gives the REPOSITORY (familiar: ``busybox``), TAG and digest of a name."""
+    if _unnamed(name):
         return "<none>", "<none>", name
-    from ctl.reference import parse
+    from ctl.reference import familiar_name, parse
 
     ref = parse(name)
-    return ref.name, ref.tag or "<none>", ref.digest or ""
+    return familiar_name(ref.domain, ref.path), ref.tag or "<none>", ref.digest or ""
+
+
+def _familiar(name: str) -> str:
+    """_familiar is docker's short form of an image name: ``busybox:latest``."""
+    from ctl.reference import parse
+
+    return parse(name).familiar
 
 
 def _short_id(digest: str, no_trunc: bool) -> str:
@@ -287,7 +311,7 @@ def _short_id(digest: str, no_trunc: bool) -> str:
 
 def _image_row(summary: ImageSummary, no_trunc: bool) -> dict[str, Any]:
     from ctl.progress import human_size
-    from ctl.timefmt import ago, parse_rfc3339
+    from ctl.timefmt import ago, go_time_string, parse_rfc3339
 
     repo, tag, digest = _split_name(summary.image.name)
     created = parse_rfc3339(summary.created)
@@ -296,7 +320,8 @@ def _image_row(summary: ImageSummary, no_trunc: bool) -> dict[str, Any]:
         "Tag": tag,
         "ID": _short_id(summary.id, no_trunc),
         "Digest": digest or summary.image.target.digest,
-        "CreatedAt": summary.created,
+        # docker's image without a creation time has Created 0: the epoch.
+        "CreatedAt": go_time_string(created or 0.0),
         "CreatedSince": ago(created),
         "Size": human_size(summary.size),
         "Platform": summary.platform,
@@ -309,6 +334,9 @@ def _images(args: argparse.Namespace, ctx: Context) -> Listing:
 
     client = ctx.client
     images = client.list_images()
+    # docker hides dangling images unless -a, or a dangling filter, asks for them.
+    if not args.all and not any(f.partition("=")[0] == "dangling" for f in args.filter):
+        images = [i for i in images if not _unnamed(i.name)]
     if args.repository:
         images = [i for i in images if _matches(i.name, args.repository)]
     summaries = [client.summarize(i) for i in images]
@@ -338,7 +366,7 @@ def _images(args: argparse.Namespace, ctx: Context) -> Listing:
 def _matches(name: str, pattern: str) -> bool:
     from ctl.reference import parse
 
-    if name.startswith("sha256:"):
+    if _unnamed(name):
         return False
     try:
         want = parse(pattern)
@@ -351,12 +379,31 @@ def _matches(name: str, pattern: str) -> bool:
 
 
 def _rmi(args: argparse.Namespace, ctx: Context) -> int:
-    def remove(ref: str) -> None:
-        _check_platform(ctx, ref, args.platform)
-        for name in ctx.client.remove_image(ref, force=args.force):
-            print(f"Untagged: {name}")
+    from ctl.errdefs import NotFound
 
-    return each(args.refs, remove, echo=False)
+    missing: list[NotFound] = []
+
+    def remove(ref: str) -> None:
+        try:
+            _check_platform(ctx, ref, args.platform)
+            removal = ctx.client.remove_image(ref, force=args.force)
+        except NotFound as err:
+            if not args.force:
+                raise
+            missing.append(err)
+            return
+        for name in removal.untagged:
+            if not _unnamed(name):
+                print(f"Untagged: {_familiar(name)}")
+        if removal.deleted:
+            print(f"Deleted: {removal.deleted}")
+
+    code = each(args.refs, remove, echo=False)
+    # docker's rmi -f reports an image that is not there, after the others, and goes on.
+    sys.stdout.flush()
+    for err in missing:
+        sys.stderr.write(f"ctl: {err}\n")
+    return code
 
 
 def _tag(args: argparse.Namespace, ctx: Context) -> int:
@@ -394,17 +441,36 @@ def _load(args: argparse.Namespace, ctx: Context) -> int:
             raise InvalidArgument(f"load: cannot open {args.input}: {err.strerror}") from err
         with source:
             images = ctx.client.load(source, _platform(args.platform))
+    # -q only hides progress, which ctl's load has none of: docker prints these lines anyway.
     for image in images:
-        print(image.name if args.quiet else f"Loaded image: {image.name}")
+        if _unnamed(image.name):
+            print(f"Loaded image ID: {ctx.client.summarize(image).id}")
+        else:
+            print(f"Loaded image: {_familiar(image.name)}")
     return 0
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
     from ctl.output import print_inspect
 
-    docs = [_inspect_checked(ctx, ref, args.platform) for ref in args.refs]
-    print_inspect(docs, args.format)
-    return 0
+    # As docker's: the images found are printed, then an error for each that is not
+    # (if none is found, nothing is printed on stdout: bad input changes nothing there).
+    docs: list[dict[str, Any]] = []
+    errors: list[CtlError] = []
+    for ref in args.refs:
+        try:
+            docs.append(_inspect_checked(ctx, ref, args.platform))
+        except CtlError as err:
+            errors.append(err)
+    if docs:
+        print_inspect(docs, args.format)
+    if not errors:
+        return 0
+    sys.stdout.flush()
+    for error in errors[:-1]:
+        hint = f" ({error.hint})" if error.hint else ""
+        sys.stderr.write(f"ctl: {error}{hint}\n")
+    raise errors[-1]
 
 
 def inspect_document(ctx: Context, ref: str) -> dict[str, Any]:
@@ -421,20 +487,27 @@ def _inspect_doc(summary: ImageSummary) -> dict[str, Any]:
     image = summary.image
     repo, tag, _ = _split_name(image.name)
     config = summary.config
+    rootfs = config.get("rootfs") or {}
+    history = config.get("history") or []
     return {
         "Id": summary.id,
         "Name": image.name,
         "RepoTags": [f"{repo}:{tag}"] if tag != "<none>" else [],
         "RepoDigests": [f"{repo}@{image.target.digest}"] if repo != "<none>" else [],
+        # ctl's images have no parent images, nor a docker daemon that built them.
+        "Parent": "",
+        # docker's containerd store reads the comment of commit -m and import from the history.
+        "Comment": str(history[-1].get("comment", "")) if history else "",
         "Created": summary.created,
+        "DockerVersion": "",
         "Architecture": config.get("architecture", ""),
         "Os": config.get("os", ""),
         "Variant": config.get("variant", ""),
         "Size": summary.size,
         "Author": config.get("author", ""),
         "Config": config.get("config", {}),
-        "RootFS": config.get("rootfs", {}),
-        "History": config.get("history", []),
+        "RootFS": {"Type": rootfs.get("type", ""), "Layers": rootfs.get("diff_ids") or []},
+        "History": history,
         "Target": image.target.to_json(),
         "Manifest": summary.manifest.descriptor.to_json() if summary.manifest else None,
         "Labels": image.labels,
@@ -494,8 +567,8 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
     if removed:
         print("Deleted Images:")
         for name, _ in removed:
-            if not name.startswith("sha256:"):
-                print(f"untagged: {name}")
+            if not _unnamed(name):
+                print(f"untagged: {_familiar(name)}")
         for image_id in dict.fromkeys(image_id for _, image_id in removed):
             print(f"deleted: {image_id}")
         print()

@@ -148,17 +148,17 @@ def export_archive(provider: Provider, images: list[Image], out: BinaryIO) -> No
         manifest = manifests.image_manifest(provider, image)
         top = _exportable_target(provider, image.target, manifest)
         _collect(provider, top, blobs)
-        annotations = {oci.ANNOTATION_IMAGE_NAME: image.name}
         repo_tag = None
+        entry = top.to_json()
+        # An unnamed image (named by its digest, listed as <none>) leaves without a name.
         if not image.name.startswith("sha256:"):
             ref = parse(image.name)
             # The full name, not just the tag, so that one archive can hold
             # several images skopeo can tell apart (oci-archive:FILE:NAME).
-            annotations[oci.ANNOTATION_REF_NAME] = image.name
+            names = {oci.ANNOTATION_IMAGE_NAME: image.name, oci.ANNOTATION_REF_NAME: image.name}
+            entry["annotations"] = {**entry.get("annotations", {}), **names}
             if ref.tag:
                 repo_tag = ref.familiar
-        entry = top.to_json()
-        entry["annotations"] = {**entry.get("annotations", {}), **annotations}
         index_entries.append(entry)
         docker = docker_entries.setdefault(
             manifest.descriptor.digest,
@@ -399,6 +399,9 @@ def _oci_names(desc: Descriptor) -> list[str]:
 
     for key in (oci.ANNOTATION_IMAGE_NAME, oci.ANNOTATION_REF_NAME):
         value = desc.annotations.get(key, "")
+        # ctl's saves of before named an unnamed image by its digest: that is no name.
+        if value.startswith("sha256:"):
+            continue
         # A bare tag ("latest") names no repository; it cannot be an image name alone.
         if value and ("/" in value or ":" in value or key == oci.ANNOTATION_IMAGE_NAME):
             try:

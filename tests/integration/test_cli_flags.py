@@ -158,7 +158,7 @@ def test_rmi_no_prune_removes_only_the_name(root: Path, images: CanonicalImages)
     run_ctl("pull", images.busybox_ref, root=root).assert_success()
     run_ctl("tag", images.busybox_ref, "cli/kept:1", root=root).assert_success()
     out = run_ctl("rmi", "--no-prune", "cli/kept:1", root=root).assert_success().stdout
-    assert out == "Untagged: docker.io/cli/kept:1\n"
+    assert out == "Untagged: cli/kept:1\n"
     assert run_ctl("images", "-q", root=root).stdout.strip()
     run_ctl("image", "inspect", images.busybox_ref, root=root).assert_success()
     other = "linux/s390x" if "s390x" not in images.host_platform else "linux/riscv64"
@@ -245,11 +245,11 @@ def test_images_filter(root: Path, images: CanonicalImages) -> None:
         out = run_ctl("images", "--format", "{{.Repository}}:{{.Tag}}", *flags, root=root)
         return sorted(out.assert_success().stdout.split())
 
-    assert names("-f", "reference=cli/a") == ["docker.io/cli/a:1"]
-    assert names("--filter", "reference=cli/*:2") == ["docker.io/cli/b:2"]
+    assert names("-f", "reference=cli/a") == ["cli/a:1"]
+    assert names("--filter", "reference=cli/*:2") == ["cli/b:2"]
     assert names("-f", "reference=cli/*", "-f", "reference=nothing") == [
-        "docker.io/cli/a:1",
-        "docker.io/cli/b:2",
+        "cli/a:1",
+        "cli/b:2",
     ]
     assert names("-f", "reference=*") == [], "* does not cross a /, as Go's path.Match"
     assert names("-f", "dangling=true") == []

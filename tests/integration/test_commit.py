@@ -90,6 +90,7 @@ def test_commit_round_trip_through_save_and_load(
     assert image_id.startswith("sha256:") and len(image_id) == 71
     inspect = json.loads(_ctl(croot, "image", "inspect", "round/trip:v1"))[0]
     assert inspect["Id"] == image_id
+    assert inspect["Comment"] == "the change"
     config = inspect["Config"]
     assert "FOO=bar" in config["Env"]
     assert config["Cmd"] == ["cat", "/tmp/new"]
@@ -126,11 +127,12 @@ def test_commit_without_a_name_is_dangling_and_image_prune_takes_it(
     assert image_id in listed and "<none>" in listed
     # A prompt answered "n" (or nothing) removes nothing.
     ctl_proc("image", "prune", root=croot, input="n\n").assert_failure(125, "cancelled")
-    assert image_id in _ctl(croot, "images", "--no-trunc")
+    assert image_id in _ctl(croot, "images", "-a", "--no-trunc")
+    assert image_id not in _ctl(croot, "images", "--no-trunc"), "docker hides dangling images"
     out = _ctl(croot, "image", "prune", input="y\n")
     assert "Deleted Images:" in out and f"deleted: {image_id}" in out
     assert "Total reclaimed space:" in out
-    assert image_id not in _ctl(croot, "images", "--no-trunc")
+    assert image_id not in _ctl(croot, "images", "-a", "--no-trunc")
     # The named image in use by c2 stays, even with -a.
     _ctl(croot, "image", "prune", "-a", "-f")
     assert images.busybox_ref.rsplit("/", 1)[-1].split(":")[0] in _ctl(croot, "images")

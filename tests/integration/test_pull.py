@@ -60,14 +60,14 @@ def test_pull_single_platform_image(root: Path, images: CanonicalImages) -> None
     ]
 
 
-def test_pull_quiet_prints_only_the_digest(root: Path, images: CanonicalImages) -> None:
+def test_pull_quiet_prints_only_the_reference(root: Path, images: CanonicalImages) -> None:
     result = run_ctl("pull", "-q", images.busybox_ref, root=root).assert_success()
-    assert result.stdout == images.busybox.digest + "\n"
+    assert result.stdout == images.busybox_ref + "\n"
 
 
 def test_pull_selects_the_host_platform_of_an_index(root: Path, images: CanonicalImages) -> None:
-    result = run_ctl("pull", "-q", images.multi_ref, root=root).assert_success()
-    assert result.stdout.strip() == images.multi.digest
+    result = run_ctl("pull", images.multi_ref, root=root).assert_success()
+    assert f"Digest: {images.multi.digest}" in result.stdout
     stored = _blobs(root)
     assert {b.digest for b in images.multi_host.blobs()} <= stored
     other_only = {b.digest for b in images.multi_other.blobs()} - {
