@@ -10,6 +10,7 @@ from ctl.commands._base import (
     add_format,
     add_inspect_format,
     add_platform,
+    bool_flag,
     complete,
     complete_images,
     each,
@@ -156,8 +157,6 @@ def _inspect_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _history_flags(parser: argparse.ArgumentParser) -> None:
-    from ctl.commands.transfer import bool_flag
-
     _image_arg(parser, "ref")
     add_format(parser)
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ctl.commands._base import Command, complete, complete_containers
+from ctl.commands._base import Command, bool_flag, complete, complete_containers
 from ctl.errdefs import InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterator
     from typing import Any, BinaryIO
 
@@ -85,27 +85,6 @@ def container_prune_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILTER",
         help="'until=<timestamp|duration>', 'label=<key>[=<value>]' or 'label!=...'",
     )
-
-
-def bool_flag(parser: argparse.ArgumentParser, short: str, long: str, help: str) -> None:
-    """bool_flag adds a docker boolean flag that defaults to true: ``-p``, ``--pause=false``.
-
-    The ``=false`` and ``=true`` spellings are options of their own, so the
-    flag alone never takes the next word (an image name) for its value.
-    """
-    dest = long.removeprefix("--").replace("-", "_")
-    parser.add_argument(
-        short, long, dest=dest, action="store_const", const=True, default=True, help=help
-    )
-    for value in ("false", "true"):
-        parser.add_argument(
-            f"{long}={value}",
-            f"{short}={value}",
-            dest=dest,
-            action="store_const",
-            const=value == "true",
-            help=f"{long}=false to turn it off" if value == "false" else argparse.SUPPRESS,
-        )
 
 
 def _cp_flags(parser: argparse.ArgumentParser) -> None:
