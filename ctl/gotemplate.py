@@ -7,6 +7,10 @@ pipelines with ``|``. Functions: text/template's own (``and or not eq ne lt
 le gt ge index len print printf println slice``) and docker's (``json join
 split title lower upper pad truncate``).
 
+A value that is a function is a method, as in Go: ``{{.Label "key"}}`` calls it
+with the command's arguments, a method anywhere else is called without any, and
+``json`` marshals only those without arguments (docker's ``MarshalJSON``).
+
 A template is parsed once (``parse``) and run for each document (``execute``).
 Errors are InvalidArgument in Go's words, so a bad ``--format`` is one line.
 A key missing from a map is Go's ``<no value>``, as docker's inspect prints it.
@@ -349,12 +353,15 @@ def _pipeline(pipeline: Node, dot: Any, scope: dict[str, Any]) -> Any:
 
 def _command(command: list[Node], dot: Any, scope: dict[str, Any], final: tuple[Any, ...]) -> Any:
     head = command[0]
+    args = [*(_operand_value(arg, dot, scope) for arg in command[1:]), *final]
     if head[0] == "func":
-        args = [_operand_value(arg, dot, scope) for arg in command[1:]]
-        return _call(head[1], [*args, *final])
-    if len(command) > 1 or final:
+        return _call(head[1], args)
+    value = _target(head, dot, scope)
+    if callable(value):
+        return _call_method(_method_name(head), value, args)
+    if args:
         raise TemplateError(f"template: can't give argument to non-function {_describe(head)}")
-    return _operand_value(head, dot, scope)
+    return value
 
 
 # A scope key no template variable can be: variables start with "$".
@@ -362,6 +369,14 @@ _STRICT = " strict"
 
 
 def _operand_value(node: Node, dot: Any, scope: dict[str, Any]) -> Any:
+    """_operand_value is an argument's value: a method there is called without arguments."""
+    value = _target(node, dot, scope)
+    return _call_method(_method_name(node), value, []) if callable(value) else value
+
+
+def _target(node: Node, dot: Any, scope: dict[str, Any]) -> Any:
+    """_target is what a node names; a method at the end of a field chain is not called yet,
+    as a command's head takes the command's arguments (Go's ``{{.Label "key"}}``)."""
     kind = node[0]
     if kind == "const":
         return node[1]
@@ -380,7 +395,9 @@ def _operand_value(node: Node, dot: Any, scope: dict[str, Any]) -> Any:
 
 
 def _fields(value: Any, fields: list[str], strict: bool = False) -> Any:
-    for name in fields:
+    for number, name in enumerate(fields):
+        if number and callable(value):
+            value = _call_method(fields[number - 1], value, [])
         if isinstance(value, dict):
             if strict and name not in value:
                 have = ", ".join(value)
@@ -399,10 +416,26 @@ def _describe(node: Node) -> str:
     return str(node[1])
 
 
+def _method_name(node: Node) -> str:
+    return _describe(node).rpartition(".")[2]
+
+
 def _type(value: Any) -> str:
-    return {str: "string", bool: "bool", int: "int", float: "float64", list: "[]interface {}"}.get(
-        type(value), type(value).__name__
-    )
+    """_type is the Go type of a JSON-decoded value, as fmt's ``%T`` prints it."""
+    if value is None or value is NO_VALUE:
+        return "<nil>"
+    return _GO_TYPES.get(type(value), type(value).__name__)
+
+
+_GO_TYPES = {
+    str: "string",
+    bool: "bool",
+    int: "int",
+    float: "float64",
+    list: "[]interface {}",
+    tuple: "[]interface {}",
+    dict: "map[string]interface {}",
+}
 
 
 def truth(value: Any) -> bool:
@@ -468,10 +501,50 @@ def _call(name: str, args: list[Any]) -> Any:
         raise TemplateError(f"template: error calling {name}: {err}") from None
 
 
-def _json(value: Any) -> str:
+def _call_method(name: str, method: Callable[..., Any], args: list[Any]) -> Any:
+    """_call_method calls a field whose value is a function, as Go calls a method."""
+    try:
+        return method(*args)
+    except TemplateError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as err:
+        raise TemplateError(f"template: error calling {name}: {err}") from None
+
+
+def marshal(value: Any) -> str:
+    """marshal is Go's json.Marshal: compact, UTF-8 kept, ``<>&`` escaped.
+
+    A map's methods (its callable values) are marshalled as docker's formatter
+    marshals its contexts': one without arguments by its value, one that takes
+    some (``Label``) not at all.
+    """
     import json
 
-    return json.dumps(None if value is NO_VALUE else value, separators=(",", ":"))
+    rendered = json.dumps(
+        _marshalled(None if value is NO_VALUE else value), separators=(",", ":"), ensure_ascii=False
+    )
+    return rendered.translate(_JSON_HTML_ESCAPES)
+
+
+def _marshalled(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _marshalled(item() if callable(item) else item)
+            for key, item in value.items()
+            if not callable(item) or _niladic(item)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_marshalled(item) for item in value]
+    return value
+
+
+def _niladic(function: Callable[..., Any]) -> bool:
+    code = getattr(function, "__code__", None)
+    return code is not None and code.co_argcount == 0
+
+
+# Go's json.Marshal escapes these inside strings (outside them no JSON text has them).
+_JSON_HTML_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"}
 
 
 def _index(value: Any, *keys: Any) -> Any:
@@ -506,23 +579,97 @@ def _sprint(*args: Any) -> str:
 
 
 def _printf(fmt: str, *args: Any) -> str:
+    """_printf is Go's fmt.Sprintf for the verbs templates use, wrong types shown as Go's."""
     import re
 
-    values = iter(args)
+    used = 0
 
     def verb(match: re.Match[str]) -> str:
+        nonlocal used
         if match[0] == "%%":
             return "%"
-        value = next(values, NO_VALUE)
-        flags, kind = match[1], match[2]
-        if kind in "dxXob" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return ("%" + flags + ("d" if kind == "b" else kind)) % int(value)
-        if kind in "feg" and isinstance(value, (int, float)):
-            return ("%" + flags + kind) % value
-        rendered = _json(value) if kind == "q" else text(value)
-        return ("%" + flags + "s") % rendered
+        if used == len(args):
+            return f"%!{match[2]}(MISSING)"
+        used += 1
+        return _verb(match[1], match[2], args[used - 1])
 
-    return re.sub(r"%%|%([-+# 0]*\d*(?:\.\d+)?)([vsdqxXobfeg])", verb, fmt)
+    out = re.sub(r"%%|%([-+# 0]*\d*(?:\.\d+)?)([vTtsqdcxXobeEfFgG])", verb, fmt)
+    if used < len(args):
+        out += "%!(EXTRA " + ", ".join(f"{_type(a)}={text(a)}" for a in args[used:]) + ")"
+    return out
+
+
+def _verb(flags: str, kind: str, value: Any) -> str:
+    """_verb formats one operand; lists and maps element by element, as Go's fmt does."""
+    if isinstance(value, (list, tuple)) and kind not in "vT":
+        return "[" + " ".join(_verb(flags, kind, item) for item in value) + "]"
+    if isinstance(value, dict) and kind not in "vT":
+        pairs = (f"{_verb(flags, kind, k)}:{_verb(flags, kind, value[k])}" for k in sorted(value))
+        return "map[" + " ".join(pairs) + "]"
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if (kind in "dxXo" and number) or (kind in "eEfF" and isinstance(value, float)):
+        return str(("%" + flags + kind) % value)
+    if kind in "gG" and isinstance(value, float):
+        # Without a precision Go prints the shortest digits that read back the same.
+        return ("%" + flags + kind) % value if "." in flags else ("%" + flags + "s") % _float(value)
+    rendered = _verb_text(kind, value, number)
+    if rendered is None:
+        nil = value is None or value is NO_VALUE
+        return f"%!{kind}(<nil>)" if nil else f"%!{kind}({_type(value)}={text(value)})"
+    return ("%" + flags + "s") % rendered
+
+
+def _verb_text(kind: str, value: Any, number: bool) -> str | None:
+    """_verb_text is an operand as the verb prints it before padding; None for a wrong type."""
+    if kind == "T":
+        return _type(value)
+    if kind == "v":
+        return "<nil>" if value is NO_VALUE else text(value)
+    if value is None and kind in "sq":
+        # None is ctl's stand-in for docker's empty strings (see ``text``).
+        return '""' if kind == "q" else ""
+    if isinstance(value, str):
+        hexed = value.encode().hex()
+        by_verb = {"s": value, "q": _quote(value, '"'), "x": hexed, "X": hexed.upper()}
+        return by_verb.get(kind)
+    if number and kind in "qcb":
+        return {"q": _quote(chr(value), "'"), "c": chr(value), "b": format(value, "b")}[kind]
+    if kind == "t" and isinstance(value, bool):
+        return text(value)
+    return None
+
+
+# Go's escapes in a quoted string (strconv.Quote).
+_QUOTE_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def _quote(value: str, mark: str) -> str:
+    """_quote is Go's strconv.Quote (``mark`` ``"``) or QuoteRune (``'``)."""
+    out = [mark]
+    for char in value:
+        code = ord(char)
+        if char in (mark, "\\"):
+            out.append("\\" + char)
+        elif char in _QUOTE_ESCAPES:
+            out.append(_QUOTE_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append(mark)
+    return "".join(out)
 
 
 def _compare(op: str) -> Callable[..., bool]:
@@ -561,19 +708,50 @@ def _slice(value: Any, *bounds: int) -> Any:
     return value[slice(*bounds)] if len(bounds) <= 2 else value[bounds[0] : bounds[1]]
 
 
-def _truncate(value: str, length: int) -> str:
-    return value[:length]
+def _string(value: Any) -> str:
+    """_string is a string argument of docker's functions; Go refuses other types."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""  # ctl's stand-in for docker's empty strings (see ``text``)
+    if value is NO_VALUE:
+        raise TemplateError("template: invalid value; expected string")
+    raise TemplateError(f"template: wrong type for value; expected string; got {_type(value)}")
 
 
-def _pad(value: str, before: int, after: int) -> str:
-    return " " * before + value + " " * after
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TemplateError(f"template: wrong type for value; expected int; got {_type(value)}")
 
 
-def _title(value: str) -> str:
+def _truncate(value: Any, length: Any) -> str:
+    return _string(value)[: _int(length)]
+
+
+def _pad(value: Any, before: Any, after: Any) -> str:
+    return " " * _int(before) + _string(value) + " " * _int(after)
+
+
+def _title(value: Any) -> str:
     # Go's strings.Title upper-cases the first letter of each word, nothing else.
     import re
 
-    return re.sub(r"(^|\s)(\S)", lambda m: m[1] + m[2].upper(), value)
+    return re.sub(r"(^|\s)(\S)", lambda m: m[1] + m[2].upper(), _string(value))
+
+
+def _split_string(value: Any, separator: Any) -> list[str]:
+    # Go's strings.Split cuts at every character when the separator is empty.
+    value, separator = _string(value), _string(separator)
+    return value.split(separator) if separator else list(value)
+
+
+def _join(items: Any, separator: Any) -> str:
+    if not isinstance(items, (list, tuple)):
+        raise TemplateError(
+            f"template: wrong type for value; expected []string; got {_type(items)}"
+        )
+    return _string(separator).join(text(item) for item in items)
 
 
 FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
@@ -592,12 +770,12 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int]] = {
     "print": (_sprint, -1),
     "printf": (_printf, -1),
     "println": (lambda *args: " ".join(text(arg) for arg in args) + "\n", -1),
-    "json": (_json, 1),
-    "join": (lambda items, sep: sep.join(text(item) for item in items), 2),
-    "split": (lambda value, sep: value.split(sep), 2),
+    "json": (marshal, 1),
+    "join": (_join, 2),
+    "split": (_split_string, 2),
     "title": (_title, 1),
-    "lower": (lambda value: value.lower(), 1),
-    "upper": (lambda value: value.upper(), 1),
+    "lower": (lambda value: _string(value).lower(), 1),
+    "upper": (lambda value: _string(value).upper(), 1),
     "pad": (_pad, 3),
     "truncate": (_truncate, 2),
 }

@@ -17,7 +17,7 @@ from ctl.errdefs import InvalidArgument
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
 FORMATS = ("table", "json")
@@ -123,16 +123,50 @@ def print_listing(listing: Listing, fmt: str, quiet: bool) -> None:
             ids = (row[field] for row in listing.rows if row[field] != "")
         out.write("".join(f"{i}\n" for i in ids))
     elif "{{" in fmt:
-        headers = {key: key.upper() for row in listing.rows[:1] for key in row}
+        headers: dict[str, Any] = {
+            key: _no_header if callable(value) else key.upper()
+            for row in listing.rows[:1]
+            for key, value in row.items()
+        }
         headers.update((c.field, c.header) for c in listing.columns)
         out.write(render_template(fmt, listing.rows, headers))
     elif fmt == "json":
-        import json
-
-        out.write("".join(json.dumps(row) + "\n" for row in listing.rows))
+        out.write("".join(_json_line(row) for row in listing.rows))
     else:
         table = [[_cell(row.get(c.field)) for c in listing.columns] for row in listing.rows]
         out.write(render_table([c.header for c in listing.columns], table))
+
+
+def _json_line(row: Mapping[str, Any]) -> str:
+    """_json_line is a listing's row as docker's ``--format json`` prints it: Go's json.Marshal
+    of a map, so compact, its keys sorted and its methods (``Label``) left out."""
+    from ctl.gotemplate import marshal
+
+    return marshal(dict(sorted(row.items()))) + "\n"
+
+
+def label_method(labels: Mapping[str, str]) -> Callable[[str], str]:
+    """label_method is a listing row's ``Label``: ``{{.Label "KEY"}}`` is the label's value,
+    empty when the object has no such label, as in docker's listings."""
+
+    def label(key: str) -> str:
+        return labels.get(key, "")
+
+    return label
+
+
+def natural_key(name: str) -> list[Any]:
+    """natural_key sorts names as docker's listings do (sortorder.NaturalLess): ``net2``
+    before ``net10``."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _no_header(*args: Any) -> str:
+    """_no_header heads a template's method column (``{{.Label "KEY"}}``): docker prints no
+    header there (its header map has no methods)."""
+    return ""
 
 
 def print_rows(listing: Listing) -> None:

@@ -100,10 +100,10 @@ def _matches(filters: Filters, event: dict[str, Any]) -> bool:
 
 
 def _render(event: dict[str, Any], fmt: str | None, template: Any) -> str:
-    import json
-
     if fmt == "json":
-        return json.dumps(event) + "\n"
+        from ctl.gotemplate import marshal
+
+        return marshal(event) + "\n"
     if template is not None:
         from ctl import gotemplate
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from ctl.errdefs import InvalidArgument
-from ctl.gotemplate import execute, parse
+from ctl.gotemplate import FUNCTIONS, execute, parse
 
 DOC = {
     "Name": "web",
@@ -97,3 +99,107 @@ def test_actions(template: str, out: str) -> None:
 def test_errors_are_one_line(template: str, why: str) -> None:
     with pytest.raises(InvalidArgument, match=why):
         fill(template)
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        ("{{upper 5}}", "expected string; got int"),
+        ("{{lower .Count}}", "expected string; got int"),
+        ("{{title .Labels}}", "expected string; got map"),
+        ("{{.Cpus | upper}}", "expected string; got float64"),
+        ('{{split .Args ","}}', r"expected string; got \[\]interface"),
+        ('{{join .Name ","}}', r"expected \[\]string; got string"),
+        ('{{pad .Name "1" 1}}', "expected int; got string"),
+        ("{{truncate true 1}}", "expected string; got bool"),
+        ("{{upper .Missing}}", "invalid value; expected string"),
+    ],
+)
+def test_a_wrong_type_is_a_template_error(template: str, why: str) -> None:
+    with pytest.raises(InvalidArgument, match=f"^template: .*{why}"):
+        fill(template)
+
+
+OPERANDS = ("5", "1.5", "true", "nil", '"x"', ".Labels", ".Args", ".Missing")
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_no_function_fails_but_as_a_template_error(name: str) -> None:
+    """Whatever a function is given, it answers or says why in one line: no internal error."""
+    arities = [FUNCTIONS[name][1]] if FUNCTIONS[name][1] >= 0 else [1, 2, 3]
+    for arity in arities:
+        for first in OPERANDS:
+            for other in OPERANDS:
+                args = " ".join([first, *[other] * (arity - 1)])
+                with contextlib.suppress(InvalidArgument):
+                    fill(f"{{{{{name} {args}}}}}")
+
+
+@pytest.mark.parametrize(
+    ("template", "out"),
+    [
+        ('{{printf "%t|%t" true .Count}}', "true|%!t(int=0)"),
+        (
+            '{{printf "%v|%v|%v|%v" 1.5 .Args .Labels 1e6}}',
+            "1.5|[-g daemon off;]|map[com.example:x tier:front]|1e+06",
+        ),
+        ('{{printf "%q|%q|%q" "a\\"b\\n" 65 .Args}}', '"a\\"b\\n"|\'A\'|["-g" "daemon off;"]'),
+        ('{{printf "%q" "é\\a"}}', '"é\\a"'),
+        ('{{printf "%d|%5d|%-3d|%x|%X|%o" 42 7 1 255 255 8}}', "42|    7|1  |ff|FF|10"),
+        ('{{printf "%d|%d" "x" 1.5}}', "%!d(string=x)|%!d(float64=1.5)"),
+        ('{{printf "%s|%s|%s" .Name 5 .Args}}', "web|%!s(int=5)|[-g daemon off;]"),
+        ('{{printf "%s|%v|%d" .Missing .Missing .Missing}}', "%!s(<nil>)|<nil>|%!d(<nil>)"),
+        ('{{printf "%s %s" "a"}}', "a %!s(MISSING)"),
+        ('{{printf "%s" "a" 1 "b"}}', "a%!(EXTRA int=1, string=b)"),
+        (
+            '{{printf "%5t|%-6s|%6.2f|%g|%.3g" true "ab" 2.5 1e21 1234.5}}',
+            " true|ab    |  2.50|1e+21|1.23e+03",
+        ),
+        (
+            '{{printf "%T %T %T %T" .Cpus .Labels .Args .Name}}',
+            "float64 map[string]interface {} []interface {} string",
+        ),
+        ('{{printf "%c%x%%" 65 "hi"}}', "A6869%"),
+    ],
+)
+def test_printf_is_gos(template: str, out: str) -> None:
+    assert fill(template) == out
+
+
+METHODS = {
+    "Name": "web",
+    "Label": lambda key: {"tier": "front"}.get(key, ""),
+    "Lazy": lambda: {"Inner": "deep"},
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "out"),
+    [
+        ('{{.Label "tier"}}|{{.Label "nope"}}', "front|"),
+        ('{{"tier" | .Label}}', "front"),
+        ('{{upper (.Label "tier")}}', "FRONT"),
+        ('{{if .Label "tier"}}yes{{end}}', "yes"),
+        ("{{.Lazy.Inner}} {{len .Lazy}}", "deep 1"),
+        # A method takes arguments only at the head of a command; json leaves it out.
+        ("{{json .}}", '{"Name":"web","Lazy":{"Inner":"deep"}}'),
+    ],
+)
+def test_a_callable_field_is_a_method(template: str, out: str) -> None:
+    assert fill(template, METHODS) == out
+
+
+def test_a_method_called_wrongly_is_a_template_error() -> None:
+    with pytest.raises(InvalidArgument, match="error calling Label"):
+        fill("{{.Label}}", METHODS)
+    with pytest.raises(InvalidArgument, match="error calling Label"):
+        fill('{{.Label "a" "b"}}', METHODS)
+    with pytest.raises(InvalidArgument, match=r"can't give argument to non-function \.Name"):
+        fill('{{.Name "a"}}', METHODS)
+
+
+def test_json_is_gos_json_marshal() -> None:
+    doc = {"html": "<a&b>", "text": "é\u2028", "n": [1, 2.5, None, True]}
+    assert fill("{{json .}}", doc) == (
+        '{"html":"\\u003ca\\u0026b\\u003e","text":"é\\u2028","n":[1,2.5,null,true]}'
+    )

@@ -11,6 +11,8 @@ from ctl.output import (
     Listing,
     check_format,
     check_template,
+    label_method,
+    natural_key,
     print_listing,
     render_template,
 )
@@ -108,9 +110,37 @@ def test_quiet_prints_the_ids_rows_have(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_json_lines_and_templates_see_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    # Go's json.Marshal of docker's row: compact, keys sorted.
     print_listing(LISTING, "json", quiet=False)
     assert capsys.readouterr().out == (
-        '{"ID": "0123", "Name": "backend", "Extra": 1}\n{"ID": "", "Name": "host"}\n'
+        '{"Extra":1,"ID":"0123","Name":"backend"}\n{"ID":"","Name":"host"}\n'
     )
     print_listing(Listing(LISTING.columns, LISTING.rows[:1]), "{{.Name}} {{.Extra}}", quiet=False)
     assert capsys.readouterr().out == "backend 1\n"
+
+
+LABELLED = Listing(
+    (Column("NAME", "Name", id=True),),
+    [
+        {"Name": "a", "Labels": "k=<v>", "Label": label_method({"k": "<v>", "é": "ü"})},
+        {"Name": "b", "Labels": "", "Label": label_method({})},
+    ],
+)
+
+
+def test_a_rows_label_method_takes_its_key(capsys: pytest.CaptureFixture[str]) -> None:
+    print_listing(LABELLED, '{{.Name}}={{.Label "k"}}|{{.Label "é"}}', quiet=False)
+    assert capsys.readouterr().out == "a=<v>|ü\nb=|\n"
+    # docker's header row has no methods: the column has no header.
+    print_listing(LABELLED, 'table {{.Name}}\t{{.Label "k"}}\t{{.Labels}}', quiet=False)
+    assert capsys.readouterr().out.splitlines()[0].split() == ["NAME", "LABELS"]
+    # A method that takes arguments is not in docker's JSON; Go escapes <, > and &.
+    print_listing(LABELLED, "json", quiet=False)
+    assert capsys.readouterr().out.splitlines()[0] == '{"Labels":"k=\\u003cv\\u003e","Name":"a"}'
+    with pytest.raises(InvalidArgument, match="error calling Label"):
+        print_listing(LABELLED, "{{.Label}}", quiet=False)
+
+
+def test_names_sort_as_docker_sorts_them() -> None:
+    names = ["net10", "bridge", "net2", "host", "a1b10", "a1b9"]
+    assert sorted(names, key=natural_key) == ["a1b9", "a1b10", "bridge", "host", "net2", "net10"]
