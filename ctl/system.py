@@ -84,17 +84,85 @@ def disk_usage(client: Client) -> list[dict[str, Any]]:
 
 def _volume_usage(client: Client) -> tuple[int, int, int, int]:
     """_volume_usage is the volumes' count, how many are used, their size, the unused ones' size."""
+    volumes = volume_usage(client)
+    used = [size for _, links, size in volumes if links]
+    size = sum(size for _, _, size in volumes)
+    return len(volumes), len(used), size, size - sum(used)
+
+
+def volume_usage(client: Client) -> list[tuple[str, int, int]]:
+    """volume_usage is each volume's name, how many containers (of any namespace) mount
+    it, and its size in bytes, by name."""
     users = client.volume_users()
-    count = used = size = unused_size = 0
-    for volume in client.list_volumes():
-        count += 1
-        volume_size = client.volumes.usage(volume.name)
-        size += volume_size
-        if volume.name in users:
-            used += 1
-        else:
-            unused_size += volume_size
-    return count, used, size, unused_size
+    return [
+        (volume.name, len(users.get(volume.name, ())), client.volumes.usage(volume.name))
+        for volume in client.list_volumes()
+    ]
+
+
+def info(client: Client, runc_version: Callable[[], str]) -> dict[str, Any]:
+    """info is ``info``'s document: docker's fields that one host without a daemon has
+    (its namespace's containers and images), then ctl's own.
+
+    ``RuncVersion`` (runc runs) and ``Driver`` (the first choice of a snapshotter mounts
+    an overlay) are functions, which a template calls only when it names them.
+    """
+    import platform
+
+    from ctl import __version__
+    from ctl.reference import host_platform
+    from ctl.runtime.cgroups import is_v2
+    from ctl.runtime.state import Status
+
+    tasks = [client.task_state(c) for c in client.list_containers()]
+    statuses = [task.status if task is not None else None for task in tasks]
+    running = statuses.count(Status.RUNNING)
+    paused = statuses.count(Status.PAUSED)
+    return {
+        "Containers": len(statuses),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(statuses) - running - paused,
+        "Images": len(client.list_images()),
+        # ctl's snapshotter, as docker's containerd image store shows its own (overlayfs).
+        "Driver": lambda: client.snapshotter_name or client.default_snapshotter(),
+        "CgroupDriver": "cgroupfs",  # ctl gives runc cgroup paths, not systemd slices
+        "CgroupVersion": "2" if is_v2() else "1",
+        "KernelVersion": platform.release(),
+        "OperatingSystem": _os_release().get("PRETTY_NAME", "Linux"),
+        "OSType": "linux",
+        "Architecture": os.uname().machine,
+        "NCPU": len(os.sched_getaffinity(0)),
+        "MemTotal": _mem_total(),
+        "Name": os.uname().nodename,
+        "DockerRootDir": str(client.paths.root),
+        "ServerVersion": __version__,
+        "Version": __version__,
+        "RuncVersion": runc_version,
+        "Root": str(client.paths.root),
+        "Namespace": client.namespace,
+        "Platform": str(host_platform()),
+        "Kernel": platform.release(),
+        "Python": platform.python_version(),
+    }
+
+
+def _os_release() -> dict[str, str]:
+    """_os_release is /etc/os-release (else /usr/lib/os-release) as a dict, quotes removed."""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        with contextlib.suppress(OSError, ValueError), open(path, encoding="utf-8") as file:
+            pairs = (line.partition("=") for line in file if "=" in line)
+            return {k.strip(): "".join(shlex.split(v)) for k, _, v in pairs}
+    return {}
+
+
+def _mem_total() -> int:
+    """_mem_total is the host's memory in bytes (/proc/meminfo's MemTotal), 0 if unknown."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="ascii") as file:
+        for line in file:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def image_usage(client: Client) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
     from typing import Any
 
     from ctl.commands._base import Context
@@ -99,15 +100,18 @@ def _find(ctx: Context, ref: str, only: str | None, size: bool) -> dict[str, Any
     raise NotFound(f"no such object: {ref}")
 
 
-def _inspect(args: argparse.Namespace, ctx: Context) -> int:
+def inspect_each(
+    refs: list[str], document: Callable[[str], dict[str, Any]], fmt: str | None
+) -> int:
+    """inspect_each prints the documents of the objects ``refs`` name, as docker's inspect
+    commands do: what is found is printed, then each name that is not is reported (exit 125)."""
     from ctl.output import print_inspect
 
-    # As docker's: what is found is printed, and each name that is not is reported.
     docs: list[dict[str, Any]] = []
-
-    def find(ref: str) -> None:
-        docs.append(_find(ctx, ref, args.type, args.size))
-
-    code = each(args.refs, find, echo=False)
-    print_inspect(docs, args.format)
+    code = each(refs, lambda ref: docs.append(document(ref)), echo=False)
+    print_inspect(docs, fmt)
     return code
+
+
+def _inspect(args: argparse.Namespace, ctx: Context) -> int:
+    return inspect_each(args.refs, lambda ref: _find(ctx, ref, args.type, args.size), args.format)

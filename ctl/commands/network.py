@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from ctl.network import NetworkInfo
     from ctl.output import Listing
 
-# ``--net`` modes that are not CNI networks, listed as docker and nerdctl list them.
-_PSEUDO_NETWORKS = (("host", "host"), ("none", "null"))
-
 
 def commands() -> tuple[Command | Group, ...]:
     return (
@@ -123,50 +120,54 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _row(info: NetworkInfo, no_trunc: bool) -> dict[str, Any]:
+    """_row is docker's network ls placeholders, and ctl's Subnet, Gateway and Bridge."""
+    from ctl.network.config import docker_name
+    from ctl.output import label_method
+    from ctl.timefmt import go_time_string, parse_rfc3339
+
+    created = parse_rfc3339(info.created)
     return {
         "ID": info.id if no_trunc else info.id[:12],
-        "Name": info.name,
+        "Name": docker_name(info.name),
         "Driver": info.driver,
         "Scope": "local",
-        "Subnet": info.subnet,
-        "Gateway": info.gateway,
-        "Bridge": info.bridge,
+        "IPv4": str(bool(info.subnet)).lower(),
         "IPv6": str(bool(info.subnet6)).lower(),
         "Internal": str(info.internal).lower(),
         "Labels": ",".join(f"{k}={v}" for k, v in info.labels),
-        "CreatedAt": info.created,
+        "Label": label_method(dict(info.labels)),
+        "CreatedAt": "" if created is None else go_time_string(created),
+        "Subnet": info.subnet,
+        "Gateway": info.gateway,
+        "Bridge": info.bridge,
     }
 
 
-def network_filter(values: list[str], used: set[str]) -> Callable[[NetworkInfo | str], bool]:
-    """network_filter is docker's ``network ls --filter``, for networks and pseudo-networks.
+def network_filter(values: list[str], used: set[str]) -> Callable[[NetworkInfo], bool]:
+    """network_filter is docker's ``network ls --filter``, by the names docker shows.
 
-    A pseudo-network (``host``, ``none``) is given by name: it is builtin,
-    never dangling, without id or labels.
+    The default network and the pseudo-networks (``host``, ``none``) are
+    builtin, never dangling.
     """
     from ctl.filters import Filters, boolean, name_matches
-    from ctl.network.config import DEFAULT_NETWORK
+    from ctl.network.config import DEFAULT_NETWORK, PSEUDO_NETWORKS, docker_name
 
     keys = ("name", "id", "label", "driver", "type", "dangling", "scope")
     filters = Filters(values, keys)
     types = filters.one_of("type", ("custom", "builtin"))
     dangling = [boolean("dangling", v) for v in filters.get("dangling")]
+    builtins = {DEFAULT_NETWORK, *dict(PSEUDO_NETWORKS)}
 
-    def match(network: NetworkInfo | str) -> bool:
-        if isinstance(network, str):
-            name, net_id, driver, labels = network, "", dict(_PSEUDO_NETWORKS)[network], {}
-            builtin, unused = True, False
-        else:
-            name, net_id, driver = network.name, network.id, network.driver
-            labels = dict(network.labels)
-            builtin = name == DEFAULT_NETWORK
-            unused = not builtin and name not in used
+    def match(network: NetworkInfo) -> bool:
+        name = docker_name(network.name)
+        builtin = network.name in builtins
+        unused = not builtin and network.name not in used
         return (
             filters.match("name", lambda v: name_matches(v, name))
-            and filters.match("id", lambda v: net_id.startswith(v) and v != "")
-            and filters.match("driver", lambda v: v == driver)
+            and filters.match("id", lambda v: network.id.startswith(v) and v != "")
+            and filters.match("driver", lambda v: v == network.driver)
             and filters.match("scope", lambda v: v == "local")
-            and filters.match_labels(labels)
+            and filters.match_labels(dict(network.labels))
             and (not types or ("builtin" if builtin else "custom") in types)
             and (not dangling or unused in dangling)
         )
@@ -175,33 +176,28 @@ def network_filter(values: list[str], used: set[str]) -> Callable[[NetworkInfo |
 
 
 def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
-    from ctl.output import Column, Listing
+    from ctl.output import Column, Listing, natural_key
 
-    infos = ctx.client.list_networks()
-    pseudo = [name for name, _ in _PSEUDO_NETWORKS]
+    infos = [*ctx.client.list_networks(), *ctx.client.networks.pseudo_networks()]
     if args.filter:
         from ctl.network.connect import networks_in_use
 
         match = network_filter(args.filter, networks_in_use(ctx.client.networks))
         infos = [i for i in infos if match(i)]
-        pseudo = [name for name in pseudo if match(name)]
-    rows = [_row(i, args.no_trunc) for i in infos]
-    # Without an ID, -q leaves them out.
-    rows += [{"ID": "", "Name": name, "Driver": dict(_PSEUDO_NETWORKS)[name]} for name in pseudo]
+    rows = sorted((_row(i, args.no_trunc) for i in infos), key=lambda r: natural_key(r["Name"]))
     columns = (
         Column("NETWORK ID", "ID", id=True),
         Column("NAME", "Name"),
         Column("DRIVER", "Driver"),
-        Column("SUBNET", "Subnet"),
+        Column("SCOPE", "Scope"),
     )
     return Listing(columns, rows)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_inspect
+    from ctl.commands.inspect import inspect_each, network_document
 
-    print_inspect([ctx.client.inspect_network(name) for name in args.networks], args.format)
-    return 0
+    return inspect_each(args.networks, lambda ref: network_document(ctx, ref), args.format)
 
 
 def _create(args: argparse.Namespace, ctx: Context) -> int:
@@ -301,7 +297,7 @@ def _prune_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _prune(args: argparse.Namespace, ctx: Context) -> int:
-    keep = _prune_filter(args.filter) if args.filter else None
+    keep = prune_filter(args.filter) if args.filter else None
     if not args.force:
         sys.stderr.write(
             "WARNING! This will remove all custom networks not used by at least one container.\n"
@@ -317,8 +313,9 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _prune_filter(values: list[str]) -> Callable[[NetworkInfo], bool]:
-    """_prune_filter is docker's ``network prune --filter``: ``label``, ``label!``, ``until``."""
+def prune_filter(values: list[str]) -> Callable[[NetworkInfo], bool]:
+    """prune_filter is docker's ``network prune --filter`` (and ``system prune``'s, for
+    networks): ``label``, ``label!``, ``until``; it says which networks to keep."""
     from ctl.filters import Filters
     from ctl.timefmt import parse_rfc3339, parse_timestamp
 

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from ctl.output import Listing
 
 
+# The Engine API version whose documents and behaviour ctl follows: that of docker/cli
+# 29.7 (its client's MaxAPIVersion), whose reference tests/data/docker_cli.json is from.
+DOCKER_API_VERSION = "1.55"
+
+
 def commands() -> tuple[Command | Group, ...]:
     info = Command("info", _info, "Show system-wide information", _info_flags)
     return (
@@ -146,46 +151,85 @@ def _version(args: argparse.Namespace, ctx: Context) -> int:
         print_version()
         return 0
     from ctl.output import render_template
+    from ctl.reference import host_platform
 
     # Daemonless: the "server" is ctl itself, as scripts asking {{.Server.Version}} expect one.
     engine = {
+        "Platform": {"Name": "ctl"},
         "Version": __version__,
-        "Os": platform.system().lower(),
-        "Arch": platform.machine(),
+        # Go's field is APIVersion (templates), its JSON key ApiVersion: scripts use both.
+        "APIVersion": DOCKER_API_VERSION,
+        "ApiVersion": DOCKER_API_VERSION,
+        # Empty, docker's value when unknown: a Python version there would read as Go's.
+        "GoVersion": "",
         "PythonVersion": platform.python_version(),
+        "Os": "linux",
+        "Arch": host_platform().architecture,
     }
     runc = {"Name": "runc", "Version": runc_version()}
-    document = {"Client": engine, "Server": {**engine, "Components": [runc]}}
-    sys.stdout.write(render_template(args.format, [document]))
+    server = {**engine, "KernelVersion": platform.release(), "Components": [runc]}
+    document = {"Client": engine, "Server": server}
+    # docker's --format json is {{json .}}.
+    template = "{{json .}}" if args.format == "json" else args.format
+    sys.stdout.write(render_template(template, [document]))
     return 0
+
+
+# Plain ``info``: docker's label for each key it shows, then ctl's own keys as they are.
+_INFO_LINES = (
+    ("Containers", "Containers"),
+    (" Running", "ContainersRunning"),
+    (" Paused", "ContainersPaused"),
+    (" Stopped", "ContainersStopped"),
+    ("Images", "Images"),
+    ("Server Version", "ServerVersion"),
+    ("Storage Driver", "Driver"),
+    ("Cgroup Driver", "CgroupDriver"),
+    ("Cgroup Version", "CgroupVersion"),
+    ("Kernel Version", "KernelVersion"),
+    ("Operating System", "OperatingSystem"),
+    ("OSType", "OSType"),
+    ("Architecture", "Architecture"),
+    ("CPUs", "NCPU"),
+    ("Total Memory", "MemTotal"),
+    ("Name", "Name"),
+    ("Docker Root Dir", "DockerRootDir"),
+    ("Root", "Root"),
+    ("Namespace", "Namespace"),
+    ("Platform", "Platform"),
+    ("RuncVersion", "RuncVersion"),
+    ("Python", "Python"),
+)
 
 
 def _info(args: argparse.Namespace, ctx: Context) -> int:
-    import json
+    from ctl.system import info
 
-    from ctl.reference import host_platform
-
-    client = ctx.client
-    info = {
-        "Version": __version__,
-        "RuncVersion": runc_version(),
-        "Root": str(client.paths.root),
-        "Namespace": client.namespace,
-        "Platform": str(host_platform()),
-        "Kernel": platform.release(),
-        "Python": sys.version.split()[0],
-        "Images": len(client.list_images()),
-    }
-    if args.format == "json":
-        print(json.dumps(info))
-    elif "{{" in args.format:
+    document = info(ctx.client, runc_version)
+    if "{{" in args.format:
         from ctl.output import render_template
 
-        sys.stdout.write(render_template(args.format, [info]))
-    else:
-        for key, value in info.items():
-            print(f"{key}: {value}")
+        sys.stdout.write(render_template(args.format, [document]))
+        return 0
+    if args.format == "json":
+        from ctl.gotemplate import marshal
+
+        print(marshal(document))
+        return 0
+    values = {key: value() if callable(value) else value for key, value in document.items()}
+    values["MemTotal"] = _binary_size(values["MemTotal"])
+    for label, key in _INFO_LINES:
+        print(f"{label}: {values[key]}")
     return 0
+
+
+def _binary_size(size: float) -> str:
+    """_binary_size is docker's units.BytesSize: 1024-based units, four digits."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{size:.4g}{unit}"
 
 
 def _prune(args: argparse.Namespace, ctx: Context) -> int:
@@ -217,20 +261,24 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-# docker's question before a system prune, one line a kind of object.
+# docker's question before a system prune, one line a kind of object, in docker's order.
 _SYSTEM_PRUNE_WHAT = (
-    ":\n  - all stopped containers\n{volumes}  - all {images}\n  - all unreferenced content\n"
+    ":\n  - all stopped containers\n  - all networks not used by at least one container\n"
+    "{volumes}  - all {images}\n  - all unreferenced content\n"
     "  - the leftovers of unfinished containers\n"
 )
 
 
 def _system_prune(args: argparse.Namespace, ctx: Context) -> int:
-    """_system_prune is docker's: stopped containers, dangling (-a: unused) images, then
-    ctl's collection of the content and snapshots nothing references."""
+    """_system_prune is docker's: stopped containers, unused networks, (--volumes) unused
+    anonymous volumes, dangling (-a: unused) images, then ctl's collection of the content
+    and snapshots nothing references."""
+    from ctl.commands.network import prune_filter
     from ctl.commands.transfer import confirm, parse_prune_filters
     from ctl.progress import human_size
 
     until, labels = parse_prune_filters(args.filter)
+    keep_networks = prune_filter(args.filter) if args.filter else None
     if not args.force:
         unused = "images without at least one container associated to them"
         kind = unused if args.all else "dangling images"
@@ -242,6 +290,16 @@ def _system_prune(args: argparse.Namespace, ctx: Context) -> int:
     if containers:
         print("Deleted Containers:")
         print("".join(f"{container_id}\n" for container_id, _ in containers))
+    networks = client.prune_networks(keep_networks)
+    if networks:
+        print("Deleted Networks:")
+        print("".join(f"{name}\n" for name in networks))
+    volumes_reclaimed = 0
+    if args.volumes:
+        pruned, volumes_reclaimed = client.prune_volumes()
+        if pruned:
+            print("Deleted Volumes:")
+            print("".join(f"{name}\n" for name in pruned))
     images, images_reclaimed = client.prune_images(unused=args.all, until=until, labels=labels)
     if images:
         print("Deleted Images:")
@@ -249,12 +307,6 @@ def _system_prune(args: argparse.Namespace, ctx: Context) -> int:
             if not name.startswith("sha256:"):
                 print(f"untagged: {name}")
         print("".join(f"deleted: {i}\n" for i in dict.fromkeys(i for _, i in images)))
-    volumes_reclaimed = 0
-    if args.volumes:
-        pruned, volumes_reclaimed = client.prune_volumes()
-        if pruned:
-            print("Deleted Volumes:")
-            print("".join(f"{name}\n" for name in pruned))
     # What the removed containers left (and anything else unreferenced) goes too.
     collected = client.prune()
     reclaimed = (
@@ -290,19 +342,29 @@ def _df_verbose(args: argparse.Namespace, ctx: Context) -> int:
     images, so it has no build cache.
     """
     from ctl.commands.containers import ps_row
-    from ctl.output import Column, Listing, print_json, print_listing
+    from ctl.output import Column, Listing, print_listing
     from ctl.progress import human_size
-    from ctl.system import image_usage
+    from ctl.system import image_usage, volume_usage
 
     client = ctx.client
     images = image_usage(client)
     containers = []
     for container in client.list_containers():
         row = ps_row(container, client.task_state(container), no_trunc=False)
-        row.update(LocalVolumes="0", Size=human_size(client.container_size(container)[0]))
+        mounted = sum(1 for mount in container.config.mounts if mount.type == "volume")
+        row.update(LocalVolumes=str(mounted), Size=human_size(client.container_size(container)[0]))
         containers.append(row)
+    volumes = [
+        {"Name": name, "Links": str(links), "Size": human_size(size)}
+        for name, links, size in volume_usage(client)
+    ]
     if args.format != "table":
-        print_json({"Images": images, "Containers": containers, "Volumes": [], "BuildCache": []})
+        from ctl.gotemplate import marshal
+
+        # docker's {{json .}} of its verbose document: one line, each row a sorted map.
+        found = {"Images": images, "Containers": containers, "Volumes": volumes}
+        document = {key: [dict(sorted(r.items())) for r in rows] for key, rows in found.items()}
+        print(marshal({**document, "BuildCache": []}))
         return 0
     sections = (
         (
@@ -341,7 +403,7 @@ def _df_verbose(args: argparse.Namespace, ctx: Context) -> int:
             "Local Volumes space usage:",
             Listing(
                 (Column("VOLUME NAME", "Name"), Column("LINKS", "Links"), Column("SIZE", "Size")),
-                [],
+                volumes,
             ),
         ),
     )

@@ -133,33 +133,40 @@ def _create(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _ls(args: argparse.Namespace, ctx: Context) -> Listing:
-    from ctl.output import Column, Listing
+    from ctl.output import Column, Listing, label_method, natural_key
     from ctl.volumes.filters import LS_KEYS, matches, parse_filters
 
     filters = parse_filters(args.filter, LS_KEYS)
     client = ctx.client
     users = client.volume_users() if "dangling" in filters else {}
+    volumes = [v for v in client.list_volumes() if matches(v, filters, in_use=v.name in users)]
+    # docker's placeholders; Links and Size are N/A as in docker's ls, which does not
+    # count them, and Group, Availability and Status are for swarm's cluster volumes.
     rows = [
         {
             "Driver": v.driver,
             "Name": v.name,
             "Mountpoint": v.mountpoint,
             "Labels": ",".join(f"{k}={val}" for k, val in sorted(v.labels.items())),
+            "Label": label_method(v.labels),
             "Scope": "local",
+            "Links": "N/A",
+            "Size": "N/A",
+            "Group": "N/A",
+            "Availability": "N/A",
+            "Status": "N/A",
             "CreatedAt": v.inspect()["CreatedAt"],
         }
-        for v in client.list_volumes()
-        if matches(v, filters, in_use=v.name in users)
+        for v in sorted(volumes, key=lambda v: natural_key(v.name))
     ]
     columns = (Column("DRIVER", "Driver"), Column("VOLUME NAME", "Name", id=True))
     return Listing(columns, rows)
 
 
 def _inspect(args: argparse.Namespace, ctx: Context) -> int:
-    from ctl.output import print_inspect
+    from ctl.commands.inspect import inspect_each, volume_document
 
-    print_inspect([ctx.client.volumes.get(name).inspect() for name in args.volumes], args.format)
-    return 0
+    return inspect_each(args.volumes, lambda ref: volume_document(ctx, ref), args.format)
 
 
 def _rm(args: argparse.Namespace, ctx: Context) -> int:

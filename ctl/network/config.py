@@ -61,8 +61,12 @@ if TYPE_CHECKING:
     IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_NETWORK = "ctl"
+# What docker calls its default network, and so what ctl shows for DEFAULT_NETWORK.
+DOCKER_DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "ctl0"
 DRIVER = "bridge"
+# ``--net`` modes that are no CNI network, which docker lists as networks: name, driver.
+PSEUDO_NETWORKS = (("host", "host"), ("none", "null"))
 # ``--net`` words that are not network names.
 RESERVED_NAMES = frozenset({"bridge", "host", "none", "default", "container"})
 # 10.88.0.0/16 is podman's default network and 10.89.0.0/16 the pool of its other networks;
@@ -77,6 +81,15 @@ IFNAMSIZ = 15
 OPT_MTU = "com.docker.network.driver.mtu"
 OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+
+
+def docker_name(name: str) -> str:
+    """docker_name is the name docker gives the network ``name``: the default one is ``bridge``.
+
+    It is what ctl shows (``network ls``, ``inspect``, filters); the records,
+    conflists and bridges keep the network's own name.
+    """
+    return DOCKER_DEFAULT_NETWORK if name == DEFAULT_NETWORK else name
 
 
 def info_of(conflist: dict[str, Any]) -> NetworkInfo:

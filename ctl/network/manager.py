@@ -57,7 +57,13 @@ from pathlib import Path
 from ctl import fsutil, identifiers
 from ctl.errdefs import AlreadyExists, CtlError, FailedPrecondition, InvalidArgument, NotFound
 from ctl.network import Attachment, NetworkInfo, bridges, config
-from ctl.network.networks import LOCK_TIMEOUT, Networks, network_lock, resolve_network
+from ctl.network.networks import (
+    LOCK_TIMEOUT,
+    Networks,
+    network_lock,
+    refuse_predefined,
+    resolve_network,
+)
 from ctl.records import RecordDir, UnreadableRecord
 from ctl.runtime.state import boot_id
 
@@ -712,6 +718,9 @@ class NetworkManager:
     def list_networks(self) -> list[NetworkInfo]:
         return self.networks.list()
 
+    def pseudo_networks(self) -> tuple[NetworkInfo, ...]:
+        return self.networks.pseudo_networks()
+
     def get(self, name: str) -> NetworkInfo:
         return self.networks.get(name)
 
@@ -723,6 +732,8 @@ class NetworkManager:
     def inspect(self, name: str) -> dict[str, Any]:
         """inspect shows a network in docker's shape, with its containers and its conflist."""
         info = self.networks.get(name)
+        if info.name in dict(config.PSEUDO_NETWORKS):
+            return self._inspect_pseudo(info)
         conflist = self.networks.conflist(info.name)
         containers: dict[str, Any] = {}
         for record in self._all_records():
@@ -750,7 +761,7 @@ class NetworkManager:
         if info.subnet6:
             ipam.append({"Subnet": info.subnet6, "Gateway": info.gateway6})
         return {
-            "Name": info.name,
+            "Name": config.docker_name(info.name),
             "Id": info.id,
             "Created": info.created,
             "Driver": info.driver,
@@ -764,17 +775,31 @@ class NetworkManager:
             "CNI": conflist,
         }
 
+    @staticmethod
+    def _inspect_pseudo(info: NetworkInfo) -> dict[str, Any]:
+        """_inspect_pseudo is ``host`` or ``none`` in docker's shape; ctl keeps no list of
+        the containers that run with ``--net host`` or ``none``."""
+        return {
+            "Name": info.name,
+            "Id": info.id,
+            "Created": info.created,
+            "Driver": info.driver,
+            "Scope": "local",
+            "EnableIPv6": False,
+            "Internal": False,
+            "IPAM": {"Driver": "default", "Config": []},
+            "Options": {},
+            "Labels": {},
+            "Containers": {},
+        }
+
     def remove(self, name: str) -> None:
         """remove deletes a network, its address leases and its bridge.
 
-        The default network and a network with attached containers raise
-        FailedPrecondition.
+        The predefined networks (bridge, host, none) and a network with attached
+        containers raise FailedPrecondition.
         """
-        name = resolve_network(name)
-        if name == config.DEFAULT_NETWORK:
-            raise FailedPrecondition(
-                f"network {name!r} is the default network and cannot be removed"
-            )
+        refuse_predefined(name)
         with network_lock(self.paths):
             self.networks.conflist(name)
             attached = [

@@ -34,6 +34,14 @@ AUX_LEASE_PREFIX = "ctl-aux-address:"
 DEFAULT_ALIASES = ("bridge", "default")
 
 
+def refuse_predefined(name: str) -> None:
+    """refuse_predefined refuses to remove the networks docker predefines, in moby's words."""
+    predefined = {config.DEFAULT_NETWORK, *DEFAULT_ALIASES, *(n for n, _ in config.PSEUDO_NETWORKS)}
+    if name in predefined:
+        shown = config.docker_name(resolve_network(name))
+        raise FailedPrecondition(f"{shown} is a pre-defined network and cannot be removed")
+
+
 def resolve_network(network: str) -> str:
     """resolve_network maps ``--net bridge`` to the default network; other names stay."""
     return config.DEFAULT_NETWORK if network in DEFAULT_ALIASES else network
@@ -128,8 +136,30 @@ class Networks:
         infos = [config.info_of(c) for c in self._conflists()]
         return sorted(infos, key=lambda i: (i.name != config.DEFAULT_NETWORK, i.name))
 
+    def pseudo_networks(self) -> tuple[NetworkInfo, ...]:
+        """pseudo_networks are ``host`` and ``none`` as docker lists them, with ids made from
+        the root's path and their name: each root's stay the same, and differ from another's."""
+        import hashlib
+
+        return tuple(
+            NetworkInfo(
+                id=hashlib.sha256(f"{self._paths.root}\0{name}".encode()).hexdigest(),
+                name=name,
+                driver=driver,
+                subnet="",
+                gateway="",
+                bridge="",
+                created="",
+            )
+            for name, driver in config.PSEUDO_NETWORKS
+        )
+
     def get(self, name: str) -> NetworkInfo:
-        """get is the network ``name`` (``bridge`` is the default network)."""
+        """get is the network ``name`` (``bridge`` is the default network; ``host`` and
+        ``none`` are pseudo-networks, which have no conflist)."""
+        for pseudo in self.pseudo_networks():
+            if pseudo.name == name:
+                return pseudo
         name = resolve_network(name)
         if name == config.DEFAULT_NETWORK:
             self.ensure_default()

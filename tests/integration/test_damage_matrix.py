@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from ctl.network.config import docker_name
 from ctl.paths import ref_key
 from tests.helpers import CtlResult, clean_root, ctl_proc, run_ctl
 from tests.images import CanonicalImages
@@ -501,7 +502,8 @@ def _healthy(env: Env) -> None:
     networks = env.ctl("network", "ls", "--format", "{{.Name}}")
     assert networks.code == 0, networks._explain("network ls")
     for network in {"ctl", "neta"} - set(env.damaged):
-        listed_network = re.search(rf"^{network}$", networks.stdout, re.M)
+        shown = docker_name(network)
+        listed_network = re.search(rf"^{shown}$", networks.stdout, re.M)
         assert listed_network, networks._explain(f"{network} listed")
     json.loads(env.ctl("inspect", "keep").assert_success().stdout)
 

@@ -554,11 +554,22 @@ def test_network_commands(tmp_path: Path) -> None:
     subnet = free_subnet()
     gateway = str(subnet[254])
     try:
+        # docker's columns, and its name of the default network; host and none have ids.
         listing = run_ctl("network", "ls", root=root).assert_success()
-        header, default, host, none = listing.stdout.splitlines()
-        assert header.split() == ["NETWORK", "ID", "NAME", "DRIVER", "SUBNET"]
-        assert default.split()[1:3] == [DEFAULT_NETWORK, "bridge"]
-        assert host.split() == ["host", "host"] and none.split() == ["none", "null"]
+        header, *rows = listing.stdout.splitlines()
+        assert header.split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+        assert [row.split()[1:] for row in rows] == [
+            ["bridge", "bridge", "local"],
+            ["host", "host", "local"],
+            ["none", "null", "local"],
+        ]
+        assert all(re.fullmatch(r"[0-9a-f]{12}", row.split()[0]) for row in rows)
+        ids = run_ctl("network", "ls", "-q", root=root).assert_success().stdout.split()
+        assert ids == [row.split()[0] for row in rows]
+        named = run_ctl(
+            "network", "ls", "--filter", "name=bridge", "--format", "{{.Name}}", root=root
+        )
+        assert named.assert_success().stdout == "bridge\n"
 
         created = run_ctl(
             "network", "create", "web", "--subnet", str(subnet), "--gateway", gateway,
@@ -566,33 +577,67 @@ def test_network_commands(tmp_path: Path) -> None:
         ).assert_success()  # fmt: skip
         network_id = created.stdout.strip()
         assert re.fullmatch(r"[0-9a-f]{64}", network_id)
+        run_ctl("network", "create", "--label", "tier=db", "db", root=root).assert_success()
         run_ctl("network", "create", "web", root=root).assert_failure(
             code=125, stderr_re="already exists"
         )
         run_ctl("network", "create", "host", root=root).assert_failure(
             code=125, stderr_re="reserved"
         )
-        rows = run_ctl("network", "ls", "--format", "json", root=root).assert_success().json_lines()
-        web = next(r for r in rows if isinstance(r, dict) and r["Name"] == "web")
+        json_out = run_ctl("network", "ls", "--format", "json", root=root).assert_success()
+        assert ", " not in json_out.stdout and '": ' not in json_out.stdout  # compact, as Go's
+        rows = json_out.json_lines()
+        assert [r["Name"] for r in rows] == ["bridge", "db", "host", "none", "web"]
+        web = rows[-1]
         assert (web["ID"], web["Subnet"], web["Gateway"]) == (
             network_id[:12],
             str(subnet),
             gateway,
         )
+        placeholders = {"ID", "Name", "Driver", "Scope", "IPv6", "Internal", "Labels", "CreatedAt"}
+        assert placeholders <= web.keys() and "Label" not in web
+        assert (web["Scope"], web["IPv6"], web["Internal"], web["Labels"]) == (
+            "local",
+            "false",
+            "false",
+            "",
+        )
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", web["CreatedAt"])
+        labelled = run_ctl(
+            "network", "ls", "--format", '{{.Name}}:{{.Label "tier"}}:{{.Labels}}', root=root
+        ).assert_success()
+        assert "db:db:tier=db" in labelled.stdout.split()
+        assert "web::" in labelled.stdout.split()
         quiet = run_ctl("network", "ls", "-q", "--no-trunc", root=root).assert_success()
         assert network_id in quiet.stdout.split()
 
-        doc = json.loads(run_ctl("network", "inspect", "web", "ctl", root=root).stdout)
-        assert [d["Name"] for d in doc] == ["web", DEFAULT_NETWORK]
+        doc = json.loads(run_ctl("network", "inspect", "web", "ctl", "bridge", root=root).stdout)
+        assert [d["Name"] for d in doc] == ["web", "bridge", "bridge"]
         assert doc[0]["IPAM"]["Config"] == [{"Subnet": str(subnet), "Gateway": gateway}]
         assert doc[0]["CNI"]["plugins"][0]["type"] == "bridge"
+        assert doc[1]["CNI"]["name"] == DEFAULT_NETWORK  # the records keep ctl's name
+        pseudo = json.loads(run_ctl("network", "inspect", "host", "none", root=root).stdout)
+        assert [(d["Name"], d["Driver"], d["Id"][:12]) for d in pseudo] == [
+            ("host", "host", ids[1]),
+            ("none", "null", ids[2]),
+        ]
         run_ctl("network", "inspect", "nope", root=root).assert_failure(
             code=125, stderr_re="network 'nope': no such network"
+        )
+        # What is found is printed, then what is not is reported, as docker's inspect does.
+        partial = run_ctl("network", "inspect", "web", "nope", "-f", "{{.Name}}", root=root)
+        assert (partial.code, partial.stdout) == (125, "web\n")
+        assert (
+            partial.stderr.strip() == "ctl: network 'nope': no such network (see 'ctl network ls')"
         )
 
         removed = run_ctl("network", "rm", "web", "ctl", root=root)
         assert removed.code == 125 and removed.stdout == "web\n"
-        assert "default network" in removed.stderr
+        assert removed.stderr == "ctl: bridge is a pre-defined network and cannot be removed\n"
+        for name, shown in (("bridge", "bridge"), ("default", "bridge"), ("host", "host")):
+            run_ctl("network", "rm", name, root=root).assert_failure(
+                code=125, stderr_re=f"^ctl: {shown} is a pre-defined network and cannot be removed$"
+            )
         run_ctl("network", "rm", "web", root=root).assert_failure(code=125, stderr_re="no such")
     finally:
         clean_root(root)

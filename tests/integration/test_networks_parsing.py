@@ -105,8 +105,12 @@ def test_network_ls_filters() -> None:
     assert not network_filter(["dangling=true"], {"app"})(info)
     assert not network_filter(["dangling=true"], set())(default)
     assert network_filter(["type=builtin"], set())(default)
-    assert network_filter(["type=builtin"], set())("host")
-    assert not network_filter(["type=custom"], set())("none")
+    host, none = (NetworkInfo("0" * 64, n, d, "", "", "", "") for n, d in config.PSEUDO_NETWORKS)
+    assert network_filter(["type=builtin"], set())(host)
+    assert not network_filter(["type=custom"], set())(none)
+    # By docker's name of the default network.
+    assert network_filter(["name=bridge"], set())(default)
+    assert not network_filter([f"name={config.DEFAULT_NETWORK}"], set())(default)
     assert network_filter(["label=tier=db", "id=f00d", "name=ap"], set())(info)
     assert not network_filter(["label=tier=web"], set())(info)
     with pytest.raises(InvalidArgument):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -249,3 +252,80 @@ def test_system_check_repair_rebuilds_snapshot_metadata_with_no_snapshots(
     assert f"(the damaged file is in {moved})" in repair.stdout
     assert (moved / "metadata.json").exists() and not (moved / "snapshots").exists()
     run_ctl("system", "check", root=root).assert_success(stdout_re="0 problems")
+
+
+def test_system_prune_removes_unused_networks(root: Path) -> None:
+    """As docker's (system_prune.md): networks no container uses go, the default stays."""
+    run_ctl("network", "create", "gone", root=root).assert_success()
+    run_ctl("network", "create", "--label", "keep=yes", "kept", root=root).assert_success()
+    asked = run_ctl("system", "prune", root=root, input="n\n")
+    assert "  - all networks not used by at least one container\n" in asked.stdout
+    out = run_ctl("system", "prune", "-f", "--filter", "label!=keep=yes", root=root)
+    assert out.assert_success().stdout.startswith("Deleted Networks:\ngone\n\n")
+    names = run_ctl("network", "ls", "--format", "{{.Name}}", root=root).stdout.split()
+    assert names == ["bridge", "host", "kept", "none"]
+    out = run_ctl("system", "prune", "-f", root=root).assert_success()
+    assert out.stdout.startswith("Deleted Networks:\nkept\n\n")
+
+
+def test_version_template_fields(root: Path) -> None:
+    goarch = {"x86_64": "amd64", "aarch64": "arm64"}[os.uname().machine]
+    template = "{{.Client.Os}}/{{.Client.Arch}} {{.Client.APIVersion}} [{{.Client.GoVersion}}]"
+    out = run_ctl("version", "--format", template, root=root).assert_success().stdout
+    assert out == f"linux/{goarch} 1.55 []\n"
+    server = run_ctl("version", "-f", "{{.Server.Os}}/{{.Server.Arch}}", root=root).stdout
+    assert server == f"linux/{goarch}\n"
+    # docker's JSON keys: ApiVersion; compact, as Go's json.Marshal.
+    document = run_ctl("version", "--format", "json", root=root).assert_success().stdout
+    assert document.startswith('{"Client":{') and '"ApiVersion":"1.55"' in document
+
+
+def test_info_fields(root: Path, images: CanonicalImages, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_ctl("pull", images.busybox_ref, root=root).assert_success()
+    run_ctl("create", "--name", "idle", "--net", "none", images.busybox_ref, root=root)
+    doc = json.loads(run_ctl("info", "-f", "{{json .}}", root=root).assert_success().stdout)
+    os_release = dict(
+        line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if line
+    )
+    cgroup = "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1"
+    assert {
+        "Containers": 1,
+        "ContainersRunning": 0,
+        "ContainersPaused": 0,
+        "ContainersStopped": 1,
+        "Images": 1,
+        "ServerVersion": ctl.__version__,
+        "KernelVersion": os.uname().release,
+        "OperatingSystem": os_release["PRETTY_NAME"].strip('"'),
+        "OSType": "linux",
+        "Architecture": os.uname().machine,
+        "NCPU": len(os.sched_getaffinity(0)),
+        "Name": os.uname().nodename,
+        "DockerRootDir": str(root),
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup,
+        "Root": str(root),
+    }.items() <= doc.items()
+    assert doc["Driver"] in ("overlayfs", "native") and doc["MemTotal"] > 2**20
+    assert doc["RuncVersion"] not in ("", "not found")
+    plain = run_ctl("info", root=root).assert_success().stdout
+    for line in ("Containers: 1", " Stopped: 1", "Images: 1", "OSType: linux", "Root: "):
+        assert f"\n{line}" in f"\n{plain}"
+    assert re.search(r"^Total Memory: [\d.]+[KMGT]iB$", plain, re.M)
+
+    def no_runc() -> str:
+        raise AssertionError("runc ran")
+
+    # A template that does not ask for runc's version does not run runc.
+    monkeypatch.setattr("ctl.commands.system.runc_version", no_runc)
+    out = run_ctl("info", "-f", "{{.Containers}} {{.Driver}}", root=root).assert_success()
+    assert out.stdout == f"1 {doc['Driver']}\n"
+
+
+def test_events_json_is_compact(root: Path) -> None:
+    run_ctl("network", "create", "evnet", root=root).assert_success()
+    for fmt in ("json", "{{json .}}"):
+        out = run_ctl("events", "--since", "0", "--until", "now", "--format", fmt, root=root)
+        (line,) = out.assert_success().stdout.splitlines()
+        assert line.startswith('{"status":"create","id":') and ", " not in line
+        assert json.loads(line)["Actor"]["Attributes"]["name"] == "evnet"
