@@ -563,13 +563,20 @@ def _prune(args: argparse.Namespace, ctx: Context) -> int:
         what = "all images without at least one container associated to them"
         confirm(what if args.all else "all dangling images", "image prune")
     removed, reclaimed = ctx.client.prune_images(unused=args.all, until=until, labels=labels)
-    if removed:
-        print("Deleted Images:")
-        for name, _ in removed:
-            if not _unnamed(name):
-                print(f"untagged: {_familiar(name)}")
-        for image_id in dict.fromkeys(image_id for _, image_id in removed):
-            print(f"deleted: {image_id}")
-        print()
+    print_pruned_images(removed)
     print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
+
+
+def print_pruned_images(removed: list[tuple[str, str]]) -> None:
+    """print_pruned_images is docker's "Deleted Images:" section of image and system prune:
+    each removed name, then each image ID that went, once."""
+    if not removed:
+        return
+    print("Deleted Images:")
+    for name, _ in removed:
+        if not _unnamed(name):
+            print(f"untagged: {_familiar(name)}")
+    for image_id in dict.fromkeys(image_id for _, image_id in removed):
+        print(f"deleted: {image_id}")
+    print()

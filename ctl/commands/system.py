@@ -273,6 +273,7 @@ def _system_prune(args: argparse.Namespace, ctx: Context) -> int:
     """_system_prune is docker's: stopped containers, unused networks, (--volumes) unused
     anonymous volumes, dangling (-a: unused) images, then ctl's collection of the content
     and snapshots nothing references."""
+    from ctl.commands.images import print_pruned_images
     from ctl.commands.network import prune_filter
     from ctl.commands.transfer import confirm, parse_prune_filters
     from ctl.progress import human_size
@@ -301,12 +302,7 @@ def _system_prune(args: argparse.Namespace, ctx: Context) -> int:
             print("Deleted Volumes:")
             print("".join(f"{name}\n" for name in pruned))
     images, images_reclaimed = client.prune_images(unused=args.all, until=until, labels=labels)
-    if images:
-        print("Deleted Images:")
-        for name, _ in images:
-            if not name.startswith("sha256:"):
-                print(f"untagged: {name}")
-        print("".join(f"deleted: {i}\n" for i in dict.fromkeys(i for _, i in images)))
+    print_pruned_images(images)
     # What the removed containers left (and anything else unreferenced) goes too.
     collected = client.prune()
     reclaimed = (
