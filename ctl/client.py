@@ -385,33 +385,12 @@ class Client:
         """
         from ctl.images.resolve import remove_image
 
-        removal = remove_image(
-            self.images,
-            self.content,
-            self.containers.list,
-            self._snapshot_parent,
-            ref,
-            force=force,
-        )
+        removal = remove_image(self.images, self.content, self.containers.list, ref, force=force)
         for name in removal.untagged:
             self.emit("image", "untag", name, name=name)
         if removal.deleted:
             self.emit("image", "delete", removal.deleted, name=ref)
         return removal
-
-    def _snapshot_parent(self, container: Container) -> str:
-        """_snapshot_parent is the top layer of the image ``container`` was made on, or ""."""
-        from ctl.snapshots import new_snapshotter
-        from ctl.snapshots.namespaced import NamespacedSnapshotter
-
-        try:
-            name = container.snapshotter or self.default_snapshotter()
-            snapshotter = NamespacedSnapshotter(
-                new_snapshotter(name, self.paths.snapshotter(name)), self.namespace
-            )
-            return snapshotter.stat(container.snapshot_key).parent
-        except CtlError:
-            return ""
 
     def prune_images(
         self,
@@ -437,7 +416,7 @@ class Client:
             dangling = image.name.startswith("sha256:")
             if not (dangling or unused):
                 continue
-            if user_of(named, self.content, containers, self._snapshot_parent, image):
+            if user_of(named, containers, image):
                 continue
             summary = self.summarize(image)
             created = parse_rfc3339(summary.created)
@@ -711,9 +690,12 @@ class Client:
         from ctl.runtime.state import ExitStatus
 
         container = self.containers.get(ref)
-        if self.tasks.load(container.id) is None:
-            return ExitStatus(0)
-        return self.tasks.wait(container.id, timeout)
+        try:
+            return self.tasks.wait(container.id, timeout)
+        except NotFound:
+            # No task: never started (docker's condition, not running, is met), or
+            # removed since the lookup, after a run its die event tells of.
+            return self.tasks.logged_exit(container.id) or ExitStatus(0)
 
     def pids(self, ref: str) -> list[int]:
         """pids are the processes of the container's running task."""

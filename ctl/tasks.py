@@ -244,7 +244,19 @@ class Task(Protocol):
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
         """wait blocks until the task has stopped and returns how it exited.
 
-        NotFound without a task; Unavailable after ``timeout`` seconds.
+        A task removed while it is waited for (``--rm``, ``rm -f``) ended as
+        ``logged_exit`` says. NotFound without a task; Unavailable after
+        ``timeout`` seconds.
+        """
+        ...
+
+    def logged_exit(self, container_id: str, since: float = 0.0) -> ExitStatus | None:
+        """logged_exit is how the container's last run since ``since`` (a Unix time) ended,
+        by its ``die`` event.
+
+        It outlives the task's records: a supervisor logs the event after
+        writing ``exit.json`` and before it removes a ``--rm`` container, and a
+        remover waits for the supervisor. None if no such run was logged.
         """
         ...
 
@@ -635,15 +647,40 @@ class TaskService:
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus:
         task_dir = self.task_dir(container_id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            task = task_dir.load()
-            if task is None:
-                raise NotFound(f"container {container_id[:12]} has no task")
-            if task.status is Status.STOPPED:
-                return task.exit or ExitStatus(exit_code=None)
+        task = task_dir.load()
+        if task is None:
+            raise NotFound(f"container {container_id[:12]} has no task")
+        while task.status is not Status.STOPPED:
             if deadline is not None and time.monotonic() >= deadline:
                 raise Unavailable(f"container {container_id[:12]} did not stop in time")
             time.sleep(POLL_INTERVAL)
+            seen, task = task, task_dir.load()
+            if task is None:
+                # Removed between two looks, after the run last seen had its exit recorded;
+                # an earlier run's event must not stand for it (a supervisor killed unlogged).
+                ran = seen.started_at or seen.created_at
+                return self.logged_exit(container_id, ran) or ExitStatus(exit_code=None)
+        return task.exit or ExitStatus(exit_code=None)
+
+    def logged_exit(self, container_id: str, since: float = 0.0) -> ExitStatus | None:
+        from ctl import events
+
+        last = None
+        for event in events.stream(self._paths.events, follow=False):
+            if (
+                event is not None
+                and event.get("id") == container_id
+                and event.get("Action") == "die"
+                and event.get("namespace") == self._namespace
+                and event["timeNano"] >= since * 1e9
+            ):
+                last = event
+        if last is None:
+            return None
+        # -1: the supervisor logged a run nobody saw end.
+        code = str((last.get("Actor") or {}).get("Attributes", {}).get("exitCode", "-1"))
+        exit_code = int(code) if code.isdigit() else None
+        return ExitStatus(exit_code=exit_code, finished_at=last["timeNano"] / 1e9)
 
     def stop(self, container: Container, timeout: float, stop_signal: int) -> None:
         with self.lifecycle_lock(container.id):

@@ -353,11 +353,14 @@ def _check_platform(text: str) -> str:
     return text
 
 
-def bool_flag(parser: argparse.ArgumentParser, short: str, long: str, help: str) -> None:
+def bool_flag(parser: argparse.ArgumentParser, *flags: str, help: str) -> None:
     """bool_flag adds a docker boolean flag that defaults to true: ``-p``, ``--pause=false``
     (Parser reads the ``=false``; the flag alone never takes the next word for a value)."""
     parser.add_argument(
-        short, long, action="store_true", default=True, help=f"{help} (default true)"
+        *flags,
+        action="store_true",
+        default=True,
+        help=f"{help} (default true; {flags[-1]}=false turns it off)",
     )
 
 

@@ -147,9 +147,11 @@ def _labels(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _workdir(text: str) -> str:
-    from ctl.runtime.spec import with_cwd
+    # docker's: an empty one is the image's (create leaves the spec's cwd as it is).
+    if text:
+        from ctl.runtime.spec import with_cwd
 
-    with_cwd(text)
+        with_cwd(text)
     return text
 
 
@@ -609,7 +611,7 @@ def foreground(args: argparse.Namespace) -> tuple[frozenset[str], bool]:
     streams = _flag("-a", runopts.parse_attach, args.attach)
     if streams and getattr(args, "detach", False):
         raise InvalidArgument("conflicting options: -a and -d")
-    sig_proxy = _flag("--sig-proxy", runopts.parse_bool, getattr(args, "sig_proxy", "true"))
+    sig_proxy: bool = getattr(args, "sig_proxy", True)
     return streams, sig_proxy
 
 

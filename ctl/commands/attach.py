@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ctl.commands._base import Command, complete, complete_containers
+from ctl.commands._base import Command, bool_flag, complete, complete_containers
 from ctl.errdefs import EXIT_CTL_FAILURE
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -33,14 +33,7 @@ def commands() -> tuple[Command, ...]:
 def _attach_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--no-stdin", action="store_true", help="do not attach stdin")
-    add(
-        "--sig-proxy",
-        nargs="?",
-        const="true",
-        default="true",
-        metavar="BOOL",
-        help="forward signals to the container (default true; not with a tty)",
-    )
+    bool_flag(parser, "--sig-proxy", help="forward signals to the container (not with a tty)")
     add("--detach-keys", metavar="KEYS", help="keys that detach (default ctrl-p,ctrl-q)")
     complete(add("container", metavar="CONTAINER"), complete_containers)
 
@@ -48,13 +41,9 @@ def _attach_flags(parser: argparse.ArgumentParser) -> None:
 def _attach(args: argparse.Namespace, ctx: Context) -> int:
     import contextlib
 
-    from ctl.errdefs import InvalidArgument
     from ctl.runtime import runopts
 
-    try:
-        sig_proxy = runopts.parse_bool(args.sig_proxy)
-    except InvalidArgument as err:
-        raise InvalidArgument(f"--sig-proxy: {err}") from None
+    sig_proxy: bool = args.sig_proxy
     # Checked before attaching; the container's own (run --detach-keys) by default.
     if args.detach_keys is not None:
         runopts.parse_detach_keys(args.detach_keys)

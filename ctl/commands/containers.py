@@ -11,13 +11,14 @@ from ctl.commands._base import (
     Group,
     add_format,
     add_inspect_format,
+    bool_flag,
     complete,
     complete_containers,
     each,
     parse_flag,
     refuse,
 )
-from ctl.errdefs import EXIT_CTL_FAILURE, AlreadyExists, InvalidArgument
+from ctl.errdefs import EXIT_CTL_FAILURE, AlreadyExists, CtlError, InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
 TYPE_CHECKING = False
@@ -126,14 +127,7 @@ def _run_flags(parser: argparse.ArgumentParser) -> None:
     _create_flags(parser)
     add = parser.add_argument
     add("-d", "--detach", action="store_true", help="run in the background")
-    add(
-        "--sig-proxy",
-        nargs="?",
-        const="true",
-        default="true",
-        metavar="BOOL",
-        help="forward signals to the foreground container (default true)",
-    )
+    bool_flag(parser, "--sig-proxy", help="forward signals to the foreground container")
     add("--detach-keys", metavar="KEYS", help="keys that detach from -it (default ctrl-p,ctrl-q)")
 
 
@@ -364,17 +358,30 @@ def _start(args: argparse.Namespace, ctx: Context) -> int:
         from ctl.runtime.runopts import parse_detach_keys
 
         parse_flag("--detach-keys", parse_detach_keys, args.detach_keys)
-    for ref in args.containers:
-        container = client.get_container(ref)
+    if args.attach:
+        container = client.get_container(args.containers[0])
         if args.detach_keys:
             # For this start only: the record keeps run's keys.
             config = container.config._replace(detach_keys=args.detach_keys)
             container = container.updated(config=config)
-        if args.attach:
-            return _run_attached(ctx, container, args.interactive)
-        with client.start_task(container):
-            pass
-        print(ref)
+        return _run_attached(ctx, container, args.interactive)
+    from ctl.containers.lifecycle import start_detached
+
+    # docker's: every container is tried; those that failed are named at the end.
+    failed = []
+    for ref in args.containers:
+        try:
+            start_detached(client, client.get_container(ref))
+        except CtlError as err:
+            if len(args.containers) == 1:
+                raise
+            hint = f" ({err.hint})" if err.hint else ""
+            sys.stderr.write(f"ctl: {err}{hint}\n")
+            failed.append(ref)
+            continue
+        print(ref, flush=True)
+    if failed:
+        raise CtlError(f"failed to start containers: {', '.join(failed)}")
     return 0
 
 
@@ -420,9 +427,18 @@ def _command_text(container: Container, no_trunc: bool) -> str:
     import shlex
 
     text = shlex.join(container.spec.get("process", {}).get("args", []))
-    if not no_trunc and len(text) > 20:
-        text = text[:19] + "…"
-    return f'"{text}"'
+    return f'"{text if no_trunc else _ellipsis(text, 20)}"'
+
+
+def _ellipsis(text: str, width: int) -> str:
+    """_ellipsis is docker's truncation of a listing's cell: ``width`` characters at most."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _mounts_text(container: Container, no_trunc: bool) -> str:
+    """_mounts_text is docker's MOUNTS: each mount's volume name, or its source."""
+    sources = (m.source for m in container.config.mounts)
+    return ",".join(s if no_trunc else _ellipsis(s, 15) for s in sources)
 
 
 def _ports_text(container: Container) -> str:
@@ -460,26 +476,39 @@ def _port(args: argparse.Namespace, ctx: Context) -> int:
 
 def ps_row(container: Container, task: TaskState | None, no_trunc: bool) -> dict[str, Any]:
     from ctl.runtime.state import docker_state
-    from ctl.timefmt import ago, format_rfc3339
+    from ctl.timefmt import ago, go_time_string
 
     return {
         "ID": container.id if no_trunc else container.id[:12],
         "Image": container.image,
         "Command": _command_text(container, no_trunc),
-        "CreatedAt": format_rfc3339(container.created_at),
+        "CreatedAt": go_time_string(container.created_at),
         "RunningFor": ago(container.created_at),
         "Status": status_text(task),
         "State": docker_state(task),
         "Ports": _ports_text(container),
         "Names": container.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(container.labels.items())),
+        "Mounts": _mounts_text(container, no_trunc),
+        # ctl's volumes all have docker's local driver.
+        "LocalVolumes": str(sum(m.type == "volume" for m in container.config.mounts)),
     }
 
 
+def _template_uses(fmt: str, field: str) -> bool:
+    """_template_uses: ``fmt`` is a template that may use ``field`` (docker's ps runs the
+    template once to find out; a name in its text is enough to compute a costly field)."""
+    return "{{" in fmt and field in fmt
+
+
 def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
-    from ctl.output import Column, Listing
+    from ctl.output import Column, Listing, label_method
 
     client = ctx.client
+    # docker computes sizes for a template that uses .Size, as if -s was given.
+    sizes = args.size or (not args.quiet and _template_uses(args.format, "Size"))
+    # Only where shown: Networks imports the network code, which a plain ps never needs.
+    networks = args.format == "json" or _template_uses(args.format, "Networks")
     # From the listing index: a hundred full records cost more than the rest of ps.
     containers = sorted(client.containers.summaries(), key=lambda c: c.created_at, reverse=True)
     test = client.container_filter(args.filter, containers) if args.filter else None
@@ -495,7 +524,10 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
 
         if (every or is_live(task)) and (test is None or test.keep(container, task, _health(task))):
             row = ps_row(container, task, args.no_trunc)
-            if args.size:
+            row["Label"] = label_method(container.labels)
+            if networks:
+                row["Networks"] = ",".join(container.network_names())
+            if sizes:
                 row["Size"] = _size_text(client.container_size(container))
             rows.append(row)
     columns = [
@@ -509,6 +541,9 @@ def _ps(args: argparse.Namespace, ctx: Context) -> Listing:
     ]
     if args.size:
         columns.append(Column("SIZE", "Size"))
+    if "{{" in args.format:
+        # Only a template's table shows these; docker heads them so, not by the field's name.
+        columns += [Column("CREATED AT", "CreatedAt"), Column("LOCAL VOLUMES", "LocalVolumes")]
     return Listing(columns, rows)
 
 
@@ -600,12 +635,9 @@ def _log_window(since: str | None, until: str | None) -> Callable[[str], int] | 
 
 
 def _logs(args: argparse.Namespace, ctx: Context) -> int:
-    tail = None
-    if args.tail != "all":
-        try:
-            tail = int(args.tail)
-        except ValueError:
-            raise InvalidArgument(f"invalid --tail {args.tail!r}: want a number or all") from None
+    # docker's: a negative number or a non-integer, "all" included, means every line.
+    count = args.tail.removeprefix("+")
+    tail = int(count) if count.isascii() and count.isdigit() else None
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
     container = ctx.client.get_container(args.container)
     window = _log_window(args.since, args.until)

@@ -160,7 +160,7 @@ def _history_flags(parser: argparse.ArgumentParser) -> None:
     _image_arg(parser, "ref")
     add_format(parser)
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
-    bool_flag(parser, "-H", "--human", "print sizes and dates in human-readable form")
+    bool_flag(parser, "-H", "--human", help="print sizes and dates in human-readable form")
     add_platform(parser, "the image's platform: checked (ctl's images have one platform)")
 
 

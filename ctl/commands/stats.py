@@ -71,9 +71,11 @@ def _listing(
 ) -> Listing:
     from ctl.output import Column, Listing
 
+    # docker's .Container is the container as the user named it; samples follow the names.
+    named = args.containers or [None] * len(samples)
     rows = [
-        _row(container, task, data, previous.get(container.id), args)
-        for container, task, data in samples
+        _row(container, task, data, previous.get(container.id), args, given)
+        for (container, task, data), given in zip(samples, named, strict=True)
     ]
     columns = (
         Column("CONTAINER ID", "ID", id=True),
@@ -94,11 +96,13 @@ def _row(
     data: dict[str, Any] | None,
     before: dict[str, Any] | None,
     args: argparse.Namespace,
+    given: str | None,
 ) -> dict[str, Any]:
+    """_row is one container's sample; ``given`` is the name or ID it was asked for by."""
     from ctl.runtime import stats
 
     ident = container.id if args.no_trunc else container.id[:12]
-    row = {"ID": ident, "Container": ident, "Name": container.name}
+    row = {"ID": ident, "Container": given or ident, "Name": container.name}
     if data is None:
         zero = {"CPUPerc": "0.00%", "MemUsage": "0B / 0B", "MemPerc": "0.00%"}
         return row | zero | {"NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": "0"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ctl.commands._base import Command, bool_flag, complete, complete_containers
+from ctl.commands._base import Command, bool_flag, complete, complete_containers, parse_flag
 from ctl.errdefs import InvalidArgument
 
 # typing is not imported at run time: start-up time is a feature (see ctl.main).
@@ -59,7 +59,7 @@ def _change_flag(parser: argparse.ArgumentParser) -> None:
 def _commit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--author", default="", help='author (e.g. "Jo <jo@example.com>")')
     _change_flag(parser)
-    bool_flag(parser, "-p", "--pause", "pause the container during the commit")
+    bool_flag(parser, "-p", "--pause", help="pause the container during the commit")
     parser.add_argument(
         "--no-pause", dest="pause", action="store_false", help="do not pause the container"
     )
@@ -262,9 +262,11 @@ def container_prune(args: argparse.Namespace, ctx: Context) -> int:
 def parse_prune_filters(filters: list[str]) -> tuple[float | None, list[str]]:
     """parse_prune_filters reads docker's ``until=`` and ``label=``/``label!=`` filters.
 
-    ``until`` is a Unix time, an RFC 3339 time or a duration before now
-    (``24h``, ``1h30m``); labels come back as ``k``, ``k=v`` or ``!k=v``.
+    ``until`` is a Unix time, an RFC 3339 time or date or a duration before
+    now (``24h``, ``1h30m``); labels come back as ``k``, ``k=v`` or ``!k=v``.
     """
+    from ctl.timefmt import parse_timestamp
+
     until: float | None = None
     labels: list[str] = []
     for spec in filters:
@@ -274,25 +276,8 @@ def parse_prune_filters(filters: list[str]) -> tuple[float | None, list[str]]:
         elif key == "label" and eq and value:
             labels.append(value)
         elif key == "until" and eq and value:
-            until = _until(value)
+            # As logs --since reads its times: docker's container_prune.md lists the same forms.
+            until = parse_flag("until filter", parse_timestamp, value)
         else:
             raise InvalidArgument(f"invalid filter {spec!r}: want until=, label= or label!=")
     return until, labels
-
-
-def _until(text: str) -> float:
-    import re
-    import time
-
-    from ctl.timefmt import parse_rfc3339
-
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms)", text)
-    if parts and "".join(n + u for n, u in parts) == text:
-        scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-        return time.time() - sum(float(n) * scale[u] for n, u in parts)
-    parsed = parse_rfc3339(text)
-    if parsed is None:
-        raise InvalidArgument(f"invalid until filter {text!r}: want a time or a duration (24h)")
-    return parsed

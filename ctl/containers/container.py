@@ -198,6 +198,15 @@ class RunConfig(NamedTuple):
         )
 
 
+def docker_network_name(network: str) -> str:
+    """docker_network_name is a network of a record by docker's name: ``bridge`` for the
+    default one, however ``--net`` gave it (``bridge``, ``default``, or its own name)."""
+    from ctl.network.config import docker_name
+    from ctl.network.networks import resolve_network
+
+    return docker_name(resolve_network(network))
+
+
 def _mounts(docs: Sequence[Mapping[str, Any]]) -> tuple[MountSpec, ...]:
     return tuple(MountSpec(**doc) for doc in docs)
 
@@ -233,6 +242,8 @@ class Container(NamedTuple):
     labels: dict[str, str] = {}
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The target digest of the image it was created from: its name may go (rmi, tag).
+    image_digest: str = ""
 
     def updated(self, **changes: Any) -> Container:
         return self._replace(**changes)
@@ -245,12 +256,22 @@ class Container(NamedTuple):
         mounts = self.spec.get("mounts") or []
         return [m for m in mounts if isinstance(m, dict) and m.get("destination") in wanted]
 
+    def network_names(self) -> list[str]:
+        """network_names are the networks the container is on, by docker's names: the one it
+        was created on, then those ``network connect`` added."""
+        config = self.config
+        return [
+            docker_network_name(n)
+            for n in (config.network, *(c.network for c in config.connections))
+        ]
+
     def to_record(self) -> dict[str, Any]:
         return {
             "version": RECORD_VERSION,
             "id": self.id,
             "name": self.name,
             "image": self.image,
+            "image_digest": self.image_digest,
             "snapshotter": self.snapshotter,
             "snapshot_key": self.snapshot_key,
             "spec": self.spec,
@@ -273,4 +294,5 @@ class Container(NamedTuple):
             labels={str(k): str(v) for k, v in (record.get("labels") or {}).items()},
             created_at=float(record.get("created_at", 0.0)),
             updated_at=float(record.get("updated_at", 0.0)),
+            image_digest=str(record.get("image_digest", "")),
         )

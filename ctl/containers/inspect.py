@@ -496,12 +496,9 @@ def _network_settings(
     """_network_settings is docker's NetworkSettings, and ctl's Network (the --net given)."""
     import ipaddress
 
+    from ctl.containers.container import docker_network_name
     from ctl.errdefs import CtlError
-    from ctl.network.config import DEFAULT_NETWORK
     from ctl.runtime.state import is_live
-
-    def docker_name(name: str) -> str:
-        return "bridge" if name == DEFAULT_NETWORK else name  # docker's name of its default
 
     config = container.config
     network = config.network
@@ -532,7 +529,7 @@ def _network_settings(
             network_id = info.id
             prefix = ipaddress.ip_network(info.subnet, strict=False).prefixlen
         own = index == 0
-        networks[docker_name(attachment.network)] = _endpoint(
+        networks[docker_network_name(attachment.network)] = _endpoint(
             address=attachment.address,
             gateway=attachment.gateway,
             prefix=prefix,
@@ -556,7 +553,7 @@ def _network_settings(
             with contextlib.suppress(CtlError):
                 network_id = client.networks.get(resolve_network(network)).id
         networks = {
-            docker_name("bridge" if network == "default" else network): _endpoint(
+            docker_network_name(network): _endpoint(
                 network_id=network_id,
                 aliases=list(config.network_aliases),
                 mac=config.mac_address or "",
@@ -566,7 +563,7 @@ def _network_settings(
             connected_id = ""
             with contextlib.suppress(CtlError):
                 connected_id = client.networks.get(connection.network).id
-            networks[docker_name(connection.network)] = _endpoint(
+            networks[docker_network_name(connection.network)] = _endpoint(
                 network_id=connected_id, aliases=list(connection.aliases)
             )
     settings["Networks"] = networks

@@ -8,6 +8,7 @@ each do one thing, and the order between them, with its undoing, is here.
   and the record; a failure at any step undoes the steps before it.
 - ``start`` starts the task; a ``--rm`` container is removed when its task
   exits (by its supervisor), or at once when it fails to start.
+  ``start_detached`` is docker's ``start``: a running container is no error.
 - ``remove`` removes the task, then the snapshot, then the record, under the
   container's removal lock, which a ``--rm`` supervisor takes too.
 - ``connect_network`` and ``disconnect_network`` change the networks the
@@ -101,6 +102,7 @@ def create(
             id=container_id,
             name=name or "",
             image=image.name,
+            image_digest=image.target.digest,
             snapshotter=client.snapshotter_name or "",
             snapshot_key=snapshot_key,
             spec={},
@@ -194,6 +196,27 @@ def start(
             with contextlib.suppress(CtlError):
                 remove(client, container, force=True, volumes=True)
         raise
+
+
+def start_detached(client: Client, container: Container) -> bool:
+    """start_detached starts the container's task and leaves it running (``start`` without -a).
+
+    A container that runs already is left as it is and False returned: the
+    docker daemon answers such a start 304 Not Modified, which its CLI
+    takes for success.
+    """
+    from ctl.runtime.state import Status
+
+    try:
+        with client.start_task(container):
+            return True
+    except FailedPrecondition:
+        # Looked at after the refusal, not before: of concurrent starts, the
+        # losers find the winner's task running.
+        task = client.task_state(container)
+        if task is None or task.status is not Status.RUNNING:
+            raise
+        return False
 
 
 def remove(

@@ -98,7 +98,6 @@ def remove_image(
     images: ImageStore,
     content: Provider,
     containers: Callable[[], Iterable[Container]],
-    snapshot_parent: Callable[[Container], str],
     ref: str,
     *,
     force: bool = False,
@@ -107,9 +106,8 @@ def remove_image(
 
     A reference by ID that several names share needs ``force``, and so does
     the last name of an image one of ``containers`` was created from
-    (docker's rule: the container would be left with a dangling image; see
-    ``user_of`` for ``snapshot_parent``). The content stays until ``prune``
-    collects what nothing references.
+    (docker's rule: the container would be left with a dangling image). The
+    content stays until ``prune`` collects what nothing references.
     """
     from ctl.reference import parse
 
@@ -118,7 +116,7 @@ def remove_image(
         with contextlib.suppress(NotFound):
             image = images.get(name)
             if not force:
-                check_unused(images, content, containers(), snapshot_parent, image)
+                check_unused(images, containers(), image)
             images.delete(name)
             return Removal([name], _deleted_id(images, content, image))
     matches = images_by_id(images, content, ref)
@@ -131,7 +129,7 @@ def remove_image(
             hint="remove them by name, or use -f",
         )
     if not force:
-        check_unused(images, content, containers(), snapshot_parent, matches[0])
+        check_unused(images, containers(), matches[0])
     for image in matches:
         images.delete(image.name)
     return Removal([m.name for m in matches], _deleted_id(images, content, matches[0]))
@@ -146,19 +144,13 @@ def _deleted_id(images: ImageStore, content: Provider, removed: Image) -> str:
     return summarize(content, removed).id
 
 
-def check_unused(
-    images: ImageStore,
-    content: Provider,
-    containers: Iterable[Container],
-    snapshot_parent: Callable[[Container], str],
-    image: Image,
-) -> None:
+def check_unused(images: ImageStore, containers: Iterable[Container], image: Image) -> None:
     """check_unused refuses to remove the last name of an image a container uses."""
     named = list(images.list())
     digest = image.target.digest
     if any(i.name != image.name and i.target.digest == digest for i in named):
         return  # another name keeps the image
-    user = user_of(named, content, containers, snapshot_parent, image)
+    user = user_of(named, containers, image)
     if user is not None:
         raise FailedPrecondition(
             f"image {image.name} is used by container {user.name} ({user.id[:12]})",
@@ -167,43 +159,15 @@ def check_unused(
 
 
 def user_of(
-    images: Iterable[Image],
-    content: Provider,
-    containers: Iterable[Container],
-    snapshot_parent: Callable[[Container], str],
-    image: Image,
+    images: Iterable[Image], containers: Iterable[Container], image: Image
 ) -> Container | None:
     """user_of is a container created from ``image`` (its target digest), if there is one.
 
-    A container record keeps the name of its image only. While an image has
-    that name, the name says which image it is; once the name is gone (an
-    rmi of one of several names, or rmi -f), the container's snapshot says:
-    its parent, ``snapshot_parent``, is the top layer of the image it was
-    made from. Images of the very same layers cannot be told apart that way.
+    A container's record keeps its image's digest; one written before it did names
+    the image only, which says which image it is while the name exists.
     """
     digests = {i.name: i.target.digest for i in images}
-    top: str | None = None
     for container in containers:
-        digest = digests.get(container.image)
-        if digest is not None:
-            if digest == image.target.digest:
-                return container
-            continue
-        if top is None:
-            top = _top_layer(content, image)
-        if top and snapshot_parent(container) == top:
+        if (container.image_digest or digests.get(container.image)) == image.target.digest:
             return container
     return None
-
-
-def _top_layer(content: Provider, image: Image) -> str:
-    """_top_layer is the chain ID of the image's top layer: "" without layers or content."""
-    from ctl.errdefs import CtlError
-    from ctl.images import manifests
-
-    try:
-        config = manifests.read_config(content, manifests.image_manifest(content, image))
-        chain = manifests.chain_ids(manifests.diff_ids(config))
-    except CtlError:
-        return ""
-    return chain[-1] if chain else ""

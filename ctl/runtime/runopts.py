@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # runc refuses ids above MaxInt32 (containerd follows it), so do we.
 MAX_ID = 2**31 - 1
+# Where the kernel shows SELinux when it has it on.
+SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
 PROPAGATIONS = frozenset({"private", "rprivate", "shared", "rshared", "slave", "rslave"})
 RESTART_POLICIES = frozenset({"no", "always", "on-failure", "unless-stopped"})
 
@@ -153,7 +155,8 @@ def parse_volume(value: str) -> MountSpec:
 
     SRC is an absolute host path (a bind mount) or a volume name (created if
     missing); without SRC, DST gets a new anonymous volume. OPTS is a comma
-    list of ro, rw, nocopy (volumes) and a propagation (binds).
+    list of ro, rw, nocopy (volumes), a propagation (binds) and z or Z
+    (``check_relabel``).
     """
     what = f"invalid volume {value!r}"
     parts = value.split(":")
@@ -175,10 +178,24 @@ def parse_volume(value: str) -> MountSpec:
             propagation = option
         elif option == "nocopy" and kind == "volume":
             nocopy = True
+        elif option in ("z", "Z"):
+            check_relabel(f"{what}: option {option!r}")
         else:
             want = "a propagation" if kind == "bind" else "nocopy"
-            raise InvalidArgument(f"{what}: option {option!r}: want ro, rw or {want}")
+            raise InvalidArgument(f"{what}: option {option!r}: want ro, rw, z, Z or {want}")
     return MountSpec(kind, destination, source, readonly, propagation, volume_nocopy=nocopy)
+
+
+def check_relabel(what: str) -> None:
+    """check_relabel accepts ``-v``'s z and Z (relabel the source for SELinux) where they
+    change nothing, as in docker: on a host without SELinux. With SELinux on they would
+    need the container's label, and ctl applies none (see ``parse_security_opt``), so
+    they are refused rather than ignored."""
+    if os.path.exists(SELINUX_ENFORCE):
+        raise InvalidArgument(
+            f"{what}: ctl applies no SELinux labels, so it cannot relabel the source",
+            hint="label the source yourself (chcon -Rt container_file_t PATH)",
+        )
 
 
 def _check_volume_name(name: str, what: str) -> None:
@@ -609,11 +626,6 @@ def _merge_mount_options(defaults: Sequence[str], given: Sequence[str]) -> tuple
         merged = [o for o in merged if o not in (opposite, option) and o.partition("=")[0] != key]
         merged.append(option)
     return tuple(merged)
-
-
-def parse_bool(value: str) -> bool:
-    """parse_bool reads a docker boolean flag's value: true, false, 1 or 0."""
-    return _parse_bool(value, "invalid value")
 
 
 def parse_attach(values: Sequence[str]) -> frozenset[str]:

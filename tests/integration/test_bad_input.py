@@ -37,7 +37,6 @@ BAD = {
     "missing-container": ["rm"],
     "missing-flag-value": ["ps", "--format"],
     "not-a-number": ["stop", "-t", "soon", "c1"],
-    "bad-tail": ["logs", "--tail", "many", "c1"],
     "bad-pids-limit": ["create", "--pids-limit", "x", IMAGE],
     # Global options.
     "empty-root": ["--root", "", "ps"],

@@ -224,6 +224,100 @@ def test_detached_rm_removes_after_exit(croot: Path, image: str) -> None:
     assert time.monotonic() - start < 20
 
 
+def test_wait_reads_the_exit_of_a_container_removed_meanwhile(croot: Path, image: str) -> None:
+    # --rm -d: the supervisor removes the container right after its exit.
+    cid = (
+        ctl_proc(
+            "run", "-d", "--rm", "--net", "none", image, "sh", "-c", "sleep 1; exit 6", root=croot
+        )
+        .assert_success()
+        .stdout.strip()
+    )
+    waiters = [
+        subprocess.Popen(
+            [*ctl_command(), "--root", str(croot), "wait", cid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    for waiter in waiters:
+        out, err = waiter.communicate(timeout=60)
+        assert (waiter.returncode, out, err) == (0, b"6\n", b"")
+    # Gone before wait starts: docker's "No such container".
+    ctl_proc("wait", cid, root=croot).assert_failure(125, stderr_re="(?i)no such container")
+    # rm -f of a running container while it is waited for: killed by SIGKILL.
+    ctl_proc(
+        "run", "-d", "--net", "none", "--name", "rmwait", image, "sleep", "60", root=croot
+    ).assert_success()
+    waiter = subprocess.Popen(
+        [*ctl_command(), "--root", str(croot), "wait", "rmwait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1)  # the waiter looks the container up before it is removed
+    ctl_proc("rm", "-f", "rmwait", root=croot).assert_success()
+    out, err = waiter.communicate(timeout=60)
+    assert (waiter.returncode, out, err) == (0, b"137\n", b"")
+
+
+def test_start_leaves_a_running_container_and_tries_every_one(croot: Path, image: str) -> None:
+    ctl_proc("run", "-d", "--net", "none", "--name", "up", image, "sleep", "60", root=croot)
+    ctl_proc("create", "--net", "none", "--name", "later", image, "sleep", "60", root=croot)
+    try:
+        pid = json.loads(ctl_proc("inspect", "up", root=croot).stdout)[0]["State"]["Pid"]
+        # docker's daemon answers 304 Not Modified; its CLI prints the name.
+        ctl_proc("start", "up", root=croot).assert_success("^up$")
+        result = ctl_proc("start", "up", "nosuch", "later", root=croot)
+        assert (result.code, result.stdout) == (125, "up\nlater\n"), result
+        missing, summary = result.stderr.splitlines()
+        assert missing.startswith("ctl: ") and "nosuch" in missing, result
+        assert summary == "ctl: failed to start containers: nosuch", result
+        states = json.loads(ctl_proc("inspect", "up", "later", root=croot).stdout)
+        assert [s["State"]["Status"] for s in states] == ["running", "running"]
+        assert states[0]["State"]["Pid"] == pid
+    finally:
+        ctl_proc("rm", "-f", "up", "later", root=croot).assert_success()
+
+
+def test_logs_tail_that_is_not_a_count_means_all(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run",
+        "--net",
+        "none",
+        "--name",
+        "tail3",
+        image,
+        "sh",
+        "-c",
+        "echo 1; echo 2; echo 3",
+        root=croot,
+    ).assert_success()
+    try:
+        for tail in ("-1", "=-5", "many", "1.5", "all"):
+            flag = ["--tail" + tail] if tail.startswith("=") else ["--tail", tail]
+            logs = ctl_proc("logs", *flag, "tail3", root=croot).assert_success()
+            assert logs.stdout == "1\n2\n3\n", tail
+        assert ctl_proc("logs", "-n", "2", "tail3", root=croot).stdout == "2\n3\n"
+        assert ctl_proc("logs", "--tail", "0", "tail3", root=croot).stdout == ""
+    finally:
+        ctl_proc("rm", "tail3", root=croot).assert_success()
+
+
+def test_container_prune_until_takes_a_date(croot: Path, image: str) -> None:
+    ctl_proc(
+        "run", "--net", "none", "--name", "old", "-l", "prunable", image, "true", root=croot
+    ).assert_success()  # fmt: skip
+    prune = ("container", "prune", "-f", "--filter", "label=prunable", "--filter")
+    # container_prune.md's forms: a date alone is one (the container is newer: kept).
+    ctl_proc(*prune, "until=2006-01-02", root=croot).assert_success()
+    assert "old" in ctl_proc("ps", "-a", "--format", "{{.Names}}", root=croot).stdout.split()
+    ctl_proc(*prune, "until=soon", root=croot).assert_failure(125, "until filter")
+    gone = ctl_proc(*prune, "until=2999-01-02", root=croot).assert_success().stdout
+    assert "Deleted Containers:" in gone
+    assert "old" not in ctl_proc("ps", "-a", "--format", "{{.Names}}", root=croot).stdout.split()
+
+
 def test_tty_gets_a_pty(croot: Path, image: str) -> None:
     pid, fd = pty.fork()
     if pid == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING
 
 import pytest
@@ -90,3 +92,49 @@ def test_last_latest_and_size(proot: Path) -> None:
 )
 def test_bad_filters_are_one_line(proot: Path, flt: str, why: str) -> None:
     run_ctl("ps", "-a", "-f", flt, root=proot).assert_failure(125, stderr_re=why)
+
+
+FIELDS = (
+    '{{.Mounts}}|{{.LocalVolumes}}|{{.Networks}}|{{.Label "tier"}}|{{.Label "no"}}|{{.CreatedAt}}'
+)
+
+
+def test_format_has_docker_s_fields(proot: Path, images: CanonicalImages, tmp_path: Path) -> None:
+    bind = tmp_path / "a-rather-long-host-directory"
+    bind.mkdir()
+    run_ctl(
+        "create", "--name", "mounted", "--net", "none", "-l", "tier=cache",
+        "-v", "cachevol:/cache", "-v", f"{bind}:/host", "-v", "/anon",
+        images.busybox_ref, "true", root=proot,
+    ).assert_success()  # fmt: skip
+    try:
+        ps = ("ps", "-a", "-f", "name=^mounted$", "--format")
+        row = run_ctl(*ps, FIELDS, "--no-trunc", root=proot).assert_success().stdout
+        mounts, local, networks, tier, no_label, created = row.rstrip("\n").split("|")
+        named, source, anonymous = mounts.split(",")
+        assert (named, source, len(anonymous)) == ("cachevol", str(bind), 64)
+        assert (local, networks, tier, no_label) == ("2", "none", "cache", "")
+        # Go's time.String(): 2026-12-07 18:00:49 +0000 UTC
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \S+", created), created
+        # Truncated as docker does: 15 characters at most.
+        short = run_ctl(*ps, "{{.Mounts}}", root=proot).stdout.strip().split(",")
+        assert short[0] == "cachevol" and short[1] == str(bind)[:14] + "…", short
+        # The default network is docker's bridge; .Size computes sizes without -s.
+        other = run_ctl(
+            "ps", "-a", "-f", "name=^first$", "--format", "{{.Networks}} {{.Size}}", root=proot
+        ).stdout
+        assert re.fullmatch(r"bridge \S+ \(virtual \S+\)\n", other), other
+        table = run_ctl(
+            *ps, "table {{.CreatedAt}}\t{{.LocalVolumes}}\t{{.Networks}}\t{{.Mounts}}", root=proot
+        ).stdout.splitlines()
+        assert table[0].split() == ["CREATED", "AT", "LOCAL", "VOLUMES", "NETWORKS", "MOUNTS"]
+        doc = json.loads(run_ctl(*ps, "json", root=proot).stdout)
+        assert (doc["Mounts"].split(",")[0], doc["LocalVolumes"], doc["Networks"]) == (
+            "cachevol",
+            "2",
+            "none",
+        )
+        assert "Size" not in doc and "Label" not in doc
+        assert doc["CreatedAt"] == created
+    finally:
+        run_ctl("rm", "-v", "mounted", root=proot).assert_success()

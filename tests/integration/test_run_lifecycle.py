@@ -276,3 +276,15 @@ def test_bad_values_create_nothing(
     result = ctl_proc("run", *flags, images.busybox_ref, "true", root=lroot)
     result.assert_failure(125, stderr_re=f"^ctl: .*{named}")
     assert _names(lroot) == before
+
+
+def test_an_empty_workdir_is_the_image_s(lroot: Path, images: CanonicalImages) -> None:
+    factory = images.factory
+    image = factory.push(factory.image(working_dir="/etc"), "test/netl-workdir")
+    for flag in (["-w", ""], ["--workdir="]):
+        run = ctl_proc("run", "--rm", "--net", "none", *flag, image, "pwd", root=lroot)
+        assert run.assert_success().stdout == "/etc\n", flag
+    # docker refuses only a relative one.
+    ctl_proc("run", "--rm", "--net", "none", "-w", "etc", image, "pwd", root=lroot).assert_failure(
+        125, stderr_re="absolute"
+    )

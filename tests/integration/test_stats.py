@@ -71,3 +71,24 @@ def test_a_stream_in_a_pipe_prints_a_line_per_sample(root: Path, images: Canonic
 
 def test_stats_of_a_missing_container_is_one_line(root: Path) -> None:
     run_ctl("stats", "--no-stream", "nope", root=root).assert_failure(125, stderr_re="nope")
+
+
+def test_container_is_the_name_or_id_as_given(root: Path, images: CanonicalImages) -> None:
+    ctl_proc(
+        "run", "-d", "--net", "none", "--name", "named", images.busybox_ref, "sleep", "60",
+        root=root,
+    ).assert_success()  # fmt: skip
+    ctl_proc("create", "--net", "none", "--name", "idle", images.busybox_ref, "true", root=root)
+    ident = run_ctl("inspect", "-f", "{{.Id}}", "named", root=root).stdout.strip()
+    fmt = ("--format", "{{.Container}} {{.Name}}")
+    given = run_ctl("stats", "--no-stream", *fmt, "named", ident[:7], "idle", root=root)
+    assert given.assert_success().stdout.splitlines() == [
+        "named named",
+        f"{ident[:7]} named",
+        "idle idle",
+    ]
+    # Without names: the short ID.
+    every = run_ctl("stats", "--no-stream", *fmt, root=root).assert_success().stdout
+    assert every.splitlines() == [f"{ident[:12]} named"]
+    table = run_ctl("stats", "--no-stream", "--format", "table {{.Container}}", root=root).stdout
+    assert table.splitlines()[0] == "CONTAINER"

@@ -114,6 +114,17 @@ def test_copy_up_keeps_owners_and_modes(vroot: Path, seeded_image: str) -> None:
         arg = spec if flag == "--mount" else f"{name}:/srv/app:nocopy"
         run(vroot, flag, arg, seeded_image, "true").assert_success()
         assert os.listdir(vroot / "volumes" / name / "_data") == []
+    # z and Z (SELinux relabels) change nothing on a host without SELinux, as in docker;
+    # with SELinux ctl, which applies no labels, refuses them.
+    selinux = os.path.exists("/sys/fs/selinux/enforce")
+    for option in ("z,ro", "Z"):
+        result = run(
+            vroot, "-v", f"labelled:/srv/app:{option}", seeded_image, "cat", "/srv/app/conf"
+        )
+        if selinux:
+            result.assert_failure(125, "SELinux")
+        else:
+            result.assert_success("^secret$")
 
 
 def test_image_volumes_are_anonymous_and_rm_v_removes_them(vroot: Path, seeded_image: str) -> None:
@@ -304,3 +315,54 @@ def test_bad_input_is_one_line_and_creates_nothing(
     ctl(vroot, *argv).assert_failure(125)
     assert volume_names(vroot) == []
     assert ctl(vroot, "ps", "-a", "-q").assert_success().stdout == ""
+
+
+def test_volume_ls_placeholders_and_inspect_of_a_missing_one(vroot: Path) -> None:
+    ctl(vroot, "volume", "create", "--label", "tier=db", "--label", "a=b", "vol10").assert_success()
+    ctl(vroot, "volume", "create", "vol9").assert_success()
+    # docker's placeholders (volume_ls.md); ls computes no usage: Links and Size are N/A.
+    template = '{{.Name}} {{.Label "tier"}}|{{.Labels}}|{{.Driver}} {{.Scope}} {{.Links}} '
+    out = ctl(vroot, "volume", "ls", "--format", template + "{{.Size}} {{.Mountpoint}}")
+    assert out.assert_success().stdout.splitlines() == [
+        f"vol9 ||local local N/A N/A {vroot}/volumes/vol9/_data",
+        f"vol10 db|a=b,tier=db|local local N/A N/A {vroot}/volumes/vol10/_data",
+    ]
+    lines = ctl(vroot, "volume", "ls", "--format", "json").assert_success().stdout.splitlines()
+    created = inspect(vroot, "vol9")["CreatedAt"]
+    assert lines[0] == (
+        f'{{"Availability":"N/A","CreatedAt":"{created}","Driver":"local","Group":"N/A",'
+        f'"Labels":"","Links":"N/A","Mountpoint":"{vroot}/volumes/vol9/_data","Name":"vol9",'
+        '"Scope":"local","Size":"N/A","Status":"N/A"}'
+    )
+    # What is found is printed, then the missing one is reported (exit 125), as docker does.
+    found = ctl(vroot, "volume", "inspect", "vol9", "nosuch", "vol10")
+    found.assert_failure(125, "^ctl: volume 'nosuch': no such volume")
+    assert [doc["Name"] for doc in json.loads(found.stdout)] == ["vol9", "vol10"]
+
+
+def test_system_df_verbose_lists_volumes(vroot: Path, images: CanonicalImages) -> None:
+    image = images.busybox_ref
+    ctl(vroot, "volume", "create", "idle").assert_success()
+    mounts = ("-v", "data:/d", "-v", "logs:/l", "-v", "/tmp:/t", "--tmpfs", "/x")
+    ctl(vroot, "create", "--name", "two", "--net", "none", *mounts, image).assert_success()
+    ctl(vroot, "create", "--name", "one", "--net", "none", "-v", "data:/d", image).assert_success()
+    (vroot / "volumes" / "data" / "_data" / "blob").write_bytes(b"x" * 3000)
+    out = ctl(vroot, "system", "df", "-v").assert_success().stdout
+    volumes = out.split("Local Volumes space usage:\n\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split() for line in volumes.splitlines()] == [
+        ["VOLUME", "NAME", "LINKS", "SIZE"],
+        ["data", "2", "3kB"],
+        ["idle", "0", "0B"],
+        ["logs", "1", "0B"],
+    ]
+    containers = out.split("Containers space usage:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    column = containers[0].index("LOCAL VOLUMES")
+    counts = {line.split()[-1]: line[column:].split()[0] for line in containers[1:]}
+    assert counts == {"one": "1", "two": "2"}
+    document = json.loads(ctl(vroot, "system", "df", "-v", "--format", "json").stdout)
+    assert document["Volumes"][0] == {"Links": "2", "Name": "data", "Size": "3kB"}
+    assert sorted(c["LocalVolumes"] for c in document["Containers"]) == ["1", "2"]
+    rows = ctl(vroot, "system", "df", "--format", "json").assert_success().json_lines()
+    assert {"Type": "Local Volumes", "TotalCount": 3, "Active": 2}.items() <= next(
+        r for r in rows if isinstance(r, dict) and r["Type"] == "Local Volumes"
+    ).items()

@@ -271,3 +271,15 @@ def test_a_flag_value_is_not_read_as_a_flag_and_a_bad_boolean_is_refused() -> No
     )
     assert code.returncode == 125
     assert code.stderr == "ctl: invalid argument 'maybe' for '--rm': want true or false\n"
+
+
+def test_a_flag_that_defaults_to_true_never_takes_the_next_word() -> None:
+    """``--sig-proxy IMAGE`` once read IMAGE as the flag's value."""
+    args = build_parser("run").parse_args(["run", "--sig-proxy", "IMG", "true"])
+    assert (args.sig_proxy, args.image, args.command) == (True, "IMG", ["true"])
+    args = build_parser("run").parse_args(["run", "--sig-proxy=false", "IMG"])
+    assert (args.sig_proxy, args.image) == (False, "IMG")
+    args = build_parser("attach").parse_args(["attach", "--sig-proxy", "web"])
+    assert (args.sig_proxy, args.container) == (True, "web")
+    args = build_parser("commit").parse_args(["commit", "-p=0", "web", "img:1"])
+    assert (args.pause, args.container, args.ref) == (False, "web", "img:1")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from ctl.containers.container import MountSpec
 from ctl.errdefs import InvalidArgument
+from ctl.runtime import runopts
 from ctl.runtime.runopts import parse_mount, parse_volume, parse_volumes_from
 from ctl.volumes import VolumeMount, check_name, check_options
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -22,6 +28,29 @@ from ctl.volumes import VolumeMount, check_name, check_options
 )
 def test_parse_volume(value: str, want: MountSpec) -> None:
     assert parse_volume(value) == want
+
+
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [
+        ("data:/d:z", MountSpec("volume", "/d", "data")),
+        ("/host:/d:ro,Z", MountSpec("bind", "/d", "/host", readonly=True)),
+        ("data:/d:Z,nocopy", MountSpec("volume", "/d", "data", volume_nocopy=True)),
+    ],
+)
+def test_relabel_changes_nothing_without_selinux(
+    value: str, want: MountSpec, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(runopts, "SELINUX_ENFORCE", str(tmp_path / "enforce"))
+    assert parse_volume(value) == want
+
+
+def test_relabel_is_refused_with_selinux(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # ctl applies no SELinux labels: a relabel it cannot do is not silently skipped.
+    (tmp_path / "enforce").write_text("1")
+    monkeypatch.setattr(runopts, "SELINUX_ENFORCE", str(tmp_path / "enforce"))
+    with pytest.raises(InvalidArgument, match="option 'z': ctl applies no SELinux labels"):
+        parse_volume("/host:/d:z")
 
 
 @pytest.mark.parametrize(
