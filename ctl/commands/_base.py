@@ -445,9 +445,10 @@ def complete_images(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any)
 
 def complete_networks(prefix: str, parsed_args: argparse.Namespace, **kwargs: Any) -> list[str]:
     def names(paths: Paths, namespace: str) -> list[str]:
+        from ctl.network.config import docker_name
         from ctl.network.networks import Networks
 
-        return Networks(paths).names()
+        return [docker_name(name) for name in Networks(paths).names()]
 
     return _names(names, parsed_args)
 

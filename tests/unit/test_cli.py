@@ -168,7 +168,8 @@ def _complete(line: str, tmp_path: Path, **env: str) -> list[str]:
 
 @pytest.fixture
 def named_root(tmp_path: Path) -> Path:
-    """named_root holds a container 'web', an image 'example.com/app:1' and a network 'backend'."""
+    """named_root holds a container 'web', an image 'example.com/app:1', a network 'backend'
+    and the default network."""
     from ctl.client import Client
     from ctl.containers.container import Container
     from ctl.images.image import Image
@@ -181,6 +182,7 @@ def named_root(tmp_path: Path) -> Path:
     client.images.create(Image("example.com/app:1", target))
     (root / "networks").mkdir()
     (root / "networks" / "backend.conflist").write_text('{"name": "backend"}')
+    (root / "networks" / "ctl.conflist").write_text('{"name": "ctl"}')  # shown as bridge
     return root
 
 
@@ -193,8 +195,8 @@ def named_root(tmp_path: Path) -> Path:
         ("run --rm ", ["example.com/app:1"]),
         ("rmi ex", ["example.com/app:1"]),
         ("image inspect ", ["example.com/app:1"]),
-        ("network rm ", ["backend"]),
-        ("run --net b", ["backend"]),
+        ("network rm ", ["backend", "bridge"]),
+        ("run --net b", ["backend", "bridge"]),
     ],
 )
 def test_names_complete_from_the_root_on_the_line(
