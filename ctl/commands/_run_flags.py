@@ -285,7 +285,7 @@ def _network_options(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
         from ctl import identifiers
 
         _flag("--net", lambda name: identifiers.validate("network name", name), args.network)
-    publish = tuple(_flag("-p", runopts.parse_publish, p) for p in args.publish)
+    publish = tuple(m for p in args.publish for m in _flag("-p", runopts.parse_publish, p))
     if (publish or args.publish_all) and args.network == "host":
         sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
         publish, args.publish_all = (), False

@@ -89,6 +89,10 @@ def create(
             options = options._replace(
                 publish=options.publish + publish_all(exposed, options.publish)
             )
+        if any(p.host_port == 0 for p in options.publish):
+            from ctl.network.ports import assign_free
+
+            options = options._replace(publish=assign_free(options.publish))
         container_id = os.urandom(32).hex()
         snapshot_key = snapshot or container_id
         client.snapshotter.prepare(snapshot_key, top, labels={"ctl.container": container_id})

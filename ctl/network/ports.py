@@ -1,4 +1,4 @@
-"""Host ports for ``-P/--publish-all``: every exposed port gets a free one.
+"""Host ports for ``-P/--publish-all`` and ``-p CTR``: each gets a free one.
 
 An exposed port is the image's (``ExposedPorts``, ``"80/tcp"``) or an
 ``--expose``; one that ``-p`` publishes already keeps its mapping. The host
@@ -43,6 +43,13 @@ def publish_all(exposed: Iterable[str], publish: Sequence[PortMapping]) -> tuple
                 published.add((int(port), protocol))
                 added.append(PortMapping("", free_port(protocol), int(port), protocol))
     return tuple(added)
+
+
+def assign_free(publish: Sequence[PortMapping]) -> tuple[PortMapping, ...]:
+    """assign_free gives each mapping without a host port (``-p 80``) a free one."""
+    return tuple(
+        p._replace(host_port=free_port(p.protocol)) if p.host_port == 0 else p for p in publish
+    )
 
 
 def free_port(protocol: str) -> int:

@@ -315,11 +315,14 @@ def _check_destination(destination: str, what: str) -> None:
         raise InvalidArgument(f"invalid {what}: the destination cannot be /")
 
 
-def parse_publish(value: str) -> PortMapping:
-    """parse_publish reads ``-p [IP:]HOST:CTR[/PROTO]``; IPv6 addresses go in brackets.
+def parse_publish(value: str) -> tuple[PortMapping, ...]:
+    """parse_publish reads docker's ``-p [[IP:][HOST]:]CTR[/PROTO]``; IPv6 addresses go in
+    brackets. HOST and CTR may be ranges of one length (``8080-8081:80-81``).
 
-    Ports are 1 to 65535, PROTO is tcp (the default) or udp. Port ranges and
-    a missing host port (docker's random port) are not supported.
+    Ports are 1 to 65535, PROTO is tcp (the default) or udp. A HOST left out
+    (``-p 80``, ``-p 127.0.0.1::80``) is 0: docker's random host port, which
+    the create picks (``ctl.network.ports.assign_free``). A HOST range for one
+    CTR port (docker lets the daemon pick in it) is not supported.
     """
     import ipaddress
 
@@ -335,15 +338,30 @@ def parse_publish(value: str) -> PortMapping:
             raise InvalidArgument(f"{what}: want [IPv6]:HOST:CTR")
     elif rest.count(":") == 2:
         host_ip, rest = rest.split(":", 1)
-    host, sep, container = rest.partition(":")
-    if not sep:
-        raise InvalidArgument(f"{what}: want [IP:]HOST:CTR[/tcp|udp]")
+    host, sep, container = rest.rpartition(":")
     if host_ip:
         try:
             host_ip = str(ipaddress.ip_address(host_ip))
         except ValueError as err:
             raise InvalidArgument(f"{what}: {host_ip!r} is not an IP address") from err
-    return PortMapping(host_ip, _port(host, what), _port(container, what), protocol)
+    containers = _port_range(container, what)
+    hosts = _port_range(host, what) if host else [0] * len(containers)
+    if len(hosts) != len(containers):
+        raise InvalidArgument(f"{what}: the host and container ranges must be of one length")
+    return tuple(
+        PortMapping(host_ip, h, c, protocol) for h, c in zip(hosts, containers, strict=True)
+    )
+
+
+def _port_range(value: str, what: str) -> list[int]:
+    """_port_range reads ``PORT`` or ``FIRST-LAST``."""
+    first, sep, last = value.partition("-")
+    if not sep:
+        return [_port(value, what)]
+    low, high = _port(first, what), _port(last, what)
+    if low > high:
+        raise InvalidArgument(f"{what}: the range {value!r} ends before it starts")
+    return list(range(low, high + 1))
 
 
 def _is_number(value: str) -> bool:

@@ -156,6 +156,27 @@ def test_publish_all_maps_exposed_ports_to_random_host_ports(nroot: Path, web_im
         ctl_proc("rm", "-f", "pub", root=nroot).assert_success()
 
 
+def test_publish_of_a_container_port_alone_and_of_ranges(nroot: Path, web_image: str) -> None:
+    """docker's -p 80 (a random host port) and -p HOST-RANGE:CTR-RANGE."""
+    from tests.helpers import free_port
+
+    low = free_port()
+    ctl_proc(
+        "run", "-d", "--name", "ranges", "-p", "80", "-p", f"127.0.0.1:{low}-{low + 1}:80-81",
+        web_image, root=nroot,
+    ).assert_success()  # fmt: skip
+    try:
+        doc = json.loads(ctl_proc("inspect", "ranges", root=nroot).stdout)[0]
+        ports = doc["NetworkSettings"]["Ports"]
+        random_port = next(b["HostPort"] for b in ports["80/tcp"] if b["HostIp"] == "0.0.0.0")
+        assert int(random_port) > 0
+        assert {"HostIp": "127.0.0.1", "HostPort": str(low + 1)} in ports["81/tcp"]
+        assert _get(f"http://127.0.0.1:{random_port}/") == "hello from -P\n"
+        assert _get(f"http://127.0.0.1:{low}/") == "hello from -P\n"
+    finally:
+        ctl_proc("rm", "-f", "ranges", root=nroot).assert_success()
+
+
 def test_publish_with_host_network_warns_and_runs(nroot: Path, images: CanonicalImages) -> None:
     result = ctl_proc(
         "run", "--rm", "--net", "host", "-p", f"{free_port()}:80", images.busybox_ref, "true",

@@ -137,7 +137,7 @@ def test_inspect_and_lazy_commands_complete(tmp_path: Path) -> None:
 
     root = named_root.__wrapped__(tmp_path)  # type: ignore[attr-defined]
     words = _complete(f"ctl --root {root} inspect ", tmp_path)
-    assert words == ["backend", "example.com/app:1", "web"]
+    assert words == ["backend", "bridge", "example.com/app:1", "web"]
     from ctl.commands.inspect import DOCUMENTS
 
     assert _complete(f"ctl --root {root} inspect --type ", tmp_path) == sorted(DOCUMENTS)

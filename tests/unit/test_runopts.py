@@ -206,30 +206,39 @@ def test_parse_mount_rejects(value: str, error: type[Exception]) -> None:
 @pytest.mark.parametrize(
     ("value", "want"),
     [
-        ("8080:80", PortMapping("", 8080, 80, "tcp")),
-        ("8080:80/udp", PortMapping("", 8080, 80, "udp")),
-        ("8080:80/TCP", PortMapping("", 8080, 80, "tcp")),
-        ("127.0.0.1:8080:80", PortMapping("127.0.0.1", 8080, 80, "tcp")),
-        ("[::1]:53:53/udp", PortMapping("::1", 53, 53, "udp")),
-        ("1:65535", PortMapping("", 1, 65535, "tcp")),
+        ("8080:80", [PortMapping("", 8080, 80, "tcp")]),
+        ("8080:80/udp", [PortMapping("", 8080, 80, "udp")]),
+        ("8080:80/TCP", [PortMapping("", 8080, 80, "tcp")]),
+        ("127.0.0.1:8080:80", [PortMapping("127.0.0.1", 8080, 80, "tcp")]),
+        ("[::1]:53:53/udp", [PortMapping("::1", 53, 53, "udp")]),
+        ("1:65535", [PortMapping("", 1, 65535, "tcp")]),
+        # docker's random host port: 0 until the create picks one.
+        ("80", [PortMapping("", 0, 80, "tcp")]),
+        (":80/udp", [PortMapping("", 0, 80, "udp")]),
+        ("1.2.3.4::80", [PortMapping("1.2.3.4", 0, 80, "tcp")]),
+        (
+            "8080-8081:80-81",
+            [PortMapping("", 8080, 80, "tcp"), PortMapping("", 8081, 81, "tcp")],
+        ),
+        ("90-91", [PortMapping("", 0, 90, "tcp"), PortMapping("", 0, 91, "tcp")]),
     ],
 )
-def test_parse_publish(value: str, want: PortMapping) -> None:
-    assert parse_publish(value) == want
+def test_parse_publish(value: str, want: list[PortMapping]) -> None:
+    assert list(parse_publish(value)) == want
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        "80",
         "0:80",
         "8080:65536",
         "8080:80/sctp",
-        "8000-8010:80-90",
+        "8000-8010:80-81",
+        "8081-8080:80-81",
+        "8080-:80",
         "a:80",
         "300.0.0.1:80:80",
         "[::1:80:80",
-        "1.2.3.4::80",
         "8080:\uff18\uff10",  # fullwidth digits: str.isdigit says yes, int() would too
     ],
 )
