@@ -49,7 +49,7 @@ def commands() -> tuple[Command | Group, ...]:
     logs = Command("logs", _logs, "Print a container's logs", _logs_flags)
     exec_ = Command("exec", _exec, "Run a command in a running container", _exec_flags)
     wait = Command("wait", _wait, "Wait for containers to stop; print exit codes", _containers_arg)
-    top = Command("top", _top, "Show the processes of a container", _container_arg)
+    top = Command("top", _top, "Show the processes of a container", _top_flags)
     rename = Command("rename", _rename, "Rename a container", _rename_flags)
     port = Command("port", _port, "List a container's published ports", _port_flags)
     prune = Command(
@@ -121,6 +121,13 @@ def _containers_arg(parser: argparse.ArgumentParser) -> None:
 
 def _container_arg(parser: argparse.ArgumentParser) -> None:
     complete(parser.add_argument("container", metavar="CONTAINER"), complete_containers)
+
+
+def _top_flags(parser: argparse.ArgumentParser) -> None:
+    _container_arg(parser)
+    parser.add_argument(
+        "ps_options", nargs="...", metavar="PS OPTIONS", help="options of ps (default -ef)"
+    )
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
@@ -732,18 +739,9 @@ def _inspect(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _top(args: argparse.Namespace, ctx: Context) -> int:
-    import subprocess
+    from ctl.containers.top import top
 
-    pids = ctx.client.pids(args.container)
-    if not pids:
-        return 0
-    result = subprocess.run(
-        ["ps", "-o", "uid,pid,ppid,c,stime,tty,time,cmd", "-p", ",".join(map(str, pids))],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    sys.stdout.write(result.stdout)
+    sys.stdout.write(top(ctx.client.pids(args.container), args.ps_options or ["-ef"]))
     return 0
 
 

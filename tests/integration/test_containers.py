@@ -492,7 +492,23 @@ def test_top_and_the_tasks_group(croot: Path, image: str) -> None:
         running = ctl_proc("inspect", "-f", "{{.State.Running}} {{.Name}}", "observed", root=croot)
         assert running.assert_success().stdout == "true /observed\n"
         top = ctl_proc("top", "observed", root=croot).assert_success().stdout
-        assert "PID" in top.splitlines()[0] and "sleep 60" in top
+        # docker's default, ps -ef, with the container's processes only.
+        assert top.splitlines()[0].split() == [
+            "UID",
+            "PID",
+            "PPID",
+            "C",
+            "STIME",
+            "TTY",
+            "TIME",
+            "CMD",
+        ]
+        assert [line.split()[-2:] for line in top.splitlines()[1:]] == [["sleep", "60"]]
+        chosen = ctl_proc("top", "observed", "-o", "pid,comm", root=croot).assert_success()
+        assert [line.split()[1] for line in chosen.stdout.splitlines()] == ["COMMAND", "sleep"]
+        ctl_proc("top", "observed", "-o", "comm", root=croot).assert_failure(
+            125, stderr_re="no PID column"
+        )
         tasks = ctl_proc("tasks", "ls", "--format", "json", root=croot).assert_success()
         mine = [t for t in tasks.json_lines() if t["Status"] == "RUNNING"]
         (pid,) = [t["Pid"] for t in mine if t["Task"] == _container_id(croot, "observed")]
