@@ -330,6 +330,7 @@ def _image_row(summary: ImageSummary, no_trunc: bool) -> dict[str, Any]:
 
 def _images(args: argparse.Namespace, ctx: Context) -> Listing:
     from ctl.output import Column, Listing
+    from ctl.timefmt import parse_rfc3339
 
     client = ctx.client
     images = client.list_images()
@@ -341,13 +342,14 @@ def _images(args: argparse.Namespace, ctx: Context) -> Listing:
     summaries = [client.summarize(i) for i in images]
     if args.filter:
         from ctl.images.filter import ImageFilter
-        from ctl.timefmt import parse_rfc3339
 
         def created(ref: str) -> float:
             return parse_rfc3339(client.summarize(client.get_image(ref)).created) or 0.0
 
         test = ImageFilter(args.filter, created)
         summaries = [s for s in summaries if test.keep(s, parse_rfc3339(s.created))]
+    # docker's daemon lists the newest images first; names of one age stay in order.
+    summaries.sort(key=lambda s: parse_rfc3339(s.created) or 0.0, reverse=True)
     rows = [_image_row(s, args.no_trunc) for s in summaries]
     columns = [
         Column("REPOSITORY", "Repository"),
