@@ -868,6 +868,16 @@ class TaskService:
         previous = signal.signal(signal.SIGINT, lambda sig, frame: None)
         try:
             runc = self._runc(container)
+            if tty and not detach:
+                from ctl.runtime.ptyrelay import has_terminal, run_on_pty
+
+                if not has_terminal(stdio):
+                    return run_on_pty(
+                        lambda pty: runc.exec(
+                            container.id, process, ExecOpts(), Stdio(pty, pty, pty)
+                        ),
+                        stdio,
+                    )
             if tty or detach:
                 return runc.exec(container.id, process, ExecOpts(detach=detach), stdio)
             with _RuncErrorFilter(stdio.stderr if stdio.stderr is not None else 2) as stderr:

@@ -244,7 +244,11 @@ def test_wait_reads_the_exit_of_a_container_removed_meanwhile(croot: Path, image
     for waiter in waiters:
         out, err = waiter.communicate(timeout=60)
         assert (waiter.returncode, out, err) == (0, b"6\n", b"")
-    # Gone before wait starts: docker's "No such container".
+    # Gone before wait starts: docker's "No such container". The --rm goes on after the
+    # exit the waiters saw, so wait for the record to go first.
+    deadline = time.monotonic() + 10
+    while ctl_proc("inspect", cid, root=croot).code == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     ctl_proc("wait", cid, root=croot).assert_failure(125, stderr_re="(?i)no such container")
     # rm -f of a running container while it is waited for: killed by SIGKILL.
     ctl_proc(
@@ -679,6 +683,16 @@ def test_exec_exit_codes_and_streams(croot: Path, image: str) -> None:
     assert env.assert_success().stdout == "b /tmp 65534\n"
     piped = ctl_proc("exec", "-i", "ex", "cat", root=croot, input="through stdin\n")
     assert piped.assert_success().stdout == "through stdin\n"
+    # -t with no terminal anywhere (a CI job; its own session, so no /dev/tty either), as
+    # docker's: the process still gets one.
+    tty = subprocess.run(
+        [*ctl_command(), "--root", str(croot), "exec", "-t", "ex", "sh", "-c", "tty; exit 4"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        start_new_session=True,
+        check=False,
+    )
+    assert (tty.returncode, tty.stdout) == (4, b"/dev/pts/0\r\n"), tty
     ctl_proc("rm", "-f", "ex", root=croot).assert_success()
 
 
