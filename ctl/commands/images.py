@@ -189,9 +189,14 @@ def _platform(text: str | None) -> Platform | None:
     return parse_platform(text)
 
 
+def _has_tag(ref: str) -> bool:
+    """_has_tag: ``ref`` names a tag or a digest, not a repository alone."""
+    return "@" in ref or ":" in ref.rsplit("/", 1)[-1]
+
+
 def _repository(ref: str) -> str:
     """_repository is ``ref`` for -a/--all-tags, which takes a repository without a tag."""
-    if "@" in ref or ":" in ref.rsplit("/", 1)[-1]:
+    if _has_tag(ref):
         raise InvalidArgument("tag can't be used with --all-tags/-a")
     return ref
 
@@ -212,12 +217,19 @@ def _pull(args: argparse.Namespace, ctx: Context) -> int:
     if args.all_tags:
         repository = _repository(args.ref)
         refs = [f"{repository}:{tag}" for tag in ctx.client.repository_tags(repository)]
+    # docker's Status line says whether the name now stands for another image.
+    before = {i.name: i.target.digest for i in ctx.client.list_images()}
+    if not args.quiet and not args.all_tags and not _has_tag(args.ref):
+        print("Using default tag: latest", flush=True)
     for ref in refs:
         image = ctx.client.pull(
             ref, platform=platform, insecure=args.insecure, progress=for_stream(args.quiet)
         )
         if not args.quiet:
+            same = before.get(image.name) == image.target.digest
+            news = "Image is up to date" if same else "Downloaded newer image"
             print(f"Digest: {image.target.digest}")
+            print(f"Status: {news} for {_familiar(image.name)}")
             print(image.name)
     if args.quiet:
         print(_quiet_line(args.ref, args.all_tags))

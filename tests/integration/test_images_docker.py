@@ -220,6 +220,18 @@ def test_image_inspect_prints_what_it_finds_then_the_error(
     assert alone.stdout == ""
 
 
+def test_pull_prints_dockers_lines(root: Path, images: CanonicalImages) -> None:
+    """docker's pull output, which scripts grep: the Status line says whether it changed."""
+    repository = images.busybox_ref.rsplit(":", 1)[0]
+    first = run_ctl("pull", repository, root=root).assert_success().stdout.splitlines()
+    short = f"{repository}:latest"  # a registry on 127.0.0.1 keeps its host in short names
+    assert first[0] == "Using default tag: latest", first
+    assert first[-2:] == [f"Status: Downloaded newer image for {short}", short], first
+    again = run_ctl("pull", f"{repository}:latest", root=root).assert_success().stdout
+    assert again.splitlines()[-2:] == [f"Status: Image is up to date for {short}", short]
+    assert "Using default tag" not in again
+
+
 def test_pull_and_push_quiet_print_the_reference(
     root: Path, images: CanonicalImages, registry: RegistryServer
 ) -> None:
