@@ -335,6 +335,11 @@ def _image_row(summary: ImageSummary, no_trunc: bool) -> dict[str, Any]:
         "CreatedAt": go_time_string(created or 0.0),
         "CreatedSince": ago(created),
         "Size": human_size(summary.size),
+        # docker's listing has these; its daemon fills them only for system df.
+        "VirtualSize": human_size(summary.size),
+        "Containers": "N/A",
+        "SharedSize": "N/A",
+        "UniqueSize": "N/A",
         "Platform": summary.platform,
         "Name": summary.image.name,
     }

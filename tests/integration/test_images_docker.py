@@ -105,6 +105,8 @@ def test_images_lists_familiar_names_and_hides_dangling_ones(
     assert listed("-f", "dangling=true") == unnamed
     assert image_id[7:19] in run_ctl("images", "-a", "-q", root=root).stdout
     assert image_id[7:19] not in run_ctl("images", "-q", root=root).stdout
+    fields = run_ctl("images", "--format", "json", root=root).json_lines()[0]
+    assert {"Containers", "SharedSize", "UniqueSize", "VirtualSize"} <= set(fields), fields
     # Newest first, as docker's daemon lists them: the import is younger than busybox.
     order = run_ctl("images", "-a", "--format", "{{.Repository}}", root=root).stdout.split()
     assert order[0] == "<none>", order
