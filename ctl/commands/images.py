@@ -189,6 +189,18 @@ def _platform(text: str | None) -> Platform | None:
     return parse_platform(text)
 
 
+def _target_of(ctx: Context, ref: str) -> str | None:
+    """_target_of is the digest the name ``ref`` stands for now, for pull's Status line: None
+    for a new name, and for one whose record cannot be read (pull writes it again)."""
+    from ctl.reference import parse
+
+    name = str(parse(ref))
+    try:
+        return ctx.client.images.get(name).target.digest
+    except CtlError:
+        return None
+
+
 def _has_tag(ref: str) -> bool:
     """_has_tag: ``ref`` names a tag or a digest, not a repository alone."""
     return "@" in ref or ":" in ref.rsplit("/", 1)[-1]
@@ -217,16 +229,16 @@ def _pull(args: argparse.Namespace, ctx: Context) -> int:
     if args.all_tags:
         repository = _repository(args.ref)
         refs = [f"{repository}:{tag}" for tag in ctx.client.repository_tags(repository)]
-    # docker's Status line says whether the name now stands for another image.
-    before = {i.name: i.target.digest for i in ctx.client.list_images()}
+    befores = {ref: _target_of(ctx, ref) for ref in refs}  # bad input fails before any output
     if not args.quiet and not args.all_tags and not _has_tag(args.ref):
         print("Using default tag: latest", flush=True)
     for ref in refs:
+        before = befores[ref]
         image = ctx.client.pull(
             ref, platform=platform, insecure=args.insecure, progress=for_stream(args.quiet)
         )
         if not args.quiet:
-            same = before.get(image.name) == image.target.digest
+            same = before == image.target.digest
             news = "Image is up to date" if same else "Downloaded newer image"
             print(f"Digest: {image.target.digest}")
             print(f"Status: {news} for {_familiar(image.name)}")
