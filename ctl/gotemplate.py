@@ -493,16 +493,12 @@ def _call(name: str, args: list[Any]) -> Any:
         raise TemplateError(
             f"template: wrong number of args for {name}: want {arity} got {len(args)}"
         )
-    try:
-        return function(*args)
-    except TemplateError:
-        raise
-    except (TypeError, ValueError, KeyError, IndexError) as err:
-        raise TemplateError(f"template: error calling {name}: {err}") from None
+    return _call_method(name, function, args)
 
 
 def _call_method(name: str, method: Callable[..., Any], args: list[Any]) -> Any:
-    """_call_method calls a field whose value is a function, as Go calls a method."""
+    """_call_method calls a function, or a field whose value is a function as Go calls a
+    method; Python's errors in it are the template's."""
     try:
         return method(*args)
     except TemplateError:
