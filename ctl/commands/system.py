@@ -347,8 +347,7 @@ def _df_verbose(args: argparse.Namespace, ctx: Context) -> int:
     containers = []
     for container in client.list_containers():
         row = ps_row(container, client.task_state(container), no_trunc=False)
-        mounted = sum(1 for mount in container.config.mounts if mount.type == "volume")
-        row.update(LocalVolumes=str(mounted), Size=human_size(client.container_size(container)[0]))
+        row["Size"] = human_size(client.container_size(container)[0])
         containers.append(row)
     volumes = [
         {"Name": name, "Links": str(links), "Size": human_size(size)}
