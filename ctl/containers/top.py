@@ -15,13 +15,15 @@ def top(pids: list[int], ps_options: list[str]) -> str:
     way the lines are kept by their PID. A container without processes has
     the header alone.
     """
-    pid_list = ",".join(map(str, pids))
+    asked = ["ps", *ps_options]
     try:
-        done = subprocess.run(
-            ["ps", *ps_options, "-q", pid_list], capture_output=True, text=True, check=False
-        )
-        if done.returncode != 0 or not pids:
-            done = subprocess.run(["ps", *ps_options], capture_output=True, text=True, check=False)
+        done = None
+        if pids:
+            pid_list = ",".join(map(str, pids))
+            only = [*asked, "-q", pid_list]
+            done = subprocess.run(only, capture_output=True, text=True, check=False)
+        if done is None or done.returncode != 0:
+            done = subprocess.run(asked, capture_output=True, text=True, check=False)
     except OSError as err:
         raise CtlError(f"top: cannot run ps: {err.strerror}") from None
     if done.returncode != 0:
