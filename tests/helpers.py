@@ -183,6 +183,23 @@ def free_port() -> int:
         return port
 
 
+def free_port_pair() -> int:
+    """free_port_pair is a TCP port on 127.0.0.1 that, with the next one, was free a moment
+    ago (both held at once while they are checked), for a published port range."""
+    while True:
+        low = free_port()
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second,
+        ):
+            try:
+                first.bind(("127.0.0.1", low))
+                second.bind(("127.0.0.1", low + 1))
+            except OSError:
+                continue  # taken meanwhile, or the next one is: try another
+        return low
+
+
 def free_subnet() -> ipaddress.IPv4Network:
     """free_subnet is a /24 that none of the host's routes and addresses overlapped a moment ago.
 

@@ -158,9 +158,9 @@ def test_publish_all_maps_exposed_ports_to_random_host_ports(nroot: Path, web_im
 
 def test_publish_of_a_container_port_alone_and_of_ranges(nroot: Path, web_image: str) -> None:
     """docker's -p 80 (a random host port) and -p HOST-RANGE:CTR-RANGE."""
-    from tests.helpers import free_port
+    from tests.helpers import free_port_pair
 
-    low = free_port()
+    low = free_port_pair()
     ctl_proc(
         "run", "-d", "--name", "ranges", "-p", "80", "-p", f"127.0.0.1:{low}-{low + 1}:80-81",
         web_image, root=nroot,
